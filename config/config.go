@@ -1,0 +1,98 @@
+package config
+
+import (
+	"time"
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	Issuer     string     `yaml:"issuer"`
+	Listen     string     `yaml:"listen"`
+	Storage    Storage    `yaml:"storage"`
+	Signing    Signing    `yaml:"signing"`
+	Tokens     Tokens     `yaml:"tokens"`
+	BruteForce BruteForce `yaml:"brute_force"`
+	Clients    []Client   `yaml:"clients"`
+	Users      []User     `yaml:"users"`
+
+	lines map[string]int // key path → line, for errors found after parsing
+}
+
+// Storage selects the database.
+type Storage struct {
+	Driver string `yaml:"driver"` // sqlite | postgres
+	DSN    string `yaml:"dsn"`    // a file path for sqlite, a DSN or URL for postgres
+}
+
+// Signing configures the issuer's signing keys.
+type Signing struct {
+	Algorithm      string        `yaml:"algorithm"`       // RS256 | ES256 | EdDSA
+	RotationPeriod time.Duration `yaml:"rotation_period"` // a new key after this long
+}
+
+// Tokens holds the lifetimes of everything the issuer hands out.
+type Tokens struct {
+	AccessTTL  time.Duration `yaml:"access_ttl"`
+	IDTTL      time.Duration `yaml:"id_ttl"`
+	RefreshTTL time.Duration `yaml:"refresh_ttl"`
+	CodeTTL    time.Duration `yaml:"code_ttl"`
+	SSOIdle    time.Duration `yaml:"sso_idle"`
+	SSOMax     time.Duration `yaml:"sso_max"`
+}
+
+// BruteForce configures failure counting on password forms and the password grant.
+type BruteForce struct {
+	FailureFactor int           `yaml:"failure_factor"` // failures before the first wait
+	WaitIncrement time.Duration `yaml:"wait_increment"`
+	MaxWait       time.Duration `yaml:"max_wait"`
+}
+
+// Client is an OAuth client (a relying party) of fedhub's issuer.
+type Client struct {
+	ID                     string   `yaml:"id"`
+	Name                   string   `yaml:"name"`
+	Secret                 string   `yaml:"secret"`      // only as a ${ENV} reference
+	SecretHash             string   `yaml:"secret_hash"` // sha256:<hex>, see HashClientSecret
+	Public                 bool     `yaml:"public"`
+	RedirectURIs           []string `yaml:"redirect_uris"`
+	PostLogoutRedirectURIs []string `yaml:"post_logout_redirect_uris"`
+	GrantTypes             []string `yaml:"grant_types"`
+}
+
+// User is a bootstrap user, created when missing and never overwritten.
+type User struct {
+	Username      string   `yaml:"username"`
+	Email         string   `yaml:"email"`
+	EmailVerified bool     `yaml:"email_verified"`
+	Name          string   `yaml:"name"`
+	Password      string   `yaml:"password"`      // only as a ${ENV} reference
+	PasswordHash  string   `yaml:"password_hash"` // $argon2id$…
+	Roles         []string `yaml:"roles"`
+	Groups        []string `yaml:"groups"`
+}
+
+// Grant types a client may be allowed.
+const (
+	GrantAuthorizationCode = "authorization_code"
+	GrantRefreshToken      = "refresh_token"
+	GrantClientCredentials = "client_credentials"
+	GrantPassword          = "password"
+)
+
+// Defaults are the values of every key the file leaves out.
+func Defaults() Config {
+	return Config{
+		Listen:  "127.0.0.1:8080",
+		Storage: Storage{Driver: "sqlite", DSN: "fedhub.db"},
+		Signing: Signing{Algorithm: "RS256", RotationPeriod: 30 * 24 * time.Hour},
+		Tokens: Tokens{
+			AccessTTL:  10 * time.Minute,
+			IDTTL:      10 * time.Minute,
+			RefreshTTL: 30 * 24 * time.Hour,
+			CodeTTL:    60 * time.Second,
+			SSOIdle:    30 * time.Minute,
+			SSOMax:     10 * time.Hour,
+		},
+		BruteForce: BruteForce{FailureFactor: 30, WaitIncrement: time.Minute, MaxWait: 15 * time.Minute},
+	}
+}

@@ -1,0 +1,217 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Errors lists every problem found in a file, each naming its key and line.
+type Errors []error
+
+func (e Errors) Error() string {
+	msgs := make([]string, len(e))
+	for i, err := range e {
+		msgs[i] = err.Error()
+	}
+	return strings.Join(msgs, "\n")
+}
+
+// KeyError is one problem at one key.
+type KeyError struct {
+	Key  string
+	Line int
+	Msg  string
+}
+
+func (e *KeyError) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("line %d: %s: %s", e.Line, e.Key, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s", e.Key, e.Msg)
+}
+
+// LoadFile reads, expands, decodes and validates a configuration file.
+func LoadFile(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	cfg, err := Parse(data, os.LookupEnv)
+	if err != nil {
+		return nil, fmt.Errorf("%s:\n%w", path, err)
+	}
+	return cfg, nil
+}
+
+// Parse decodes and validates a configuration. lookup resolves ${ENV} references.
+func Parse(data []byte, lookup func(string) (string, bool)) (*Config, error) {
+	var root yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&root); err != nil {
+		return nil, fmt.Errorf("not valid YAML: %w", err)
+	}
+	cfg := Defaults()
+	cfg.lines = map[string]int{}
+	if root.Kind == 0 { // empty file
+		return &cfg, cfg.Validate()
+	}
+	doc := root.Content[0]
+	var errs Errors
+	w := walker{lookup: lookup, lines: cfg.lines}
+	w.walk(doc, reflect.TypeOf(cfg), "")
+	errs = append(errs, w.errs...)
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	if err := doc.Decode(&cfg); err != nil {
+		return nil, typeErrors(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+func typeErrors(err error) error {
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		var errs Errors
+		for _, msg := range te.Errors {
+			errs = append(errs, errors.New(msg))
+		}
+		return errs
+	}
+	return err
+}
+
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
+
+// walker checks every key against the schema, records where each key is, and
+// expands ${ENV} references in scalar values (so that line numbers survive).
+type walker struct {
+	lookup func(string) (string, bool)
+	lines  map[string]int
+	errs   Errors
+}
+
+func (w *walker) fail(key string, line int, format string, args ...any) {
+	w.errs = append(w.errs, &KeyError{Key: key, Line: line, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
+	w.lines[path] = n.Line
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if n.Kind == yaml.AliasNode {
+		w.fail(path, n.Line, "YAML aliases are not supported")
+		return
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		if t == reflect.TypeOf(time.Duration(0)) {
+			break
+		}
+		if n.Kind != yaml.MappingNode {
+			w.fail(path, n.Line, "expected a mapping of keys")
+			return
+		}
+		fields := yamlFields(t)
+		seen := map[string]bool{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			key := join(path, k.Value)
+			if seen[k.Value] {
+				w.fail(key, k.Line, "key appears twice")
+				continue
+			}
+			seen[k.Value] = true
+			f, ok := fields[k.Value]
+			if !ok {
+				w.fail(key, k.Line, "unknown key")
+				continue
+			}
+			w.walk(v, f.Type, key)
+		}
+		return
+	case reflect.Slice:
+		if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+			return
+		}
+		if n.Kind != yaml.SequenceNode {
+			w.fail(path, n.Line, "expected a list")
+			return
+		}
+		for i, item := range n.Content {
+			w.walk(item, t.Elem(), fmt.Sprintf("%s[%d]", path, i))
+		}
+		return
+	}
+	if n.Kind != yaml.ScalarNode {
+		w.fail(path, n.Line, "expected a single value")
+		return
+	}
+	w.expand(n, path)
+}
+
+func (w *walker) expand(n *yaml.Node, path string) {
+	if !strings.Contains(n.Value, "${") {
+		return
+	}
+	if isEnvRef(n.Value) {
+		w.lines[path+"#env"] = n.Line // the value came from the environment
+	}
+	n.Value = envRef.ReplaceAllStringFunc(n.Value, func(ref string) string {
+		m := envRef.FindStringSubmatch(ref)
+		if v, ok := w.lookup(m[1]); ok {
+			return v
+		}
+		if m[2] != "" {
+			return m[3]
+		}
+		w.fail(path, n.Line, "environment variable %s is not set", m[1])
+		return ""
+	})
+	// An expanded value is data, not YAML: keep strings strings, let numbers and
+	// booleans decode as the field's type.
+	if n.Tag == "!!str" || n.Style != 0 {
+		return
+	}
+	n.Tag = ""
+	if _, err := strconv.ParseFloat(n.Value, 64); err != nil && n.Value != "true" && n.Value != "false" {
+		n.Tag = "!!str"
+	}
+}
+
+func isEnvRef(s string) bool {
+	loc := envRef.FindStringIndex(s)
+	return loc != nil && loc[0] == 0 && loc[1] == len(s)
+}
+
+func yamlFields(t reflect.Type) map[string]reflect.StructField {
+	out := map[string]reflect.StructField{}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name != "" && name != "-" {
+			out[name] = f
+		}
+	}
+	return out
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}

@@ -1,0 +1,201 @@
+package config
+
+import (
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/url"
+	"slices"
+	"strings"
+)
+
+// Validate checks the decoded configuration and returns every problem found.
+func (c *Config) Validate() error {
+	v := validator{lines: c.lines}
+	v.issuer(c.Issuer)
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		v.fail("listen", "must be host:port, e.g. 127.0.0.1:8080")
+	}
+	switch c.Storage.Driver {
+	case "sqlite", "postgres":
+		if c.Storage.DSN == "" {
+			v.fail("storage.dsn", "is required (a file path for sqlite, a connection string for postgres)")
+		}
+	default:
+		v.fail("storage.driver", "must be sqlite or postgres, not %q", c.Storage.Driver)
+	}
+	if !slices.Contains([]string{"RS256", "ES256", "EdDSA"}, c.Signing.Algorithm) {
+		v.fail("signing.algorithm", "must be RS256, ES256 or EdDSA, not %q", c.Signing.Algorithm)
+	}
+	v.positive("signing.rotation_period", c.Signing.RotationPeriod > 0)
+	t := c.Tokens
+	v.positive("tokens.access_ttl", t.AccessTTL > 0)
+	v.positive("tokens.id_ttl", t.IDTTL > 0)
+	v.positive("tokens.refresh_ttl", t.RefreshTTL > 0)
+	v.positive("tokens.sso_idle", t.SSOIdle > 0)
+	v.positive("tokens.sso_max", t.SSOMax > 0)
+	if t.CodeTTL <= 0 || t.CodeTTL.Seconds() > 60 {
+		v.fail("tokens.code_ttl", "must be between 1s and 60s (RFC 9700)")
+	}
+	if c.BruteForce.FailureFactor < 1 {
+		v.fail("brute_force.failure_factor", "must be at least 1")
+	}
+	v.positive("brute_force.wait_increment", c.BruteForce.WaitIncrement > 0)
+	v.positive("brute_force.max_wait", c.BruteForce.MaxWait > 0)
+
+	ids := map[string]bool{}
+	for i, cl := range c.Clients {
+		v.client(fmt.Sprintf("clients[%d]", i), cl, ids)
+	}
+	names := map[string]bool{}
+	for i, u := range c.Users {
+		v.user(fmt.Sprintf("users[%d]", i), u, names)
+	}
+	if len(v.errs) > 0 {
+		return v.errs
+	}
+	return nil
+}
+
+type validator struct {
+	lines map[string]int
+	errs  Errors
+}
+
+func (v *validator) fail(key, format string, args ...any) {
+	line := v.lines[key]
+	for k := key; line == 0 && strings.Contains(k, "."); { // fall back to the enclosing key
+		k = k[:strings.LastIndex(k, ".")]
+		line = v.lines[k]
+	}
+	v.errs = append(v.errs, &KeyError{Key: key, Line: line, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (v *validator) positive(key string, ok bool) {
+	if !ok {
+		v.fail(key, "must be a positive duration such as 10m or 24h")
+	}
+}
+
+func (v *validator) issuer(issuer string) {
+	u, err := url.Parse(issuer)
+	switch {
+	case issuer == "":
+		v.fail("issuer", "is required: the public URL of fedhub, e.g. https://login.example.com")
+	case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
+		v.fail("issuer", "must be an absolute http(s) URL")
+	case u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(u.Path, "/"):
+		v.fail("issuer", "must have no query, fragment or trailing slash (OpenID Connect Discovery §3)")
+	case u.Scheme == "http" && !IsLoopback(u.Hostname()):
+		v.fail("issuer", "must use https unless it is a loopback address")
+	}
+}
+
+// fromEnv reports whether the whole value at key was a ${ENV} reference.
+func (v *validator) fromEnv(key string) bool {
+	if v.lines == nil { // built in code (demo mode), not read from a file
+		return true
+	}
+	_, ok := v.lines[key+"#env"]
+	return ok
+}
+
+func (v *validator) client(key string, cl Client, ids map[string]bool) {
+	switch {
+	case cl.ID == "":
+		v.fail(key+".id", "is required")
+	case ids[cl.ID]:
+		v.fail(key+".id", "%q is used by another client", cl.ID)
+	}
+	ids[cl.ID] = true
+	if cl.Secret != "" && !v.fromEnv(key+".secret") {
+		v.fail(key+".secret", "must be a ${ENV} reference, never a literal; or give secret_hash (fedhub hash-secret)")
+	}
+	if cl.Secret != "" && cl.SecretHash != "" {
+		v.fail(key+".secret_hash", "give either secret or secret_hash, not both")
+	}
+	if cl.SecretHash != "" && !validSecretHash(cl.SecretHash) {
+		v.fail(key+".secret_hash", "must be sha256:<64 hex digits> (fedhub hash-secret)")
+	}
+	hasSecret := cl.Secret != "" || cl.SecretHash != ""
+	if cl.Public && hasSecret {
+		v.fail(key+".public", "a public client has no secret")
+	}
+	if !cl.Public && !hasSecret {
+		v.fail(key+".secret", "a confidential client needs secret or secret_hash (or set public: true)")
+	}
+	if len(cl.GrantTypes) == 0 {
+		v.fail(key+".grant_types", "list at least one of authorization_code, refresh_token, client_credentials, password")
+	}
+	for i, g := range cl.GrantTypes {
+		if !slices.Contains([]string{GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials, GrantPassword}, g) {
+			v.fail(fmt.Sprintf("%s.grant_types[%d]", key, i), "unknown grant type %q (implicit and hybrid flows are not offered)", g)
+		}
+		if cl.Public && (g == GrantClientCredentials || g == GrantPassword) {
+			v.fail(fmt.Sprintf("%s.grant_types[%d]", key, i), "%s needs a confidential client", g)
+		}
+	}
+	if slices.Contains(cl.GrantTypes, GrantAuthorizationCode) && len(cl.RedirectURIs) == 0 {
+		v.fail(key+".redirect_uris", "authorization_code needs at least one redirect URI")
+	}
+	for i, u := range cl.RedirectURIs {
+		if msg := checkRedirectURI(u); msg != "" {
+			v.fail(fmt.Sprintf("%s.redirect_uris[%d]", key, i), "%s", msg)
+		}
+	}
+	for i, u := range cl.PostLogoutRedirectURIs {
+		if msg := checkRedirectURI(u); msg != "" {
+			v.fail(fmt.Sprintf("%s.post_logout_redirect_uris[%d]", key, i), "%s", msg)
+		}
+	}
+}
+
+func checkRedirectURI(raw string) string {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil || !u.IsAbs():
+		return "must be an absolute URI"
+	case u.Fragment != "":
+		return "must not contain a fragment"
+	case u.Scheme == "http" && !IsLoopback(u.Hostname()):
+		return "http is allowed only for loopback addresses; use https"
+	}
+	return ""
+}
+
+func (v *validator) user(key string, u User, names map[string]bool) {
+	switch {
+	case u.Username == "":
+		v.fail(key+".username", "is required")
+	case names[strings.ToLower(u.Username)]:
+		v.fail(key+".username", "%q is used by another user", u.Username)
+	}
+	names[strings.ToLower(u.Username)] = true
+	if u.Password != "" && !v.fromEnv(key+".password") {
+		v.fail(key+".password", "must be a ${ENV} reference, never a literal; or give password_hash")
+	}
+	if u.Password != "" && u.PasswordHash != "" {
+		v.fail(key+".password_hash", "give either password or password_hash, not both")
+	}
+	if u.PasswordHash != "" && !strings.HasPrefix(u.PasswordHash, "$argon2id$") {
+		v.fail(key+".password_hash", "must be an argon2id hash ($argon2id$…)")
+	}
+}
+
+// IsLoopback reports whether host is localhost or a loopback IP.
+func IsLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func validSecretHash(h string) bool {
+	hexPart, ok := strings.CutPrefix(h, "sha256:")
+	if !ok || len(hexPart) != 64 {
+		return false
+	}
+	_, err := hex.DecodeString(hexPart)
+	return err == nil
+}

@@ -1,0 +1,141 @@
+package issuer
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+
+	"gorm.io/gorm/clause"
+
+	"github.com/fedhub/fedhub/config"
+	"github.com/fedhub/fedhub/store"
+)
+
+// HashClientSecret is the stored form of a client secret. Client secrets are
+// random and high-entropy, so a fast hash is enough: a slow password hash here
+// would make every token request slow for no gain.
+func HashClientSecret(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+func (iss *Issuer) syncClients(ctx context.Context, clients []config.Client) error {
+	for _, c := range clients {
+		hash := c.SecretHash
+		if c.Secret != "" {
+			hash = HashClientSecret(c.Secret)
+		}
+		row := Client{
+			ID: c.ID, Name: c.Name, SecretHash: hash, Public: c.Public,
+			RedirectURIs: c.RedirectURIs, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
+			GrantTypes: c.GrantTypes,
+		}
+		if row.Name == "" {
+			row.Name = c.ID
+		}
+		err := iss.db.WithContext(ctx).Clauses(clause.OnConflict{UpdateAll: true}).Create(&row).Error
+		if err != nil {
+			return fmt.Errorf("save client %s: %w", c.ID, err)
+		}
+	}
+	return nil
+}
+
+var errUnknownClient = errors.New("unknown client")
+
+func (iss *Issuer) client(ctx context.Context, id string) (*Client, error) {
+	if id == "" || len(id) > 255 {
+		return nil, errUnknownClient
+	}
+	var c Client
+	if err := iss.db.WithContext(ctx).Take(&c, "id = ?", id).Error; err != nil {
+		if store.IsNotFound(err) {
+			return nil, errUnknownClient
+		}
+		return nil, fmt.Errorf("load client: %w", err)
+	}
+	return &c, nil
+}
+
+func (c *Client) allows(grant string) bool { return slices.Contains(c.GrantTypes, grant) }
+
+// checkSecret compares in constant time.
+func (c *Client) checkSecret(secret string) bool {
+	if c.SecretHash == "" {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(c.SecretHash), []byte(HashClientSecret(secret))) == 1
+}
+
+// redirectAllowed matches a redirect URI exactly against the registered ones;
+// only for loopback IPs may the port vary (RFC 8252 §7.3, RFC 9700 §4.1.1).
+func (c *Client) redirectAllowed(uri string) bool {
+	return matchURI(c.RedirectURIs, uri)
+}
+
+func matchURI(registered []string, uri string) bool {
+	if slices.Contains(registered, uri) {
+		return true
+	}
+	u, err := url.Parse(uri)
+	if err != nil || u.Scheme != "http" || net.ParseIP(u.Hostname()) == nil || !net.ParseIP(u.Hostname()).IsLoopback() {
+		return false
+	}
+	for _, r := range registered {
+		ru, err := url.Parse(r)
+		if err == nil && ru.Scheme == u.Scheme && ru.Hostname() == u.Hostname() &&
+			ru.EscapedPath() == u.EscapedPath() && ru.RawQuery == u.RawQuery {
+			return true
+		}
+	}
+	return false
+}
+
+// clientAuthError says why client authentication failed; basic tells whether
+// the client tried HTTP Basic (it then gets a 401 with WWW-Authenticate).
+type clientAuthError struct{ basic bool }
+
+func (clientAuthError) Error() string { return "client authentication failed" }
+
+// authenticateClient implements client_secret_basic, client_secret_post and,
+// for public clients, client_id alone. Exactly one method may be used.
+func (iss *Issuer) authenticateClient(r *http.Request, form url.Values) (*Client, error) {
+	id, secret, basic := r.BasicAuth()
+	if basic {
+		var err1, err2 error
+		id, err1 = url.QueryUnescape(id) // RFC 6749 §2.3.1: form-encoded before Basic
+		secret, err2 = url.QueryUnescape(secret)
+		if err1 != nil || err2 != nil || form.Has("client_secret") {
+			return nil, clientAuthError{basic: true}
+		}
+	} else {
+		id, secret = form.Get("client_id"), form.Get("client_secret")
+	}
+	if form.Has("client_id") && form.Get("client_id") != id {
+		return nil, clientAuthError{basic: basic}
+	}
+	c, err := iss.client(r.Context(), id)
+	if errors.Is(err, errUnknownClient) {
+		return nil, clientAuthError{basic: basic}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if c.Public {
+		if secret != "" {
+			return nil, clientAuthError{basic: basic}
+		}
+		return c, nil
+	}
+	if !c.checkSecret(secret) {
+		return nil, clientAuthError{basic: basic}
+	}
+	return c, nil
+}

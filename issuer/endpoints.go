@@ -1,0 +1,210 @@
+package issuer
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/fedhub/fedhub/web"
+)
+
+func (iss *Issuer) discovery(c echo.Context) error {
+	algs := []string{}
+	for _, a := range iss.keys.algorithms() {
+		algs = append(algs, string(a))
+	}
+	c.Response().Header().Set("Access-Control-Allow-Origin", "*")
+	return c.JSON(http.StatusOK, map[string]any{
+		"issuer":                                        iss.url,
+		"authorization_endpoint":                        iss.url + "/authorize",
+		"token_endpoint":                                iss.url + "/token",
+		"userinfo_endpoint":                             iss.url + "/userinfo",
+		"jwks_uri":                                      iss.url + "/jwks",
+		"introspection_endpoint":                        iss.url + "/introspect",
+		"revocation_endpoint":                           iss.url + "/revoke",
+		"end_session_endpoint":                          iss.url + "/logout",
+		"scopes_supported":                              []string{"openid", "profile", "email", "offline_access"},
+		"response_types_supported":                      []string{"code"},
+		"response_modes_supported":                      []string{"query"},
+		"grant_types_supported":                         []string{"authorization_code", "refresh_token", "client_credentials", "password"},
+		"subject_types_supported":                       []string{"public"},
+		"id_token_signing_alg_values_supported":         algs,
+		"token_endpoint_auth_methods_supported":         []string{"client_secret_basic", "client_secret_post", "none"},
+		"introspection_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
+		"revocation_endpoint_auth_methods_supported":    []string{"client_secret_basic", "client_secret_post"},
+		"code_challenge_methods_supported":              []string{"S256"},
+		"claims_supported": []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "sid", "idp",
+			"name", "preferred_username", "email", "email_verified", "groups", "realm_access"},
+		"claims_parameter_supported":                     true,
+		"request_parameter_supported":                    false,
+		"request_uri_parameter_supported":                false,
+		"authorization_response_iss_parameter_supported": true,
+		"frontchannel_logout_supported":                  false,
+		"backchannel_logout_supported":                   false,
+	})
+}
+
+func (iss *Issuer) jwks(c echo.Context) error {
+	if err := iss.keys.refresh(c.Request().Context()); err != nil {
+		iss.log.Warn("rereading signing keys failed; serving cached keys", "err", err)
+	}
+	h := c.Response().Header()
+	h.Set("Access-Control-Allow-Origin", "*")
+	h.Set("Cache-Control", "public, max-age=300")
+	return c.JSON(http.StatusOK, iss.keys.JWKS())
+}
+
+// accessToken verifies one of our access tokens and that it was not revoked.
+func (iss *Issuer) accessToken(ctx context.Context, token string) (*tokenClaims, error) {
+	claims, err := iss.keys.verify(token, typAccess, iss.url)
+	if err != nil {
+		return nil, err
+	}
+	if claims.expired(iss.now()) {
+		return nil, errBadToken
+	}
+	var n int64
+	if err := iss.db.WithContext(ctx).Model(&RevokedAccessToken{}).Where("jti = ?", claims.JTI).Count(&n).Error; err != nil {
+		return nil, err
+	}
+	if n > 0 {
+		return nil, errBadToken
+	}
+	if claims.GrantID != "" {
+		_, active, err := iss.grantActive(ctx, claims.GrantID)
+		if err != nil {
+			return nil, err
+		}
+		if !active {
+			return nil, errBadToken
+		}
+	}
+	return claims, nil
+}
+
+func (iss *Issuer) userinfo(c echo.Context) error {
+	web.NoStore(c)
+	r := c.Request()
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok && r.Method == http.MethodPost { // RFC 6750 §2.2: form-encoded body parameter
+		r.Body = http.MaxBytesReader(c.Response(), r.Body, web.MaxBody)
+		if err := r.ParseForm(); err == nil && len(r.PostForm["access_token"]) == 1 {
+			token = r.PostForm.Get("access_token")
+		}
+	}
+	unauthorized := func(code string) error {
+		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="fedhub", error="`+code+`"`)
+		return c.JSON(http.StatusUnauthorized, map[string]string{"error": code})
+	}
+	if token == "" {
+		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="fedhub"`)
+		return c.JSON(http.StatusUnauthorized, map[string]string{"error": "invalid_request"})
+	}
+	claims, err := iss.accessToken(r.Context(), strings.TrimSpace(token))
+	if errors.Is(err, errBadToken) {
+		return unauthorized("invalid_token")
+	}
+	if err != nil {
+		return err
+	}
+	if claims.GrantID == "" || !hasScope(claims.Scope, "openid") { // client credentials, or not an OIDC grant
+		return unauthorized("insufficient_scope")
+	}
+	g, _, err := iss.grantActive(r.Context(), claims.GrantID)
+	if err != nil {
+		return err
+	}
+	u, err := iss.users.UserByID(r.Context(), claims.Subject)
+	if err != nil || u.Disabled {
+		return unauthorized("invalid_token")
+	}
+	out := userClaims(u, claims.Scope, g.Claims, "userinfo")
+	out["sub"] = u.ID
+	return c.JSON(http.StatusOK, out)
+}
+
+func (iss *Issuer) introspect(c echo.Context) error {
+	web.NoStore(c)
+	form, err := tokenForm(c)
+	if err != nil {
+		return iss.writeOAuthError(c, err)
+	}
+	if _, err := iss.authenticateClient(c.Request(), form); err != nil {
+		return iss.writeOAuthError(c, err)
+	}
+	token := form.Get("token")
+	if token == "" {
+		return iss.writeOAuthError(c, invalidRequest("token is required"))
+	}
+	ctx := c.Request().Context()
+	inactive := map[string]any{"active": false}
+	if claims, err := iss.accessToken(ctx, token); err == nil {
+		out := map[string]any{
+			"active": true, "token_type": "Bearer", "client_id": claims.ClientID, "sub": claims.Subject,
+			"exp": claims.Expiry, "iat": claims.IssuedAt, "iss": claims.Issuer, "aud": claims.audiences(), "jti": claims.JTI,
+		}
+		if claims.Scope != "" {
+			out["scope"] = claims.Scope
+		}
+		if claims.Username != "" {
+			out["username"] = claims.Username
+		}
+		return c.JSON(http.StatusOK, out)
+	} else if !errors.Is(err, errBadToken) {
+		return iss.writeOAuthError(c, err)
+	}
+	var rt RefreshToken
+	if err := iss.db.WithContext(ctx).Take(&rt, "hash = ?", hashToken(token)).Error; err != nil {
+		return c.JSON(http.StatusOK, inactive)
+	}
+	g, active, err := iss.grantActive(ctx, rt.GrantID)
+	if err != nil {
+		return iss.writeOAuthError(c, err)
+	}
+	if !active || rt.UsedAt != nil || iss.now().After(rt.ExpiresAt) {
+		return c.JSON(http.StatusOK, inactive)
+	}
+	return c.JSON(http.StatusOK, map[string]any{
+		"active": true, "token_type": "refresh_token", "client_id": rt.ClientID, "sub": g.UserID,
+		"exp": rt.ExpiresAt.Unix(), "scope": rt.Scope, "iss": iss.url,
+	})
+}
+
+// revoke implements RFC 7009: unknown tokens, and tokens of other clients, get
+// a 200 and nothing changes. Revoking a refresh token revokes its whole grant.
+func (iss *Issuer) revoke(c echo.Context) error {
+	web.NoStore(c)
+	form, err := tokenForm(c)
+	if err != nil {
+		return iss.writeOAuthError(c, err)
+	}
+	client, err := iss.authenticateClient(c.Request(), form)
+	if err != nil {
+		return iss.writeOAuthError(c, err)
+	}
+	token := form.Get("token")
+	if token == "" {
+		return iss.writeOAuthError(c, invalidRequest("token is required"))
+	}
+	ctx := c.Request().Context()
+	if claims, err := iss.accessToken(ctx, token); err == nil {
+		if claims.ClientID == client.ID {
+			row := RevokedAccessToken{JTI: claims.JTI, ExpiresAt: unixTime(claims.Expiry)}
+			if err := iss.db.WithContext(ctx).Where(RevokedAccessToken{JTI: claims.JTI}).FirstOrCreate(&row).Error; err != nil {
+				return iss.writeOAuthError(c, err)
+			}
+			iss.log.Info("access token revoked", "client", client.ID, "sub", claims.Subject)
+		}
+		return c.NoContent(http.StatusOK)
+	}
+	var rt RefreshToken
+	if err := iss.db.WithContext(ctx).Take(&rt, "hash = ?", hashToken(token)).Error; err == nil && rt.ClientID == client.ID {
+		if err := iss.revokeGrant(ctx, rt.GrantID, rt.ClientID); err != nil {
+			return iss.writeOAuthError(c, err)
+		}
+	}
+	return c.NoContent(http.StatusOK)
+}

@@ -1,0 +1,120 @@
+package issuer
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"gorm.io/gorm"
+
+	"github.com/fedhub/fedhub/config"
+	"github.com/fedhub/fedhub/linking"
+	"github.com/fedhub/fedhub/web"
+)
+
+// authRequestTTL is how long a person has to finish logging in.
+const authRequestTTL = 30 * time.Minute
+
+// Users is what the issuer reads of users, for claims.
+type Users interface {
+	UserByID(ctx context.Context, id string) (*linking.User, error)
+}
+
+// PasswordLogin checks a username and password (for the password grant) the way
+// the login page would, brute-force protection included. brokers implements it.
+type PasswordLogin interface {
+	PasswordLogin(ctx context.Context, username, password, clientIP string) (userID, connector string, err error)
+}
+
+// Issuer is fedhub's OpenID Provider.
+type Issuer struct {
+	url      string
+	tokens   config.Tokens
+	db       *gorm.DB
+	users    Users
+	password PasswordLogin
+	keys     *Keys
+	cookies  web.Cookies
+	log      *slog.Logger
+	now      func() time.Time
+}
+
+// New builds the issuer, writes the configured clients to the database and
+// makes sure there is a current signing key.
+func New(ctx context.Context, cfg *config.Config, db *gorm.DB, users Users, password PasswordLogin, log *slog.Logger) (*Issuer, error) {
+	u, err := url.Parse(cfg.Issuer)
+	if err != nil {
+		return nil, fmt.Errorf("issuer url: %w", err)
+	}
+	// A replaced key stays published for as long as anything it signed is valid.
+	overlap := max(cfg.Tokens.IDTTL, cfg.Tokens.AccessTTL) + time.Hour
+	iss := &Issuer{
+		url: cfg.Issuer, tokens: cfg.Tokens, db: db, users: users, password: password,
+		keys:    newKeys(db, cfg.Signing.Algorithm, cfg.Signing.RotationPeriod, overlap),
+		cookies: web.Cookies{Secure: u.Scheme == "https"},
+		log:     log, now: func() time.Time { return time.Now().UTC() },
+	}
+	if err := iss.syncClients(ctx, cfg.Clients); err != nil {
+		return nil, err
+	}
+	if err := iss.keys.Ensure(ctx); err != nil {
+		return nil, err
+	}
+	return iss, nil
+}
+
+// Keys gives access to the signing keys (for `fedhub keys rotate`).
+func (iss *Issuer) Keys() *Keys { return iss.keys }
+
+// URL is the issuer identifier.
+func (iss *Issuer) URL() string { return iss.url }
+
+// Routes registers every OpenID Provider endpoint.
+func (iss *Issuer) Routes(e *echo.Echo) {
+	e.GET("/.well-known/openid-configuration", iss.discovery)
+	e.GET("/jwks", iss.jwks)
+	e.GET("/authorize", iss.authorize)
+	e.POST("/authorize", iss.authorize)
+	e.POST("/token", iss.token)
+	e.GET("/userinfo", iss.userinfo)
+	e.POST("/userinfo", iss.userinfo)
+	e.POST("/introspect", iss.introspect)
+	e.POST("/revoke", iss.revoke)
+	e.GET("/logout", iss.logout)
+	e.POST("/logout", iss.logout)
+}
+
+// Maintain rotates keys on schedule, rereads keys rotated by other nodes and
+// deletes expired rows, until ctx ends.
+func (iss *Issuer) Maintain(ctx context.Context) {
+	tick := time.NewTicker(keyReload)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if err := iss.keys.Ensure(ctx); err != nil {
+				iss.log.Error("signing key maintenance failed", "err", err)
+			}
+			if err := iss.purgeExpired(ctx); err != nil {
+				iss.log.Error("purging expired rows failed", "err", err)
+			}
+		}
+	}
+}
+
+// purgeExpired deletes rows nothing can use any more.
+func (iss *Issuer) purgeExpired(ctx context.Context) error {
+	db := iss.db.WithContext(ctx)
+	now := iss.now()
+	for _, m := range []any{&AuthRequest{}, &AuthCode{}, &RefreshToken{}, &RevokedAccessToken{}, &Session{}} {
+		if err := db.Where("expires_at < ?", now.Add(-time.Hour)).Delete(m).Error; err != nil {
+			return err
+		}
+	}
+	return db.Where("publish_until < ?", now).Delete(&SigningKey{}).Error
+}

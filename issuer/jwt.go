@@ -1,0 +1,124 @@
+package issuer
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+)
+
+// Header "typ" values that keep ID tokens and access tokens apart (RFC 9068 §4).
+const (
+	typID     = "JWT"
+	typAccess = "at+jwt"
+)
+
+var errBadToken = errors.New("token is not valid")
+
+// sign serialises claims as a JWT signed with the current key.
+func (k *Keys) sign(claims map[string]any, typ string) (string, error) {
+	key := k.current()
+	signer := key.signer
+	if typ == typAccess {
+		signer = key.atSign
+	}
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		return "", fmt.Errorf("sign token: %w", err)
+	}
+	jws, err := signer.Sign(payload)
+	if err != nil {
+		return "", fmt.Errorf("sign token: %w", err)
+	}
+	return jws.CompactSerialize()
+}
+
+// tokenClaims are the registered claims fedhub checks when it reads its own tokens.
+type tokenClaims struct {
+	Issuer    string          `json:"iss"`
+	Subject   string          `json:"sub"`
+	Audience  json.RawMessage `json:"aud"`
+	Expiry    int64           `json:"exp"`
+	IssuedAt  int64           `json:"iat"`
+	JTI       string          `json:"jti"`
+	ClientID  string          `json:"client_id"`
+	Scope     string          `json:"scope"`
+	GrantID   string          `json:"gid"`
+	SessionID string          `json:"sid"`
+	Username  string          `json:"preferred_username"`
+}
+
+func (c tokenClaims) audiences() []string {
+	var one string
+	if json.Unmarshal(c.Audience, &one) == nil {
+		return []string{one}
+	}
+	var many []string
+	_ = json.Unmarshal(c.Audience, &many)
+	return many
+}
+
+// verify checks a JWT's signature against the published keys, its "typ" header
+// and its issuer. It does not check expiry: callers decide (an id_token_hint may
+// have expired; an access token may not).
+func (k *Keys) verify(token, typ, issuer string) (*tokenClaims, error) {
+	if len(token) > 16*1024 {
+		return nil, errBadToken
+	}
+	jws, err := jose.ParseSigned(token, k.algorithms())
+	if err != nil || len(jws.Signatures) != 1 {
+		return nil, errBadToken
+	}
+	h := jws.Signatures[0].Header
+	if got, _ := h.ExtraHeaders[jose.HeaderType].(string); got != typ {
+		return nil, errBadToken
+	}
+	key, ok := k.lookup(h.KeyID)
+	if !ok || key.Algorithm != h.Algorithm {
+		return nil, errBadToken
+	}
+	payload, err := jws.Verify(key.Key)
+	if err != nil {
+		return nil, errBadToken
+	}
+	var c tokenClaims
+	if err := json.Unmarshal(payload, &c); err != nil || c.Issuer != issuer {
+		return nil, errBadToken
+	}
+	return &c, nil
+}
+
+func (c *tokenClaims) expired(now time.Time) bool {
+	return now.Unix() >= c.Expiry
+}
+
+// randomToken returns n random bytes, base64url-encoded: only RFC 6749 A.17
+// characters, and 8n bits of entropy.
+func randomToken(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // never fails (crypto/rand docs)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// hashToken is how codes, refresh tokens and session cookies are stored.
+func hashToken(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+// halfHash is at_hash (OIDC Core §3.1.3.6) for SHA-256 based algorithms and EdDSA.
+func halfHash(token string, alg jose.SignatureAlgorithm) string {
+	if alg == jose.EdDSA { // Ed25519 hashes with SHA-512 (OIDC Core errata / common practice)
+		sum := sha512.Sum512([]byte(token))
+		return base64.RawURLEncoding.EncodeToString(sum[:len(sum)/2])
+	}
+	sum := sha256.Sum256([]byte(token))
+	return base64.RawURLEncoding.EncodeToString(sum[:len(sum)/2])
+}

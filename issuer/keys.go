@@ -1,0 +1,198 @@
+package issuer
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"gorm.io/gorm"
+)
+
+// keyReload is how often a node rereads the key table, so that a rotation made
+// by another node (or by `fedhub keys rotate`) is picked up.
+const keyReload = 30 * time.Second
+
+// Keys holds the issuer's signing keys, cached from the database.
+type Keys struct {
+	db        *gorm.DB
+	algorithm string
+	rotation  time.Duration
+	overlap   time.Duration // how long a replaced key stays published
+
+	mu       sync.RWMutex
+	loadedAt time.Time
+	signing  *signingKey
+	public   jose.JSONWebKeySet
+}
+
+type signingKey struct {
+	id     string
+	alg    jose.SignatureAlgorithm
+	signer jose.Signer // typ JWT
+	atSign jose.Signer // typ at+jwt (RFC 9068)
+}
+
+func newKeys(db *gorm.DB, algorithm string, rotation, overlap time.Duration) *Keys {
+	return &Keys{db: db, algorithm: algorithm, rotation: rotation, overlap: overlap}
+}
+
+// Rotate makes a new signing key of the configured algorithm and keeps the
+// previous ones published for the overlap period.
+func (k *Keys) Rotate(ctx context.Context) error {
+	priv, err := generateKey(k.algorithm)
+	if err != nil {
+		return err
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		return fmt.Errorf("rotate keys: %w", err)
+	}
+	now := time.Now().UTC()
+	until := now.Add(k.overlap)
+	err = k.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Model(&SigningKey{}).Where("publish_until IS NULL").Update("publish_until", until).Error; err != nil {
+			return err
+		}
+		return tx.Create(&SigningKey{ID: randomToken(12), Algorithm: k.algorithm, PrivateKey: der, CreatedAt: now}).Error
+	})
+	if err != nil {
+		return fmt.Errorf("rotate keys: %w", err)
+	}
+	return k.load(ctx)
+}
+
+// Ensure makes a key when there is none, or the newest is older than the
+// rotation period or of another algorithm than configured.
+func (k *Keys) Ensure(ctx context.Context) error {
+	var newest SigningKey
+	err := k.db.WithContext(ctx).Order("created_at DESC").Take(&newest).Error
+	if err != nil && !errors.Is(err, gorm.ErrRecordNotFound) {
+		return fmt.Errorf("load signing key: %w", err)
+	}
+	if err != nil || time.Since(newest.CreatedAt) > k.rotation || newest.Algorithm != k.algorithm {
+		return k.Rotate(ctx)
+	}
+	return k.load(ctx)
+}
+
+// load reads the published keys and makes the newest the signing key.
+func (k *Keys) load(ctx context.Context) error {
+	var rows []SigningKey
+	err := k.db.WithContext(ctx).
+		Where("publish_until IS NULL OR publish_until > ?", time.Now().UTC()).
+		Order("created_at DESC").Find(&rows).Error
+	if err != nil {
+		return fmt.Errorf("load signing keys: %w", err)
+	}
+	if len(rows) == 0 {
+		return errors.New("load signing keys: there is no signing key")
+	}
+	var set jose.JSONWebKeySet
+	var signing *signingKey
+	for i, row := range rows {
+		priv, err := x509.ParsePKCS8PrivateKey(row.PrivateKey)
+		if err != nil {
+			return fmt.Errorf("parse signing key %s: %w", row.ID, err)
+		}
+		alg := jose.SignatureAlgorithm(row.Algorithm)
+		pub := priv.(crypto.Signer).Public()
+		set.Keys = append(set.Keys, jose.JSONWebKey{Key: pub, KeyID: row.ID, Algorithm: string(alg), Use: "sig"})
+		if i == 0 {
+			if signing, err = newSigningKey(row.ID, alg, priv); err != nil {
+				return err
+			}
+		}
+	}
+	k.mu.Lock()
+	k.signing, k.public, k.loadedAt = signing, set, time.Now()
+	k.mu.Unlock()
+	return nil
+}
+
+func newSigningKey(id string, alg jose.SignatureAlgorithm, priv any) (*signingKey, error) {
+	key := jose.SigningKey{Algorithm: alg, Key: jose.JSONWebKey{Key: priv, KeyID: id}}
+	signer, err := jose.NewSigner(key, (&jose.SignerOptions{}).WithType("JWT"))
+	if err != nil {
+		return nil, fmt.Errorf("signer for key %s: %w", id, err)
+	}
+	atSign, err := jose.NewSigner(key, (&jose.SignerOptions{}).WithType("at+jwt"))
+	if err != nil {
+		return nil, fmt.Errorf("signer for key %s: %w", id, err)
+	}
+	return &signingKey{id: id, alg: alg, signer: signer, atSign: atSign}, nil
+}
+
+// refresh rereads the keys when the cache is stale; a failed reread keeps the
+// cached keys (the database may be briefly unavailable) and is logged by the caller.
+func (k *Keys) refresh(ctx context.Context) error {
+	k.mu.RLock()
+	stale := time.Since(k.loadedAt) > keyReload
+	k.mu.RUnlock()
+	if !stale {
+		return nil
+	}
+	return k.load(ctx)
+}
+
+func (k *Keys) current() *signingKey {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	return k.signing
+}
+
+// JWKS returns the public keys.
+func (k *Keys) JWKS() jose.JSONWebKeySet {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	return k.public
+}
+
+// lookup returns the public key with this kid.
+func (k *Keys) lookup(kid string) (jose.JSONWebKey, bool) {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	for _, key := range k.public.Keys {
+		if key.KeyID == kid {
+			return key, true
+		}
+	}
+	return jose.JSONWebKey{}, false
+}
+
+func (k *Keys) algorithms() []jose.SignatureAlgorithm {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	seen := map[jose.SignatureAlgorithm]bool{}
+	var out []jose.SignatureAlgorithm
+	for _, key := range k.public.Keys {
+		alg := jose.SignatureAlgorithm(key.Algorithm)
+		if !seen[alg] {
+			seen[alg] = true
+			out = append(out, alg)
+		}
+	}
+	return out
+}
+
+func generateKey(algorithm string) (crypto.Signer, error) {
+	switch algorithm {
+	case "RS256":
+		return rsa.GenerateKey(rand.Reader, 2048)
+	case "ES256":
+		return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case "EdDSA":
+		_, priv, err := ed25519.GenerateKey(rand.Reader)
+		return priv, err
+	}
+	return nil, fmt.Errorf("unsupported signing algorithm %q", algorithm)
+}

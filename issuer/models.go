@@ -1,0 +1,124 @@
+package issuer
+
+import "time"
+
+// Client is an OAuth client. Clients come from the configuration and are
+// written here at start-up, so that every node sees the same ones.
+type Client struct {
+	ID                     string `gorm:"primaryKey;size:255"`
+	Name                   string `gorm:"size:255"`
+	SecretHash             string `gorm:"size:128"` // sha256:<hex>; empty for public clients
+	Public                 bool
+	RedirectURIs           []string `gorm:"serializer:json"`
+	PostLogoutRedirectURIs []string `gorm:"serializer:json"`
+	GrantTypes             []string `gorm:"serializer:json"`
+	UpdatedAt              time.Time
+}
+
+// SigningKey is one of the issuer's keys. The newest signs; older ones stay in
+// the JWKS until PublishUntil so that tokens they signed still verify.
+type SigningKey struct {
+	ID           string `gorm:"primaryKey;size:64"` // the JWK "kid"
+	Algorithm    string `gorm:"size:16;not null"`
+	PrivateKey   []byte `gorm:"not null"` // PKCS #8 DER; never leaves the database
+	CreatedAt    time.Time
+	PublishUntil *time.Time `gorm:"index"`
+}
+
+// AuthRequest is an authorization request waiting for the person to log in.
+type AuthRequest struct {
+	ID            string `gorm:"primaryKey;size:64"`
+	BrowserHash   string `gorm:"size:64;not null"` // binds the request to the browser that started it
+	CSRFToken     string `gorm:"size:64;not null"`
+	ClientID      string `gorm:"size:255;not null"`
+	RedirectURI   string `gorm:"size:2048;not null"`
+	Scope         string `gorm:"size:2048"`
+	State         string `gorm:"size:2048"`
+	Nonce         string `gorm:"size:2048"`
+	CodeChallenge string `gorm:"size:128"`
+	LoginHint     string `gorm:"size:255"`
+	IDPHint       string `gorm:"size:64"`
+	ACRValues     string `gorm:"size:255"`
+	Claims        string `gorm:"size:4096"`
+	ForceLogin    bool
+	CreatedAt     time.Time
+	ExpiresAt     time.Time `gorm:"index"`
+	CompletedAt   *time.Time
+}
+
+// AuthCode is an issued authorization code, stored by hash.
+type AuthCode struct {
+	Hash          string `gorm:"primaryKey;size:64"`
+	GrantID       string `gorm:"size:64;not null"`
+	ClientID      string `gorm:"size:255;not null"`
+	RedirectURI   string `gorm:"size:2048;not null"`
+	CodeChallenge string `gorm:"size:128"`
+	Nonce         string `gorm:"size:2048"`
+	UserID        string `gorm:"size:36;not null"`
+	SessionID     string `gorm:"size:64"`
+	Scope         string `gorm:"size:2048"`
+	Claims        string `gorm:"size:4096"`
+	AuthTime      time.Time
+	AMR           string    `gorm:"size:255"`
+	ACR           string    `gorm:"size:64"`
+	IDP           string    `gorm:"size:64"`
+	ExpiresAt     time.Time `gorm:"index"`
+	UsedAt        *time.Time
+}
+
+// Grant is what a person (or a client, for client credentials) authorised: the
+// family that an authorization code's tokens and all their refreshes belong to.
+// Revoking it revokes every token of the family.
+type Grant struct {
+	ID        string `gorm:"primaryKey;size:64"`
+	ClientID  string `gorm:"size:255;not null;index"`
+	UserID    string `gorm:"size:36;index"`
+	SessionID string `gorm:"size:64;index"`
+	Scope     string `gorm:"size:2048"`
+	AuthTime  time.Time
+	AMR       string `gorm:"size:255"` // space-separated
+	ACR       string `gorm:"size:64"`
+	IDP       string `gorm:"size:64"`
+	Claims    string `gorm:"size:4096"` // the "claims" request parameter, for userinfo
+	CreatedAt time.Time
+	RevokedAt *time.Time
+}
+
+// RefreshToken is a refresh token, stored by hash. Each use rotates it; a used
+// one presented again revokes its grant.
+type RefreshToken struct {
+	Hash      string    `gorm:"primaryKey;size:64"`
+	GrantID   string    `gorm:"size:64;not null;index"`
+	ClientID  string    `gorm:"size:255;not null"`
+	Scope     string    `gorm:"size:2048"`
+	ExpiresAt time.Time `gorm:"index"`
+	UsedAt    *time.Time
+}
+
+// RevokedAccessToken remembers a revoked access token (by its "jti") until it
+// would have expired anyway.
+type RevokedAccessToken struct {
+	JTI       string    `gorm:"primaryKey;size:64"`
+	ExpiresAt time.Time `gorm:"index"`
+}
+
+// Session is an SSO session: the browser's cookie holds a random token whose
+// hash is TokenHash; ID is the public "sid".
+type Session struct {
+	ID         string `gorm:"primaryKey;size:64"`
+	TokenHash  string `gorm:"size:64;not null;uniqueIndex"`
+	UserID     string `gorm:"size:36;not null;index"`
+	AuthTime   time.Time
+	AMR        string `gorm:"size:255"`
+	IDP        string `gorm:"size:64"`
+	CreatedAt  time.Time
+	LastSeenAt time.Time
+	ExpiresAt  time.Time `gorm:"index"`
+	EndedAt    *time.Time
+}
+
+// Models are the tables this package owns, for store.Migrate.
+func Models() []any {
+	return []any{&Client{}, &SigningKey{}, &AuthRequest{}, &AuthCode{}, &Grant{},
+		&RefreshToken{}, &RevokedAccessToken{}, &Session{}}
+}

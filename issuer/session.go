@@ -1,0 +1,169 @@
+package issuer
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"gorm.io/gorm"
+
+	"github.com/fedhub/fedhub/store"
+)
+
+// sessionCookie holds the SSO session's secret token.
+const sessionCookie = "fedhub_session"
+
+// Errors of the login hand-off.
+var (
+	ErrLoginNotFound = errors.New("login request not found")
+	ErrLoginExpired  = errors.New("login request expired")
+	ErrLoginDone     = errors.New("login request already completed")
+)
+
+// currentSession returns the browser's live SSO session of an enabled user, or nil.
+func (iss *Issuer) currentSession(c echo.Context) (*Session, error) {
+	token := iss.cookies.Get(c.Request(), sessionCookie)
+	if token == "" {
+		return nil, nil
+	}
+	ctx := c.Request().Context()
+	var s Session
+	err := iss.db.WithContext(ctx).Take(&s, "token_hash = ?", hashToken(token)).Error
+	if store.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load session: %w", err)
+	}
+	now := iss.now()
+	if s.EndedAt != nil || now.After(s.ExpiresAt) || now.After(s.LastSeenAt.Add(iss.tokens.SSOIdle)) {
+		return nil, nil
+	}
+	u, err := iss.users.UserByID(ctx, s.UserID)
+	if err != nil || u.Disabled {
+		return nil, nil
+	}
+	if now.Sub(s.LastSeenAt) > time.Minute { // spare a write on every request
+		if err := iss.db.WithContext(ctx).Model(&s).Update("last_seen_at", now).Error; err != nil {
+			return nil, fmt.Errorf("touch session: %w", err)
+		}
+	}
+	return &s, nil
+}
+
+// LoginRequest is what the login page needs to know of a pending authorization request.
+type LoginRequest struct {
+	ID         string
+	ClientID   string
+	ClientName string
+	LoginHint  string
+	IDPHint    string
+	CSRF       string
+}
+
+// PendingLogin returns a pending login request, only to the browser that started it.
+func (iss *Issuer) PendingLogin(r *http.Request, id string) (*LoginRequest, error) {
+	ar, err := iss.pending(r, iss.db, id)
+	if err != nil {
+		return nil, err
+	}
+	name := ar.ClientID
+	if c, err := iss.client(r.Context(), ar.ClientID); err == nil {
+		name = c.Name
+	}
+	return &LoginRequest{ID: ar.ID, ClientID: ar.ClientID, ClientName: name,
+		LoginHint: ar.LoginHint, IDPHint: ar.IDPHint, CSRF: ar.CSRFToken}, nil
+}
+
+func (iss *Issuer) pending(r *http.Request, db *gorm.DB, id string) (*AuthRequest, error) {
+	browser := iss.cookies.Get(r, browserCookie)
+	if id == "" || len(id) > 64 || browser == "" {
+		return nil, ErrLoginNotFound
+	}
+	var ar AuthRequest
+	err := db.WithContext(r.Context()).Take(&ar, "id = ?", id).Error
+	if store.IsNotFound(err) {
+		return nil, ErrLoginNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load login request: %w", err)
+	}
+	switch {
+	case subtle.ConstantTimeCompare([]byte(ar.BrowserHash), []byte(hashToken(browser))) != 1:
+		return nil, ErrLoginNotFound
+	case ar.CompletedAt != nil:
+		return nil, ErrLoginDone
+	case iss.now().After(ar.ExpiresAt):
+		return nil, ErrLoginExpired
+	}
+	return &ar, nil
+}
+
+// Authentication is what a connector proved about the person.
+type Authentication struct {
+	UserID    string
+	Connector string   // the "idp" claim
+	AMR       []string // e.g. ["pwd"]
+}
+
+// CompleteLogin finishes a pending login: it starts a new SSO session (a new
+// session ID on every login), issues the code and returns where to send the browser.
+func (iss *Issuer) CompleteLogin(w http.ResponseWriter, r *http.Request, id string, a Authentication) (string, error) {
+	ctx := r.Context()
+	now := iss.now()
+	token := randomToken(32)
+	sess := Session{
+		ID: randomToken(16), TokenHash: hashToken(token), UserID: a.UserID, AuthTime: now.Truncate(time.Second),
+		AMR: strings.Join(a.AMR, " "), IDP: a.Connector, CreatedAt: now, LastSeenAt: now,
+		ExpiresAt: now.Add(iss.tokens.SSOMax),
+	}
+	var ar *AuthRequest
+	err := iss.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var err error
+		if ar, err = iss.pending(r, tx, id); err != nil {
+			return err
+		}
+		res := tx.Model(&AuthRequest{}).Where("id = ? AND completed_at IS NULL", id).Update("completed_at", now)
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected != 1 {
+			return ErrLoginDone
+		}
+		if old := iss.cookies.Get(r, sessionCookie); old != "" {
+			if err := tx.Model(&Session{}).Where("token_hash = ? AND ended_at IS NULL", hashToken(old)).
+				Update("ended_at", now).Error; err != nil {
+				return err
+			}
+		}
+		return tx.Create(&sess).Error
+	})
+	if err != nil {
+		return "", fmt.Errorf("complete login: %w", err)
+	}
+	iss.cookies.Set(w, sessionCookie, token, 0)
+	client, err := iss.client(ctx, ar.ClientID)
+	if err != nil {
+		return "", fmt.Errorf("complete login: %w", err)
+	}
+	req := &authzRequest{client: client, redirectURI: ar.RedirectURI, state: ar.State, scope: ar.Scope,
+		nonce: ar.Nonce, challenge: ar.CodeChallenge, claims: ar.Claims}
+	return iss.issueCode(ctx, req, &sess, "1")
+}
+
+// EndSessions ends every SSO session of a user and revokes the grants made in
+// them (for disabling a user).
+func (iss *Issuer) EndSessions(ctx context.Context, userID string) error {
+	now := iss.now()
+	return iss.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Model(&Session{}).Where("user_id = ? AND ended_at IS NULL", userID).Update("ended_at", now).Error; err != nil {
+			return err
+		}
+		return tx.Model(&Grant{}).Where("user_id = ? AND revoked_at IS NULL", userID).Update("revoked_at", now).Error
+	})
+}

@@ -1,0 +1,265 @@
+package issuer
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"net/url"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/fedhub/fedhub/config"
+	"github.com/fedhub/fedhub/store"
+	"github.com/fedhub/fedhub/web"
+)
+
+// oauthError is an error answer of the token, introspection and revocation
+// endpoints (RFC 6749 §5.2).
+type oauthError struct {
+	status      int
+	code        string
+	description string
+	basic       bool // the client tried HTTP Basic: answer 401 with a challenge
+}
+
+func (e *oauthError) Error() string { return e.code + ": " + e.description }
+
+func invalidRequest(desc string) *oauthError {
+	return &oauthError{http.StatusBadRequest, "invalid_request", desc, false}
+}
+
+func invalidGrant(desc string) *oauthError {
+	return &oauthError{http.StatusBadRequest, "invalid_grant", desc, false}
+}
+
+func (iss *Issuer) writeOAuthError(c echo.Context, err error) error {
+	var oe *oauthError
+	var ce clientAuthError
+	switch {
+	case errors.As(err, &oe):
+	case errors.As(err, &ce):
+		oe = &oauthError{http.StatusUnauthorized, "invalid_client", "client authentication failed", ce.basic}
+	default:
+		iss.log.Error("token endpoint failed", "err", err)
+		oe = &oauthError{http.StatusInternalServerError, "server_error", "fedhub could not complete the request", false}
+	}
+	if oe.basic {
+		c.Response().Header().Set("WWW-Authenticate", `Basic realm="fedhub"`)
+	}
+	return c.JSON(oe.status, map[string]string{"error": oe.code, "error_description": oe.description})
+}
+
+// tokenForm reads a POSTed form body, refusing oversized bodies and repeated parameters.
+func tokenForm(c echo.Context) (url.Values, error) {
+	r := c.Request()
+	if r.Method != http.MethodPost {
+		return nil, invalidRequest("use POST")
+	}
+	r.Body = http.MaxBytesReader(c.Response(), r.Body, web.MaxBody)
+	if err := r.ParseForm(); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, &oauthError{http.StatusRequestEntityTooLarge, "invalid_request", "the request body is too large", false}
+		}
+		return nil, invalidRequest("the request body is not a valid form")
+	}
+	for k, v := range r.PostForm {
+		if len(v) > 1 {
+			return nil, invalidRequest("parameter " + k + " is given more than once")
+		}
+	}
+	return r.PostForm, nil
+}
+
+func (iss *Issuer) token(c echo.Context) error {
+	web.NoStore(c)
+	resp, err := iss.tokenGrant(c)
+	if err != nil {
+		return iss.writeOAuthError(c, err)
+	}
+	return c.JSON(http.StatusOK, resp)
+}
+
+func (iss *Issuer) tokenGrant(c echo.Context) (*tokenResponse, error) {
+	form, err := tokenForm(c)
+	if err != nil {
+		return nil, err
+	}
+	client, err := iss.authenticateClient(c.Request(), form)
+	if err != nil {
+		return nil, err
+	}
+	grant := form.Get("grant_type")
+	switch grant {
+	case "":
+		return nil, invalidRequest("grant_type is required")
+	case config.GrantAuthorizationCode, config.GrantRefreshToken, config.GrantClientCredentials, config.GrantPassword:
+	default:
+		return nil, &oauthError{http.StatusBadRequest, "unsupported_grant_type", "grant_type " + grant + " is not supported", false}
+	}
+	if !client.allows(grant) {
+		return nil, &oauthError{http.StatusBadRequest, "unauthorized_client", "this client may not use " + grant, false}
+	}
+	switch grant {
+	case config.GrantAuthorizationCode:
+		return iss.codeGrant(c, client, form)
+	case config.GrantRefreshToken:
+		return iss.refreshGrant(c, client, form)
+	case config.GrantClientCredentials:
+		g := &Grant{ClientID: client.ID}
+		return iss.mint(c.Request().Context(), g, nil, "", form.Get("scope"), false)
+	default:
+		return iss.passwordGrant(c, client, form)
+	}
+}
+
+func (iss *Issuer) codeGrant(c echo.Context, client *Client, form url.Values) (*tokenResponse, error) {
+	ctx := c.Request().Context()
+	code := form.Get("code")
+	if code == "" {
+		return nil, invalidRequest("code is required")
+	}
+	var ac AuthCode
+	if err := iss.db.WithContext(ctx).Take(&ac, "hash = ?", hashToken(code)).Error; err != nil {
+		if store.IsNotFound(err) {
+			return nil, invalidGrant("the code is not valid")
+		}
+		return nil, err
+	}
+	now := iss.now()
+	// One-time use, decided by one conditional write so that two concurrent
+	// redemptions cannot both win. A second use revokes what the first issued.
+	res := iss.db.WithContext(ctx).Model(&AuthCode{}).Where("hash = ? AND used_at IS NULL", ac.Hash).Update("used_at", now)
+	if res.Error != nil {
+		return nil, res.Error
+	}
+	if res.RowsAffected != 1 {
+		if err := iss.revokeGrant(ctx, ac.GrantID, ac.ClientID); err != nil {
+			return nil, err
+		}
+		return nil, invalidGrant("the code was already used; the tokens issued for it are revoked")
+	}
+	switch {
+	case ac.ClientID != client.ID:
+		return nil, invalidGrant("the code was issued to another client")
+	case now.After(ac.ExpiresAt):
+		return nil, invalidGrant("the code has expired")
+	case form.Get("redirect_uri") != ac.RedirectURI:
+		return nil, invalidGrant("redirect_uri does not match the authorization request")
+	}
+	if err := checkPKCE(ac.CodeChallenge, form.Get("code_verifier")); err != nil {
+		return nil, err
+	}
+	u, err := iss.users.UserByID(ctx, ac.UserID)
+	if err != nil || u.Disabled {
+		return nil, invalidGrant("the user can no longer sign in")
+	}
+	g := &Grant{ID: ac.GrantID, ClientID: client.ID, UserID: u.ID, SessionID: ac.SessionID, Scope: ac.Scope,
+		AuthTime: ac.AuthTime, AMR: ac.AMR, ACR: ac.ACR, IDP: ac.IDP, Claims: ac.Claims, CreatedAt: now}
+	if err := iss.db.WithContext(ctx).Create(g).Error; err != nil {
+		if store.IsDuplicate(err) { // revoked by a concurrent reuse
+			return nil, invalidGrant("the code was already used")
+		}
+		return nil, err
+	}
+	return iss.mint(ctx, g, u, ac.Nonce, ac.Scope, client.allows(config.GrantRefreshToken))
+}
+
+// checkPKCE verifies code_verifier against the stored S256 challenge. A
+// verifier without a challenge is refused too (RFC 9700 §4.8.2).
+func checkPKCE(challenge, verifier string) error {
+	switch {
+	case challenge == "" && verifier != "":
+		return invalidGrant("code_verifier sent, but the authorization request had no code_challenge")
+	case challenge == "":
+		return nil
+	case verifier == "":
+		return invalidGrant("code_verifier is required")
+	}
+	sum := sha256.Sum256([]byte(verifier))
+	if subtle.ConstantTimeCompare([]byte(base64.RawURLEncoding.EncodeToString(sum[:])), []byte(challenge)) != 1 {
+		return invalidGrant("code_verifier does not match the code_challenge")
+	}
+	return nil
+}
+
+func (iss *Issuer) refreshGrant(c echo.Context, client *Client, form url.Values) (*tokenResponse, error) {
+	ctx := c.Request().Context()
+	token := form.Get("refresh_token")
+	if token == "" {
+		return nil, invalidRequest("refresh_token is required")
+	}
+	var rt RefreshToken
+	if err := iss.db.WithContext(ctx).Take(&rt, "hash = ?", hashToken(token)).Error; err != nil {
+		if store.IsNotFound(err) {
+			return nil, invalidGrant("the refresh token is not valid")
+		}
+		return nil, err
+	}
+	if rt.ClientID != client.ID {
+		return nil, invalidGrant("the refresh token was issued to another client")
+	}
+	now := iss.now()
+	res := iss.db.WithContext(ctx).Model(&RefreshToken{}).Where("hash = ? AND used_at IS NULL", rt.Hash).Update("used_at", now)
+	if res.Error != nil {
+		return nil, res.Error
+	}
+	if res.RowsAffected != 1 {
+		// A rotated refresh token came back: it was stolen or replayed. Revoke the family.
+		if err := iss.revokeGrant(ctx, rt.GrantID, rt.ClientID); err != nil {
+			return nil, err
+		}
+		return nil, invalidGrant("the refresh token was already used; its whole family is revoked")
+	}
+	if now.After(rt.ExpiresAt) {
+		return nil, invalidGrant("the refresh token has expired")
+	}
+	scope := rt.Scope
+	if s := form.Get("scope"); s != "" {
+		if !subsetScope(s, rt.Scope) {
+			return nil, &oauthError{http.StatusBadRequest, "invalid_scope", "scope exceeds what was granted", false}
+		}
+		scope = s
+	}
+	g, active, err := iss.grantActive(ctx, rt.GrantID)
+	if err != nil {
+		return nil, err
+	}
+	if !active {
+		return nil, invalidGrant("the grant was revoked")
+	}
+	u, err := iss.users.UserByID(ctx, g.UserID)
+	if err != nil || u.Disabled {
+		return nil, invalidGrant("the user can no longer sign in")
+	}
+	return iss.mint(ctx, g, u, "", scope, true)
+}
+
+func (iss *Issuer) passwordGrant(c echo.Context, client *Client, form url.Values) (*tokenResponse, error) {
+	ctx := c.Request().Context()
+	username, password := form.Get("username"), form.Get("password")
+	if username == "" || password == "" {
+		return nil, invalidRequest("username and password are required")
+	}
+	if iss.password == nil {
+		return nil, invalidGrant("password login is not available")
+	}
+	userID, connector, err := iss.password.PasswordLogin(ctx, username, password, c.RealIP())
+	if err != nil {
+		return nil, invalidGrant(err.Error())
+	}
+	u, err := iss.users.UserByID(ctx, userID)
+	if err != nil || u.Disabled {
+		return nil, invalidGrant("the user can no longer sign in")
+	}
+	now := iss.now()
+	scope := form.Get("scope")
+	g := &Grant{ID: randomToken(16), ClientID: client.ID, UserID: u.ID, Scope: scope,
+		AuthTime: now.Truncate(1e9), AMR: "pwd", IDP: connector, CreatedAt: now}
+	if err := iss.db.WithContext(ctx).Create(g).Error; err != nil {
+		return nil, err
+	}
+	return iss.mint(ctx, g, u, "", scope, client.allows(config.GrantRefreshToken))
+}

@@ -1,0 +1,53 @@
+package linking
+
+import "time"
+
+// User is a local fedhub account; its ID is the "sub" of every token fedhub mints.
+type User struct {
+	ID            string `gorm:"primaryKey;size:36"`
+	Username      string `gorm:"size:255;not null"`
+	UsernameKey   string `gorm:"size:255;not null;uniqueIndex"` // lower-cased, for case-insensitive uniqueness
+	Email         string `gorm:"size:320;index"`
+	EmailVerified bool
+	Name          string `gorm:"size:255"`
+	PasswordHash  string `gorm:"size:255"`
+	Disabled      bool
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+
+	Roles  []string `gorm:"-"`
+	Groups []string `gorm:"-"`
+}
+
+// UserRole grants a role (realm_access.roles) to a user.
+type UserRole struct {
+	UserID string `gorm:"primaryKey;size:36"`
+	Role   string `gorm:"primaryKey;size:255"`
+}
+
+// UserGroup puts a user in a group (the "groups" claim).
+type UserGroup struct {
+	UserID string `gorm:"primaryKey;size:36"`
+	Group  string `gorm:"primaryKey;size:255;column:group_name"`
+}
+
+// Link ties an upstream identity to a user. (Connector, Subject) is unique across
+// all users, by index and not only by code: one upstream identity, one user.
+type Link struct {
+	ID          uint   `gorm:"primaryKey"`
+	UserID      string `gorm:"size:36;not null;index"`
+	Connector   string `gorm:"size:64;not null;uniqueIndex:idx_link_upstream"`
+	Subject     string `gorm:"size:512;not null;uniqueIndex:idx_link_upstream"`
+	Username    string `gorm:"size:255"`
+	Email       string `gorm:"size:320"`
+	CreatedAt   time.Time
+	LastLoginAt *time.Time
+}
+
+// LocalConnector is the ID of the connector for local passwords.
+const LocalConnector = "local"
+
+// Models are the tables this package owns, for store.Migrate.
+func Models() []any {
+	return []any{&User{}, &UserRole{}, &UserGroup{}, &Link{}}
+}

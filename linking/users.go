@@ -1,0 +1,235 @@
+package linking
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/fedhub/fedhub/store"
+)
+
+// Errors callers tell apart.
+var (
+	ErrNotFound           = errors.New("user not found")
+	ErrUsernameTaken      = errors.New("username is taken")
+	ErrInvalidCredentials = errors.New("invalid username or password")
+	ErrDisabled           = errors.New("account is disabled")
+	ErrNotLinked          = errors.New("upstream identity is not linked")
+	ErrAlreadyLinked      = errors.New("upstream identity is linked to another user")
+)
+
+// Service is the users-and-links API; other packages never touch these tables.
+type Service struct {
+	db *gorm.DB
+	// dummyHash is verified against when a username does not exist, so that
+	// a login takes as long for an unknown user as for a wrong password.
+	dummyHash string
+}
+
+// New returns the service over db (already migrated with Models).
+func New(db *gorm.DB) *Service {
+	h, err := HashPassword("fedhub-dummy-password")
+	if err != nil {
+		panic(err) // only fails when crypto/rand does
+	}
+	return &Service{db: db, dummyHash: h}
+}
+
+// NewUser describes a user to create. Give Password or PasswordHash (or neither,
+// for a user who only signs in through upstream identity providers).
+type NewUser struct {
+	Username      string
+	Email         string
+	EmailVerified bool
+	Name          string
+	Password      string
+	PasswordHash  string
+	Roles         []string
+	Groups        []string
+}
+
+// CreateUser creates a user, its roles and groups and, with a password, its
+// local link — all or nothing.
+func (s *Service) CreateUser(ctx context.Context, nu NewUser) (*User, error) {
+	username := strings.TrimSpace(nu.Username)
+	if username == "" {
+		return nil, errors.New("create user: username is required")
+	}
+	hash := nu.PasswordHash
+	if nu.Password != "" {
+		var err error
+		if hash, err = HashPassword(nu.Password); err != nil {
+			return nil, fmt.Errorf("create user: %w", err)
+		}
+	} else if hash != "" && !ValidPasswordHash(hash) {
+		return nil, errors.New("create user: password hash is not argon2id")
+	}
+	u := &User{
+		ID: NewID(), Username: username, UsernameKey: strings.ToLower(username),
+		Email: strings.TrimSpace(nu.Email), EmailVerified: nu.EmailVerified, Name: nu.Name,
+		PasswordHash: hash, Roles: nu.Roles, Groups: nu.Groups,
+	}
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Create(u).Error; err != nil {
+			if store.IsDuplicate(err) {
+				return ErrUsernameTaken
+			}
+			return err
+		}
+		for _, r := range dedupe(nu.Roles) {
+			if err := tx.Create(&UserRole{UserID: u.ID, Role: r}).Error; err != nil {
+				return err
+			}
+		}
+		for _, g := range dedupe(nu.Groups) {
+			if err := tx.Create(&UserGroup{UserID: u.ID, Group: g}).Error; err != nil {
+				return err
+			}
+		}
+		if hash != "" {
+			return tx.Create(&Link{UserID: u.ID, Connector: LocalConnector, Subject: u.ID, Username: u.Username}).Error
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create user %q: %w", username, err)
+	}
+	return u, nil
+}
+
+// UserByID returns a user with its roles and groups.
+func (s *Service) UserByID(ctx context.Context, id string) (*User, error) {
+	return s.findUser(ctx, "id = ?", id)
+}
+
+// UserByUsername returns a user by username, case-insensitively.
+func (s *Service) UserByUsername(ctx context.Context, username string) (*User, error) {
+	return s.findUser(ctx, "username_key = ?", strings.ToLower(strings.TrimSpace(username)))
+}
+
+func (s *Service) findUser(ctx context.Context, query string, arg any) (*User, error) {
+	var u User
+	if err := s.db.WithContext(ctx).Where(query, arg).Take(&u).Error; err != nil {
+		if store.IsNotFound(err) {
+			return nil, ErrNotFound
+		}
+		return nil, fmt.Errorf("find user: %w", err)
+	}
+	if err := s.loadRolesAndGroups(ctx, &u); err != nil {
+		return nil, err
+	}
+	return &u, nil
+}
+
+func (s *Service) loadRolesAndGroups(ctx context.Context, u *User) error {
+	db := s.db.WithContext(ctx)
+	if err := db.Model(&UserRole{}).Where("user_id = ?", u.ID).Order("role").Pluck("role", &u.Roles).Error; err != nil {
+		return fmt.Errorf("load roles: %w", err)
+	}
+	if err := db.Model(&UserGroup{}).Where("user_id = ?", u.ID).Order("group_name").Pluck("group_name", &u.Groups).Error; err != nil {
+		return fmt.Errorf("load groups: %w", err)
+	}
+	return nil
+}
+
+// ListUsers returns users ordered by username, a page at a time.
+func (s *Service) ListUsers(ctx context.Context, offset, limit int) ([]User, error) {
+	var users []User
+	err := s.db.WithContext(ctx).Order("username_key").Offset(offset).Limit(limit).Find(&users).Error
+	if err != nil {
+		return nil, fmt.Errorf("list users: %w", err)
+	}
+	return users, nil
+}
+
+// SetPassword replaces a user's password and makes sure the local link exists.
+func (s *Service) SetPassword(ctx context.Context, username, password string) error {
+	if password == "" {
+		return errors.New("set password: the password is empty")
+	}
+	u, err := s.UserByUsername(ctx, username)
+	if err != nil {
+		return fmt.Errorf("set password: %w", err)
+	}
+	hash, err := HashPassword(password)
+	if err != nil {
+		return fmt.Errorf("set password: %w", err)
+	}
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Model(&User{}).Where("id = ?", u.ID).Update("password_hash", hash).Error; err != nil {
+			return fmt.Errorf("set password: %w", err)
+		}
+		link := Link{UserID: u.ID, Connector: LocalConnector, Subject: u.ID, Username: u.Username}
+		if err := tx.Where(Link{Connector: LocalConnector, Subject: u.ID}).FirstOrCreate(&link).Error; err != nil {
+			return fmt.Errorf("set password: %w", err)
+		}
+		return nil
+	})
+}
+
+// SetDisabled disables or re-enables a user.
+func (s *Service) SetDisabled(ctx context.Context, username string, disabled bool) error {
+	res := s.db.WithContext(ctx).Model(&User{}).
+		Where("username_key = ?", strings.ToLower(username)).Update("disabled", disabled)
+	if res.Error != nil {
+		return fmt.Errorf("set disabled: %w", res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return fmt.Errorf("set disabled: %w", ErrNotFound)
+	}
+	return nil
+}
+
+// VerifyPassword checks a local password. It returns ErrInvalidCredentials for
+// an unknown user, a user without a password or a wrong password alike, in about
+// the same time; and ErrDisabled only once the password was right.
+func (s *Service) VerifyPassword(ctx context.Context, username, password string) (*User, error) {
+	u, err := s.UserByUsername(ctx, username)
+	if errors.Is(err, ErrNotFound) || (err == nil && u.PasswordHash == "") {
+		_, _ = checkPassword(s.dummyHash, password)
+		return nil, ErrInvalidCredentials
+	}
+	if err != nil {
+		return nil, err
+	}
+	ok, err := checkPassword(u.PasswordHash, password)
+	if err != nil {
+		return nil, fmt.Errorf("verify password of %s: %w", u.ID, err)
+	}
+	if !ok {
+		return nil, ErrInvalidCredentials
+	}
+	if u.Disabled {
+		return nil, ErrDisabled
+	}
+	return u, nil
+}
+
+// NewID returns a random 128-bit identifier in UUID v4 form.
+func NewID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b) // never fails (crypto/rand docs)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
+}
+
+func dedupe(in []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, s := range in {
+		s = strings.TrimSpace(s)
+		if s != "" && !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func now() time.Time { return time.Now().UTC() }

@@ -1,0 +1,91 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"gorm.io/driver/postgres"
+	"gorm.io/driver/sqlite"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+
+	"github.com/fedhub/fedhub/config"
+)
+
+// Open connects to the configured database.
+func Open(ctx context.Context, cfg config.Storage) (*gorm.DB, error) {
+	var dialector gorm.Dialector
+	switch cfg.Driver {
+	case "sqlite":
+		dialector = sqlite.Open(sqliteDSN(cfg.DSN))
+	case "postgres":
+		dialector = postgres.Open(cfg.DSN)
+	default:
+		return nil, fmt.Errorf("open store: unknown driver %q", cfg.Driver)
+	}
+	db, err := gorm.Open(dialector, &gorm.Config{
+		Logger:                 logger.Discard,
+		SkipDefaultTransaction: true, // single statements need no explicit transaction
+		NowFunc:                func() time.Time { return time.Now().UTC() },
+		TranslateError:         true, // unique violations become gorm.ErrDuplicatedKey
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open %s store: %w", cfg.Driver, err)
+	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil, fmt.Errorf("open %s store: %w", cfg.Driver, err)
+	}
+	if cfg.Driver == "sqlite" {
+		// One writer at a time is SQLite's model; WAL lets readers go on meanwhile.
+		sqlDB.SetMaxOpenConns(8)
+	} else {
+		sqlDB.SetMaxOpenConns(32)
+	}
+	sqlDB.SetConnMaxIdleTime(5 * time.Minute)
+	if err := sqlDB.PingContext(ctx); err != nil {
+		return nil, fmt.Errorf("open %s store: %w", cfg.Driver, err)
+	}
+	return db.WithContext(ctx), nil
+}
+
+// sqliteDSN turns a file path into a DSN with the pragmas fedhub relies on:
+// WAL for concurrent readers, a busy timeout instead of immediate "locked"
+// errors, enforced foreign keys, and IMMEDIATE transactions so that two
+// writers never deadlock upgrading a read lock.
+func sqliteDSN(path string) string {
+	if strings.HasPrefix(path, "file:") {
+		return path
+	}
+	return "file:" + path + "?_journal_mode=WAL&_busy_timeout=10000&_foreign_keys=on&_txlock=immediate&_synchronous=NORMAL"
+}
+
+// Migrate creates or updates the tables of the given models.
+func Migrate(ctx context.Context, db *gorm.DB, models ...any) error {
+	if err := db.WithContext(ctx).AutoMigrate(models...); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	return nil
+}
+
+// Close releases the database's connections.
+func Close(db *gorm.DB) error {
+	sqlDB, err := db.DB()
+	if err != nil {
+		return err
+	}
+	return sqlDB.Close()
+}
+
+// IsDuplicate reports whether err is a unique-constraint violation.
+func IsDuplicate(err error) bool {
+	return errors.Is(err, gorm.ErrDuplicatedKey)
+}
+
+// IsNotFound reports whether err says that no row matched.
+func IsNotFound(err error) bool {
+	return errors.Is(err, gorm.ErrRecordNotFound)
+}
