@@ -1,0 +1,2 @@
+// Package local is the connector for fedhub's own username/password accounts.
+package local

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+	"gorm.io/gorm"
+
+	"github.com/fedhub/fedhub/brokers"
+	"github.com/fedhub/fedhub/brokers/local"
+	"github.com/fedhub/fedhub/config"
+	"github.com/fedhub/fedhub/issuer"
+	"github.com/fedhub/fedhub/linking"
+	"github.com/fedhub/fedhub/store"
+	"github.com/fedhub/fedhub/templates"
+	"github.com/fedhub/fedhub/throttle"
+	"github.com/fedhub/fedhub/web"
+)
+
+// app is a wired fedhub.
+type app struct {
+	db     *gorm.DB
+	users  *linking.Service
+	issuer *issuer.Issuer
+	echo   *echo.Echo
+}
+
+// openStore opens and migrates the database.
+func openStore(ctx context.Context, cfg *config.Config) (*gorm.DB, error) {
+	db, err := store.Open(ctx, cfg.Storage)
+	if err != nil {
+		return nil, err
+	}
+	var models []any
+	models = append(models, linking.Models()...)
+	models = append(models, issuer.Models()...)
+	models = append(models, throttle.Models()...)
+	if err := store.Migrate(ctx, db, models...); err != nil {
+		_ = store.Close(db)
+		return nil, err
+	}
+	return db, nil
+}
+
+func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, error) {
+	db, err := openStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	a, err := wire(ctx, cfg, db, log)
+	if err != nil {
+		_ = store.Close(db)
+		return nil, err
+	}
+	return a, nil
+}
+
+func wire(ctx context.Context, cfg *config.Config, db *gorm.DB, log *slog.Logger) (*app, error) {
+	users := linking.New(db)
+	if err := bootstrapUsers(ctx, users, cfg.Users, log); err != nil {
+		return nil, err
+	}
+	bf := cfg.BruteForce
+	limiter := throttle.New(db, bf.FailureFactor, bf.WaitIncrement, bf.MaxWait)
+	connectors := []brokers.Connector{
+		{ID: linking.LocalConnector, Label: "Sign in with your fedhub account", Impl: local.New(localAccounts{users})},
+	}
+	// The broker and the issuer need each other: the issuer hands pending
+	// logins to the broker, the broker answers the issuer's password grant.
+	var broker *brokers.Service
+	iss, err := issuer.New(ctx, cfg, db, users, passwordLoginFunc(func(ctx context.Context, u, p, ip string) (string, string, error) {
+		return broker.PasswordLogin(ctx, u, p, ip)
+	}), log)
+	if err != nil {
+		return nil, err
+	}
+	broker = brokers.New(connectors, users, issuerAdapter{iss}, limiter, log)
+
+	renderer, err := templates.New()
+	if err != nil {
+		return nil, err
+	}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.IPExtractor = echo.ExtractIPDirect() // X-Forwarded-For is not trusted by default
+	e.Renderer = renderer
+	e.HTTPErrorHandler = errorHandler(e, log)
+	e.Use(web.SecurityHeaders())
+	e.GET("/static/*", echo.WrapHandler(templates.Static()))
+	iss.Routes(e)
+	broker.Routes(e)
+	return &app{db: db, users: users, issuer: iss, echo: e}, nil
+}
+
+// errorHandler logs unexpected errors and answers without their details.
+func errorHandler(e *echo.Echo, log *slog.Logger) echo.HTTPErrorHandler {
+	return func(err error, c echo.Context) {
+		var he *echo.HTTPError
+		if !errors.As(err, &he) {
+			log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
+			err = echo.NewHTTPError(http.StatusInternalServerError, "fedhub could not complete the request")
+		}
+		e.DefaultHTTPErrorHandler(err, c)
+	}
+}
+
+func bootstrapUsers(ctx context.Context, users *linking.Service, list []config.User, log *slog.Logger) error {
+	for _, u := range list {
+		_, err := users.UserByUsername(ctx, u.Username)
+		if err == nil {
+			continue // bootstrap users are created once and never overwritten
+		}
+		if !errors.Is(err, linking.ErrNotFound) {
+			return err
+		}
+		_, err = users.CreateUser(ctx, linking.NewUser{
+			Username: u.Username, Email: u.Email, EmailVerified: u.EmailVerified, Name: u.Name,
+			Password: u.Password, PasswordHash: u.PasswordHash, Roles: u.Roles, Groups: u.Groups,
+		})
+		if err != nil && !errors.Is(err, linking.ErrUsernameTaken) { // another node was quicker
+			return fmt.Errorf("bootstrap user %s: %w", u.Username, err)
+		}
+		log.Info("bootstrap user created", "username", u.Username)
+	}
+	return nil
+}

@@ -1,0 +1,320 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/fedhub/fedhub/config"
+	"github.com/fedhub/fedhub/issuer"
+	"github.com/fedhub/fedhub/linking"
+	"github.com/fedhub/fedhub/store"
+)
+
+const usage = `fedhub — identity broker and OpenID Provider
+
+Usage:
+  fedhub serve (-c FILE | --demo) [--listen ADDR]
+  fedhub check-config -c FILE
+  fedhub migrate (-c FILE | --demo)
+  fedhub users add (-c FILE | --demo) --username NAME [--email E] [--name N] [--role R]... [--password-stdin]
+  fedhub users list (-c FILE | --demo)
+  fedhub users set-password (-c FILE | --demo) --username NAME   (reads the password from stdin)
+  fedhub users disable|enable (-c FILE | --demo) --username NAME
+  fedhub keys rotate (-c FILE | --demo)
+  fedhub hash-secret   (reads a client secret from stdin, prints its secret_hash)
+`
+
+func main() {
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, log); err != nil {
+		fmt.Fprintln(os.Stderr, "fedhub:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer, log *slog.Logger) error {
+	if len(args) == 0 {
+		fmt.Fprint(stdout, usage)
+		return errors.New("no command given")
+	}
+	cmd, rest := args[0], args[1:]
+	if (cmd == "users" || cmd == "keys") && len(rest) > 0 {
+		cmd, rest = cmd+" "+rest[0], rest[1:]
+	}
+	switch cmd {
+	case "serve":
+		return serve(ctx, rest, stdout, log)
+	case "check-config":
+		return checkConfig(rest, stdout)
+	case "migrate":
+		return withStore(ctx, "migrate", rest, nil, func(*options, *config.Config, *linking.Service) error {
+			fmt.Fprintln(stdout, "database is up to date")
+			return nil
+		})
+	case "users add", "users list", "users set-password", "users disable", "users enable":
+		return usersCommand(ctx, cmd, rest, stdin, stdout)
+	case "keys rotate":
+		return keysRotate(ctx, rest, stdout, log)
+	case "hash-secret":
+		secret, err := readSecret(stdin)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, issuer.HashClientSecret(secret))
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stdout, usage)
+	return fmt.Errorf("unknown command %q", strings.Join(args[:min(2, len(args))], " "))
+}
+
+// options are the flags every command shares.
+type options struct {
+	file   string
+	demo   bool
+	listen string
+	fs     *flag.FlagSet
+}
+
+func newFlags(name string) *options {
+	o := &options{fs: flag.NewFlagSet(name, flag.ContinueOnError)}
+	o.fs.StringVar(&o.file, "c", "", "configuration file")
+	o.fs.BoolVar(&o.demo, "demo", false, "use the built-in demo configuration")
+	o.fs.StringVar(&o.listen, "listen", "", "listen address (overrides the configuration)")
+	return o
+}
+
+func (o *options) config() (*config.Config, error) {
+	switch {
+	case o.demo && o.file != "":
+		return nil, errors.New("give either -c FILE or --demo, not both")
+	case o.demo:
+		return demoConfig(o.listen)
+	case o.file == "":
+		return nil, errors.New("give a configuration file with -c FILE (or --demo to try fedhub)")
+	}
+	cfg, err := config.LoadFile(o.file)
+	if err != nil {
+		return nil, err
+	}
+	if o.listen != "" {
+		cfg.Listen = o.listen
+	}
+	return cfg, nil
+}
+
+func checkConfig(args []string, stdout io.Writer) error {
+	o := newFlags("check-config")
+	if err := o.fs.Parse(args); err != nil {
+		return err
+	}
+	if o.file == "" {
+		return errors.New("give the file to check with -c FILE")
+	}
+	if _, err := config.LoadFile(o.file); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: configuration is valid\n", o.file)
+	return nil
+}
+
+func serve(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
+	o := newFlags("serve")
+	if err := o.fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := o.config()
+	if err != nil {
+		return err
+	}
+	a, err := newApp(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer store.Close(a.db)
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	srv := &http.Server{
+		Handler: a.echo, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
+	}
+	go a.issuer.Maintain(ctx)
+	if o.demo {
+		printDemoBanner(stdout, cfg)
+	}
+	log.Info("fedhub is serving", "issuer", cfg.Issuer, "listen", ln.Addr().String(), "storage", cfg.Storage.Driver)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return srv.Shutdown(shutdown)
+}
+
+// withStore opens (and migrates) the configured database for a management command.
+func withStore(ctx context.Context, name string, args []string, extra func(*flag.FlagSet), fn func(*options, *config.Config, *linking.Service) error) error {
+	o := newFlags(name)
+	if extra != nil {
+		extra(o.fs)
+	}
+	if err := o.fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := o.config()
+	if err != nil {
+		return err
+	}
+	db, err := openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer store.Close(db)
+	return fn(o, cfg, linking.New(db))
+}
+
+func usersCommand(ctx context.Context, cmd string, args []string, stdin io.Reader, stdout io.Writer) error {
+	var username, email, name string
+	var passwordStdin bool
+	var roles multiFlag
+	extra := func(fs *flag.FlagSet) {
+		fs.StringVar(&username, "username", "", "username")
+		if cmd == "users add" {
+			fs.StringVar(&email, "email", "", "email address")
+			fs.StringVar(&name, "name", "", "display name")
+			fs.Var(&roles, "role", "role to grant (repeatable)")
+			fs.BoolVar(&passwordStdin, "password-stdin", false, "read a password from stdin")
+		}
+	}
+	return withStore(ctx, cmd, args, extra, func(o *options, cfg *config.Config, users *linking.Service) error {
+		if cmd != "users list" && username == "" {
+			return errors.New("--username is required")
+		}
+		switch cmd {
+		case "users add":
+			nu := linking.NewUser{Username: username, Email: email, Name: name, Roles: roles}
+			if passwordStdin {
+				p, err := readSecret(stdin)
+				if err != nil {
+					return err
+				}
+				nu.Password = p
+			}
+			u, err := users.CreateUser(ctx, nu)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "created user %s (id %s)\n", u.Username, u.ID)
+		case "users list":
+			list, err := users.ListUsers(ctx, 0, 10000)
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tUSERNAME\tEMAIL\tDISABLED")
+			for _, u := range list {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%v\n", u.ID, u.Username, u.Email, u.Disabled)
+			}
+			return tw.Flush()
+		case "users set-password":
+			p, err := readSecret(stdin)
+			if err != nil {
+				return err
+			}
+			if err := users.SetPassword(ctx, username, p); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "password of %s changed\n", username)
+		case "users disable", "users enable":
+			disable := cmd == "users disable"
+			if err := users.SetDisabled(ctx, username, disable); err != nil {
+				return err
+			}
+			if disable {
+				if err := endSessions(ctx, cfg, users, username); err != nil {
+					return err
+				}
+			}
+			fmt.Fprintf(stdout, "%s %sd\n", username, strings.TrimPrefix(cmd, "users "))
+		}
+		return nil
+	})
+}
+
+// endSessions signs a disabled user out everywhere.
+func endSessions(ctx context.Context, cfg *config.Config, users *linking.Service, username string) error {
+	u, err := users.UserByUsername(ctx, username)
+	if err != nil {
+		return err
+	}
+	db, err := openStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer store.Close(db)
+	a, err := wire(ctx, cfg, db, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	return a.issuer.EndSessions(ctx, u.ID)
+}
+
+func keysRotate(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
+	o := newFlags("keys rotate")
+	if err := o.fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := o.config()
+	if err != nil {
+		return err
+	}
+	a, err := newApp(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer store.Close(a.db)
+	if err := a.issuer.Keys().Rotate(ctx); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "new signing key created; the previous ones stay published until the tokens they signed expire")
+	return nil
+}
+
+func readSecret(r io.Reader) (string, error) {
+	line, err := bufio.NewReader(r).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("read from stdin: %w", err)
+	}
+	line = strings.TrimRight(line, "\r\n")
+	if line == "" {
+		return "", errors.New("nothing was given on stdin")
+	}
+	return line, nil
+}
+
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
