@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/fedhub/fedhub/issuer"
+	"github.com/fedhub/fedhub/store"
+)
+
+// The benchmarks run fedhub in-process on SQLite and print each figure next to
+// the raw signing speed of the configured key, measured in the same run ("x-sign":
+// how many signatures one operation costs), because these machines are noisy.
+//
+//	go test -run '^$' -bench . -benchtime 3s ./cmd/fedhub/
+
+type benchServer struct {
+	url    string
+	client *http.Client
+	app    *app
+}
+
+func startBench(b *testing.B, alg string) *benchServer {
+	b.Helper()
+	srv := httptest.NewUnstartedServer(nil)
+	cfg, err := demoConfig(srv.Listener.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg.Storage.DSN = filepath.Join(b.TempDir(), "bench.db")
+	cfg.Signing.Algorithm = alg
+	cfg.BruteForce.FailureFactor = 1 << 30 // the benchmark logs in many times
+	a, err := newApp(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv.Config.Handler = a.echo
+	srv.Start()
+	b.Cleanup(func() { srv.Close(); store.Close(a.db) })
+	return &benchServer{url: srv.URL, client: srv.Client(), app: a}
+}
+
+// rawSigner signs with the very key the issuer uses (read from its database).
+func (s *benchServer) rawSigner(b *testing.B) jose.Signer {
+	var row issuer.SigningKey
+	if err := s.app.db.Order("created_at DESC").Take(&row).Error; err != nil {
+		b.Fatal(err)
+	}
+	priv, err := x509.ParsePKCS8PrivateKey(row.PrivateKey)
+	if err != nil {
+		b.Fatal(err)
+	}
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.SignatureAlgorithm(row.Algorithm), Key: priv}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return signer
+}
+
+func (s *benchServer) token(b *testing.B, form url.Values) map[string]any {
+	req, _ := http.NewRequest(http.MethodPost, s.url+"/token", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(demoClientID, demoSecret)
+	resp, err := s.client.Do(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusOK {
+		b.Fatalf("token endpoint: %d %v %v", resp.StatusCode, out, err)
+	}
+	return out
+}
+
+var hiddenField = regexp.MustCompile(`name="(req|csrf)" value="([^"]*)"`)
+
+// login runs authorize → login page → form POST → code → token, as a browser and an RP would.
+func (s *benchServer) login(b *testing.B) {
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Jar: jar, Transport: s.client.Transport,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	q := url.Values{"client_id": {demoClientID}, "response_type": {"code"}, "scope": {"openid profile email"},
+		"redirect_uri": {demoRedirectURI}, "state": {"s"}, "nonce": {"n"}}
+	resp, err := browser.Get(s.url + "/authorize?" + q.Encode())
+	if err != nil {
+		b.Fatal(err)
+	}
+	resp.Body.Close()
+	resp, err = browser.Get(s.url + resp.Header.Get("Location"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	form := url.Values{"username": {"demo"}, "password": {"demo"}}
+	for _, m := range hiddenField.FindAllStringSubmatch(string(page), -1) {
+		form.Set(m[1], m[2])
+	}
+	resp, err = browser.PostForm(s.url+"/broker/local/login", form)
+	if err != nil {
+		b.Fatal(err)
+	}
+	resp.Body.Close()
+	cb, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil || cb.Query().Get("code") == "" {
+		b.Fatalf("login did not return a code: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	s.token(b, url.Values{"grant_type": {"authorization_code"}, "code": {cb.Query().Get("code")}, "redirect_uri": {demoRedirectURI}})
+}
+
+func BenchmarkIssuer(b *testing.B) {
+	for _, alg := range []string{"RS256", "ES256", "EdDSA"} {
+		b.Run(alg, func(b *testing.B) {
+			s := startBench(b, alg)
+			var signNs float64
+			perSign := func(b *testing.B) {
+				if signNs > 0 {
+					b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/signNs, "x-sign")
+				}
+			}
+			b.Run("sign", func(b *testing.B) {
+				signer := s.rawSigner(b)
+				payload := []byte(fmt.Sprintf(`{"iss":%q,"sub":"bench","aud":"demo-app","exp":%d}`, s.url, time.Now().Unix()))
+				for b.Loop() {
+					if _, err := signer.Sign(payload); err != nil {
+						b.Fatal(err)
+					}
+				}
+				signNs = float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+			})
+			b.Run("client_credentials", func(b *testing.B) {
+				form := url.Values{"grant_type": {"client_credentials"}}
+				for b.Loop() {
+					s.token(b, form)
+				}
+				perSign(b)
+			})
+			b.Run("refresh_token", func(b *testing.B) {
+				first := s.token(b, url.Values{"grant_type": {"password"}, "username": {"demo"}, "password": {"demo"}, "scope": {"openid"}})
+				refresh := first["refresh_token"].(string)
+				for b.Loop() { // each refresh rotates: use the newest token
+					refresh = s.token(b, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refresh}})["refresh_token"].(string)
+				}
+				perSign(b)
+			})
+			b.Run("local_login", func(b *testing.B) {
+				for b.Loop() {
+					s.login(b)
+				}
+				perSign(b)
+			})
+		})
+	}
+}
+
