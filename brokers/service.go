@@ -12,6 +12,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/fedhub/fedhub/audit"
 	"github.com/fedhub/fedhub/linking"
 	"github.com/fedhub/fedhub/throttle"
 	"github.com/fedhub/fedhub/web"
@@ -23,12 +24,13 @@ type Service struct {
 	users      *linking.Service
 	issuer     Issuer
 	limiter    *throttle.Limiter
+	audit      *audit.Log
 	log        *slog.Logger
 }
 
 // New returns the broker over the given connectors, in login-page order.
-func New(connectors []Connector, users *linking.Service, issuer Issuer, limiter *throttle.Limiter, log *slog.Logger) *Service {
-	return &Service{connectors: connectors, users: users, issuer: issuer, limiter: limiter, log: log}
+func New(connectors []Connector, users *linking.Service, issuer Issuer, limiter *throttle.Limiter, events *audit.Log, log *slog.Logger) *Service {
+	return &Service{connectors: connectors, users: users, issuer: issuer, limiter: limiter, audit: events, log: log}
 }
 
 // Routes registers the login page and the broker routes.
@@ -148,7 +150,12 @@ func (s *Service) passwordLogin(ctx context.Context, connector string, pc Passwo
 	}
 	if wait > 0 {
 		s.log.Warn("login throttled", "connector", connector, "username", username, "ip", ip, "wait", wait)
-		return Identity{}, &UserError{fmt.Sprintf("Too many failed sign-in attempts. Try again in %s.", roundUp(wait))}
+		err := &UserError{fmt.Sprintf("Too many failed sign-in attempts. Try again in %s.", roundUp(wait))}
+		if aerr := s.audit.Record(ctx, audit.Event{Type: audit.LoginFailed, Actor: username, Connector: connector,
+			IP: ip, Outcome: "failure", Detail: err.Message}); aerr != nil {
+			return Identity{}, aerr
+		}
+		return Identity{}, err
 	}
 	id, err := pc.Login(ctx, username, password)
 	if err != nil {
@@ -158,6 +165,10 @@ func (s *Service) passwordLogin(ctx context.Context, connector string, pc Passwo
 			}
 		}
 		s.log.Info("login failed", "connector", connector, "username", username, "ip", ip, "err", err)
+		if aerr := s.audit.Record(ctx, audit.Event{Type: audit.LoginFailed, Actor: username, Connector: connector,
+			IP: ip, Outcome: "failure", Detail: userMessage(err)}); aerr != nil {
+			return Identity{}, aerr
+		}
 		return Identity{}, err
 	}
 	if err := s.limiter.Succeeded(ctx, userKey); err != nil {
@@ -187,6 +198,10 @@ func (s *Service) PasswordLogin(ctx context.Context, username, password, ip stri
 		u, err := s.resolve(ctx, id)
 		if err != nil {
 			return "", "", errors.New(userMessage(err))
+		}
+		if err := s.audit.Record(ctx, audit.Event{Type: audit.LoginSucceeded, Actor: u.ID, UserID: u.ID,
+			Connector: conn.ID, IP: ip, Detail: "password grant"}); err != nil {
+			return "", "", err
 		}
 		return u.ID, conn.ID, nil
 	}
@@ -231,7 +246,10 @@ func (s *Service) complete(c echo.Context, req *LoginRequest, id Identity, amr [
 		}
 		return fmt.Errorf("complete login: %w", err)
 	}
-	s.log.Info("login", "user", u.ID, "connector", id.Connector, "ip", c.RealIP())
+	if err := s.audit.Record(c.Request().Context(), audit.Event{Type: audit.LoginSucceeded, Actor: u.ID, UserID: u.ID,
+		Connector: id.Connector, IP: c.RealIP()}); err != nil {
+		return err
+	}
 	return c.Redirect(http.StatusSeeOther, to)
 }
 

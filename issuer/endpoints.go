@@ -8,6 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/fedhub/fedhub/audit"
 	"github.com/fedhub/fedhub/web"
 )
 
@@ -196,7 +197,10 @@ func (iss *Issuer) revoke(c echo.Context) error {
 			if err := iss.db.WithContext(ctx).Where(RevokedAccessToken{JTI: claims.JTI}).FirstOrCreate(&row).Error; err != nil {
 				return iss.writeOAuthError(c, err)
 			}
-			iss.log.Info("access token revoked", "client", client.ID, "sub", claims.Subject)
+			if err := iss.audit.Record(ctx, audit.Event{Type: audit.TokenRevoked, Actor: client.ID, ClientID: client.ID,
+				UserID: userOf(claims), IP: c.RealIP(), Detail: "access token " + claims.JTI}); err != nil {
+				return iss.writeOAuthError(c, err)
+			}
 		}
 		return c.NoContent(http.StatusOK)
 	}
@@ -207,4 +211,12 @@ func (iss *Issuer) revoke(c echo.Context) error {
 		}
 	}
 	return c.NoContent(http.StatusOK)
+}
+
+// userOf is the user an access token was issued for ("" for client credentials).
+func userOf(c *tokenClaims) string {
+	if c.GrantID == "" {
+		return ""
+	}
+	return c.Subject
 }

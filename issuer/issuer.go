@@ -10,6 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"gorm.io/gorm"
 
+	"github.com/fedhub/fedhub/audit"
 	"github.com/fedhub/fedhub/config"
 	"github.com/fedhub/fedhub/linking"
 	"github.com/fedhub/fedhub/web"
@@ -36,6 +37,7 @@ type Issuer struct {
 	db       *gorm.DB
 	users    Users
 	password PasswordLogin
+	audit    *audit.Log
 	keys     *Keys
 	cookies  web.Cookies
 	log      *slog.Logger
@@ -44,7 +46,7 @@ type Issuer struct {
 
 // New builds the issuer, writes the configured clients to the database and
 // makes sure there is a current signing key.
-func New(ctx context.Context, cfg *config.Config, db *gorm.DB, users Users, password PasswordLogin, log *slog.Logger) (*Issuer, error) {
+func New(ctx context.Context, cfg *config.Config, db *gorm.DB, users Users, password PasswordLogin, events *audit.Log, log *slog.Logger) (*Issuer, error) {
 	u, err := url.Parse(cfg.Issuer)
 	if err != nil {
 		return nil, fmt.Errorf("issuer url: %w", err)
@@ -52,7 +54,7 @@ func New(ctx context.Context, cfg *config.Config, db *gorm.DB, users Users, pass
 	// A replaced key stays published for as long as anything it signed is valid.
 	overlap := max(cfg.Tokens.IDTTL, cfg.Tokens.AccessTTL) + time.Hour
 	iss := &Issuer{
-		url: cfg.Issuer, tokens: cfg.Tokens, db: db, users: users, password: password,
+		url: cfg.Issuer, tokens: cfg.Tokens, db: db, users: users, password: password, audit: events,
 		keys:    newKeys(db, cfg.Signing.Algorithm, cfg.Signing.RotationPeriod, overlap),
 		cookies: web.Cookies{Secure: u.Scheme == "https"},
 		log:     log, now: func() time.Time { return time.Now().UTC() },

@@ -8,6 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/fedhub/fedhub/audit"
 	"github.com/fedhub/fedhub/web"
 )
 
@@ -97,8 +98,8 @@ func (iss *Issuer) endSession(c echo.Context, sess *Session) error {
 	if err := db.Model(&Grant{}).Where("session_id = ? AND revoked_at IS NULL", sess.ID).Update("revoked_at", now).Error; err != nil {
 		return err
 	}
-	iss.log.Info("signed out", "user", sess.UserID, "sid", sess.ID)
-	return nil
+	return iss.audit.Record(c.Request().Context(), audit.Event{Type: audit.Logout, Actor: sess.UserID, UserID: sess.UserID,
+		IP: c.RealIP(), Detail: "session " + sess.ID})
 }
 
 func (iss *Issuer) logoutError(c echo.Context, what string) error {

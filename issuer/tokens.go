@@ -8,6 +8,7 @@ import (
 
 	"gorm.io/gorm/clause"
 
+	"github.com/fedhub/fedhub/audit"
 	"github.com/fedhub/fedhub/linking"
 	"github.com/fedhub/fedhub/store"
 )
@@ -112,8 +113,7 @@ func (iss *Issuer) revokeGrant(ctx context.Context, grantID, clientID string) er
 		Update("used_at", now).Error; err != nil {
 		return fmt.Errorf("revoke grant: %w", err)
 	}
-	iss.log.Info("grant revoked", "grant", grantID, "client", clientID)
-	return nil
+	return iss.audit.Record(ctx, audit.Event{Type: audit.GrantRevoked, Actor: clientID, ClientID: clientID, Detail: "grant " + grantID})
 }
 
 // grantActive reports whether a grant exists and is not revoked.

@@ -10,6 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"gorm.io/gorm"
 
+	"github.com/fedhub/fedhub/audit"
 	"github.com/fedhub/fedhub/brokers"
 	"github.com/fedhub/fedhub/brokers/local"
 	"github.com/fedhub/fedhub/config"
@@ -39,6 +40,7 @@ func openStore(ctx context.Context, cfg *config.Config) (*gorm.DB, error) {
 	models = append(models, linking.Models()...)
 	models = append(models, issuer.Models()...)
 	models = append(models, throttle.Models()...)
+	models = append(models, audit.Models()...)
 	if err := store.Migrate(ctx, db, models...); err != nil {
 		_ = store.Close(db)
 		return nil, err
@@ -64,6 +66,7 @@ func wire(ctx context.Context, cfg *config.Config, db *gorm.DB, log *slog.Logger
 	if err := bootstrapUsers(ctx, users, cfg.Users, log); err != nil {
 		return nil, err
 	}
+	events := audit.New(db, log)
 	bf := cfg.BruteForce
 	limiter := throttle.New(db, bf.FailureFactor, bf.WaitIncrement, bf.MaxWait)
 	connectors := []brokers.Connector{
@@ -74,11 +77,11 @@ func wire(ctx context.Context, cfg *config.Config, db *gorm.DB, log *slog.Logger
 	var broker *brokers.Service
 	iss, err := issuer.New(ctx, cfg, db, users, passwordLoginFunc(func(ctx context.Context, u, p, ip string) (string, string, error) {
 		return broker.PasswordLogin(ctx, u, p, ip)
-	}), log)
+	}), events, log)
 	if err != nil {
 		return nil, err
 	}
-	broker = brokers.New(connectors, users, issuerAdapter{iss}, limiter, log)
+	broker = brokers.New(connectors, users, issuerAdapter{iss}, limiter, events, log)
 
 	renderer, err := templates.New()
 	if err != nil {

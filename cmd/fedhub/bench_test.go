@@ -168,4 +168,3 @@ func BenchmarkIssuer(b *testing.B) {
 		})
 	}
 }
-

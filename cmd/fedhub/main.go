@@ -17,6 +17,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/fedhub/fedhub/audit"
 	"github.com/fedhub/fedhub/config"
 	"github.com/fedhub/fedhub/issuer"
 	"github.com/fedhub/fedhub/linking"
@@ -62,7 +63,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer, 
 	case "check-config":
 		return checkConfig(rest, stdout)
 	case "migrate":
-		return withStore(ctx, "migrate", rest, nil, func(*options, *config.Config, *linking.Service) error {
+		return withStore(ctx, "migrate", rest, nil, func(*config.Config, *linking.Service, *audit.Log) error {
 			fmt.Fprintln(stdout, "database is up to date")
 			return nil
 		})
@@ -175,7 +176,7 @@ func serve(ctx context.Context, args []string, stdout io.Writer, log *slog.Logge
 }
 
 // withStore opens (and migrates) the configured database for a management command.
-func withStore(ctx context.Context, name string, args []string, extra func(*flag.FlagSet), fn func(*options, *config.Config, *linking.Service) error) error {
+func withStore(ctx context.Context, name string, args []string, extra func(*flag.FlagSet), fn func(*config.Config, *linking.Service, *audit.Log) error) error {
 	o := newFlags(name)
 	if extra != nil {
 		extra(o.fs)
@@ -192,7 +193,7 @@ func withStore(ctx context.Context, name string, args []string, extra func(*flag
 		return err
 	}
 	defer store.Close(db)
-	return fn(o, cfg, linking.New(db))
+	return fn(cfg, linking.New(db), audit.New(db, slog.New(slog.DiscardHandler)))
 }
 
 func usersCommand(ctx context.Context, cmd string, args []string, stdin io.Reader, stdout io.Writer) error {
@@ -208,7 +209,7 @@ func usersCommand(ctx context.Context, cmd string, args []string, stdin io.Reade
 			fs.BoolVar(&passwordStdin, "password-stdin", false, "read a password from stdin")
 		}
 	}
-	return withStore(ctx, cmd, args, extra, func(o *options, cfg *config.Config, users *linking.Service) error {
+	return withStore(ctx, cmd, args, extra, func(cfg *config.Config, users *linking.Service, events *audit.Log) error {
 		if cmd != "users list" && username == "" {
 			return errors.New("--username is required")
 		}
@@ -227,6 +228,7 @@ func usersCommand(ctx context.Context, cmd string, args []string, stdin io.Reade
 				return err
 			}
 			fmt.Fprintf(stdout, "created user %s (id %s)\n", u.Username, u.ID)
+			return events.Record(ctx, audit.Event{Type: audit.UserCreated, Actor: "cli", UserID: u.ID})
 		case "users list":
 			list, err := users.ListUsers(ctx, 0, 10000)
 			if err != nil {
@@ -247,6 +249,7 @@ func usersCommand(ctx context.Context, cmd string, args []string, stdin io.Reade
 				return err
 			}
 			fmt.Fprintf(stdout, "password of %s changed\n", username)
+			return events.Record(ctx, audit.Event{Type: audit.PasswordSet, Actor: "cli", Detail: username})
 		case "users disable", "users enable":
 			disable := cmd == "users disable"
 			if err := users.SetDisabled(ctx, username, disable); err != nil {
@@ -258,6 +261,11 @@ func usersCommand(ctx context.Context, cmd string, args []string, stdin io.Reade
 				}
 			}
 			fmt.Fprintf(stdout, "%s %sd\n", username, strings.TrimPrefix(cmd, "users "))
+			typ := audit.UserEnabled
+			if disable {
+				typ = audit.UserDisabled
+			}
+			return events.Record(ctx, audit.Event{Type: typ, Actor: "cli", Detail: username})
 		}
 		return nil
 	})
@@ -296,6 +304,9 @@ func keysRotate(ctx context.Context, args []string, stdout io.Writer, log *slog.
 	}
 	defer store.Close(a.db)
 	if err := a.issuer.Keys().Rotate(ctx); err != nil {
+		return err
+	}
+	if err := audit.New(a.db, log).Record(ctx, audit.Event{Type: audit.KeysRotated, Actor: "cli"}); err != nil {
 		return err
 	}
 	fmt.Fprintln(stdout, "new signing key created; the previous ones stay published until the tokens they signed expire")
