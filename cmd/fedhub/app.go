@@ -27,6 +27,7 @@ type app struct {
 	db     *gorm.DB
 	users  *linking.Service
 	issuer *issuer.Issuer
+	audit  *audit.Log
 	echo   *echo.Echo
 }
 
@@ -96,7 +97,7 @@ func wire(ctx context.Context, cfg *config.Config, db *gorm.DB, log *slog.Logger
 	e.GET("/static/*", echo.WrapHandler(templates.Static()))
 	iss.Routes(e)
 	broker.Routes(e)
-	return &app{db: db, users: users, issuer: iss, echo: e}, nil
+	return &app{db: db, users: users, issuer: iss, audit: events, echo: e}, nil
 }
 
 // errorHandler logs unexpected errors and answers without their details.

@@ -63,14 +63,20 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer, 
 	case "check-config":
 		return checkConfig(rest, stdout)
 	case "migrate":
-		return withStore(ctx, "migrate", rest, nil, func(*config.Config, *linking.Service, *audit.Log) error {
+		return withApp(ctx, "migrate", rest, nil, func(*app) error {
 			fmt.Fprintln(stdout, "database is up to date")
 			return nil
 		})
 	case "users add", "users list", "users set-password", "users disable", "users enable":
 		return usersCommand(ctx, cmd, rest, stdin, stdout)
 	case "keys rotate":
-		return keysRotate(ctx, rest, stdout, log)
+		return withApp(ctx, "keys rotate", rest, nil, func(a *app) error {
+			if err := a.issuer.Keys().Rotate(ctx); err != nil {
+				return err
+			}
+			fmt.Fprintln(stdout, "new signing key created; the previous ones stay published until the tokens they signed expire")
+			return a.audit.Record(ctx, audit.Event{Type: audit.KeysRotated, Actor: "cli"})
+		})
 	case "hash-secret":
 		secret, err := readSecret(stdin)
 		if err != nil {
@@ -175,8 +181,9 @@ func serve(ctx context.Context, args []string, stdout io.Writer, log *slog.Logge
 	return srv.Shutdown(shutdown)
 }
 
-// withStore opens (and migrates) the configured database for a management command.
-func withStore(ctx context.Context, name string, args []string, extra func(*flag.FlagSet), fn func(*config.Config, *linking.Service, *audit.Log) error) error {
+// withApp wires fedhub over the configured (and migrated) database for a
+// management command.
+func withApp(ctx context.Context, name string, args []string, extra func(*flag.FlagSet), fn func(*app) error) error {
 	o := newFlags(name)
 	if extra != nil {
 		extra(o.fs)
@@ -188,12 +195,12 @@ func withStore(ctx context.Context, name string, args []string, extra func(*flag
 	if err != nil {
 		return err
 	}
-	db, err := openStore(ctx, cfg)
+	a, err := newApp(ctx, cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return err
 	}
-	defer store.Close(db)
-	return fn(cfg, linking.New(db), audit.New(db, slog.New(slog.DiscardHandler)))
+	defer store.Close(a.db)
+	return fn(a)
 }
 
 func usersCommand(ctx context.Context, cmd string, args []string, stdin io.Reader, stdout io.Writer) error {
@@ -209,7 +216,8 @@ func usersCommand(ctx context.Context, cmd string, args []string, stdin io.Reade
 			fs.BoolVar(&passwordStdin, "password-stdin", false, "read a password from stdin")
 		}
 	}
-	return withStore(ctx, cmd, args, extra, func(cfg *config.Config, users *linking.Service, events *audit.Log) error {
+	return withApp(ctx, cmd, args, extra, func(a *app) error {
+		users, events := a.users, a.audit
 		if cmd != "users list" && username == "" {
 			return errors.New("--username is required")
 		}
@@ -256,7 +264,11 @@ func usersCommand(ctx context.Context, cmd string, args []string, stdin io.Reade
 				return err
 			}
 			if disable {
-				if err := endSessions(ctx, cfg, users, username); err != nil {
+				u, err := users.UserByUsername(ctx, username)
+				if err != nil {
+					return err
+				}
+				if err := a.issuer.EndSessions(ctx, u.ID); err != nil {
 					return err
 				}
 			}
@@ -269,48 +281,6 @@ func usersCommand(ctx context.Context, cmd string, args []string, stdin io.Reade
 		}
 		return nil
 	})
-}
-
-// endSessions signs a disabled user out everywhere.
-func endSessions(ctx context.Context, cfg *config.Config, users *linking.Service, username string) error {
-	u, err := users.UserByUsername(ctx, username)
-	if err != nil {
-		return err
-	}
-	db, err := openStore(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer store.Close(db)
-	a, err := wire(ctx, cfg, db, slog.New(slog.DiscardHandler))
-	if err != nil {
-		return err
-	}
-	return a.issuer.EndSessions(ctx, u.ID)
-}
-
-func keysRotate(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
-	o := newFlags("keys rotate")
-	if err := o.fs.Parse(args); err != nil {
-		return err
-	}
-	cfg, err := o.config()
-	if err != nil {
-		return err
-	}
-	a, err := newApp(ctx, cfg, log)
-	if err != nil {
-		return err
-	}
-	defer store.Close(a.db)
-	if err := a.issuer.Keys().Rotate(ctx); err != nil {
-		return err
-	}
-	if err := audit.New(a.db, log).Record(ctx, audit.Event{Type: audit.KeysRotated, Actor: "cli"}); err != nil {
-		return err
-	}
-	fmt.Fprintln(stdout, "new signing key created; the previous ones stay published until the tokens they signed expire")
-	return nil
 }
 
 func readSecret(r io.Reader) (string, error) {
