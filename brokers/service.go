@@ -35,6 +35,7 @@ func New(connectors []Connector, users *linking.Service, issuer Issuer, limiter 
 
 // Routes registers the login page and the broker routes.
 func (s *Service) Routes(e *echo.Echo) {
+	e.GET("/", func(c echo.Context) error { return c.Render(http.StatusOK, "index.html", nil) })
 	e.GET("/login", s.loginPage)
 	e.POST("/broker/:id/login", s.brokerLogin)
 }
