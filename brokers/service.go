@@ -62,7 +62,7 @@ type loginView struct {
 func (s *Service) loginPage(c echo.Context) error {
 	req, err := s.pending(c, c.QueryParam("req"))
 	if err != nil {
-		return err
+		return shown(err)
 	}
 	return s.renderLogin(c, http.StatusOK, req, req.LoginHint, "")
 }
@@ -83,7 +83,19 @@ func (s *Service) renderLogin(c echo.Context, status int, req *LoginRequest, use
 	return c.Render(status, "login.html", v)
 }
 
-// pending loads the login request, or answers with a page saying what to do.
+// errPageShown says that the person was already answered with a page.
+var errPageShown = errors.New("error page shown")
+
+// shown turns errPageShown into "handled".
+func shown(err error) error {
+	if errors.Is(err, errPageShown) {
+		return nil
+	}
+	return err
+}
+
+// pending loads the login request, or answers with a page saying what to do
+// and returns errPageShown.
 func (s *Service) pending(c echo.Context, id string) (*LoginRequest, error) {
 	req, err := s.issuer.PendingLogin(c.Request(), id)
 	if err == nil {
@@ -99,10 +111,10 @@ func (s *Service) pending(c echo.Context, id string) (*LoginRequest, error) {
 		page.What = "fedhub does not know this sign-in, or it was started in another browser."
 	default:
 		s.log.Error("load login request", "err", err)
-		return nil, web.RenderError(c, http.StatusInternalServerError, web.ErrorPage{
-			Title: "Sign-in is unavailable", What: "fedhub could not load your sign-in.", Next: "Try again in a moment."})
+		return nil, errors.Join(errPageShown, web.RenderError(c, http.StatusInternalServerError, web.ErrorPage{
+			Title: "Sign-in is unavailable", What: "fedhub could not load your sign-in.", Next: "Try again in a moment."}))
 	}
-	return nil, web.RenderError(c, http.StatusBadRequest, page)
+	return nil, errors.Join(errPageShown, web.RenderError(c, http.StatusBadRequest, page))
 }
 
 func (s *Service) brokerLogin(c echo.Context) error {
@@ -114,7 +126,7 @@ func (s *Service) brokerLogin(c echo.Context) error {
 	}
 	req, err := s.pending(c, r.PostForm.Get("req"))
 	if err != nil {
-		return err
+		return shown(err)
 	}
 	if subtle.ConstantTimeCompare([]byte(r.PostForm.Get("csrf")), []byte(req.CSRF)) != 1 {
 		return web.RenderError(c, http.StatusForbidden, web.ErrorPage{
@@ -241,9 +253,8 @@ func (s *Service) complete(c echo.Context, req *LoginRequest, id Identity, amr [
 	}
 	to, err := s.issuer.CompleteLogin(c.Response(), c.Request(), req.ID, Authentication{UserID: u.ID, Connector: id.Connector, AMR: amr})
 	if err != nil {
-		_, perr := s.pending(c, req.ID)
-		if perr != nil {
-			return perr
+		if _, perr := s.pending(c, req.ID); perr != nil { // expired or completed meanwhile
+			return shown(perr)
 		}
 		return fmt.Errorf("complete login: %w", err)
 	}

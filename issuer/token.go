@@ -129,6 +129,9 @@ func (iss *Issuer) codeGrant(c echo.Context, client *Client, form url.Values) (*
 		return nil, err
 	}
 	now := iss.now()
+	if ac.UsedAt == nil && now.After(ac.ExpiresAt) { // refused without a trace: nothing was issued
+		return nil, invalidGrant("the code has expired")
+	}
 	// One-time use, decided by one conditional write so that two concurrent
 	// redemptions cannot both win. A second use revokes what the first issued.
 	res := iss.db.WithContext(ctx).Model(&AuthCode{}).Where("hash = ? AND used_at IS NULL", ac.Hash).Update("used_at", now)
@@ -201,6 +204,13 @@ func (iss *Issuer) refreshGrant(c echo.Context, client *Client, form url.Values)
 	if rt.ClientID != client.ID {
 		return nil, invalidGrant("the refresh token was issued to another client")
 	}
+	scope := rt.Scope
+	if s := form.Get("scope"); s != "" {
+		if !subsetScope(s, rt.Scope) { // checked first: a bad request must not burn a good token
+			return nil, &oauthError{http.StatusBadRequest, "invalid_scope", "scope exceeds what was granted", false}
+		}
+		scope = s
+	}
 	now := iss.now()
 	res := iss.db.WithContext(ctx).Model(&RefreshToken{}).Where("hash = ? AND used_at IS NULL", rt.Hash).Update("used_at", now)
 	if res.Error != nil {
@@ -215,13 +225,6 @@ func (iss *Issuer) refreshGrant(c echo.Context, client *Client, form url.Values)
 	}
 	if now.After(rt.ExpiresAt) {
 		return nil, invalidGrant("the refresh token has expired")
-	}
-	scope := rt.Scope
-	if s := form.Get("scope"); s != "" {
-		if !subsetScope(s, rt.Scope) {
-			return nil, &oauthError{http.StatusBadRequest, "invalid_scope", "scope exceeds what was granted", false}
-		}
-		scope = s
 	}
 	g, active, err := iss.grantActive(ctx, rt.GrantID)
 	if err != nil {
