@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"reflect"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
@@ -56,12 +56,12 @@ func LoadFile(path string) (*Config, error) {
 func Parse(data []byte, lookup func(string) (string, bool)) (*Config, error) {
 	var root yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&root); err != nil {
+	if err := dec.Decode(&root); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("not valid YAML: %w", err)
 	}
 	cfg := Defaults()
 	cfg.lines = map[string]int{}
-	if root.Kind == 0 { // empty file
+	if root.Kind == 0 || (root.Content[0].Kind == yaml.ScalarNode && root.Content[0].Tag == "!!null") { // an empty file
 		return &cfg, cfg.Validate()
 	}
 	doc := root.Content[0]
@@ -143,6 +143,18 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
 			w.walk(v, f.Type, key)
 		}
 		return
+	case reflect.Map:
+		if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+			return
+		}
+		if n.Kind != yaml.MappingNode {
+			w.fail(path, n.Line, "expected a mapping of keys")
+			return
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			w.walk(n.Content[i+1], t.Elem(), join(path, n.Content[i].Value))
+		}
+		return
 	case reflect.Slice:
 		if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
 			return
@@ -160,36 +172,52 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
 		w.fail(path, n.Line, "expected a single value")
 		return
 	}
-	w.expand(n, path)
+	failures := len(w.errs)
+	w.expand(n, path, t)
+	if len(w.errs) == failures && n.Decode(reflect.New(t).Interface()) != nil {
+		w.fail(path, n.Line, "cannot read %q as %s", n.Value, typeName(t))
+	}
 }
 
-func (w *walker) expand(n *yaml.Node, path string) {
+func (w *walker) expand(n *yaml.Node, path string, t reflect.Type) {
 	if !strings.Contains(n.Value, "${") {
 		return
 	}
-	if isEnvRef(n.Value) {
-		w.lines[path+"#env"] = n.Line // the value came from the environment
-	}
+	whole := isEnvRef(n.Value)
 	n.Value = envRef.ReplaceAllStringFunc(n.Value, func(ref string) string {
 		m := envRef.FindStringSubmatch(ref)
-		if v, ok := w.lookup(m[1]); ok {
+		if v, ok := w.lookup(m[1]); ok && (v != "" || m[2] == "") {
+			if whole {
+				w.lines[path+"#env"] = n.Line // the value really came from the environment
+			}
 			return v
 		}
-		if m[2] != "" {
+		if m[2] != "" { // ${VAR:-default}: unset or empty, as in the shell
 			return m[3]
 		}
 		w.fail(path, n.Line, "environment variable %s is not set", m[1])
 		return ""
 	})
-	// An expanded value is data, not YAML: keep strings strings, let numbers and
-	// booleans decode as the field's type.
-	if n.Tag == "!!str" || n.Style != 0 {
+	// An expanded value is data, not YAML: a string field keeps it as text;
+	// other fields let numbers, booleans and durations decode as their type.
+	if n.Style != 0 || t.Kind() == reflect.String {
+		n.Tag = "!!str"
 		return
 	}
 	n.Tag = ""
-	if _, err := strconv.ParseFloat(n.Value, 64); err != nil && n.Value != "true" && n.Value != "false" {
-		n.Tag = "!!str"
+}
+
+// typeName says what a field expects, in an error message.
+func typeName(t reflect.Type) string {
+	switch {
+	case t == reflect.TypeOf(time.Duration(0)):
+		return "a duration such as 10m or 24h"
+	case t.Kind() == reflect.Bool:
+		return "true or false"
+	case t.Kind() == reflect.Int:
+		return "a whole number"
 	}
+	return "text"
 }
 
 func isEnvRef(s string) bool {

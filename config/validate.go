@@ -155,7 +155,7 @@ func checkRedirectURI(raw string) string {
 	switch {
 	case err != nil || !u.IsAbs():
 		return "must be an absolute URI"
-	case u.Fragment != "":
+	case u.Fragment != "" || strings.Contains(raw, "#"):
 		return "must not contain a fragment"
 	case u.Scheme == "http" && !IsLoopback(u.Hostname()):
 		return "http is allowed only for loopback addresses; use https"

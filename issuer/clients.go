@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 
 	"gorm.io/gorm/clause"
 
@@ -84,18 +85,45 @@ func matchURI(registered []string, uri string) bool {
 	if slices.Contains(registered, uri) {
 		return true
 	}
-	u, err := url.Parse(uri)
-	if err != nil || u.Scheme != "http" || net.ParseIP(u.Hostname()) == nil || !net.ParseIP(u.Hostname()).IsLoopback() {
+	host, rest, ok := splitLoopback(uri)
+	if !ok {
 		return false
 	}
 	for _, r := range registered {
-		ru, err := url.Parse(r)
-		if err == nil && ru.Scheme == u.Scheme && ru.Hostname() == u.Hostname() &&
-			ru.EscapedPath() == u.EscapedPath() && ru.RawQuery == u.RawQuery {
+		if rh, rr, ok := splitLoopback(r); ok && rh == host && rr == rest {
 			return true
 		}
 	}
 	return false
+}
+
+// splitLoopback splits an http URI on a loopback IP into that IP and what
+// follows the port. It works on the string, not a parsed URL: parsing would
+// drop or normalise what must still match exactly (user info, a fragment, an
+// empty query, the scheme's case).
+func splitLoopback(uri string) (host, rest string, ok bool) {
+	after, ok := strings.CutPrefix(uri, "http://")
+	if !ok {
+		return "", "", false
+	}
+	i := strings.IndexAny(after, "/?#")
+	if i < 0 {
+		i = len(after)
+	}
+	host, rest = after[:i], after[i:]
+	if h, port, err := net.SplitHostPort(host); err == nil {
+		if port == "" || strings.Trim(port, "0123456789") != "" {
+			return "", "", false
+		}
+		host = h
+	} else {
+		host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || !ip.IsLoopback() || strings.Contains(rest, "#") {
+		return "", "", false
+	}
+	return host, rest, true
 }
 
 // clientAuthError says why client authentication failed; basic tells whether

@@ -133,8 +133,12 @@ func (iss *Issuer) introspect(c echo.Context) error {
 	if err != nil {
 		return iss.writeOAuthError(c, err)
 	}
-	if _, err := iss.authenticateClient(c.Request(), form); err != nil {
+	client, err := iss.authenticateClient(c.Request(), form)
+	if err != nil {
 		return iss.writeOAuthError(c, err)
+	}
+	if client.Public { // a client_id alone proves nothing: anyone could scan tokens (RFC 7662 §2.1)
+		return iss.writeOAuthError(c, clientAuthError{})
 	}
 	token := form.Get("token")
 	if token == "" {

@@ -42,15 +42,19 @@ func checkPassword(hash, password string) (bool, error) {
 	var version int
 	var m, t uint32
 	var p uint8
-	if _, err := fmt.Sscanf(parts[2], "v=%d", &version); err != nil || version != argon2.Version {
+	if _, err := fmt.Sscanf(parts[2], "v=%d", &version); err != nil || version != argon2.Version ||
+		parts[2] != fmt.Sprintf("v=%d", version) {
 		return false, errBadHash
 	}
-	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &m, &t, &p); err != nil || m == 0 || t == 0 || p == 0 {
+	// Bounded, so that a stored hash cannot make a login allocate without limit.
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &m, &t, &p); err != nil ||
+		parts[3] != fmt.Sprintf("m=%d,t=%d,p=%d", m, t, p) ||
+		m < 8 || m > 1<<20 || t < 1 || t > 64 || p < 1 || p > 16 {
 		return false, errBadHash
 	}
 	b64 := base64.RawStdEncoding
 	salt, err := b64.DecodeString(parts[4])
-	if err != nil {
+	if err != nil || len(salt) < 8 {
 		return false, errBadHash
 	}
 	want, err := b64.DecodeString(parts[5])
