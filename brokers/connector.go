@@ -3,6 +3,8 @@ package brokers
 import (
 	"context"
 	"errors"
+	"net/http"
+	"time"
 )
 
 // Identity is what a connector proved about a person.
@@ -17,9 +19,55 @@ type Identity struct {
 	Raw           map[string]any // raw claims or attributes, for mappers
 }
 
-// PasswordConnector checks a username and password (local accounts, LDAP).
+// PasswordConnector checks a username and password (local accounts, LDAP):
+// the login page shows a form for it.
 type PasswordConnector interface {
 	Login(ctx context.Context, username, password string) (Identity, error)
+}
+
+// RedirectConnector sends the browser to the upstream and verifies what comes
+// back (OIDC, SAML): the login page shows a button for it.
+type RedirectConnector interface {
+	// Begin starts the upstream login for flow (its State is set; the
+	// connector may fill Data, which Finish gets back) and answers the browser.
+	Begin(ctx context.Context, w http.ResponseWriter, r *http.Request, flow *Flow) error
+	// Finish verifies the upstream's answer to flow.
+	Finish(ctx context.Context, r *http.Request, flow *Flow) (Identity, error)
+}
+
+// Flow is one upstream login in progress, stored by brokers, bound to the
+// browser that started it, single-use and short-lived.
+type Flow struct {
+	State    string            // opaque, random: OIDC state, SAML RelayState
+	Callback string            // the absolute URL the upstream answers to
+	Data     map[string]string // connector data: nonce, PKCE verifier, SAML request ID…
+}
+
+// Refresher re-checks an identity with the upstream (on refresh-token use).
+type Refresher interface {
+	Refresh(ctx context.Context, id Identity) (Identity, error)
+}
+
+// HealthChecker reports whether the upstream is reachable (for the admin page).
+type HealthChecker interface {
+	Health(ctx context.Context) error
+}
+
+// RouteRegistrar lets a connector serve extra routes under /broker/{id}/
+// (SAML metadata and the ACS, for example).
+type RouteRegistrar interface {
+	Routes(add func(method, path string, h http.HandlerFunc))
+}
+
+// ConnectorStore is the database space brokers lends to connectors, shared by
+// every node.
+type ConnectorStore interface {
+	// Once records key until the given time and reports whether this was the
+	// first time (false: a replay).
+	Once(ctx context.Context, key string, until time.Time) (bool, error)
+	// Value returns the value stored under key, made by create the first time;
+	// when several nodes race, all get the value that was stored first.
+	Value(ctx context.Context, key string, create func() ([]byte, error)) ([]byte, error)
 }
 
 // Errors a connector returns; anything else is logged and shown as a generic failure.
@@ -36,8 +84,12 @@ func (e *UserError) Error() string { return e.Message }
 
 // Connector is one configured upstream as the login page shows it.
 type Connector struct {
-	ID     string
-	Label  string // the button or form heading, e.g. "Login with Corporate AD"
-	Hidden bool   // reachable only through idp_hint
-	Impl   any    // implements PasswordConnector (and later the redirect interfaces)
+	ID       string
+	Label    string // the button or form heading, e.g. "Login with Corporate AD"
+	Icon     string
+	Hidden   bool // reachable only through idp_hint
+	LinkOnly bool // for linking from /account, never for logging in
+	Enabled  bool
+	Mappers  Mappers
+	Impl     any // a PasswordConnector or a RedirectConnector, maybe more
 }

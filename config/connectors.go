@@ -1,0 +1,89 @@
+package config
+
+import "time"
+
+// Connector is one upstream identity provider (or the local accounts).
+type Connector struct {
+	ID       string   `yaml:"id"`
+	Type     string   `yaml:"type"` // ldap | saml | oidc
+	Name     string   `yaml:"name"`
+	Label    string   `yaml:"label"` // the login button, e.g. "Login with Corporate AD"
+	Icon     string   `yaml:"icon"`  // an image URL shown on the button
+	Hidden   bool     `yaml:"hidden"`
+	LinkOnly bool     `yaml:"link_only"`
+	Enabled  *bool    `yaml:"enabled"` // default true
+	Sync     string   `yaml:"sync"`    // import (default) | force
+	Mappers  []Mapper `yaml:"mappers"`
+
+	LDAP *LDAP `yaml:"ldap"`
+	SAML *SAML `yaml:"saml"`
+	OIDC *OIDC `yaml:"oidc"`
+}
+
+// IsEnabled reports whether the connector may be used at all.
+func (c Connector) IsEnabled() bool { return c.Enabled == nil || *c.Enabled }
+
+// Mapper turns upstream claims, attributes and groups into local user data.
+type Mapper struct {
+	Type string `yaml:"type"` // attribute | group_to_role | group_to_group | hardcoded_role | username_template
+
+	Source   string `yaml:"source"`   // attribute: the upstream claim or attribute
+	Target   string `yaml:"target"`   // attribute: username | email | name
+	Group    string `yaml:"group"`    // group_to_*: the upstream group
+	Role     string `yaml:"role"`     // group_to_role, hardcoded_role
+	To       string `yaml:"to"`       // group_to_group: the local group
+	Template string `yaml:"template"` // username_template, e.g. "{{.Username}}"
+}
+
+// LDAP configures an LDAP or Active Directory connector.
+type LDAP struct {
+	URLs            []string      `yaml:"urls"` // tried in order: ldaps://… or ldap://… (with start_tls)
+	SRV             string        `yaml:"srv"`  // a domain whose _ldap._tcp SRV records list the servers
+	StartTLS        bool          `yaml:"start_tls"`
+	Insecure        bool          `yaml:"insecure"` // plain LDAP, or TLS without verification
+	CAFile          string        `yaml:"ca_file"`
+	ServerName      string        `yaml:"server_name"`
+	BindDN          string        `yaml:"bind_dn"`
+	BindPassword    string        `yaml:"bind_password"`
+	ActiveDirectory bool          `yaml:"active_directory"`
+	Domain          string        `yaml:"domain"`     // AD NetBIOS domain, for DOMAIN\user
+	UPNSuffix       string        `yaml:"upn_suffix"` // AD, for user@suffix
+	UserBase        string        `yaml:"user_base"`
+	UserFilter      string        `yaml:"user_filter"`
+	UsernameAttr    string        `yaml:"username_attribute"`
+	SubjectAttr     string        `yaml:"subject_attribute"` // default entryUUID, objectGUID on AD
+	EmailAttr       string        `yaml:"email_attribute"`
+	NameAttr        string        `yaml:"name_attribute"`
+	GroupBase       string        `yaml:"group_base"`
+	GroupFilter     string        `yaml:"group_filter"`
+	GroupMemberAttr string        `yaml:"group_member_attribute"`
+	GroupNameAttr   string        `yaml:"group_name_attribute"`
+	Timeout         time.Duration `yaml:"timeout"`
+	PoolSize        int           `yaml:"pool_size"`
+}
+
+// SAML configures a SAML 2.0 connector where fedhub is the service provider.
+type SAML struct {
+	IDPMetadataURL    string            `yaml:"idp_metadata_url"`
+	IDPMetadataFile   string            `yaml:"idp_metadata_file"`
+	MetadataRefresh   time.Duration     `yaml:"metadata_refresh"`
+	EntityID          string            `yaml:"entity_id"` // default: the metadata URL
+	NameIDFormat      string            `yaml:"nameid_format"`
+	SignRequests      bool              `yaml:"sign_requests"`
+	Binding           string            `yaml:"binding"` // redirect (default) | post
+	SPKeyFile         string            `yaml:"sp_key_file"`
+	SPCertFile        string            `yaml:"sp_cert_file"`
+	AllowIDPInitiated bool              `yaml:"allow_idp_initiated"`
+	Attributes        map[string]string `yaml:"attributes"` // username|email|name|groups → attribute name
+}
+
+// OIDC configures an upstream OpenID Provider.
+type OIDC struct {
+	Issuer       string            `yaml:"issuer"`
+	ClientID     string            `yaml:"client_id"`
+	ClientSecret string            `yaml:"client_secret"`
+	AuthMethod   string            `yaml:"auth_method"` // client_secret_basic (default) | client_secret_post
+	Scopes       []string          `yaml:"scopes"`
+	UseUserinfo  bool              `yaml:"use_userinfo"`
+	Claims       map[string]string `yaml:"claims"` // username|email|name|groups → claim name
+}
