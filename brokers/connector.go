@@ -90,6 +90,7 @@ type Connector struct {
 	Hidden   bool // reachable only through idp_hint
 	LinkOnly bool // for linking from /account, never for logging in
 	Enabled  bool
+	Sync     bool // update profile, roles and groups on every login, not just the first
 	Mappers  Mappers
 	Impl     any // a PasswordConnector or a RedirectConnector, maybe more
 }

@@ -25,6 +25,9 @@ type Authentication struct {
 type Issuer interface {
 	PendingLogin(r *http.Request, id string) (*LoginRequest, error)
 	CompleteLogin(w http.ResponseWriter, r *http.Request, id string, a Authentication) (redirect string, err error)
+	// StartSession signs the browser in without an application waiting
+	// (IdP-initiated SAML).
+	StartSession(w http.ResponseWriter, r *http.Request, a Authentication) error
 }
 
 // Errors an Issuer returns for a login request.

@@ -6,14 +6,15 @@ import (
 
 // Config is the whole configuration file.
 type Config struct {
-	Issuer     string     `yaml:"issuer"`
-	Listen     string     `yaml:"listen"`
-	Storage    Storage    `yaml:"storage"`
-	Signing    Signing    `yaml:"signing"`
-	Tokens     Tokens     `yaml:"tokens"`
-	BruteForce BruteForce `yaml:"brute_force"`
-	Clients    []Client   `yaml:"clients"`
-	Users      []User     `yaml:"users"`
+	Issuer     string      `yaml:"issuer"`
+	Listen     string      `yaml:"listen"`
+	Storage    Storage     `yaml:"storage"`
+	Signing    Signing     `yaml:"signing"`
+	Tokens     Tokens      `yaml:"tokens"`
+	BruteForce BruteForce  `yaml:"brute_force"`
+	Clients    []Client    `yaml:"clients"`
+	Users      []User      `yaml:"users"`
+	Connectors []Connector `yaml:"connectors"`
 
 	lines map[string]int // key path → line, for errors found after parsing
 }

@@ -51,6 +51,10 @@ func (c *Config) Validate() error {
 	for i, u := range c.Users {
 		v.user(fmt.Sprintf("users[%d]", i), u, names)
 	}
+	connectorIDs := map[string]bool{}
+	for i, cn := range c.Connectors {
+		v.connector(fmt.Sprintf("connectors[%d]", i), cn, connectorIDs)
+	}
 	if len(v.errs) > 0 {
 		return v.errs
 	}

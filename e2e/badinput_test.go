@@ -312,7 +312,7 @@ func TestBadInput(t *testing.T) {
 		}},
 		{"login form: unknown connector", func(t *testing.T) {
 			resp, page := in(t, lb).PostForm(s.URL+"/broker/nope/login", url.Values{"req": {form.Req}, "csrf": {form.CSRF}, "username": {"alice"}, "password": {alicePass}})
-			biExpectPage(t, biAnswer{resp, page}, 404, "Unknown sign-in method")
+			biExpectPage(t, biAnswer{resp, page}, 404, "This sign-in method is not available")
 		}},
 		{"login form: empty password", func(t *testing.T) {
 			resp, page := in(t, lb).Submit(form, "alice", "")

@@ -114,16 +114,8 @@ type Authentication struct {
 // CompleteLogin finishes a pending login: it starts a new SSO session (a new
 // session ID on every login), issues the code and returns where to send the browser.
 func (iss *Issuer) CompleteLogin(w http.ResponseWriter, r *http.Request, id string, a Authentication) (string, error) {
-	ctx := r.Context()
-	now := iss.now()
-	token := randomToken(32)
-	sess := Session{
-		ID: randomToken(16), TokenHash: hashToken(token), UserID: a.UserID, AuthTime: now.Truncate(time.Second),
-		AMR: strings.Join(a.AMR, " "), IDP: a.Connector, CreatedAt: now, LastSeenAt: now,
-		ExpiresAt: now.Add(iss.tokens.SSOMax),
-	}
 	var ar *AuthRequest
-	err := iss.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	sess, err := iss.newSession(w, r, a, func(tx *gorm.DB, now time.Time) error {
 		var err error
 		if ar, err = iss.pending(r, tx, id); err != nil {
 			return err
@@ -135,25 +127,57 @@ func (iss *Issuer) CompleteLogin(w http.ResponseWriter, r *http.Request, id stri
 		if res.RowsAffected != 1 {
 			return ErrLoginDone
 		}
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("complete login: %w", err)
+	}
+	client, err := iss.client(r.Context(), ar.ClientID)
+	if err != nil {
+		return "", fmt.Errorf("complete login: %w", err)
+	}
+	req := &authzRequest{client: client, redirectURI: ar.RedirectURI, state: ar.State, scope: ar.Scope,
+		nonce: ar.Nonce, challenge: ar.CodeChallenge, claims: ar.Claims}
+	return iss.issueCode(r.Context(), req, sess, "1")
+}
+
+// StartSession signs the browser in with no application waiting (IdP-initiated SAML).
+func (iss *Issuer) StartSession(w http.ResponseWriter, r *http.Request, a Authentication) error {
+	if _, err := iss.newSession(w, r, a, nil); err != nil {
+		return fmt.Errorf("start session: %w", err)
+	}
+	return nil
+}
+
+// newSession replaces the browser's SSO session with a new one (a new session
+// ID on every login), in one transaction with whatever also has to happen.
+func (iss *Issuer) newSession(w http.ResponseWriter, r *http.Request, a Authentication, also func(tx *gorm.DB, now time.Time) error) (*Session, error) {
+	now := iss.now()
+	token := randomToken(32)
+	sess := &Session{
+		ID: randomToken(16), TokenHash: hashToken(token), UserID: a.UserID, AuthTime: now.Truncate(time.Second),
+		AMR: strings.Join(a.AMR, " "), IDP: a.Connector, CreatedAt: now, LastSeenAt: now,
+		ExpiresAt: now.Add(iss.tokens.SSOMax),
+	}
+	err := iss.db.WithContext(r.Context()).Transaction(func(tx *gorm.DB) error {
+		if also != nil {
+			if err := also(tx, now); err != nil {
+				return err
+			}
+		}
 		if old := iss.cookies.Get(r, sessionCookie); old != "" {
 			if err := tx.Model(&Session{}).Where("token_hash = ? AND ended_at IS NULL", hashToken(old)).
 				Update("ended_at", now).Error; err != nil {
 				return err
 			}
 		}
-		return tx.Create(&sess).Error
+		return tx.Create(sess).Error
 	})
 	if err != nil {
-		return "", fmt.Errorf("complete login: %w", err)
+		return nil, err
 	}
 	iss.cookies.Set(w, sessionCookie, token, 0)
-	client, err := iss.client(ctx, ar.ClientID)
-	if err != nil {
-		return "", fmt.Errorf("complete login: %w", err)
-	}
-	req := &authzRequest{client: client, redirectURI: ar.RedirectURI, state: ar.State, scope: ar.Scope,
-		nonce: ar.Nonce, challenge: ar.CodeChallenge, claims: ar.Claims}
-	return iss.issueCode(ctx, req, &sess, "1")
+	return sess, nil
 }
 
 // EndSessions ends every SSO session of a user and revokes the grants made in

@@ -23,12 +23,14 @@ type User struct {
 type UserRole struct {
 	UserID string `gorm:"primaryKey;size:36"`
 	Role   string `gorm:"primaryKey;size:255"`
+	Source string `gorm:"size:64"` // the connector whose mappers granted it; "" when granted locally
 }
 
 // UserGroup puts a user in a group (the "groups" claim).
 type UserGroup struct {
 	UserID string `gorm:"primaryKey;size:36"`
 	Group  string `gorm:"primaryKey;size:255;column:group_name"`
+	Source string `gorm:"size:64"` // the connector it came from; "" when set locally
 }
 
 // Link ties an upstream identity to a user. (Connector, Subject) is unique across

@@ -51,6 +51,7 @@ type NewUser struct {
 	PasswordHash  string
 	Roles         []string
 	Groups        []string
+	Source        string // the connector that grants Roles and Groups; "" for local
 }
 
 // CreateUser creates a user, its roles and groups and, with a password, its
@@ -81,15 +82,8 @@ func (s *Service) CreateUser(ctx context.Context, nu NewUser) (*User, error) {
 			}
 			return err
 		}
-		for _, r := range dedupe(nu.Roles) {
-			if err := tx.Create(&UserRole{UserID: u.ID, Role: r}).Error; err != nil {
-				return err
-			}
-		}
-		for _, g := range dedupe(nu.Groups) {
-			if err := tx.Create(&UserGroup{UserID: u.ID, Group: g}).Error; err != nil {
-				return err
-			}
+		if err := grant(tx, u.ID, nu.Source, nu.Roles, nu.Groups); err != nil {
+			return err
 		}
 		if hash != "" {
 			return tx.Create(&Link{UserID: u.ID, Connector: LocalConnector, Subject: u.ID, Username: u.Username}).Error

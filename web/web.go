@@ -1,6 +1,7 @@
 package web
 
 import (
+	"crypto/subtle"
 	"net/http"
 	"time"
 
@@ -83,4 +84,9 @@ type ErrorPage struct {
 func RenderError(c echo.Context, status int, page ErrorPage) error {
 	NoStore(c)
 	return c.Render(status, "error.html", page)
+}
+
+// Equal compares two secrets in constant time.
+func Equal(a, b string) bool {
+	return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
 }

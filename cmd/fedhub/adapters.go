@@ -28,6 +28,10 @@ func (a issuerAdapter) CompleteLogin(w http.ResponseWriter, r *http.Request, id 
 	return to, loginError(err)
 }
 
+func (a issuerAdapter) StartSession(w http.ResponseWriter, r *http.Request, auth brokers.Authentication) error {
+	return a.iss.StartSession(w, r, issuer.Authentication{UserID: auth.UserID, Connector: auth.Connector, AMR: auth.AMR})
+}
+
 func loginError(err error) error {
 	switch {
 	case errors.Is(err, issuer.ErrLoginNotFound):

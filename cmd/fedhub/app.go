@@ -42,6 +42,7 @@ func openStore(ctx context.Context, cfg *config.Config) (*gorm.DB, error) {
 	models = append(models, issuer.Models()...)
 	models = append(models, throttle.Models()...)
 	models = append(models, audit.Models()...)
+	models = append(models, brokers.Models()...)
 	if err := store.Migrate(ctx, db, models...); err != nil {
 		_ = store.Close(db)
 		return nil, err
@@ -71,7 +72,7 @@ func wire(ctx context.Context, cfg *config.Config, db *gorm.DB, log *slog.Logger
 	bf := cfg.BruteForce
 	limiter := throttle.New(db, bf.FailureFactor, bf.WaitIncrement, bf.MaxWait)
 	connectors := []brokers.Connector{
-		{ID: linking.LocalConnector, Label: "Sign in with your fedhub account", Impl: local.New(localAccounts{users})},
+		{ID: linking.LocalConnector, Label: "Sign in with your fedhub account", Enabled: true, Impl: local.New(localAccounts{users})},
 	}
 	// The broker and the issuer need each other: the issuer hands pending
 	// logins to the broker, the broker answers the issuer's password grant.
@@ -82,7 +83,8 @@ func wire(ctx context.Context, cfg *config.Config, db *gorm.DB, log *slog.Logger
 	if err != nil {
 		return nil, err
 	}
-	broker = brokers.New(connectors, users, issuerAdapter{iss}, limiter, events, log)
+	broker = brokers.New(brokers.Options{Connectors: connectors, Users: users, Issuer: issuerAdapter{iss},
+		Limiter: limiter, Audit: events, DB: db, BaseURL: cfg.Issuer, Log: log})
 
 	renderer, err := templates.New()
 	if err != nil {

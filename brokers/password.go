@@ -1,0 +1,115 @@
+package brokers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/fedhub/fedhub/audit"
+	"github.com/fedhub/fedhub/throttle"
+)
+
+// formLogin handles the login page's username/password form of one connector.
+func (s *Service) formLogin(c echo.Context, req *LoginRequest, conn Connector, pc PasswordConnector) error {
+	r := c.Request()
+	username := strings.TrimSpace(r.PostForm.Get("username"))
+	id, err := s.passwordLogin(r.Context(), conn.ID, pc, username, r.PostForm.Get("password"), c.RealIP())
+	if err != nil {
+		return s.renderLogin(c, http.StatusUnauthorized, req, username, userMessage(err))
+	}
+	return s.complete(c, req, conn, id, []string{"pwd"})
+}
+
+// passwordLogin runs one password connector behind the brute-force limiter.
+func (s *Service) passwordLogin(ctx context.Context, connector string, pc PasswordConnector, username, password, ip string) (Identity, error) {
+	if username == "" || password == "" { // an empty password must never reach a bind (RFC 4513 §5.1.2)
+		return Identity{}, ErrInvalidCredentials
+	}
+	userKey, ipKey := throttle.UserKey(connector, strings.ToLower(username)), throttle.IPKey(ip)
+	wait, err := s.limiter.Wait(ctx, userKey, ipKey)
+	if err != nil {
+		return Identity{}, err
+	}
+	if wait > 0 {
+		s.log.Warn("login throttled", "connector", connector, "username", username, "ip", ip, "wait", wait)
+		err := &UserError{fmt.Sprintf("Too many failed sign-in attempts. Try again in %s.", roundUp(wait))}
+		return Identity{}, s.failed(ctx, connector, username, ip, err)
+	}
+	id, err := pc.Login(ctx, username, password)
+	if err != nil {
+		if errors.Is(err, ErrInvalidCredentials) {
+			if ferr := s.limiter.Failed(ctx, userKey, ipKey); ferr != nil {
+				return Identity{}, ferr
+			}
+		}
+		s.log.Info("login failed", "connector", connector, "username", username, "ip", ip, "err", err)
+		return Identity{}, s.failed(ctx, connector, username, ip, err)
+	}
+	if err := s.limiter.Succeeded(ctx, userKey); err != nil {
+		return Identity{}, err
+	}
+	id.Connector = connector
+	return id, nil
+}
+
+// failed audits a failed login and returns err (or the audit's own failure).
+func (s *Service) failed(ctx context.Context, connector, who, ip string, err error) error {
+	if aerr := s.audit.Record(ctx, audit.Event{Type: audit.LoginFailed, Actor: who, Connector: connector,
+		IP: ip, Outcome: "failure", Detail: userMessage(err)}); aerr != nil {
+		return aerr
+	}
+	return err
+}
+
+// PasswordLogin serves the issuer's password grant: the usable password
+// connectors are tried in order, with the same limiter as the login form.
+func (s *Service) PasswordLogin(ctx context.Context, username, password, ip string) (string, string, error) {
+	err := error(ErrInvalidCredentials)
+	for _, conn := range s.connectors {
+		pc, ok := conn.Impl.(PasswordConnector)
+		if !ok || !conn.Enabled || conn.LinkOnly {
+			continue
+		}
+		var id Identity
+		id, err = s.passwordLogin(ctx, conn.ID, pc, username, password, ip)
+		if errors.Is(err, ErrInvalidCredentials) {
+			continue
+		}
+		if err != nil {
+			return "", "", errors.New(userMessage(err))
+		}
+		u, err := s.resolve(ctx, conn, id)
+		if err != nil {
+			return "", "", errors.New(userMessage(err))
+		}
+		if err := s.audit.Record(ctx, audit.Event{Type: audit.LoginSucceeded, Actor: u.ID, UserID: u.ID,
+			Connector: conn.ID, IP: ip, Detail: "password grant"}); err != nil {
+			return "", "", err
+		}
+		return u.ID, conn.ID, nil
+	}
+	return "", "", errors.New(userMessage(err))
+}
+
+// userMessage is what the person is told; details stay in the log.
+func userMessage(err error) string {
+	var ue *UserError
+	switch {
+	case errors.As(err, &ue):
+		return ue.Message
+	case errors.Is(err, ErrInvalidCredentials):
+		return "Invalid username or password."
+	case errors.Is(err, ErrAccountDisabled):
+		return "Your account is disabled. Contact your administrator."
+	}
+	return "Sign-in is not possible right now. Try again in a moment."
+}
+
+func roundUp(d time.Duration) time.Duration {
+	return d.Round(time.Second) + time.Second
+}

@@ -1,0 +1,185 @@
+package brokers
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/fedhub/fedhub/audit"
+	"github.com/fedhub/fedhub/web"
+)
+
+// UnsolicitedConnector accepts upstream answers nobody asked for (IdP-initiated
+// SAML). It must refuse them unless that is enabled for the connector.
+type UnsolicitedConnector interface {
+	FinishUnsolicited(ctx context.Context, r *http.Request) (Identity, error)
+}
+
+// maxUpstreamBody caps what an upstream may post back: signed and encrypted
+// SAML responses are larger than a login form.
+const maxUpstreamBody = 512 << 10
+
+// beginFlow starts an upstream login: the flow is stored, bound to this
+// browser, before the browser is sent to the upstream.
+func (s *Service) beginFlow(c echo.Context, conn Connector, req *LoginRequest) error {
+	rc := conn.Impl.(RedirectConnector)
+	r := c.Request()
+	browser := s.cookies.Get(r, flowCookie)
+	if len(browser) < 32 {
+		browser = randomToken()
+		s.cookies.Set(c.Response(), flowCookie, browser, 0)
+	}
+	flow := &Flow{State: randomToken(), Callback: s.baseURL + "/broker/" + conn.ID + "/callback", Data: map[string]string{}}
+	buf := &bufferedResponse{header: http.Header{}}
+	if err := rc.Begin(r.Context(), buf, r, flow); err != nil {
+		s.log.Error("upstream login could not start", "connector", conn.ID, "err", err)
+		return s.upstreamFailed(c, conn, err)
+	}
+	if err := s.flows.create(r.Context(), conn.ID, req.ID, browser, flow); err != nil {
+		return err
+	}
+	return buf.flush(c.Response())
+}
+
+// callback receives the upstream's answer (OIDC redirect, SAML ACS POST).
+func (s *Service) callback(c echo.Context) error {
+	conn, ok := s.usable(c.Param("id"))
+	rc, redirect := conn.Impl.(RedirectConnector)
+	if !ok || !redirect {
+		return web.RenderError(c, http.StatusNotFound, unknownMethod)
+	}
+	r := c.Request()
+	r.Body = http.MaxBytesReader(c.Response(), r.Body, maxUpstreamBody)
+	if err := r.ParseForm(); err != nil {
+		return web.RenderError(c, http.StatusBadRequest, web.ErrorPage{
+			Title: "The answer of the sign-in service could not be read", Next: "Go back to the application and sign in again."})
+	}
+	state := r.Form.Get("state")
+	if state == "" {
+		state = r.PostForm.Get("RelayState")
+	}
+	ctx := r.Context()
+	rec, flow, err := s.flows.finishing(ctx, conn.ID, state)
+	if errors.Is(err, errFlowNotFound) && r.Method == http.MethodPost {
+		if uc, ok := conn.Impl.(UnsolicitedConnector); ok {
+			return s.unsolicited(c, conn, uc)
+		}
+	}
+	if err != nil {
+		return s.flowError(c, err)
+	}
+	id, err := rc.Finish(ctx, r, flow)
+	if err != nil {
+		s.log.Warn("upstream login refused", "connector", conn.ID, "ip", c.RealIP(), "err", err)
+		_ = s.failed(ctx, conn.ID, "", c.RealIP(), err)
+		return s.upstreamFailed(c, conn, err)
+	}
+	id.Connector = conn.ID
+	token, err := s.flows.verified(ctx, rec, id)
+	if err != nil {
+		return err
+	}
+	// Continue on a same-site request, which carries the flow cookie.
+	return c.Redirect(http.StatusSeeOther, "/broker/continue?t="+token)
+}
+
+// continueLogin finishes an upstream login in the browser that started it.
+func (s *Service) continueLogin(c echo.Context) error {
+	r := c.Request()
+	rec, id, err := s.flows.continuing(r.Context(), c.QueryParam("t"), s.cookies.Get(r, flowCookie))
+	if err != nil {
+		return s.flowError(c, err)
+	}
+	conn, ok := s.usable(rec.Connector)
+	if !ok {
+		return web.RenderError(c, http.StatusNotFound, unknownMethod)
+	}
+	req, err := s.pending(c, rec.LoginRequestID)
+	if err != nil {
+		return shown(err)
+	}
+	return s.complete(c, req, conn, id, []string{"fed"})
+}
+
+// unsolicited signs a person in from an IdP-initiated response: there is no
+// application waiting, so they get an SSO session and a page saying so.
+func (s *Service) unsolicited(c echo.Context, conn Connector, uc UnsolicitedConnector) error {
+	r := c.Request()
+	id, err := uc.FinishUnsolicited(r.Context(), r)
+	if err != nil {
+		s.log.Warn("unsolicited upstream answer refused", "connector", conn.ID, "ip", c.RealIP(), "err", err)
+		_ = s.failed(r.Context(), conn.ID, "", c.RealIP(), err)
+		return s.upstreamFailed(c, conn, err)
+	}
+	id.Connector = conn.ID
+	u, err := s.resolve(r.Context(), conn, id)
+	if err != nil {
+		return s.resolveFailed(c, conn, err)
+	}
+	a := Authentication{UserID: u.ID, Connector: conn.ID, AMR: []string{"fed"}}
+	if err := s.issuer.StartSession(c.Response(), r, a); err != nil {
+		return err
+	}
+	if err := s.audit.Record(r.Context(), audit.Event{Type: audit.LoginSucceeded, Actor: u.ID, UserID: u.ID,
+		Connector: conn.ID, IP: c.RealIP(), Detail: "IdP-initiated"}); err != nil {
+		return err
+	}
+	web.NoStore(c)
+	return c.Render(http.StatusOK, "signed_in.html", map[string]string{"Name": u.Name, "Username": u.Username})
+}
+
+func (s *Service) flowError(c echo.Context, err error) error {
+	p := web.ErrorPage{Title: "This sign-in has ended", Next: "Go back to the application and sign in again."}
+	switch {
+	case errors.Is(err, errFlowExpired):
+		p.What = "The sign-in took too long and has expired."
+	case errors.Is(err, errFlowUsed):
+		p.What = "This answer of the sign-in service was already used."
+	case errors.Is(err, errFlowNotFound):
+		p.What = "fedhub does not know this sign-in, or it was started in another browser."
+	default:
+		return err
+	}
+	return web.RenderError(c, http.StatusBadRequest, p)
+}
+
+// upstreamFailed tells the person that the upstream login did not work,
+// without the upstream's raw error.
+func (s *Service) upstreamFailed(c echo.Context, conn Connector, err error) error {
+	p := web.ErrorPage{Title: "Sign-in did not work",
+		What: "The sign-in with " + conn.Label + " could not be completed.",
+		Next: "Go back to the application and try again, or choose another way to sign in."}
+	var ue *UserError
+	if errors.As(err, &ue) {
+		p.What = ue.Message
+	}
+	return web.RenderError(c, http.StatusBadGateway, p)
+}
+
+// bufferedResponse holds a connector's answer until the flow is stored.
+type bufferedResponse struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (b *bufferedResponse) Header() http.Header         { return b.header }
+func (b *bufferedResponse) Write(p []byte) (int, error) { return b.body.Write(p) }
+func (b *bufferedResponse) WriteHeader(status int)      { b.status = status }
+
+func (b *bufferedResponse) flush(w http.ResponseWriter) error {
+	for k, vs := range b.header {
+		for _, v := range vs {
+			w.Header().Add(k, v)
+		}
+	}
+	if b.status == 0 {
+		b.status = http.StatusOK
+	}
+	w.WriteHeader(b.status)
+	_, err := w.Write(b.body.Bytes())
+	return err
+}
