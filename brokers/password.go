@@ -20,7 +20,7 @@ func (s *Service) formLogin(c echo.Context, req *LoginRequest, conn Connector, p
 	username := strings.TrimSpace(r.PostForm.Get("username"))
 	id, err := s.passwordLogin(r.Context(), conn.ID, pc, username, r.PostForm.Get("password"), c.RealIP())
 	if err != nil {
-		return s.renderLogin(c, http.StatusUnauthorized, req, username, userMessage(err))
+		return s.renderLogin(c, http.StatusUnauthorized, req, conn.ID, username, userMessage(err))
 	}
 	return s.complete(c, req, conn, id, []string{"pwd"})
 }

@@ -66,6 +66,7 @@ func (s *Service) complete(c echo.Context, req *LoginRequest, conn Connector, id
 		Connector: conn.ID, IP: c.RealIP()}); err != nil {
 		return err
 	}
+	web.NoStore(c) // the redirect carries the code
 	return c.Redirect(http.StatusSeeOther, to)
 }
 

@@ -14,6 +14,9 @@ import (
 	"github.com/fedhub/fedhub/web"
 )
 
+// linkingLocal is the local accounts' connector ID.
+const linkingLocal = linking.LocalConnector
+
 // flowCookie binds upstream logins to the browser that started them.
 const flowCookie = "fedhub_flow"
 
@@ -87,8 +90,10 @@ type loginView struct {
 	ClientName string
 	Username   string
 	Error      string
-	Buttons    []Connector
-	Forms      []Connector
+	Buttons    []Connector // redirect connectors: a button each
+	Links      []Connector // other password connectors: a button that opens their form
+	Form       *Connector  // the password form shown
+	Others     bool        // the form of a chosen connector is shown: offer the other ways back
 }
 
 func (s *Service) loginPage(c echo.Context) error {
@@ -96,37 +101,46 @@ func (s *Service) loginPage(c echo.Context) error {
 	if err != nil {
 		return shown(err)
 	}
-	if req.IDPHint != "" { // skip the page: straight to the named connector
-		conn, ok := s.usable(req.IDPHint)
+	chosen := c.QueryParam("connector")
+	if chosen == "" && req.IDPHint != "" { // idp_hint skips the choice
+		chosen = req.IDPHint
+		conn, ok := s.usable(chosen)
 		if _, redirect := conn.Impl.(RedirectConnector); ok && redirect {
 			return s.beginFlow(c, conn, req)
 		}
 	}
-	return s.renderLogin(c, http.StatusOK, req, req.LoginHint, "")
+	return s.renderLogin(c, http.StatusOK, req, chosen, req.LoginHint, "")
 }
 
-func (s *Service) renderLogin(c echo.Context, status int, req *LoginRequest, username, msg string) error {
+// renderLogin shows the login page: one button per visible connector, and
+// the form of the chosen password connector (by default the local one).
+func (s *Service) renderLogin(c echo.Context, status int, req *LoginRequest, chosen, username, msg string) error {
 	v := loginView{RequestID: req.ID, CSRF: req.CSRF, ClientName: req.ClientName, Username: username, Error: msg}
+	if conn, ok := s.usable(chosen); ok {
+		if _, pw := conn.Impl.(PasswordConnector); pw {
+			v.Form, v.Others = &conn, chosen != linkingLocal
+		}
+	}
 	for _, conn := range s.connectors {
-		hinted := req.IDPHint == conn.ID
-		if !conn.Enabled || conn.LinkOnly || (conn.Hidden && !hinted) || (req.IDPHint != "" && !hinted && s.hintUsable(req.IDPHint)) {
+		if !conn.Enabled || conn.LinkOnly || (conn.Hidden && conn.ID != chosen) {
 			continue
 		}
-		if _, ok := conn.Impl.(PasswordConnector); ok {
-			v.Forms = append(v.Forms, conn)
-		} else {
-			v.Buttons = append(v.Buttons, conn)
+		switch conn.Impl.(type) {
+		case RedirectConnector:
+			if !v.Others {
+				v.Buttons = append(v.Buttons, conn)
+			}
+		case PasswordConnector:
+			switch {
+			case v.Form == nil && conn.ID == linkingLocal:
+				v.Form = &conn
+			case !v.Others && conn.ID != linkingLocal:
+				v.Links = append(v.Links, conn)
+			}
 		}
 	}
 	web.NoStore(c)
 	return c.Render(status, "login.html", v)
-}
-
-// hintUsable reports whether idp_hint names a usable connector: only then
-// does the page narrow down to it.
-func (s *Service) hintUsable(id string) bool {
-	_, ok := s.usable(id)
-	return ok
 }
 
 // errPageShown says that the person was already answered with a page.
