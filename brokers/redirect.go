@@ -32,7 +32,7 @@ func (s *Service) beginFlow(c echo.Context, conn Connector, req *LoginRequest) e
 		browser = randomToken()
 		s.cookies.Set(c.Response(), flowCookie, browser, 0)
 	}
-	flow := &Flow{State: randomToken(), Callback: s.baseURL + "/broker/" + conn.ID + "/callback", Data: map[string]string{}}
+	flow := &Flow{State: randomToken(), Callback: s.callbackURL(conn.ID), Data: map[string]string{}}
 	buf := &bufferedResponse{header: http.Header{}}
 	if err := rc.Begin(r.Context(), buf, r, flow); err != nil {
 		s.log.Error("upstream login could not start", "connector", conn.ID, "err", err)
@@ -71,6 +71,7 @@ func (s *Service) callback(c echo.Context) error {
 	if err != nil {
 		return s.flowError(c, err)
 	}
+	flow.Callback = s.callbackURL(conn.ID)
 	id, err := rc.Finish(ctx, r, flow)
 	if err != nil {
 		s.log.Warn("upstream login refused", "connector", conn.ID, "ip", c.RealIP(), "err", err)
@@ -182,4 +183,9 @@ func (b *bufferedResponse) flush(w http.ResponseWriter) error {
 	w.WriteHeader(b.status)
 	_, err := w.Write(b.body.Bytes())
 	return err
+}
+
+// callbackURL is where a connector's upstream answers.
+func (s *Service) callbackURL(connector string) string {
+	return s.baseURL + "/broker/" + connector + "/callback"
 }
