@@ -85,6 +85,7 @@ func (e *UserError) Error() string { return e.Message }
 // Connector is one configured upstream as the login page shows it.
 type Connector struct {
 	ID       string
+	Name     string // how people know the upstream, e.g. "Corporate AD"
 	Label    string // the button or form heading, e.g. "Login with Corporate AD"
 	Icon     string
 	Hidden   bool // reachable only through idp_hint

@@ -151,7 +151,7 @@ func (s *Service) flowError(c echo.Context, err error) error {
 // without the upstream's raw error.
 func (s *Service) upstreamFailed(c echo.Context, conn Connector, err error) error {
 	p := web.ErrorPage{Title: "Sign-in did not work",
-		What: "The sign-in with " + conn.Label + " could not be completed.",
+		What: "The sign-in with " + conn.Name + " could not be completed.",
 		Next: "Go back to the application and try again, or choose another way to sign in."}
 	var ue *UserError
 	if errors.As(err, &ue) {

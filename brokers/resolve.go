@@ -29,7 +29,7 @@ func (s *Service) resolve(ctx context.Context, conn Connector, id Identity) (*li
 				Roles: p.Roles, Groups: p.Groups, Source: conn.ID})
 		if errors.Is(err, linking.ErrUsernameTaken) {
 			return nil, &UserError{"An account named " + p.Username + " already exists in fedhub. " +
-				"Ask an administrator to link your " + conn.Label + " account to it."}
+				"Ask an administrator to link your " + conn.Name + " account to it."}
 		}
 	case err == nil && conn.Sync && !u.Disabled:
 		err = s.users.SyncUser(ctx, u.ID, conn.ID, linking.Profile{Email: p.Email, EmailVerified: id.EmailVerified,

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
@@ -29,6 +30,8 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "fedhub")
+	// In-process peers (zitadel's OP) log every request through the default logger.
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
 	build := exec.Command("go", "build", "-o", binary, "github.com/fedhub/fedhub/cmd/fedhub")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
@@ -113,7 +116,12 @@ type Option func(*serverOptions)
 type serverOptions struct {
 	config string // a configuration template like defaultConfig
 	env    []string
+	addr   string
 }
+
+// WithAddr runs the server on this address (from freeAddr), for tests that
+// must know its URL before it starts.
+func WithAddr(addr string) Option { return func(o *serverOptions) { o.addr = addr } }
 
 // WithConfig runs the server with another configuration template (same %[n]s verbs).
 func WithConfig(tmpl string) Option { return func(o *serverOptions) { o.config = tmpl } }
@@ -130,7 +138,10 @@ func Start(t testing.TB, opts ...Option) *Server {
 		opt(&o)
 	}
 	dir := t.TempDir()
-	addr := freeAddr(t)
+	addr := o.addr
+	if addr == "" {
+		addr = freeAddr(t)
+	}
 	s := &Server{URL: "http://" + addr, Config: filepath.Join(dir, "fedhub.yaml")}
 	cfg := fmt.Sprintf(o.config, s.URL, addr, filepath.Join(dir, "fedhub.db"))
 	if err := os.WriteFile(s.Config, []byte(cfg), 0o600); err != nil {

@@ -71,9 +71,13 @@ func wire(ctx context.Context, cfg *config.Config, db *gorm.DB, log *slog.Logger
 	events := audit.New(db, log)
 	bf := cfg.BruteForce
 	limiter := throttle.New(db, bf.FailureFactor, bf.WaitIncrement, bf.MaxWait)
-	connectors := []brokers.Connector{
-		{ID: linking.LocalConnector, Label: "Sign in with your fedhub account", Enabled: true, Impl: local.New(localAccounts{users})},
+	upstream, err := upstreamConnectors(ctx, cfg, db, log)
+	if err != nil {
+		return nil, err
 	}
+	connectors := append([]brokers.Connector{
+		{ID: linking.LocalConnector, Name: "fedhub", Label: "Sign in with your fedhub account", Enabled: true, Impl: local.New(localAccounts{users})},
+	}, upstream...)
 	// The broker and the issuer need each other: the issuer hands pending
 	// logins to the broker, the broker answers the issuer's password grant.
 	var broker *brokers.Service

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"text/template"
+
+	"gorm.io/gorm"
+
+	"github.com/fedhub/fedhub/brokers"
+	"github.com/fedhub/fedhub/brokers/ldap"
+	"github.com/fedhub/fedhub/brokers/oidc"
+	"github.com/fedhub/fedhub/config"
+)
+
+// upstreamConnectors builds the configured connectors. None of them contacts
+// its upstream here: fedhub starts even when an upstream is down.
+func upstreamConnectors(ctx context.Context, cfg *config.Config, db *gorm.DB, log *slog.Logger) ([]brokers.Connector, error) {
+	var out []brokers.Connector
+	for _, c := range cfg.Connectors {
+		impl, err := connectorImpl(ctx, cfg, c, db, log.With("connector", c.ID))
+		if err != nil {
+			return nil, fmt.Errorf("connector %s: %w", c.ID, err)
+		}
+		mappers, err := buildMappers(c.Mappers)
+		if err != nil {
+			return nil, fmt.Errorf("connector %s: %w", c.ID, err)
+		}
+		name := c.Name
+		if name == "" {
+			name = c.ID
+		}
+		label := c.Label
+		if label == "" {
+			label = "Sign in with " + name
+		}
+		out = append(out, brokers.Connector{ID: c.ID, Name: name, Label: label, Icon: c.Icon, Hidden: c.Hidden,
+			LinkOnly: c.LinkOnly, Enabled: c.IsEnabled(), Sync: c.Sync == "force", Mappers: mappers, Impl: impl})
+	}
+	return out, nil
+}
+
+func connectorImpl(ctx context.Context, cfg *config.Config, c config.Connector, db *gorm.DB, log *slog.Logger) (any, error) {
+	name := c.Name
+	if name == "" {
+		name = c.ID
+	}
+	switch {
+	case c.LDAP != nil:
+		l := c.LDAP
+		return ldap.New(ldap.Config{
+			URLs: l.URLs, SRV: l.SRV, StartTLS: l.StartTLS, Insecure: l.Insecure, CAFile: l.CAFile,
+			ServerName: l.ServerName, BindDN: l.BindDN, BindPassword: l.BindPassword,
+			ActiveDirectory: l.ActiveDirectory, Domain: l.Domain, UPNSuffix: l.UPNSuffix,
+			UserBase: l.UserBase, UserFilter: l.UserFilter, UsernameAttr: l.UsernameAttr,
+			SubjectAttr: l.SubjectAttr, EmailAttr: l.EmailAttr, NameAttr: l.NameAttr,
+			GroupBase: l.GroupBase, GroupFilter: l.GroupFilter, GroupMemberAttr: l.GroupMemberAttr,
+			GroupNameAttr: l.GroupNameAttr, Timeout: l.Timeout, PoolSize: l.PoolSize,
+		}, log)
+	case c.OIDC != nil:
+		o := c.OIDC
+		return oidc.New(oidc.Config{ID: c.ID, Name: name, Issuer: o.Issuer, ClientID: o.ClientID,
+			ClientSecret: o.ClientSecret, AuthMethod: o.AuthMethod, Scopes: o.Scopes,
+			UseUserinfo: o.UseUserinfo, Claims: o.Claims}, log)
+	}
+	return nil, fmt.Errorf("type %q is not supported", c.Type)
+}
+
+func buildMappers(list []config.Mapper) (brokers.Mappers, error) {
+	var out brokers.Mappers
+	for i, m := range list {
+		bm := brokers.Mapper{Kind: m.Type, Source: m.Source, Target: m.Target, Group: m.Group, Role: m.Role, To: m.To}
+		if m.Type == brokers.MapUsernameTemplate {
+			t, err := template.New("username").Option("missingkey=error").Parse(m.Template)
+			if err != nil {
+				return nil, fmt.Errorf("mapper %d: %w", i, err)
+			}
+			bm.Template = t
+		}
+		out = append(out, bm)
+	}
+	return out, nil
+}
