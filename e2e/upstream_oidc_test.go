@@ -229,3 +229,30 @@ func TestBrokerChaining(t *testing.T) {
 	}
 
 }
+
+// TestUpstreamDown: an upstream that does not answer ends its own flow on a
+// page that says so; fedhub starts anyway and the other ways to sign in work.
+func TestUpstreamDown(t *testing.T) {
+	dead := "http://" + freeAddr(t) // nothing listens there
+	s := Start(t, WithEnv("DEAD_SECRET="+upstreamSecret), withConnectors(`
+  - id: partner
+    type: oidc
+    name: Partner SSO
+    oidc:
+      issuer: `+dead+`
+      client_id: fedhub
+      client_secret: ${DEAD_SECRET}
+`))
+	b := NewBrowser(t)
+	f := b.OpenLogin(s, s.URL+"/authorize?"+AuthParams().Encode())
+	resp, page := b.PostForm(s.URL+"/broker/partner/login", url.Values{"req": {f.Req}, "csrf": {f.CSRF}})
+	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(page, "Partner SSO is not reachable") ||
+		strings.Contains(page, "connection refused") {
+		t.Fatalf("a dead upstream answered %d:\n%s", resp.StatusCode, page)
+	}
+	// The same pending login still works with a local account.
+	resp, _ = b.Submit(f, "alice", alicePass)
+	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || !strings.Contains(loc, "code=") {
+		t.Fatalf("local login after the upstream failure answered %d %q", resp.StatusCode, loc)
+	}
+}

@@ -1,0 +1,113 @@
+package config_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/fedhub/fedhub/config"
+)
+
+func TestConnectorsValid(t *testing.T) {
+	cfg := mustParse(t, `issuer: https://login.example.com
+connectors:
+  - id: corp-ad
+    type: ldap
+    name: Corporate AD
+    label: Login with Corporate AD
+    sync: force
+    mappers:
+      - {type: group_to_role, group: Domain Admins, role: admin}
+      - {type: username_template, template: "{{.Username}}"}
+    ldap:
+      urls: [ldaps://dc1.example.com, ldaps://dc2.example.com]
+      bind_dn: cn=svc,dc=example,dc=com
+      bind_password: ${BIND}
+      active_directory: true
+      user_base: dc=example,dc=com
+      timeout: 5s
+  - id: partner
+    type: saml
+    hidden: true
+    saml:
+      idp_metadata_url: https://idp.partner.example/metadata
+      attributes: {email: mail}
+  - id: upstream
+    type: oidc
+    enabled: false
+    oidc:
+      issuer: https://accounts.example.com
+      client_id: fedhub
+      client_secret: ${UPSTREAM_SECRET}
+      claims: {groups: roles}
+`, env(map[string]string{"BIND": "pw", "UPSTREAM_SECRET": "s"}))
+	if len(cfg.Connectors) != 3 {
+		t.Fatalf("connectors = %+v", cfg.Connectors)
+	}
+	ad, partner, up := cfg.Connectors[0], cfg.Connectors[1], cfg.Connectors[2]
+	if ad.LDAP == nil || !ad.LDAP.ActiveDirectory || ad.LDAP.BindPassword != "pw" || len(ad.Mappers) != 2 || ad.Sync != "force" {
+		t.Errorf("ldap connector = %+v", ad)
+	}
+	if partner.SAML == nil || !partner.Hidden || partner.SAML.Attributes["email"] != "mail" || !partner.IsEnabled() {
+		t.Errorf("saml connector = %+v", partner)
+	}
+	if up.OIDC == nil || up.IsEnabled() || up.OIDC.Claims["groups"] != "roles" {
+		t.Errorf("oidc connector = %+v", up)
+	}
+}
+
+func TestConnectorErrors(t *testing.T) {
+	const head = "issuer: https://login.example.com\nconnectors:\n"
+	for _, c := range []struct {
+		name, yaml string
+		want       []string // "line N: key: part of the message"
+	}{
+		{"no type", "  - id: x\n", []string{"line 3: connectors[0].type: must be ldap, saml or oidc"}},
+		{"reserved id", "  - id: local\n    type: oidc\n    oidc: {issuer: https://a.example, client_id: c, client_secret: \"${S}\"}\n",
+			[]string{`line 3: connectors[0].id: "local" is the built-in`}},
+		{"id in URLs", "  - id: Corp AD\n    type: oidc\n    oidc: {issuer: https://a.example, client_id: c, client_secret: \"${S}\"}\n",
+			[]string{"line 3: connectors[0].id: must be 1-64 lower-case"}},
+		{"missing block", "  - id: x\n    type: ldap\n", []string{"line 3: connectors[0].ldap: is required for a connector of type ldap"}},
+		{"wrong block", "  - id: x\n    type: oidc\n    oidc: {issuer: https://a.example, client_id: c, client_secret: \"${S}\"}\n    saml: {idp_metadata_file: m.xml}\n",
+			[]string{"line 6: connectors[0].saml: does not belong to a connector of type oidc"}},
+		{"plain ldap", "  - id: x\n    type: ldap\n    ldap:\n      urls: [ldap://dc.example.com]\n      user_base: dc=x\n",
+			[]string{"line 6: connectors[0].ldap.urls[0]: plain LDAP sends passwords in clear"}},
+		{"literal bind password", "  - id: x\n    type: ldap\n    ldap:\n      urls: [ldaps://dc.example.com]\n      bind_dn: cn=a\n      bind_password: hunter2\n      user_base: dc=x\n",
+			[]string{"line 8: connectors[0].ldap.bind_password: must be a ${ENV} reference"}},
+		{"no user base", "  - id: x\n    type: ldap\n    ldap:\n      srv: example.com\n      start_tls: true\n",
+			[]string{"line 6: connectors[0].ldap.user_base: is required"}},
+		{"saml metadata twice", "  - id: x\n    type: saml\n    saml:\n      idp_metadata_file: m.xml\n      idp_metadata_url: https://idp.example/md\n",
+			[]string{"line 7: connectors[0].saml.idp_metadata_url: give exactly one of"}},
+		{"oidc over http", "  - id: x\n    type: oidc\n    oidc: {issuer: http://idp.example.com, client_id: c, client_secret: \"${S}\"}\n",
+			[]string{"line 5: connectors[0].oidc.issuer: must be the upstream's https issuer URL"}},
+		{"literal client secret", "  - id: x\n    type: oidc\n    oidc:\n      issuer: https://a.example\n      client_id: c\n      client_secret: s3cret\n",
+			[]string{"line 8: connectors[0].oidc.client_secret: must be a ${ENV} reference"}},
+		{"unknown mapper", "  - id: x\n    type: oidc\n    mappers: [{type: magic}]\n    oidc: {issuer: https://a.example, client_id: c, client_secret: \"${S}\"}\n",
+			[]string{"line 5: connectors[0].mappers[0].type: must be attribute, group_to_role"}},
+		{"bad template", "  - id: x\n    type: oidc\n    mappers:\n      - type: username_template\n        template: \"{{.Username\"\n    oidc: {issuer: https://a.example, client_id: c, client_secret: \"${S}\"}\n",
+			[]string{"line 7: connectors[0].mappers[0].template: is not a valid template"}},
+		{"bad sync", "  - id: x\n    type: oidc\n    sync: always\n    oidc: {issuer: https://a.example, client_id: c, client_secret: \"${S}\"}\n",
+			[]string{"line 5: connectors[0].sync: must be import"}},
+		{"duplicate id", "  - id: x\n    type: oidc\n    oidc: {issuer: https://a.example, client_id: c, client_secret: \"${S}\"}\n  - id: x\n    type: oidc\n    oidc: {issuer: https://a.example, client_id: c, client_secret: \"${S}\"}\n",
+			[]string{`line 6: connectors[1].id: "x" is used by another connector`}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := config.Parse([]byte(head+c.yaml), env(map[string]string{"S": "secret"}))
+			if err == nil {
+				t.Fatalf("no error for:\n%s", c.yaml)
+			}
+			got := errorLines(t, err)
+			if len(got) != len(c.want) {
+				t.Errorf("got %d errors, want %d:\n%s", len(got), len(c.want), strings.Join(got, "\n"))
+			}
+			for _, w := range c.want {
+				found := false
+				for _, g := range got {
+					found = found || strings.HasPrefix(g, w)
+				}
+				if !found {
+					t.Errorf("no error starting %q in:\n%s", w, strings.Join(got, "\n"))
+				}
+			}
+		})
+	}
+}
