@@ -141,8 +141,8 @@ func (v *validator) saml(key string, s *SAML) {
 		v.fail(key+".metadata_refresh", "must not be negative")
 	}
 	for name := range s.Attributes {
-		if !slices.Contains([]string{"username", "email", "name", "groups"}, name) {
-			v.fail(key+".attributes."+name, "must be one of username, email, name, groups")
+		if !slices.Contains([]string{"username", "email", "name", "groups", "subject", "email_verified"}, name) {
+			v.fail(key+".attributes."+name, "must be one of username, email, name, groups, subject, email_verified")
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/fedhub/fedhub/brokers"
 	"github.com/fedhub/fedhub/brokers/ldap"
 	"github.com/fedhub/fedhub/brokers/oidc"
+	"github.com/fedhub/fedhub/brokers/saml"
 	"github.com/fedhub/fedhub/config"
 )
 
@@ -58,6 +59,13 @@ func connectorImpl(ctx context.Context, cfg *config.Config, c config.Connector, 
 			GroupBase: l.GroupBase, GroupFilter: l.GroupFilter, GroupMemberAttr: l.GroupMemberAttr,
 			GroupNameAttr: l.GroupNameAttr, Timeout: l.Timeout, PoolSize: l.PoolSize,
 		}, log)
+	case c.SAML != nil:
+		sc := c.SAML
+		return saml.New(ctx, saml.Config{ID: c.ID, BaseURL: cfg.Issuer, IDPMetadataURL: sc.IDPMetadataURL,
+			IDPMetadataFile: sc.IDPMetadataFile, MetadataRefresh: sc.MetadataRefresh, EntityID: sc.EntityID,
+			NameIDFormat: sc.NameIDFormat, SignRequests: sc.SignRequests, Binding: sc.Binding,
+			SPKeyFile: sc.SPKeyFile, SPCertFile: sc.SPCertFile, AllowIDPInitiated: sc.AllowIDPInitiated,
+			Attributes: sc.Attributes}, brokers.NewConnectorStore(db, c.ID), log)
 	case c.OIDC != nil:
 		o := c.OIDC
 		return oidc.New(oidc.Config{ID: c.ID, Name: name, Issuer: o.Issuer, ClientID: o.ClientID,
