@@ -1,6 +1,7 @@
 package ldap
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"encoding/base64"
@@ -11,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/go-ldap/ldap/v3"
@@ -29,7 +31,10 @@ type Connector struct {
 	mu       sync.Mutex // guards isClosed against release
 	isClosed bool
 
-	lookupSRV func(ctx context.Context, service, proto, name string) (string, []*net.SRV, error)
+	lookupSRV  func(ctx context.Context, service, proto, name string) (string, []*net.SRV, error)
+	srvMu      sync.Mutex
+	srvRecords []*net.SRV // the last SRV records found, and when
+	srvAt      time.Time
 }
 
 var (
@@ -158,7 +163,7 @@ func (c *Connector) Login(ctx context.Context, username, password string) (broke
 		}
 		attrs := []any{"username", username, "dn", entry.DN}
 		if sub != "" {
-			attrs = append(attrs, "ad_code", sub, "ad_meaning", cmpOr(meaning, "unknown"))
+			attrs = append(attrs, "ad_code", sub, "ad_meaning", cmp.Or(meaning, "unknown"))
 		}
 		c.log.Info("ldap: login failed: bind refused", attrs...)
 		return brokers.Identity{}, result
@@ -175,13 +180,6 @@ func (c *Connector) Login(ctx context.Context, username, password string) (broke
 		return brokers.Identity{}, fmt.Errorf("ldap: group search: %w", err)
 	}
 	return id, nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // userFilter builds the search filter for what the person typed; ok is false for a username
@@ -284,7 +282,7 @@ func (c *Connector) groups(conn *ldap.Conn, entry *ldap.Entry) ([]string, error)
 	}
 	var names []string
 	for _, g := range res.Entries {
-		names = append(names, cmpOr(g.GetEqualFoldAttributeValue(c.cfg.GroupNameAttr), g.DN))
+		names = append(names, cmp.Or(g.GetEqualFoldAttributeValue(c.cfg.GroupNameAttr), g.DN))
 	}
 	slices.Sort(names)
 	return slices.Compact(names), nil
@@ -312,7 +310,7 @@ func (c *Connector) identity(e *ldap.Entry) brokers.Identity {
 	}
 	return brokers.Identity{
 		Subject:  c.subject(e),
-		Username: cmpOr(e.GetEqualFoldAttributeValue(c.cfg.UsernameAttr), e.DN),
+		Username: cmp.Or(e.GetEqualFoldAttributeValue(c.cfg.UsernameAttr), e.DN),
 		Email:    e.GetEqualFoldAttributeValue(c.cfg.EmailAttr),
 		Name:     e.GetEqualFoldAttributeValue(c.cfg.NameAttr),
 		Raw:      raw,

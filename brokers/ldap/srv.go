@@ -8,13 +8,32 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
-// srvURLs looks up _ldap._tcp.DOMAIN and returns ldap:// URLs in the order to try them.
+// srvCacheFor is how long SRV records found are used before they are looked up again. Go's
+// resolver caches nothing, and a login needs the list twice.
+const srvCacheFor = time.Minute
+
+// srvURLs looks up _ldap._tcp.DOMAIN and returns ldap:// URLs in the order to try them, a
+// new order each time. When the lookup fails, the records found last are used, however old.
 func (c *Connector) srvURLs(ctx context.Context) ([]string, error) {
-	_, records, err := c.lookupSRV(ctx, "ldap", "tcp", c.cfg.SRV)
-	if err != nil && len(records) == 0 {
-		return nil, fmt.Errorf("srv lookup _ldap._tcp.%s: %w", c.cfg.SRV, err)
+	c.srvMu.Lock()
+	records, fresh := c.srvRecords, time.Since(c.srvAt) < srvCacheFor
+	c.srvMu.Unlock()
+	if !fresh || len(records) == 0 {
+		_, found, err := c.lookupSRV(ctx, "ldap", "tcp", c.cfg.SRV)
+		switch {
+		case len(found) > 0:
+			records = found
+			c.srvMu.Lock()
+			c.srvRecords, c.srvAt = found, time.Now()
+			c.srvMu.Unlock()
+		case len(records) > 0:
+			c.log.Warn("ldap: srv lookup failed, using the servers found before", "domain", c.cfg.SRV, "error", err)
+		case err != nil:
+			return nil, fmt.Errorf("srv lookup _ldap._tcp.%s: %w", c.cfg.SRV, err)
+		}
 	}
 	var urls []string
 	for _, r := range orderSRV(records, nil) {

@@ -72,6 +72,7 @@ func StopAll() {
 		localPG.srv.stop()
 		localPG.srv = nil
 	}
+	stopSambaAD()
 }
 
 // execAdmin runs one statement on the server's maintenance connection.
