@@ -411,6 +411,14 @@ func TestLinkedUser(t *testing.T) {
 // TestCreateLinkedUserRace is a concurrent first login of one upstream identity: every caller
 // must get the same user, and exactly one user may exist.
 func TestCreateLinkedUserRace(t *testing.T) {
+	for _, sameName := range []bool{false, true} {
+		t.Run(fmt.Sprintf("same username %v", sameName), func(t *testing.T) { createLinkedUserRace(t, sameName) })
+	}
+}
+
+// createLinkedUserRace: concurrent first logins of one upstream identity, with
+// different usernames (the link decides) or the same one (as upstreams send).
+func createLinkedUserRace(t *testing.T, sameName bool) {
 	const callers = 20
 	ctx := context.Background()
 	forEachDB(t, func(t *testing.T, db *gorm.DB, s *linking.Service) {
@@ -426,7 +434,7 @@ func TestCreateLinkedUserRace(t *testing.T) {
 			wg.Go(func() {
 				<-start
 				u, err := s.CreateLinkedUser(ctx, up, linking.NewUser{
-					Username: fmt.Sprintf("jdoe-%02d", i), Roles: []string{"r"}, Groups: []string{"g"},
+					Username: map[bool]string{true: "jdoe", false: fmt.Sprintf("jdoe-%02d", i)}[sameName], Roles: []string{"r"}, Groups: []string{"g"},
 				})
 				results[i] = result{u, err}
 			})

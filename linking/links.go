@@ -2,6 +2,7 @@ package linking
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"gorm.io/gorm"
@@ -55,8 +56,12 @@ func (s *Service) CreateLinkedUser(ctx context.Context, up Upstream, nu NewUser)
 		created = u
 		return nil
 	})
-	if store.IsDuplicate(err) {
-		return s.LinkedUser(ctx, up.Connector, up.Subject)
+	if store.IsDuplicate(err) || errors.Is(err, ErrUsernameTaken) {
+		// A concurrent first login of the same identity may have won, on the
+		// link or on the username: then its user is the answer.
+		if u, lerr := s.LinkedUser(ctx, up.Connector, up.Subject); lerr == nil {
+			return u, nil
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("create linked user: %w", err)
