@@ -27,11 +27,7 @@ const maxUpstreamBody = 512 << 10
 func (s *Service) beginFlow(c echo.Context, conn Connector, req *LoginRequest) error {
 	rc := conn.Impl.(RedirectConnector)
 	r := c.Request()
-	browser := s.cookies.Get(r, flowCookie)
-	if len(browser) < 32 {
-		browser = randomToken()
-		s.cookies.Set(c.Response(), flowCookie, browser, 0)
-	}
+	browser := s.cookies.BrowserID(c.Response(), r)
 	flow := &Flow{State: randomToken(), Callback: s.callbackURL(conn.ID), Data: map[string]string{}}
 	buf := &bufferedResponse{header: http.Header{}}
 	if err := rc.Begin(r.Context(), buf, r, flow); err != nil {
@@ -90,7 +86,7 @@ func (s *Service) callback(c echo.Context) error {
 // continueLogin finishes an upstream login in the browser that started it.
 func (s *Service) continueLogin(c echo.Context) error {
 	r := c.Request()
-	rec, id, err := s.flows.continuing(r.Context(), c.QueryParam("t"), s.cookies.Get(r, flowCookie))
+	rec, id, err := s.flows.continuing(r.Context(), c.QueryParam("t"), s.cookies.Get(r, web.BrowserCookie))
 	if err != nil {
 		return s.flowError(c, err)
 	}

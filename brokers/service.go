@@ -17,9 +17,6 @@ import (
 // linkingLocal is the local accounts' connector ID.
 const linkingLocal = linking.LocalConnector
 
-// flowCookie binds upstream logins to the browser that started them.
-const flowCookie = "fedhub_flow"
-
 // Options are what the broker is built from.
 type Options struct {
 	Connectors []Connector // in login-page order; the local connector among them

@@ -15,6 +15,11 @@ type Connector struct {
 	Sync     string   `yaml:"sync"`    // import (default) | force
 	Mappers  []Mapper `yaml:"mappers"`
 
+	// TrustEmail says the upstream verifies the emails it vouches for, so
+	// that email_verified from it may count (for link_automatically).
+	TrustEmail bool       `yaml:"trust_email"`
+	FirstLogin FirstLogin `yaml:"first_login"`
+
 	LDAP *LDAP `yaml:"ldap"`
 	SAML *SAML `yaml:"saml"`
 	OIDC *OIDC `yaml:"oidc"`
@@ -22,6 +27,14 @@ type Connector struct {
 
 // IsEnabled reports whether the connector may be used at all.
 func (c Connector) IsEnabled() bool { return c.Enabled == nil || *c.Enabled }
+
+// FirstLogin says what happens when an upstream identity has no link yet.
+type FirstLogin struct {
+	OnNew           string   `yaml:"on_new"`            // create (default) | review_then_create | deny
+	MatchExistingBy string   `yaml:"match_existing_by"` // none (default) | email | username
+	OnMatch         string   `yaml:"on_match"`          // confirm_and_reauthenticate (default) | link_automatically | deny
+	RequiredFields  []string `yaml:"required_fields"`   // on the review page: email, name
+}
 
 // Mapper turns upstream claims, attributes and groups into local user data.
 type Mapper struct {

@@ -43,6 +43,7 @@ func (v *validator) connector(key string, c Connector, ids map[string]bool) {
 			v.fail(key+".icon", "must be an https URL or a path on fedhub")
 		}
 	}
+	v.firstLogin(key+".first_login", c)
 	for i, m := range c.Mappers {
 		v.mapper(fmt.Sprintf("%s.mappers[%d]", key, i), m)
 	}
@@ -53,6 +54,28 @@ func (v *validator) connector(key string, c Connector, ids map[string]bool) {
 		v.saml(key+".saml", c.SAML)
 	case c.OIDC != nil:
 		v.oidc(key+".oidc", c.OIDC)
+	}
+}
+
+func (v *validator) firstLogin(key string, c Connector) {
+	f := c.FirstLogin
+	if !slices.Contains([]string{"", "create", "review_then_create", "deny"}, f.OnNew) {
+		v.fail(key+".on_new", "must be create, review_then_create or deny")
+	}
+	if !slices.Contains([]string{"", "none", "email", "username"}, f.MatchExistingBy) {
+		v.fail(key+".match_existing_by", "must be none, email or username")
+	}
+	if !slices.Contains([]string{"", "confirm_and_reauthenticate", "link_automatically", "deny"}, f.OnMatch) {
+		v.fail(key+".on_match", "must be confirm_and_reauthenticate, link_automatically or deny")
+	}
+	if f.OnMatch == "link_automatically" && (!c.TrustEmail || f.MatchExistingBy != "email") {
+		v.fail(key+".on_match", "link_automatically needs match_existing_by: email and trust_email: true on the connector "+
+			"(an email match may otherwise only propose a link)")
+	}
+	for i, field := range f.RequiredFields {
+		if field != "email" && field != "name" {
+			v.fail(fmt.Sprintf("%s.required_fields[%d]", key, i), "must be email or name")
+		}
 	}
 }
 

@@ -18,9 +18,6 @@ import (
 	"github.com/fedhub/fedhub/web"
 )
 
-// browserCookie binds pending logins to the browser that started them.
-const browserCookie = "fedhub_browser"
-
 var pkceChallenge = regexp.MustCompile(`^[A-Za-z0-9._~-]{43,128}$`)
 
 // authzRequest is a validated authorization request.
@@ -213,11 +210,7 @@ func (iss *Issuer) needsLogin(req *authzRequest, sess *Session) bool {
 
 // startLogin stores the request and sends the browser to the login page.
 func (iss *Issuer) startLogin(c echo.Context, req *authzRequest) error {
-	browser := iss.cookies.Get(c.Request(), browserCookie)
-	if len(browser) < 32 {
-		browser = randomToken(32)
-		iss.cookies.Set(c.Response(), browserCookie, browser, 0)
-	}
+	browser := iss.cookies.BrowserID(c.Response(), c.Request())
 	now := iss.now()
 	ar := AuthRequest{
 		ID: randomToken(24), BrowserHash: hashToken(browser), CSRFToken: randomToken(24),

@@ -13,6 +13,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/fedhub/fedhub/store"
+	"github.com/fedhub/fedhub/web"
 )
 
 // sessionCookie holds the SSO session's secret token.
@@ -81,7 +82,7 @@ func (iss *Issuer) PendingLogin(r *http.Request, id string) (*LoginRequest, erro
 }
 
 func (iss *Issuer) pending(r *http.Request, db *gorm.DB, id string) (*AuthRequest, error) {
-	browser := iss.cookies.Get(r, browserCookie)
+	browser := iss.cookies.Get(r, web.BrowserCookie)
 	if id == "" || len(id) > 64 || browser == "" {
 		return nil, ErrLoginNotFound
 	}

@@ -1,7 +1,9 @@
 package web
 
 import (
+	"crypto/rand"
 	"crypto/subtle"
+	"encoding/base64"
 	"net/http"
 	"time"
 
@@ -89,4 +91,20 @@ func RenderError(c echo.Context, status int, page ErrorPage) error {
 // Equal compares two secrets in constant time.
 func Equal(a, b string) bool {
 	return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
+}
+
+// BrowserCookie holds a random secret that binds pending logins, upstream
+// flows and first logins to the browser that started them.
+const BrowserCookie = "fedhub_browser"
+
+// BrowserID returns the browser's binding secret, giving it one first if it has none.
+func (k Cookies) BrowserID(w http.ResponseWriter, r *http.Request) string {
+	if id := k.Get(r, BrowserCookie); len(id) >= 32 {
+		return id
+	}
+	b := make([]byte, 32)
+	_, _ = rand.Read(b) // never fails (crypto/rand docs)
+	id := base64.RawURLEncoding.EncodeToString(b)
+	k.Set(w, BrowserCookie, id, 0)
+	return id
 }
