@@ -20,7 +20,7 @@ import (
 func upstreamConnectors(ctx context.Context, cfg *config.Config, db *gorm.DB, log *slog.Logger) ([]brokers.Connector, error) {
 	var out []brokers.Connector
 	for _, c := range cfg.Connectors {
-		impl, err := connectorImpl(ctx, cfg, c, db, log.With("connector", c.ID))
+		impl, err := connectorImpl(ctx, cfg, c, db, log) // connectors name themselves in their logs
 		if err != nil {
 			return nil, fmt.Errorf("connector %s: %w", c.ID, err)
 		}
