@@ -21,6 +21,10 @@ const (
 	UserCreated    = "user.created"
 	PasswordSet    = "user.password_set"
 	KeysRotated    = "keys.rotated"
+
+	FirstLoginDecision = "first_login.decision"
+	Linked             = "link.created"
+	Unlinked           = "link.removed"
 )
 
 // Event is one audit record.

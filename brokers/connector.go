@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net/http"
 	"time"
+
+	"github.com/fedhub/fedhub/firstlogin"
 )
 
 // Identity is what a connector proved about a person.
@@ -93,5 +95,6 @@ type Connector struct {
 	Enabled  bool
 	Sync     bool // update profile, roles and groups on every login, not just the first
 	Mappers  Mappers
-	Impl     any // a PasswordConnector or a RedirectConnector, maybe more
+	Policy   firstlogin.Policy // what happens at an identity's first login
+	Impl     any               // a PasswordConnector or a RedirectConnector, maybe more
 }

@@ -24,17 +24,17 @@ const flowTTL = 15 * time.Minute
 // with ContinueHash's token on a same-site request that carries the cookie:
 // the SAML ACS is a cross-site POST that carries no SameSite=Lax cookie.
 type FlowRecord struct {
-	StateHash      string `gorm:"primaryKey;size:64"`
-	Connector      string `gorm:"size:64;not null"`
-	LoginRequestID string `gorm:"size:64"`
-	BrowserHash    string `gorm:"size:64;not null"`
-	Data           string `gorm:"size:4096"`
-	Identity       string `gorm:"type:text"` // JSON, once verified
-	ContinueHash   string `gorm:"size:64;index"`
-	CreatedAt      time.Time
-	ExpiresAt      time.Time `gorm:"index"`
-	FinishedAt     *time.Time
-	ContinuedAt    *time.Time
+	StateHash    string `gorm:"primaryKey;size:64"`
+	Connector    string `gorm:"size:64;not null"`
+	Purpose      string `gorm:"size:128;not null"` // "login:<request>" or "reauth:<first login>"
+	BrowserHash  string `gorm:"size:64;not null"`
+	Data         string `gorm:"size:4096"`
+	Identity     string `gorm:"type:text"` // JSON, once verified
+	ContinueHash string `gorm:"size:64;index"`
+	CreatedAt    time.Time
+	ExpiresAt    time.Time `gorm:"index"`
+	FinishedAt   *time.Time
+	ContinuedAt  *time.Time
 }
 
 // ConnectorValue is a row of the ConnectorStore.
@@ -67,13 +67,13 @@ func hashToken(t string) string {
 // flows stores FlowRecords.
 type flows struct{ db *gorm.DB }
 
-func (f flows) create(ctx context.Context, connector, loginRequest, browser string, flow *Flow) error {
+func (f flows) create(ctx context.Context, connector, purpose, browser string, flow *Flow) error {
 	data, err := json.Marshal(flow.Data)
 	if err != nil {
 		return err
 	}
 	now := time.Now().UTC()
-	rec := FlowRecord{StateHash: hashToken(flow.State), Connector: connector, LoginRequestID: loginRequest,
+	rec := FlowRecord{StateHash: hashToken(flow.State), Connector: connector, Purpose: purpose,
 		BrowserHash: hashToken(browser), Data: string(data), CreatedAt: now, ExpiresAt: now.Add(flowTTL)}
 	if err := f.db.WithContext(ctx).Create(&rec).Error; err != nil {
 		return fmt.Errorf("save upstream login: %w", err)

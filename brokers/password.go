@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/fedhub/fedhub/audit"
+	"github.com/fedhub/fedhub/firstlogin"
 	"github.com/fedhub/fedhub/throttle"
 )
 
@@ -22,7 +23,7 @@ func (s *Service) formLogin(c echo.Context, req *LoginRequest, conn Connector, p
 	if err != nil {
 		return s.renderLogin(c, http.StatusUnauthorized, req, conn.ID, username, userMessage(err))
 	}
-	return s.complete(c, req, conn, id, []string{"pwd"})
+	return s.complete(c, req.ID, conn, id)
 }
 
 // passwordLogin runs one password connector behind the brute-force limiter.
@@ -83,14 +84,17 @@ func (s *Service) PasswordLogin(ctx context.Context, username, password, ip stri
 		if err != nil {
 			return "", "", errors.New(userMessage(err))
 		}
-		u, err := s.resolve(ctx, conn, id)
+		u, up, err := s.resolve(ctx, conn, id)
+		if err == nil && up != nil { // a first login without pages: only a plain "create" works
+			u, err = s.firstLogin.Enroll(ctx, conn.Policy, *up, ip)
+		}
+		if errors.Is(err, firstlogin.ErrNeedsBrowser) {
+			return "", "", errors.New("Sign in through the login page once to set up your account.")
+		}
 		if err != nil {
 			return "", "", errors.New(userMessage(err))
 		}
-		if err := s.audit.Record(ctx, audit.Event{Type: audit.LoginSucceeded, Actor: u.ID, UserID: u.ID,
-			Connector: conn.ID, IP: ip, Detail: "password grant"}); err != nil {
-			return "", "", err
-		}
+		s.loggedIn(ctx, u.ID, conn.ID, ip, "password grant")
 		return u.ID, conn.ID, nil
 	}
 	return "", "", errors.New(userMessage(err))
@@ -112,4 +116,19 @@ func userMessage(err error) string {
 
 func roundUp(d time.Duration) time.Duration {
 	return d.Round(time.Second) + time.Second
+}
+
+// CheckPassword re-authenticates through a password connector (for the
+// first-login link page), behind the same limiter as the login form.
+func (s *Service) CheckPassword(ctx context.Context, connector, username, password, ip string) (string, error) {
+	conn, ok := s.enabled(connector)
+	pc, isPassword := conn.Impl.(PasswordConnector)
+	if !ok || !isPassword {
+		return "", ErrInvalidCredentials
+	}
+	id, err := s.passwordLogin(ctx, conn.ID, pc, username, password, ip)
+	if err != nil {
+		return "", err
+	}
+	return id.Subject, nil
 }

@@ -5,10 +5,10 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/fedhub/fedhub/audit"
 	"github.com/fedhub/fedhub/web"
 )
 
@@ -25,6 +25,12 @@ const maxUpstreamBody = 512 << 10
 // beginFlow starts an upstream login: the flow is stored, bound to this
 // browser, before the browser is sent to the upstream.
 func (s *Service) beginFlow(c echo.Context, conn Connector, req *LoginRequest) error {
+	return s.startFlow(c, conn, loginPurpose+req.ID)
+}
+
+// startFlow starts an upstream login for a purpose: a login request to
+// complete, or a first login's re-authentication.
+func (s *Service) startFlow(c echo.Context, conn Connector, purpose string) error {
 	rc := conn.Impl.(RedirectConnector)
 	r := c.Request()
 	browser := s.cookies.BrowserID(c.Response(), r)
@@ -34,7 +40,7 @@ func (s *Service) beginFlow(c echo.Context, conn Connector, req *LoginRequest) e
 		s.log.Error("upstream login could not start", "connector", conn.ID, "err", err)
 		return s.upstreamFailed(c, conn, err)
 	}
-	if err := s.flows.create(r.Context(), conn.ID, req.ID, browser, flow); err != nil {
+	if err := s.flows.create(r.Context(), conn.ID, purpose, browser, flow); err != nil {
 		return err
 	}
 	return buf.flush(c.Response())
@@ -90,15 +96,17 @@ func (s *Service) continueLogin(c echo.Context) error {
 	if err != nil {
 		return s.flowError(c, err)
 	}
+	if token, ok := strings.CutPrefix(rec.Purpose, reauthPurpose); ok {
+		if _, ok := s.enabled(rec.Connector); !ok {
+			return web.RenderError(c, http.StatusNotFound, unknownMethod)
+		}
+		return s.firstLogin.ReauthDone(c, token, rec.Connector, id.Subject)
+	}
 	conn, ok := s.usable(rec.Connector)
 	if !ok {
 		return web.RenderError(c, http.StatusNotFound, unknownMethod)
 	}
-	req, err := s.pending(c, rec.LoginRequestID)
-	if err != nil {
-		return shown(err)
-	}
-	return s.complete(c, req, conn, id, []string{"fed"})
+	return s.complete(c, strings.TrimPrefix(rec.Purpose, loginPurpose), conn, id)
 }
 
 // unsolicited signs a person in from an IdP-initiated response: there is no
@@ -112,20 +120,7 @@ func (s *Service) unsolicited(c echo.Context, conn Connector, uc UnsolicitedConn
 		return s.upstreamFailed(c, conn, err)
 	}
 	id.Connector = conn.ID
-	u, err := s.resolve(r.Context(), conn, id)
-	if err != nil {
-		return s.resolveFailed(c, conn, err)
-	}
-	a := Authentication{UserID: u.ID, Connector: conn.ID, AMR: []string{"fed"}}
-	if err := s.issuer.StartSession(c.Response(), r, a); err != nil {
-		return err
-	}
-	if err := s.audit.Record(r.Context(), audit.Event{Type: audit.LoginSucceeded, Actor: u.ID, UserID: u.ID,
-		Connector: conn.ID, IP: c.RealIP(), Detail: "IdP-initiated"}); err != nil {
-		return err
-	}
-	web.NoStore(c)
-	return c.Render(http.StatusOK, "signed_in.html", map[string]string{"Name": u.Name, "Username": u.Username})
+	return s.complete(c, "", conn, id)
 }
 
 func (s *Service) flowError(c echo.Context, err error) error {
@@ -184,4 +179,20 @@ func (b *bufferedResponse) flush(w http.ResponseWriter) error {
 // callbackURL is where a connector's upstream answers.
 func (s *Service) callbackURL(connector string) string {
 	return s.baseURL + "/broker/" + connector + "/callback"
+}
+
+// Purposes of an upstream flow.
+const (
+	loginPurpose  = "login:"  // + the login request to complete
+	reauthPurpose = "reauth:" // + the first login whose account the person proves control of
+)
+
+// BeginReauth starts a redirect connector's login so that a person proves
+// control of an existing account (for the first-login link page).
+func (s *Service) BeginReauth(c echo.Context, connector, token string) error {
+	conn, ok := s.enabled(connector)
+	if _, redirect := conn.Impl.(RedirectConnector); !ok || !redirect {
+		return web.RenderError(c, http.StatusNotFound, unknownMethod)
+	}
+	return s.startFlow(c, conn, reauthPurpose+token)
 }

@@ -8,66 +8,101 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/fedhub/fedhub/audit"
+	"github.com/fedhub/fedhub/firstlogin"
 	"github.com/fedhub/fedhub/linking"
 	"github.com/fedhub/fedhub/web"
 )
 
-// resolve finds the local user of an upstream identity — creating and linking
-// one at its first login — keeps the profile in sync when the connector says
-// so, and refuses disabled users.
-func (s *Service) resolve(ctx context.Context, conn Connector, id Identity) (*linking.User, error) {
+// resolve finds the local user an upstream identity is linked to, keeping its
+// profile in sync when the connector says so. An identity with no link yet
+// comes back as the Upstream its first login starts from.
+func (s *Service) resolve(ctx context.Context, conn Connector, id Identity) (*linking.User, *firstlogin.Upstream, error) {
 	p, err := conn.Mappers.Apply(id)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	u, err := s.users.LinkedUser(ctx, conn.ID, id.Subject)
-	switch {
-	case errors.Is(err, linking.ErrNotLinked):
-		u, err = s.users.CreateLinkedUser(ctx,
-			linking.Upstream{Connector: conn.ID, Subject: id.Subject, Username: id.Username, Email: id.Email},
-			linking.NewUser{Username: p.Username, Email: p.Email, EmailVerified: id.EmailVerified, Name: p.Name,
-				Roles: p.Roles, Groups: p.Groups, Source: conn.ID})
-		if errors.Is(err, linking.ErrUsernameTaken) {
-			return nil, &UserError{"An account named " + p.Username + " already exists in fedhub. " +
-				"Ask an administrator to link your " + conn.Name + " account to it."}
-		}
-	case err == nil && conn.Sync && !u.Disabled:
-		err = s.users.SyncUser(ctx, u.ID, conn.ID, linking.Profile{Email: p.Email, EmailVerified: id.EmailVerified,
+	if errors.Is(err, linking.ErrNotLinked) {
+		return nil, &firstlogin.Upstream{Connector: conn.ID, Subject: id.Subject, Username: p.Username, Email: p.Email,
+			EmailVerified: id.EmailVerified, Name: p.Name, Roles: p.Roles, Groups: p.Groups}, nil
+	}
+	if err == nil && conn.Sync && !u.Disabled {
+		// The upstream's email_verified counts only from a connector trusted for email.
+		err = s.users.SyncUser(ctx, u.ID, conn.ID, linking.Profile{Email: p.Email, EmailVerified: id.EmailVerified && conn.Policy.TrustEmail,
 			Name: p.Name, Roles: p.Roles, Groups: p.Groups})
 		if err == nil {
 			u, err = s.users.UserByID(ctx, u.ID)
 		}
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if u.Disabled {
-		return nil, ErrAccountDisabled
+		return nil, nil, ErrAccountDisabled
 	}
-	return u, nil
+	return u, nil, nil
 }
 
-// complete hands an authenticated person to the issuer, which sends them back
-// to the application.
-func (s *Service) complete(c echo.Context, req *LoginRequest, conn Connector, id Identity, amr []string) error {
-	ctx := c.Request().Context()
-	u, err := s.resolve(ctx, conn, id)
+// complete hands an authenticated person to the issuer — through their first
+// login when the identity has no link yet.
+func (s *Service) complete(c echo.Context, loginRequestID string, conn Connector, id Identity) error {
+	u, up, err := s.resolve(c.Request().Context(), conn, id)
 	if err != nil {
 		return s.resolveFailed(c, conn, err)
 	}
-	to, err := s.issuer.CompleteLogin(c.Response(), c.Request(), req.ID, Authentication{UserID: u.ID, Connector: conn.ID, AMR: amr})
+	if up != nil {
+		return s.firstLogin.Start(c, conn.Policy, *up, loginRequestID)
+	}
+	return s.FinishLogin(c, loginRequestID, u.ID, conn.ID)
+}
+
+// FinishLogin completes the pending login loginRequestID as userID; with no
+// pending login (IdP-initiated) it only starts an SSO session.
+func (s *Service) FinishLogin(c echo.Context, loginRequestID, userID, connector string) error {
+	ctx := c.Request().Context()
+	u, err := s.users.UserByID(ctx, userID)
+	if err != nil {
+		return err
+	}
+	if u.Disabled {
+		return s.resolveFailed(c, Connector{ID: connector}, ErrAccountDisabled)
+	}
+	a := Authentication{UserID: userID, Connector: connector, AMR: s.amrOf(connector)}
+	if loginRequestID == "" {
+		if err := s.issuer.StartSession(c.Response(), c.Request(), a); err != nil {
+			return err
+		}
+		s.loggedIn(ctx, u.ID, connector, c.RealIP(), "no application waiting")
+		web.NoStore(c)
+		return c.Render(http.StatusOK, "signed_in.html", map[string]string{"Name": u.Name, "Username": u.Username})
+	}
+	req, err := s.pending(c, loginRequestID)
+	if err != nil {
+		return shown(err)
+	}
+	to, err := s.issuer.CompleteLogin(c.Response(), c.Request(), req.ID, a)
 	if err != nil {
 		if _, perr := s.pending(c, req.ID); perr != nil { // expired or completed meanwhile
 			return shown(perr)
 		}
 		return err
 	}
-	if err := s.audit.Record(ctx, audit.Event{Type: audit.LoginSucceeded, Actor: u.ID, UserID: u.ID,
-		Connector: conn.ID, IP: c.RealIP()}); err != nil {
-		return err
-	}
+	s.loggedIn(ctx, u.ID, connector, c.RealIP(), "")
 	web.NoStore(c) // the redirect carries the code
 	return c.Redirect(http.StatusSeeOther, to)
+}
+
+func (s *Service) loggedIn(ctx context.Context, userID, connector, ip, detail string) {
+	_ = s.audit.Record(ctx, audit.Event{Type: audit.LoginSucceeded, Actor: userID, UserID: userID,
+		Connector: connector, IP: ip, Detail: detail}) // a failed audit write is logged by audit
+}
+
+// amrOf is how a connector authenticates (RFC 8176 "pwd"; "fed" for an upstream's login).
+func (s *Service) amrOf(connector string) []string {
+	if s.Kind(connector) == "password" {
+		return []string{"pwd"}
+	}
+	return []string{"fed"}
 }
 
 func (s *Service) resolveFailed(c echo.Context, conn Connector, err error) error {

@@ -9,6 +9,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/fedhub/fedhub/audit"
+	"github.com/fedhub/fedhub/firstlogin"
 	"github.com/fedhub/fedhub/linking"
 	"github.com/fedhub/fedhub/throttle"
 	"github.com/fedhub/fedhub/web"
@@ -24,6 +25,7 @@ type Options struct {
 	Issuer     Issuer
 	Limiter    *throttle.Limiter
 	Audit      *audit.Log
+	FirstLogin *firstlogin.Service
 	DB         *gorm.DB // for upstream logins in progress
 	BaseURL    string   // the issuer URL: callbacks are BaseURL/broker/{id}/callback
 	Log        *slog.Logger
@@ -36,6 +38,7 @@ type Service struct {
 	issuer     Issuer
 	limiter    *throttle.Limiter
 	audit      *audit.Log
+	firstLogin *firstlogin.Service
 	flows      flows
 	baseURL    string
 	cookies    web.Cookies
@@ -45,7 +48,7 @@ type Service struct {
 // New returns the broker.
 func New(o Options) *Service {
 	return &Service{connectors: o.Connectors, users: o.Users, issuer: o.Issuer, limiter: o.Limiter,
-		audit: o.Audit, flows: flows{db: o.DB}, baseURL: o.BaseURL, log: o.Log,
+		audit: o.Audit, firstLogin: o.FirstLogin, flows: flows{db: o.DB}, baseURL: o.BaseURL, log: o.Log,
 		cookies: web.Cookies{Secure: len(o.BaseURL) > 8 && o.BaseURL[:8] == "https://"}}
 }
 
@@ -68,6 +71,45 @@ func (s *Service) Routes(e *echo.Echo) {
 			rr.Routes(func(method, path string, h http.HandlerFunc) { e.Add(method, prefix+path, echo.WrapHandler(h)) })
 		}
 	}
+}
+
+// enabled returns a connector that is switched on (for re-authentication,
+// which proves control of an account and logs nobody in).
+func (s *Service) enabled(id string) (Connector, bool) {
+	for _, c := range s.connectors {
+		if c.ID == id {
+			return c, c.Enabled
+		}
+	}
+	return Connector{}, false
+}
+
+// Kind says how a connector signs people in: "password", "redirect", or "".
+func (s *Service) Kind(id string) string {
+	c, _ := s.enabled(id)
+	switch c.Impl.(type) {
+	case PasswordConnector:
+		return "password"
+	case RedirectConnector:
+		return "redirect"
+	}
+	return ""
+}
+
+// Name is how people know a connector ("Corporate AD").
+func (s *Service) Name(id string) string {
+	if c, ok := s.enabled(id); ok {
+		return c.Name
+	}
+	return id
+}
+
+// Label is a connector's button text.
+func (s *Service) Label(id string) string {
+	if c, ok := s.enabled(id); ok {
+		return c.Label
+	}
+	return id
 }
 
 // usable returns a connector that may be used to log in now. Disabled and

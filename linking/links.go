@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"gorm.io/gorm"
 
@@ -76,4 +77,77 @@ func (s *Service) Links(ctx context.Context, userID string) ([]Link, error) {
 		return nil, fmt.Errorf("list links: %w", err)
 	}
 	return links, nil
+}
+
+// UsersByEmail returns the users with this email, case-insensitively.
+func (s *Service) UsersByEmail(ctx context.Context, email string) ([]User, error) {
+	email = strings.ToLower(strings.TrimSpace(email))
+	if email == "" {
+		return nil, nil
+	}
+	var users []User
+	if err := s.db.WithContext(ctx).Where("LOWER(email) = ?", email).Limit(10).Find(&users).Error; err != nil {
+		return nil, fmt.Errorf("find users by email: %w", err)
+	}
+	return users, nil
+}
+
+// Link attaches an upstream identity to a user whose links are still at
+// version (what the caller saw when it asked for proof of control). It fails
+// with ErrAlreadyLinked when the identity belongs to someone, and with
+// ErrLinksChanged when the user's links changed in between.
+func (s *Service) Link(ctx context.Context, userID string, version int, up Upstream) error {
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		res := tx.Model(&User{}).Where("id = ? AND link_version = ?", userID, version).
+			Update("link_version", gorm.Expr("link_version + 1"))
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected != 1 {
+			return ErrLinksChanged
+		}
+		t := now()
+		link := Link{UserID: userID, Connector: up.Connector, Subject: up.Subject, Username: up.Username,
+			Email: up.Email, LastLoginAt: &t}
+		if err := tx.Create(&link).Error; err != nil {
+			if store.IsDuplicate(err) {
+				return ErrAlreadyLinked
+			}
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("link %s to user %s: %w", up.Connector, userID, err)
+	}
+	return nil
+}
+
+// Unlink removes a link, but never a user's last way to log in (a local
+// password counts as one) unless force says an administrator overrides that.
+func (s *Service) Unlink(ctx context.Context, userID string, linkID uint, force bool) error {
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var links []Link
+		if err := tx.Where("user_id = ?", userID).Find(&links).Error; err != nil {
+			return err
+		}
+		found := false
+		for _, l := range links {
+			found = found || l.ID == linkID
+		}
+		if !found {
+			return ErrNotLinked
+		}
+		if len(links) == 1 && !force {
+			return ErrLastLogin
+		}
+		if err := tx.Delete(&Link{}, "id = ? AND user_id = ?", linkID, userID).Error; err != nil {
+			return err
+		}
+		return tx.Model(&User{}).Where("id = ?", userID).Update("link_version", gorm.Expr("link_version + 1")).Error
+	})
+	if err != nil {
+		return fmt.Errorf("unlink: %w", err)
+	}
+	return nil
 }

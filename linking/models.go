@@ -12,6 +12,7 @@ type User struct {
 	Name          string `gorm:"size:255"`
 	PasswordHash  string `gorm:"size:255"`
 	Disabled      bool
+	LinkVersion   int // grows with every link and unlink: a proof of control is void once it changed
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
 

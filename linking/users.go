@@ -21,6 +21,8 @@ var (
 	ErrDisabled           = errors.New("account is disabled")
 	ErrNotLinked          = errors.New("upstream identity is not linked")
 	ErrAlreadyLinked      = errors.New("upstream identity is linked to another user")
+	ErrLinksChanged       = errors.New("the user's links changed meanwhile")
+	ErrLastLogin          = errors.New("this is the user's last way to log in")
 )
 
 // Service is the users-and-links API; other packages never touch these tables.

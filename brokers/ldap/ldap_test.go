@@ -217,15 +217,12 @@ func TestEmptyPasswordNoNetwork(t *testing.T) {
 		Timeout:  300 * time.Millisecond,
 	}
 	c, _ := connector(t, cfg)
-	start := time.Now()
 	for _, user := range []string{"alice", "", "cn=admin,dc=example,dc=test"} {
 		if _, err := c.Login(ctx(t), user, ""); !errors.Is(err, brokers.ErrInvalidCredentials) {
 			t.Errorf("Login(%q, \"\") = %v, want ErrInvalidCredentials", user, err)
 		}
 	}
-	if d := time.Since(start); d > 50*time.Millisecond {
-		t.Errorf("empty passwords took %v: the connector went to the network", d)
-	}
+	// Counted connections, not elapsed time: a loaded CI machine is slow, never wrong.
 	if n := l.accepted.Load(); n != 0 {
 		t.Fatalf("the server got %d connections for empty passwords, want none", n)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 	"gorm.io/gorm"
@@ -14,6 +15,7 @@ import (
 	"github.com/fedhub/fedhub/brokers"
 	"github.com/fedhub/fedhub/brokers/local"
 	"github.com/fedhub/fedhub/config"
+	"github.com/fedhub/fedhub/firstlogin"
 	"github.com/fedhub/fedhub/issuer"
 	"github.com/fedhub/fedhub/linking"
 	"github.com/fedhub/fedhub/store"
@@ -43,6 +45,7 @@ func openStore(ctx context.Context, cfg *config.Config) (*gorm.DB, error) {
 	models = append(models, throttle.Models()...)
 	models = append(models, audit.Models()...)
 	models = append(models, brokers.Models()...)
+	models = append(models, firstlogin.Models()...)
 	if err := store.Migrate(ctx, db, models...); err != nil {
 		_ = store.Close(db)
 		return nil, err
@@ -87,8 +90,10 @@ func wire(ctx context.Context, cfg *config.Config, db *gorm.DB, log *slog.Logger
 	if err != nil {
 		return nil, err
 	}
+	first := firstlogin.New(db, users, events, strings.HasPrefix(cfg.Issuer, "https://"), log)
 	broker = brokers.New(brokers.Options{Connectors: connectors, Users: users, Issuer: issuerAdapter{iss},
-		Limiter: limiter, Audit: events, DB: db, BaseURL: cfg.Issuer, Log: log})
+		Limiter: limiter, Audit: events, FirstLogin: first, DB: db, BaseURL: cfg.Issuer, Log: log})
+	first.Wire(broker, broker)
 
 	renderer, err := templates.New()
 	if err != nil {
@@ -103,6 +108,7 @@ func wire(ctx context.Context, cfg *config.Config, db *gorm.DB, log *slog.Logger
 	e.GET("/static/*", echo.WrapHandler(templates.Static()))
 	iss.Routes(e)
 	broker.Routes(e)
+	first.Routes(e)
 	return &app{db: db, users: users, issuer: iss, audit: events, echo: e}, nil
 }
 

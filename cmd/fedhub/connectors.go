@@ -13,6 +13,7 @@ import (
 	"github.com/fedhub/fedhub/brokers/oidc"
 	"github.com/fedhub/fedhub/brokers/saml"
 	"github.com/fedhub/fedhub/config"
+	"github.com/fedhub/fedhub/firstlogin"
 )
 
 // upstreamConnectors builds the configured connectors. None of them contacts
@@ -37,7 +38,8 @@ func upstreamConnectors(ctx context.Context, cfg *config.Config, db *gorm.DB, lo
 			label = "Sign in with " + name
 		}
 		out = append(out, brokers.Connector{ID: c.ID, Name: name, Label: label, Icon: c.Icon, Hidden: c.Hidden,
-			LinkOnly: c.LinkOnly, Enabled: c.IsEnabled(), Sync: c.Sync == "force", Mappers: mappers, Impl: impl})
+			LinkOnly: c.LinkOnly, Enabled: c.IsEnabled(), Sync: c.Sync == "force", Mappers: mappers, Impl: impl,
+			Policy: policy(c)})
 	}
 	return out, nil
 }
@@ -89,4 +91,20 @@ func buildMappers(list []config.Mapper) (brokers.Mappers, error) {
 		out = append(out, bm)
 	}
 	return out, nil
+}
+
+// policy is a connector's first-login configuration, with its defaults.
+func policy(c config.Connector) firstlogin.Policy {
+	p := firstlogin.Policy{OnNew: c.FirstLogin.OnNew, MatchBy: c.FirstLogin.MatchExistingBy,
+		OnMatch: c.FirstLogin.OnMatch, TrustEmail: c.TrustEmail, Required: c.FirstLogin.RequiredFields}
+	if p.OnNew == "" {
+		p.OnNew = "create"
+	}
+	if p.MatchBy == "" {
+		p.MatchBy = "none"
+	}
+	if p.OnMatch == "" {
+		p.OnMatch = "confirm_and_reauthenticate"
+	}
+	return p
 }
