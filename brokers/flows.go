@@ -26,7 +26,8 @@ const flowTTL = 15 * time.Minute
 type FlowRecord struct {
 	StateHash    string `gorm:"primaryKey;size:64"`
 	Connector    string `gorm:"size:64;not null"`
-	Purpose      string `gorm:"size:128;not null"` // "login:<request>" or "reauth:<first login>"
+	Purpose      string `gorm:"size:128;not null"` // "login:<request>", "reauth:<first login>" or "link:<user>"
+	ReturnTo     string `gorm:"size:2048"`         // link: where to send the browser afterwards
 	BrowserHash  string `gorm:"size:64;not null"`
 	Data         string `gorm:"size:4096"`
 	Identity     string `gorm:"type:text"` // JSON, once verified
@@ -67,13 +68,13 @@ func hashToken(t string) string {
 // flows stores FlowRecords.
 type flows struct{ db *gorm.DB }
 
-func (f flows) create(ctx context.Context, connector, purpose, browser string, flow *Flow) error {
+func (f flows) create(ctx context.Context, connector, purpose, returnTo, browser string, flow *Flow) error {
 	data, err := json.Marshal(flow.Data)
 	if err != nil {
 		return err
 	}
 	now := time.Now().UTC()
-	rec := FlowRecord{StateHash: hashToken(flow.State), Connector: connector, Purpose: purpose,
+	rec := FlowRecord{StateHash: hashToken(flow.State), Connector: connector, Purpose: purpose, ReturnTo: returnTo,
 		BrowserHash: hashToken(browser), Data: string(data), CreatedAt: now, ExpiresAt: now.Add(flowTTL)}
 	if err := f.db.WithContext(ctx).Create(&rec).Error; err != nil {
 		return fmt.Errorf("save upstream login: %w", err)

@@ -1,6 +1,7 @@
 package brokers
 
 import (
+	"context"
 	"errors"
 	"net/http"
 )
@@ -28,6 +29,12 @@ type Issuer interface {
 	// StartSession signs the browser in without an application waiting
 	// (IdP-initiated SAML).
 	StartSession(w http.ResponseWriter, r *http.Request, a Authentication) error
+	// SessionUser is the user signed in to this browser, or "".
+	SessionUser(r *http.Request) (string, error)
+	// BeginLocalLogin starts a login that returns to a fedhub page; it gives the login page's URL.
+	BeginLocalLogin(w http.ResponseWriter, r *http.Request, returnTo string) (string, error)
+	// RedirectAllowed reports whether uri is registered for the client.
+	RedirectAllowed(ctx context.Context, clientID, uri string) bool
 }
 
 // Errors an Issuer returns for a login request.

@@ -25,12 +25,12 @@ const maxUpstreamBody = 512 << 10
 // beginFlow starts an upstream login: the flow is stored, bound to this
 // browser, before the browser is sent to the upstream.
 func (s *Service) beginFlow(c echo.Context, conn Connector, req *LoginRequest) error {
-	return s.startFlow(c, conn, loginPurpose+req.ID)
+	return s.startFlow(c, conn, loginPurpose+req.ID, "")
 }
 
 // startFlow starts an upstream login for a purpose: a login request to
 // complete, or a first login's re-authentication.
-func (s *Service) startFlow(c echo.Context, conn Connector, purpose string) error {
+func (s *Service) startFlow(c echo.Context, conn Connector, purpose, returnTo string) error {
 	rc := conn.Impl.(RedirectConnector)
 	r := c.Request()
 	browser := s.cookies.BrowserID(c.Response(), r)
@@ -40,7 +40,7 @@ func (s *Service) startFlow(c echo.Context, conn Connector, purpose string) erro
 		s.log.Error("upstream login could not start", "connector", conn.ID, "err", err)
 		return s.upstreamFailed(c, conn, err)
 	}
-	if err := s.flows.create(r.Context(), conn.ID, purpose, browser, flow); err != nil {
+	if err := s.flows.create(r.Context(), conn.ID, purpose, returnTo, browser, flow); err != nil {
 		return err
 	}
 	return buf.flush(c.Response())
@@ -95,6 +95,13 @@ func (s *Service) continueLogin(c echo.Context) error {
 	rec, id, err := s.flows.continuing(r.Context(), c.QueryParam("t"), s.cookies.Get(r, web.BrowserCookie))
 	if err != nil {
 		return s.flowError(c, err)
+	}
+	if userID, ok := strings.CutPrefix(rec.Purpose, linkPurpose); ok {
+		conn, ok := s.enabled(rec.Connector)
+		if !ok {
+			return web.RenderError(c, http.StatusNotFound, unknownMethod)
+		}
+		return s.finishLink(c, userID, conn, id, rec.ReturnTo)
 	}
 	if token, ok := strings.CutPrefix(rec.Purpose, reauthPurpose); ok {
 		if _, ok := s.enabled(rec.Connector); !ok {
@@ -185,6 +192,7 @@ func (s *Service) callbackURL(connector string) string {
 const (
 	loginPurpose  = "login:"  // + the login request to complete
 	reauthPurpose = "reauth:" // + the first login whose account the person proves control of
+	linkPurpose   = "link:"   // + the signed-in user the identity is to be linked to
 )
 
 // BeginReauth starts a redirect connector's login so that a person proves
@@ -194,5 +202,5 @@ func (s *Service) BeginReauth(c echo.Context, connector, token string) error {
 	if _, redirect := conn.Impl.(RedirectConnector); !ok || !redirect {
 		return web.RenderError(c, http.StatusNotFound, unknownMethod)
 	}
-	return s.startFlow(c, conn, reauthPurpose+token)
+	return s.startFlow(c, conn, reauthPurpose+token, "")
 }

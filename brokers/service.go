@@ -65,6 +65,7 @@ func (s *Service) Routes(e *echo.Echo) {
 	e.GET("/broker/:id/callback", s.callback)
 	e.POST("/broker/:id/callback", s.callback)
 	e.GET("/broker/continue", s.continueLogin)
+	s.accountRoutes(e)
 	for _, conn := range s.connectors {
 		if rr, ok := conn.Impl.(RouteRegistrar); ok {
 			prefix := "/broker/" + conn.ID

@@ -64,7 +64,7 @@ func (iss *Issuer) authorize(c echo.Context) error {
 	}
 	req.state = state
 
-	sess, err := iss.currentSession(c)
+	sess, err := iss.currentSession(c.Request())
 	if err != nil {
 		return err
 	}

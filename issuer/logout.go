@@ -50,7 +50,7 @@ func (iss *Issuer) logout(c echo.Context) error {
 	}
 
 	token := iss.cookies.Get(c.Request(), sessionCookie)
-	sess, err := iss.currentSession(c)
+	sess, err := iss.currentSession(c.Request())
 	if err != nil {
 		return err
 	}

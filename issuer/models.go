@@ -41,6 +41,7 @@ type AuthRequest struct {
 	ACRValues     string `gorm:"size:255"`
 	Claims        string `gorm:"size:4096"`
 	ForceLogin    bool
+	ReturnTo      string `gorm:"size:2048"` // a fedhub page to return to, for a login no client asked for (/account)
 	CreatedAt     time.Time
 	ExpiresAt     time.Time `gorm:"index"`
 	CompletedAt   *time.Time

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/labstack/echo/v4"
 	"gorm.io/gorm"
 
 	"github.com/fedhub/fedhub/store"
@@ -27,12 +26,12 @@ var (
 )
 
 // currentSession returns the browser's live SSO session of an enabled user, or nil.
-func (iss *Issuer) currentSession(c echo.Context) (*Session, error) {
-	token := iss.cookies.Get(c.Request(), sessionCookie)
+func (iss *Issuer) currentSession(r *http.Request) (*Session, error) {
+	token := iss.cookies.Get(r, sessionCookie)
 	if token == "" {
 		return nil, nil
 	}
-	ctx := c.Request().Context()
+	ctx := r.Context()
 	var s Session
 	err := iss.db.WithContext(ctx).Take(&s, "token_hash = ?", hashToken(token)).Error
 	if store.IsNotFound(err) {
@@ -74,7 +73,9 @@ func (iss *Issuer) PendingLogin(r *http.Request, id string) (*LoginRequest, erro
 		return nil, err
 	}
 	name := ar.ClientID
-	if c, err := iss.client(r.Context(), ar.ClientID); err == nil {
+	if ar.ReturnTo != "" {
+		name = "your fedhub account"
+	} else if c, err := iss.client(r.Context(), ar.ClientID); err == nil {
 		name = c.Name
 	}
 	return &LoginRequest{ID: ar.ID, ClientID: ar.ClientID, ClientName: name,
@@ -132,6 +133,9 @@ func (iss *Issuer) CompleteLogin(w http.ResponseWriter, r *http.Request, id stri
 	})
 	if err != nil {
 		return "", fmt.Errorf("complete login: %w", err)
+	}
+	if ar.ReturnTo != "" {
+		return ar.ReturnTo, nil
 	}
 	client, err := iss.client(r.Context(), ar.ClientID)
 	if err != nil {
@@ -191,4 +195,36 @@ func (iss *Issuer) EndSessions(ctx context.Context, userID string) error {
 		}
 		return tx.Model(&Grant{}).Where("user_id = ? AND revoked_at IS NULL", userID).Update("revoked_at", now).Error
 	})
+}
+
+// SessionUser returns the user signed in to this browser, or "".
+func (iss *Issuer) SessionUser(r *http.Request) (string, error) {
+	sess, err := iss.currentSession(r)
+	if err != nil || sess == nil {
+		return "", err
+	}
+	return sess.UserID, nil
+}
+
+// BeginLocalLogin starts a login that no client asked for, which returns to
+// a fedhub page (returnTo, a path) with an SSO session: the account page's.
+func (iss *Issuer) BeginLocalLogin(w http.ResponseWriter, r *http.Request, returnTo string) (string, error) {
+	if !strings.HasPrefix(returnTo, "/") || strings.HasPrefix(returnTo, "//") { // never off-site
+		return "", fmt.Errorf("begin local login: %q is not a local path", returnTo)
+	}
+	now := iss.now()
+	ar := AuthRequest{ID: randomToken(24), BrowserHash: hashToken(iss.cookies.BrowserID(w, r)),
+		CSRFToken: randomToken(24), ClientID: "", RedirectURI: "", ReturnTo: returnTo, ForceLogin: true,
+		CreatedAt: now, ExpiresAt: now.Add(authRequestTTL)}
+	if err := iss.db.WithContext(r.Context()).Create(&ar).Error; err != nil {
+		return "", fmt.Errorf("begin local login: %w", err)
+	}
+	return "/login?req=" + ar.ID, nil
+}
+
+// RedirectAllowed reports whether uri is registered for the client (for
+// application-initiated account linking).
+func (iss *Issuer) RedirectAllowed(ctx context.Context, clientID, uri string) bool {
+	c, err := iss.client(ctx, clientID)
+	return err == nil && c.redirectAllowed(uri)
 }

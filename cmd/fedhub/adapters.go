@@ -32,6 +32,16 @@ func (a issuerAdapter) StartSession(w http.ResponseWriter, r *http.Request, auth
 	return a.iss.StartSession(w, r, issuer.Authentication{UserID: auth.UserID, Connector: auth.Connector, AMR: auth.AMR})
 }
 
+func (a issuerAdapter) SessionUser(r *http.Request) (string, error) { return a.iss.SessionUser(r) }
+
+func (a issuerAdapter) BeginLocalLogin(w http.ResponseWriter, r *http.Request, returnTo string) (string, error) {
+	return a.iss.BeginLocalLogin(w, r, returnTo)
+}
+
+func (a issuerAdapter) RedirectAllowed(ctx context.Context, clientID, uri string) bool {
+	return a.iss.RedirectAllowed(ctx, clientID, uri)
+}
+
 func loginError(err error) error {
 	switch {
 	case errors.Is(err, issuer.ErrLoginNotFound):

@@ -79,7 +79,7 @@ func wire(ctx context.Context, cfg *config.Config, db *gorm.DB, log *slog.Logger
 		return nil, err
 	}
 	connectors := append([]brokers.Connector{
-		{ID: linking.LocalConnector, Name: "fedhub", Label: "Sign in with your fedhub account", Enabled: true, Impl: local.New(localAccounts{users})},
+		{ID: linking.LocalConnector, Name: "fedhub password", Label: "Sign in with your fedhub account", Enabled: true, Impl: local.New(localAccounts{users})},
 	}, upstream...)
 	// The broker and the issuer need each other: the issuer hands pending
 	// logins to the broker, the broker answers the issuer's password grant.

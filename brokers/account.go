@@ -1,0 +1,313 @@
+package brokers
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/fedhub/fedhub/audit"
+	"github.com/fedhub/fedhub/linking"
+	"github.com/fedhub/fedhub/web"
+)
+
+// The account page: a signed-in person sees the upstream identities linked to
+// their account, links another one (through that connector's login, to
+// themselves only) and unlinks one (never the last way to log in).
+// Applications send people to /account/link/{connector} to link from their side.
+
+func (s *Service) accountRoutes(e *echo.Echo) {
+	e.GET("/account", s.accountPage)
+	e.POST("/account/unlink", s.unlink)
+	e.GET("/account/link/:id", s.linkStart)
+	e.POST("/account/link/:id", s.linkSubmit)
+}
+
+// statusMessages are the outcomes the account page reports (by code, never
+// by text from the URL).
+var statusMessages = map[string]string{
+	"linked":         "The account is linked. You can now sign in with it.",
+	"already_linked": "That account was already linked to you.",
+	"unlinked":       "The account is unlinked.",
+}
+
+type accountLink struct {
+	ID                  uint
+	Connector, Username string
+	LinkedAt, LastUsed  string
+	Removable           bool
+	Local               bool
+}
+
+type accountView struct {
+	Username, Name string
+	CSRF           string
+	Links          []accountLink
+	Connectors     []Connector // that can be linked
+	Status, Error  string
+}
+
+// signedIn returns the browser's user, or sends the person to log in first.
+func (s *Service) signedIn(c echo.Context, returnTo string) (*linking.User, error) {
+	r := c.Request()
+	id, err := s.issuer.SessionUser(r)
+	if err != nil {
+		return nil, err
+	}
+	if id == "" {
+		to, err := s.issuer.BeginLocalLogin(c.Response(), r, returnTo)
+		if err != nil {
+			return nil, err
+		}
+		return nil, errors.Join(errPageShown, c.Redirect(http.StatusSeeOther, to))
+	}
+	return s.users.UserByID(r.Context(), id)
+}
+
+// accountCSRF is the form token of the account pages: the browser-binding
+// secret is an HttpOnly cookie no other site can read.
+func (s *Service) accountCSRF(c echo.Context) string {
+	return hashToken("account:" + s.cookies.BrowserID(c.Response(), c.Request()))[:32]
+}
+
+func (s *Service) accountPage(c echo.Context) error {
+	u, err := s.signedIn(c, "/account")
+	if err != nil {
+		return shown(err)
+	}
+	return s.renderAccount(c, u, statusMessages[c.QueryParam("status")], "")
+}
+
+func (s *Service) renderAccount(c echo.Context, u *linking.User, status, problem string) error {
+	links, err := s.users.Links(c.Request().Context(), u.ID)
+	if err != nil {
+		return err
+	}
+	v := accountView{Username: u.Username, Name: u.Name, CSRF: s.accountCSRF(c), Status: status, Error: problem}
+	for _, l := range links {
+		al := accountLink{ID: l.ID, Connector: s.Name(l.Connector), Username: l.Username,
+			LinkedAt: l.CreatedAt.Format(time.DateOnly), Removable: len(links) > 1, Local: l.Connector == linking.LocalConnector}
+		if l.LastLoginAt != nil {
+			al.LastUsed = l.LastLoginAt.Format(time.DateTime)
+		}
+		v.Links = append(v.Links, al)
+	}
+	for _, conn := range s.connectors {
+		if conn.Enabled && conn.ID != linking.LocalConnector && s.Kind(conn.ID) != "" {
+			v.Connectors = append(v.Connectors, conn)
+		}
+	}
+	web.NoStore(c)
+	return c.Render(http.StatusOK, "account.html", v)
+}
+
+func (s *Service) accountForm(c echo.Context) bool {
+	r := c.Request()
+	r.Body = http.MaxBytesReader(c.Response(), r.Body, web.MaxBody)
+	return r.ParseForm() == nil && web.Equal(r.PostForm.Get("csrf"), s.accountCSRF(c))
+}
+
+func (s *Service) unlink(c echo.Context) error {
+	u, err := s.signedIn(c, "/account")
+	if err != nil {
+		return shown(err)
+	}
+	if !s.accountForm(c) {
+		return web.RenderError(c, http.StatusForbidden, formExpired)
+	}
+	id, err := strconv.ParseUint(c.Request().PostForm.Get("link_id"), 10, 64)
+	if err != nil {
+		return s.renderAccount(c, u, "", "That account is not linked to you.")
+	}
+	switch err := s.users.Unlink(c.Request().Context(), u.ID, uint(id), false); {
+	case errors.Is(err, linking.ErrLastLogin):
+		return s.renderAccount(c, u, "", "This is your last way to sign in, so it cannot be unlinked.")
+	case errors.Is(err, linking.ErrNotLinked):
+		return s.renderAccount(c, u, "", "That account is not linked to you.")
+	case err != nil:
+		return err
+	}
+	_ = s.audit.Record(c.Request().Context(), audit.Event{Type: audit.Unlinked, Actor: u.ID, UserID: u.ID,
+		IP: c.RealIP(), Detail: "link " + strconv.FormatUint(id, 10) + " by its owner"})
+	return c.Redirect(http.StatusSeeOther, "/account?status=unlinked")
+}
+
+var formExpired = web.ErrorPage{Title: "The form has expired", What: "The form was not sent by this page.",
+	Next: "Go back, reload the page and try again."}
+
+// appLink is an application's request to link: where to send the person back.
+type appLink struct {
+	ClientID, RedirectURI, State string
+}
+
+func (a appLink) back(status string) string {
+	u, _ := url.Parse(a.RedirectURI) // checked against the client's registered URIs
+	q := u.Query()
+	q.Set("link_status", status)
+	if a.State != "" {
+		q.Set("state", a.State)
+	}
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+type linkPage struct {
+	Connector            Connector
+	CSRF                 string
+	Username             string
+	App                  *appLink
+	AppName, AccountName string
+	Password             bool // a password connector: its form; otherwise a button to its upstream
+	Error                string
+}
+
+// linkStart shows what linking a connector means and asks to confirm: a
+// password form for a password connector, a button for the others. An
+// application's request (client_id, redirect_uri, state) is checked first.
+func (s *Service) linkStart(c echo.Context) error {
+	app, page := s.appLink(c, c.QueryParams())
+	if page != nil {
+		return web.RenderError(c, http.StatusBadRequest, *page)
+	}
+	conn, ok := s.enabled(c.Param("id"))
+	if !ok || s.Kind(conn.ID) == "" || conn.ID == linking.LocalConnector {
+		if app != nil {
+			return c.Redirect(http.StatusSeeOther, app.back("unavailable"))
+		}
+		return web.RenderError(c, http.StatusNotFound, unknownMethod)
+	}
+	id, err := s.issuer.SessionUser(c.Request())
+	if err != nil {
+		return err
+	}
+	if id == "" && app != nil { // the application signs the person in first
+		return c.Redirect(http.StatusSeeOther, app.back("login_required"))
+	}
+	u, err := s.signedIn(c, c.Request().URL.RequestURI())
+	if err != nil {
+		return shown(err)
+	}
+	return s.renderLinkPage(c, conn, u, app, "")
+}
+
+func (s *Service) renderLinkPage(c echo.Context, conn Connector, u *linking.User, app *appLink, problem string) error {
+	v := linkPage{Connector: conn, CSRF: s.accountCSRF(c), App: app, AccountName: u.Username, Error: problem,
+		Password: s.Kind(conn.ID) == "password"}
+	if app != nil {
+		v.AppName = app.ClientID
+	}
+	web.NoStore(c)
+	status := http.StatusOK
+	if problem != "" {
+		status = http.StatusUnauthorized
+	}
+	return c.Render(status, "account_link.html", v)
+}
+
+// appLink reads an application's link request; a redirect URI that is not
+// registered for the client is answered with a page, never a redirect.
+func (s *Service) appLink(c echo.Context, q url.Values) (*appLink, *web.ErrorPage) {
+	if q.Get("client_id") == "" && q.Get("redirect_uri") == "" {
+		return nil, nil
+	}
+	a := &appLink{ClientID: q.Get("client_id"), RedirectURI: q.Get("redirect_uri"), State: q.Get("state")}
+	if !s.issuer.RedirectAllowed(c.Request().Context(), a.ClientID, a.RedirectURI) || len(a.State) > 512 {
+		return nil, &web.ErrorPage{Title: "This application cannot link accounts here",
+			What: "The request names an application or a return address that fedhub does not know.",
+			Next: "Go back to the application; if it keeps happening, tell its administrators."}
+	}
+	return a, nil
+}
+
+// linkSubmit links after the person confirmed: a password connector's
+// credentials are checked here; a redirect connector's login starts.
+func (s *Service) linkSubmit(c echo.Context) error {
+	u, err := s.signedIn(c, "/account")
+	if err != nil {
+		return shown(err)
+	}
+	if !s.accountForm(c) {
+		return web.RenderError(c, http.StatusForbidden, formExpired)
+	}
+	form := c.Request().PostForm
+	app, page := s.appLink(c, form)
+	if page != nil {
+		return web.RenderError(c, http.StatusBadRequest, *page)
+	}
+	conn, ok := s.enabled(c.Param("id"))
+	if !ok || conn.ID == linking.LocalConnector {
+		return web.RenderError(c, http.StatusNotFound, unknownMethod)
+	}
+	returnTo := "/account"
+	if app != nil {
+		returnTo = app.back("") // completed with the status at the end
+	}
+	switch impl := conn.Impl.(type) {
+	case RedirectConnector:
+		return s.startFlow(c, conn, linkPurpose+u.ID, returnTo)
+	case PasswordConnector:
+		id, err := s.passwordLogin(c.Request().Context(), conn.ID, impl, strings.TrimSpace(form.Get("username")),
+			form.Get("password"), c.RealIP())
+		if err != nil {
+			return s.renderLinkPage(c, conn, u, app, userMessage(err))
+		}
+		return s.finishLink(c, u.ID, conn, id, returnTo)
+	}
+	return web.RenderError(c, http.StatusNotFound, unknownMethod)
+}
+
+// finishLink links a proven upstream identity to the user who asked — only if
+// that user is still the one signed in to this browser.
+func (s *Service) finishLink(c echo.Context, userID string, conn Connector, id Identity, returnTo string) error {
+	ctx := c.Request().Context()
+	current, err := s.issuer.SessionUser(c.Request())
+	if err != nil {
+		return err
+	}
+	if current != userID {
+		return web.RenderError(c, http.StatusConflict, web.ErrorPage{Title: "Nothing was linked",
+			What: "You signed out, or in as someone else, while linking.", Next: "Sign in again and link from your account page."})
+	}
+	status := "linked"
+	owner, err := s.users.LinkedUser(ctx, conn.ID, id.Subject)
+	switch {
+	case err == nil && owner.ID == userID:
+		status = "already_linked"
+	case err == nil:
+		status = "linked_elsewhere"
+	case !errors.Is(err, linking.ErrNotLinked):
+		return err
+	default:
+		u, err := s.users.UserByID(ctx, userID)
+		if err != nil {
+			return err
+		}
+		up := linking.Upstream{Connector: conn.ID, Subject: id.Subject, Username: id.Username, Email: id.Email}
+		if err := s.users.Link(ctx, userID, u.LinkVersion, up); err != nil {
+			status = "failed"
+			s.log.Warn("account link failed", "user", userID, "connector", conn.ID, "err", err)
+		} else {
+			_ = s.audit.Record(ctx, audit.Event{Type: audit.Linked, Actor: userID, UserID: userID, Connector: conn.ID,
+				IP: c.RealIP(), Detail: "linked from the account page"})
+		}
+	}
+	if returnTo == "/account" {
+		if status == "linked_elsewhere" || status == "failed" {
+			u, err := s.users.UserByID(ctx, userID)
+			if err != nil {
+				return err
+			}
+			return s.renderAccount(c, u, "", "That "+conn.Name+" account is linked to another fedhub user, so it was not linked to you.")
+		}
+		return c.Redirect(http.StatusSeeOther, "/account?status="+status)
+	}
+	u, _ := url.Parse(returnTo)
+	q := u.Query()
+	q.Set("link_status", status)
+	u.RawQuery = q.Encode()
+	return c.Redirect(http.StatusSeeOther, u.String())
+}
