@@ -48,7 +48,9 @@ func (s *Service) startFlow(c echo.Context, conn Connector, purpose, returnTo st
 
 // callback receives the upstream's answer (OIDC redirect, SAML ACS POST).
 func (s *Service) callback(c echo.Context) error {
-	conn, ok := s.usable(c.Param("id"))
+	// Link-only connectors answer here too: whether this answer may log
+	// someone in is decided by the flow's purpose, at the continue step.
+	conn, ok := s.enabled(c.Param("id"))
 	rc, redirect := conn.Impl.(RedirectConnector)
 	if !ok || !redirect {
 		return web.RenderError(c, http.StatusNotFound, unknownMethod)
@@ -66,7 +68,7 @@ func (s *Service) callback(c echo.Context) error {
 	ctx := r.Context()
 	rec, flow, err := s.flows.finishing(ctx, conn.ID, state)
 	if errors.Is(err, errFlowNotFound) && r.Method == http.MethodPost {
-		if uc, ok := conn.Impl.(UnsolicitedConnector); ok {
+		if uc, ok := conn.Impl.(UnsolicitedConnector); ok && !conn.LinkOnly {
 			return s.unsolicited(c, conn, uc)
 		}
 	}

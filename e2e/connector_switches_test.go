@@ -43,9 +43,11 @@ func TestConnectorSwitches(t *testing.T) {
 			}
 		})
 		t.Run(id+" refused at the callback", func(t *testing.T) {
+			// A disabled connector has no callback at all; a link-only one
+			// answers only flows that link, and no login flow can start for it.
 			resp, _ := b.Get(s.URL + "/broker/" + id + "/callback?state=x&code=y")
-			if resp.StatusCode != http.StatusNotFound {
-				t.Fatalf("answered %d", resp.StatusCode)
+			if want := map[string]int{"off": http.StatusNotFound, "linkonly": http.StatusBadRequest}[id]; resp.StatusCode != want {
+				t.Fatalf("answered %d, want %d", resp.StatusCode, want)
 			}
 		})
 		t.Run(id+" ignored as idp_hint", func(t *testing.T) {

@@ -1,0 +1,173 @@
+package e2e
+
+import (
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+var accountCSRF = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+// accountLogin signs alice in to /account (the account page's own login).
+func accountLogin(t *testing.T, s *Server, b *Browser, user, password string) string {
+	t.Helper()
+	resp, _ := b.Get(s.URL + "/account")
+	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/login?") {
+		t.Fatalf("/account without a session answered %d %q, want the login page", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	f := b.OpenLogin(s, s.URL+"/account")
+	resp, _ = b.Submit(f, user, password)
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/account" {
+		t.Fatalf("login for the account page answered %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	resp, page := b.Get(s.URL + "/account")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(page, "Signed in as <strong>"+user+"</strong>") {
+		t.Fatalf("account page answered %d:\n%s", resp.StatusCode, page)
+	}
+	return page
+}
+
+// linkThroughZitadel confirms linking on the link page and signs in at the upstream.
+func linkThroughZitadel(t *testing.T, s *Server, b *Browser, linkPageURL string) (*url.URL, string) {
+	t.Helper()
+	resp, page := b.Get(linkPageURL)
+	m := accountCSRF.FindStringSubmatch(page)
+	if resp.StatusCode != http.StatusOK || m == nil {
+		t.Fatalf("link page answered %d:\n%s", resp.StatusCode, page)
+	}
+	form := url.Values{"csrf": {m[1]}}
+	if lu, err := url.Parse(linkPageURL); err == nil {
+		for _, k := range []string{"client_id", "redirect_uri", "state"} {
+			if v := lu.Query().Get(k); v != "" {
+				form.Set(k, v)
+			}
+		}
+	}
+	resp, _ = b.PostForm(s.URL+"/account/link/zitadel", form)
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("confirming the link answered %d", resp.StatusCode)
+	}
+	atFedhub := func(u *url.URL) bool { return strings.HasPrefix(u.String(), s.URL+"/broker/zitadel/callback") }
+	u, _, page := b.follow(resp.Header.Get("Location"), atFedhub)
+	if !atFedhub(u) {
+		u, _, _ = b.follow(b.zitadelSignIn(u, page), atFedhub)
+	}
+	end, _, page := b.follow(u.String(), func(u *url.URL) bool {
+		return !strings.HasPrefix(u.String(), s.URL+"/broker/")
+	})
+	return end, page
+}
+
+func TestAccountLinking(t *testing.T) {
+	addr := freeAddr(t)
+	issuer := startZitadel(t, "fedhub", "http://"+addr+"/broker/zitadel/callback")
+	s := Start(t, WithAddr(addr), WithEnv("Z_SECRET="+upstreamSecret), withConnectors(`
+  - id: zitadel
+    type: oidc
+    name: Partner SSO
+    link_only: true
+    oidc:
+      issuer: `+issuer+`
+      client_id: fedhub
+      client_secret: ${Z_SECRET}
+      use_userinfo: true
+`))
+	b := NewBrowser(t)
+	page := accountLogin(t, s, b, "alice", alicePass)
+	if !strings.Contains(page, "last one") || strings.Contains(page, `id="unlink-`) {
+		t.Fatalf("alice's only way to sign in must not be unlinkable:\n%s", page)
+	}
+
+	// A link-only connector is refused for logging in, but links from the account page.
+	end, _ := linkThroughZitadel(t, s, b, s.URL+"/account/link/zitadel")
+	if end.String() != s.URL+"/account?status=linked" {
+		t.Fatalf("linking ended at %s", end)
+	}
+	_, page = b.Get(end.String())
+	if !strings.Contains(page, "The account is linked.") || !strings.Contains(page, "<td>Partner SSO</td><td>test-user@127.0.0.1</td>") {
+		t.Fatalf("the account page does not show the new link:\n%s", page)
+	}
+
+	t.Run("linking the same identity again", func(t *testing.T) {
+		if end, _ := linkThroughZitadel(t, s, b, s.URL+"/account/link/zitadel"); end.Query().Get("status") != "already_linked" {
+			t.Fatalf("ended at %s", end)
+		}
+	})
+	t.Run("another user cannot take the identity", func(t *testing.T) {
+		other := NewBrowser(t)
+		accountLogin(t, s, other, "bob", bobPass)
+		end, page := linkThroughZitadel(t, s, other, s.URL+"/account/link/zitadel")
+		if strings.Contains(end.String(), "status=linked") || !strings.Contains(page, "linked to another fedhub user") {
+			t.Fatalf("bob got %s:\n%s", end, page)
+		}
+	})
+	t.Run("links only to the user who asked", func(t *testing.T) {
+		c := NewBrowser(t)
+		accountLogin(t, s, c, "bob", bobPass)
+		_, page := c.Get(s.URL + "/account/link/zitadel")
+		resp, _ := c.PostForm(s.URL+"/account/link/zitadel", url.Values{"csrf": {accountCSRF.FindStringSubmatch(page)[1]}})
+		toUpstream := resp.Header.Get("Location")
+		// Meanwhile the browser's session becomes alice's.
+		f := c.OpenLogin(s, s.URL+"/authorize?"+AuthParams("prompt", "login").Encode())
+		if resp, _ := c.Submit(f, "alice", alicePass); resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("alice's login answered %d", resp.StatusCode)
+		}
+		atFedhub := func(u *url.URL) bool { return strings.HasPrefix(u.String(), s.URL+"/broker/zitadel/callback") }
+		u, _, up := c.follow(toUpstream, atFedhub)
+		if !atFedhub(u) {
+			u, _, _ = c.follow(c.zitadelSignIn(u, up), atFedhub)
+		}
+		_, resp, page = c.follow(u.String(), func(u *url.URL) bool { return !strings.HasPrefix(u.String(), s.URL+"/broker/") })
+		if resp == nil || resp.StatusCode != http.StatusConflict || !strings.Contains(page, "Nothing was linked") {
+			t.Fatalf("a link for bob finished in alice's session: %v\n%s", resp, page)
+		}
+	})
+	t.Run("forms need the page's CSRF token", func(t *testing.T) {
+		resp, _ := b.PostForm(s.URL+"/account/unlink", url.Values{"link_id": {"1"}})
+		if resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("unlink without CSRF answered %d", resp.StatusCode)
+		}
+	})
+	t.Run("unlink, but never the last way in", func(t *testing.T) {
+		_, page := b.Get(s.URL + "/account")
+		ids := regexp.MustCompile(`name="link_id" value="(\d+)"`).FindAllStringSubmatch(page, -1)
+		csrf := accountCSRF.FindStringSubmatch(page)[1]
+		if len(ids) != 2 {
+			t.Fatalf("want two removable links, page:\n%s", page)
+		}
+		resp, _ := b.PostForm(s.URL+"/account/unlink", url.Values{"csrf": {csrf}, "link_id": {ids[1][1]}})
+		if resp.Header.Get("Location") != "/account?status=unlinked" {
+			t.Fatalf("unlink answered %d %q", resp.StatusCode, resp.Header.Get("Location"))
+		}
+		resp, page = b.PostForm(s.URL+"/account/unlink", url.Values{"csrf": {csrf}, "link_id": {ids[0][1]}})
+		if !strings.Contains(page, "last way to sign in") {
+			t.Fatalf("unlinking the last link answered %d:\n%s", resp.StatusCode, page)
+		}
+	})
+	t.Run("application-initiated linking", func(t *testing.T) {
+		q := url.Values{"client_id": {rpID}, "redirect_uri": {redirectURI}, "state": {"app-state"}}
+		resp, page := b.Get(s.URL + "/account/link/zitadel?" + q.Encode())
+		if resp.StatusCode != http.StatusOK || !strings.Contains(page, "The application <strong>rp</strong> asks to link") {
+			t.Fatalf("the confirmation page answered %d:\n%s", resp.StatusCode, page)
+		}
+		end, _ := linkThroughZitadel(t, s, b, s.URL+"/account/link/zitadel?"+q.Encode())
+		if !strings.HasPrefix(end.String(), redirectURI+"?") || end.Query().Get("link_status") != "linked" || end.Query().Get("state") != "app-state" {
+			t.Fatalf("the application got %s", end)
+		}
+	})
+	t.Run("application-initiated linking checks the return URL and the session", func(t *testing.T) {
+		bad := url.Values{"client_id": {rpID}, "redirect_uri": {"https://evil.example/cb"}, "state": {"x"}}
+		resp, _ := b.Get(s.URL + "/account/link/zitadel?" + bad.Encode())
+		if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Location") != "" {
+			t.Fatalf("an unregistered return URL answered %d %q", resp.StatusCode, resp.Header.Get("Location"))
+		}
+		q := url.Values{"client_id": {rpID}, "redirect_uri": {redirectURI}, "state": {"s2"}}
+		resp, _ = NewBrowser(t).Get(s.URL + "/account/link/zitadel?" + q.Encode())
+		loc, _ := url.Parse(resp.Header.Get("Location"))
+		if resp.StatusCode != http.StatusSeeOther || loc.Query().Get("link_status") != "login_required" || loc.Query().Get("state") != "s2" {
+			t.Fatalf("without a session answered %d %q", resp.StatusCode, resp.Header.Get("Location"))
+		}
+	})
+}
