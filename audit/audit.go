@@ -2,8 +2,12 @@ package audit
 
 import (
 	"context"
+	"encoding/csv"
 	"fmt"
+	"io"
 	"log/slog"
+	"strconv"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -25,6 +29,10 @@ const (
 	FirstLoginDecision = "first_login.decision"
 	Linked             = "link.created"
 	Unlinked           = "link.removed"
+	LinkMoved          = "link.moved"
+	UsersMerged        = "user.merged"
+	SessionsRevoked    = "sessions.revoked"
+	SecretRotated      = "client.secret_rotated"
 )
 
 // Event is one audit record.
@@ -76,4 +84,90 @@ func (l *Log) Recent(ctx context.Context, limit int) ([]Event, error) {
 		return nil, fmt.Errorf("read audit events: %w", err)
 	}
 	return events, nil
+}
+
+// Filter selects audit events; zero fields match everything.
+type Filter struct {
+	UserID    string
+	Connector string
+	Type      string
+	Since     time.Time
+	Until     time.Time
+	Offset    int
+	Limit     int
+}
+
+// Find returns the events that match f, newest first, and whether more follow.
+func (l *Log) Find(ctx context.Context, f Filter) ([]Event, bool, error) {
+	db := l.db.WithContext(ctx).Model(&Event{})
+	if f.UserID != "" {
+		db = db.Where("user_id = ?", f.UserID)
+	}
+	if f.Connector != "" {
+		db = db.Where("connector = ?", f.Connector)
+	}
+	if f.Type != "" {
+		db = db.Where("type = ?", f.Type)
+	}
+	if !f.Since.IsZero() {
+		db = db.Where("time >= ?", f.Since.UTC())
+	}
+	if !f.Until.IsZero() {
+		db = db.Where("time < ?", f.Until.UTC())
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	var events []Event
+	if err := db.Order("id DESC").Offset(max(f.Offset, 0)).Limit(limit + 1).Find(&events).Error; err != nil {
+		return nil, false, fmt.Errorf("read audit events: %w", err)
+	}
+	more := len(events) > limit
+	if more {
+		events = events[:limit]
+	}
+	return events, more, nil
+}
+
+// WriteCSV writes events as CSV with a header row. Fields that a spreadsheet
+// would run as a formula are quoted with a leading apostrophe (CSV injection).
+func WriteCSV(w io.Writer, events []Event) error {
+	cw := csv.NewWriter(w)
+	if err := cw.Write([]string{"id", "time", "type", "outcome", "actor", "user_id", "connector", "client_id", "ip", "detail"}); err != nil {
+		return err
+	}
+	for _, e := range events {
+		row := []string{strconv.FormatUint(uint64(e.ID), 10), e.Time.UTC().Format(time.RFC3339), e.Type, e.Outcome,
+			e.Actor, e.UserID, e.Connector, e.ClientID, e.IP, e.Detail}
+		for i, v := range row {
+			if v != "" && strings.ContainsAny(v[:1], "=+-@\t\r") {
+				row[i] = "'" + v
+			}
+		}
+		if err := cw.Write(row); err != nil {
+			return err
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+// Counts returns how many events of a type each connector had since a time
+// (logins per connector, for the admin page).
+func (l *Log) Counts(ctx context.Context, typ string, since time.Time) (map[string]int64, error) {
+	var rows []struct {
+		Connector string
+		N         int64
+	}
+	err := l.db.WithContext(ctx).Model(&Event{}).Select("connector, COUNT(*) AS n").
+		Where("type = ? AND time >= ?", typ, since.UTC()).Group("connector").Scan(&rows).Error
+	if err != nil {
+		return nil, fmt.Errorf("count audit events: %w", err)
+	}
+	out := map[string]int64{}
+	for _, r := range rows {
+		out[r.Connector] = r.N
+	}
+	return out, nil
 }

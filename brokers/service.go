@@ -2,6 +2,7 @@ package brokers
 
 import (
 	"errors"
+	"slices"
 	"log/slog"
 	"net/http"
 
@@ -85,16 +86,20 @@ func (s *Service) enabled(id string) (Connector, bool) {
 	return Connector{}, false
 }
 
-// Kind says how a connector signs people in: "password", "redirect", or "".
+// Kind says how an enabled connector signs people in: "password",
+// "redirect", or "" (unknown or disabled).
 func (s *Service) Kind(id string) string {
-	c, _ := s.enabled(id)
-	switch c.Impl.(type) {
-	case PasswordConnector:
-		return "password"
-	case RedirectConnector:
-		return "redirect"
+	c, ok := s.enabled(id)
+	if !ok {
+		return ""
 	}
-	return ""
+	return kindOf(c.Impl)
+}
+
+// Has says whether a connector is configured (enabled or not).
+func (s *Service) Has(id string) bool {
+	_, ok := s.enabled(id)
+	return ok || slices.ContainsFunc(s.connectors, func(c Connector) bool { return c.ID == id })
 }
 
 // Name is how people know a connector ("Corporate AD").

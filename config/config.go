@@ -12,6 +12,7 @@ type Config struct {
 	Signing    Signing     `yaml:"signing"`
 	Tokens     Tokens      `yaml:"tokens"`
 	BruteForce BruteForce  `yaml:"brute_force"`
+	Admin      Admin       `yaml:"admin"`
 	Clients    []Client    `yaml:"clients"`
 	Users      []User      `yaml:"users"`
 	Connectors []Connector `yaml:"connectors"`
@@ -48,6 +49,12 @@ type BruteForce struct {
 	MaxWait       time.Duration `yaml:"max_wait"`
 }
 
+// Admin configures the admin pages.
+type Admin struct {
+	FreshLoginAge time.Duration `yaml:"fresh_login_age"` // destructive actions need a login younger than this
+	SessionTTL    time.Duration `yaml:"session_ttl"`
+}
+
 // Client is an OAuth client (a relying party) of fedhub's issuer.
 type Client struct {
 	ID                     string   `yaml:"id"`
@@ -58,6 +65,7 @@ type Client struct {
 	RedirectURIs           []string `yaml:"redirect_uris"`
 	PostLogoutRedirectURIs []string `yaml:"post_logout_redirect_uris"`
 	GrantTypes             []string `yaml:"grant_types"`
+	Scopes                 []string `yaml:"scopes"` // scopes beyond OpenID Connect's that it may get, e.g. fedhub:admin
 }
 
 // User is a bootstrap user, created when missing and never overwritten.
@@ -95,5 +103,6 @@ func Defaults() Config {
 			SSOMax:     10 * time.Hour,
 		},
 		BruteForce: BruteForce{FailureFactor: 30, WaitIncrement: time.Minute, MaxWait: 15 * time.Minute},
+		Admin:      Admin{FreshLoginAge: 5 * time.Minute, SessionTTL: 8 * time.Hour},
 	}
 }

@@ -42,6 +42,8 @@ func (c *Config) Validate() error {
 	}
 	v.positive("brute_force.wait_increment", c.BruteForce.WaitIncrement > 0)
 	v.positive("brute_force.max_wait", c.BruteForce.MaxWait > 0)
+	v.positive("admin.fresh_login_age", c.Admin.FreshLoginAge > 0)
+	v.positive("admin.session_ttl", c.Admin.SessionTTL > 0)
 
 	ids := map[string]bool{}
 	for i, cl := range c.Clients {

@@ -236,11 +236,15 @@ func (iss *Issuer) finish(c echo.Context, req *authzRequest, sess *Session, acr 
 
 // issueCode stores a new authorization code and returns the RP's redirect URL.
 func (iss *Issuer) issueCode(ctx context.Context, req *authzRequest, sess *Session, acr string) (string, error) {
+	u, err := iss.users.UserByID(ctx, sess.UserID)
+	if err != nil {
+		return "", fmt.Errorf("issue code: %w", err)
+	}
 	code := randomToken(32)
 	row := AuthCode{
 		Hash: hashToken(code), GrantID: randomToken(16), ClientID: req.client.ID,
 		RedirectURI: req.redirectURI, CodeChallenge: req.challenge, Nonce: req.nonce,
-		UserID: sess.UserID, SessionID: sess.ID, Scope: req.scope, Claims: req.claims,
+		UserID: sess.UserID, SessionID: sess.ID, Scope: grantable(req.client, u, req.scope), Claims: req.claims,
 		AuthTime: sess.AuthTime, AMR: sess.AMR, ACR: acr, IDP: sess.IDP,
 		ExpiresAt: iss.now().Add(iss.tokens.CodeTTL),
 	}

@@ -13,9 +13,11 @@ import (
 	"slices"
 	"strings"
 
+	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
 	"github.com/fedhub/fedhub/config"
+	"github.com/fedhub/fedhub/linking"
 	"github.com/fedhub/fedhub/store"
 )
 
@@ -36,17 +38,64 @@ func (iss *Issuer) syncClients(ctx context.Context, clients []config.Client) err
 		row := Client{
 			ID: c.ID, Name: c.Name, SecretHash: hash, Public: c.Public,
 			RedirectURIs: c.RedirectURIs, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
-			GrantTypes: c.GrantTypes,
+			GrantTypes: c.GrantTypes, Scopes: c.Scopes,
 		}
 		if row.Name == "" {
 			row.Name = c.ID
 		}
-		err := iss.db.WithContext(ctx).Clauses(clause.OnConflict{UpdateAll: true}).Create(&row).Error
-		if err != nil {
-			return fmt.Errorf("save client %s: %w", c.ID, err)
+		if err := iss.saveClient(ctx, row); err != nil {
+			return err
 		}
 	}
+	// The admin UI signs in through this issuer like any other client.
+	return iss.saveClient(ctx, Client{ID: AdminClientID, Name: "fedhub administration", Public: true,
+		RedirectURIs: []string{iss.url + "/admin/callback"}, GrantTypes: []string{config.GrantAuthorizationCode},
+		Scopes: []string{AdminScope}})
+}
+
+// saveClient writes a client, keeping a secret an administrator rotated.
+func (iss *Issuer) saveClient(ctx context.Context, row Client) error {
+	cols := []string{"name", "public", "redirect_uris", "post_logout_redirect_uris", "grant_types", "scopes", "updated_at"}
+	err := iss.db.WithContext(ctx).Clauses(clause.OnConflict{
+		Columns: []clause.Column{{Name: "id"}},
+		DoUpdates: append(clause.AssignmentColumns(cols), clause.Assignment{Column: clause.Column{Name: "secret_hash"},
+			Value: gorm.Expr("CASE WHEN clients.secret_rotated_at IS NULL THEN ? ELSE clients.secret_hash END", row.SecretHash)}),
+	}).Create(&row).Error
+	if err != nil {
+		return fmt.Errorf("save client %s: %w", row.ID, err)
+	}
 	return nil
+}
+
+// AdminClientID is the built-in client of the admin UI; AdminScope is the
+// scope that opens the admin API, granted only to users with the admin role
+// and to clients configured with it.
+const (
+	AdminClientID = "fedhub-admin"
+	AdminScope    = "fedhub:admin"
+	AdminRole     = "admin"
+)
+
+// standardScopes may be asked for by every client.
+var standardScopes = []string{"openid", "profile", "email", "address", "phone", "offline_access"}
+
+// grantable narrows requested to what the client may get and, for a user's
+// grant, what that user may get (RFC 6749 §3.3 lets the server issue less).
+func grantable(c *Client, u *linking.User, requested string) string {
+	var out []string
+	for _, s := range strings.Fields(requested) {
+		switch {
+		case slices.Contains(standardScopes, s):
+		case !slices.Contains(c.Scopes, s):
+			continue
+		case s == AdminScope && u != nil && (u.Disabled || !slices.Contains(u.Roles, AdminRole)):
+			continue
+		}
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return strings.Join(out, " ")
 }
 
 var errUnknownClient = errors.New("unknown client")

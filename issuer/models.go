@@ -9,9 +9,11 @@ type Client struct {
 	Name                   string `gorm:"size:255"`
 	SecretHash             string `gorm:"size:128"` // sha256:<hex>; empty for public clients
 	Public                 bool
-	RedirectURIs           []string `gorm:"serializer:json"`
-	PostLogoutRedirectURIs []string `gorm:"serializer:json"`
-	GrantTypes             []string `gorm:"serializer:json"`
+	RedirectURIs           []string   `gorm:"serializer:json"`
+	PostLogoutRedirectURIs []string   `gorm:"serializer:json"`
+	GrantTypes             []string   `gorm:"serializer:json"`
+	Scopes                 []string   `gorm:"serializer:json"` // beyond OpenID Connect's
+	SecretRotatedAt        *time.Time // set by an admin: the database's secret then wins over the configuration's
 	UpdatedAt              time.Time
 }
 

@@ -109,7 +109,7 @@ func (iss *Issuer) tokenGrant(c echo.Context) (*tokenResponse, error) {
 		return iss.refreshGrant(c, client, form)
 	case config.GrantClientCredentials:
 		g := &Grant{ClientID: client.ID}
-		return iss.mint(c.Request().Context(), g, nil, "", form.Get("scope"), false)
+		return iss.mint(c.Request().Context(), g, nil, "", grantable(client, nil, form.Get("scope")), false)
 	default:
 		return iss.passwordGrant(c, client, form)
 	}
@@ -258,7 +258,7 @@ func (iss *Issuer) passwordGrant(c echo.Context, client *Client, form url.Values
 		return nil, invalidGrant("the user can no longer sign in")
 	}
 	now := iss.now()
-	scope := form.Get("scope")
+	scope := grantable(client, u, form.Get("scope"))
 	g := &Grant{ID: randomToken(16), ClientID: client.ID, UserID: u.ID, Scope: scope,
 		AuthTime: now.Truncate(1e9), AMR: "pwd", IDP: connector, CreatedAt: now}
 	if err := iss.db.WithContext(ctx).Create(g).Error; err != nil {

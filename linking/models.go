@@ -7,7 +7,7 @@ type User struct {
 	ID            string `gorm:"primaryKey;size:36"`
 	Username      string `gorm:"size:255;not null"`
 	UsernameKey   string `gorm:"size:255;not null;uniqueIndex"` // lower-cased, for case-insensitive uniqueness
-	Email         string `gorm:"size:320;index"`
+	Email         string `gorm:"size:320;index;index:idx_users_email_lower,expression:LOWER(email)"`
 	EmailVerified bool
 	Name          string `gorm:"size:255"`
 	PasswordHash  string `gorm:"size:255"`
@@ -40,7 +40,7 @@ type Link struct {
 	ID          uint   `gorm:"primaryKey"`
 	UserID      string `gorm:"size:36;not null;index"`
 	Connector   string `gorm:"size:64;not null;uniqueIndex:idx_link_upstream"`
-	Subject     string `gorm:"size:512;not null;uniqueIndex:idx_link_upstream"`
+	Subject     string `gorm:"size:512;not null;uniqueIndex:idx_link_upstream;index"`
 	Username    string `gorm:"size:255"`
 	Email       string `gorm:"size:320"`
 	CreatedAt   time.Time

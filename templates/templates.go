@@ -7,6 +7,8 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 )
@@ -31,10 +33,14 @@ func New() (*Renderer, error) {
 	r := &Renderer{pages: map[string]*template.Template{}}
 	for _, name := range names {
 		base := name[len("html/"):]
-		if base == "layout.html" {
+		if base == "layout.html" || base == "admin_layout.html" {
 			continue
 		}
-		t, err := template.ParseFS(htmlFiles, "html/layout.html", name)
+		layout := "html/layout.html"
+		if strings.HasPrefix(base, "admin_") { // the admin pages are wide tables, with a menu
+			layout = "html/admin_layout.html"
+		}
+		t, err := template.New(base).Funcs(funcs).ParseFS(htmlFiles, layout, name)
 		if err != nil {
 			return nil, fmt.Errorf("parse template %s: %w", base, err)
 		}
@@ -56,4 +62,23 @@ func (r *Renderer) Render(w io.Writer, name string, data any, _ echo.Context) er
 func Static() http.Handler {
 	sub, _ := fs.Sub(staticFiles, "static")
 	return http.StripPrefix("/static/", http.FileServer(http.FS(sub)))
+}
+
+// funcs are the helpers templates may call.
+var funcs = template.FuncMap{
+	"when": func(t any) string {
+		switch v := t.(type) {
+		case time.Time:
+			if v.IsZero() {
+				return "—"
+			}
+			return v.UTC().Format("2006-01-02 15:04 UTC")
+		case *time.Time:
+			if v == nil || v.IsZero() {
+				return "—"
+			}
+			return v.UTC().Format("2006-01-02 15:04 UTC")
+		}
+		return ""
+	},
 }

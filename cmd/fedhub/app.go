@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"gorm.io/gorm"
 
+	"github.com/fedhub/fedhub/admin"
 	"github.com/fedhub/fedhub/audit"
 	"github.com/fedhub/fedhub/brokers"
 	"github.com/fedhub/fedhub/brokers/local"
@@ -46,6 +47,7 @@ func openStore(ctx context.Context, cfg *config.Config) (*gorm.DB, error) {
 	models = append(models, audit.Models()...)
 	models = append(models, brokers.Models()...)
 	models = append(models, firstlogin.Models()...)
+	models = append(models, admin.Models()...)
 	if err := store.Migrate(ctx, db, models...); err != nil {
 		_ = store.Close(db)
 		return nil, err
@@ -109,6 +111,8 @@ func wire(ctx context.Context, cfg *config.Config, db *gorm.DB, log *slog.Logger
 	iss.Routes(e)
 	broker.Routes(e)
 	first.Routes(e)
+	admin.New(admin.Options{DB: db, Users: users, Issuer: iss, Broker: broker, Audit: events, Handler: e,
+		FreshAge: cfg.Admin.FreshLoginAge, SessionTT: cfg.Admin.SessionTTL, Log: log}).Routes(e)
 	return &app{db: db, users: users, issuer: iss, audit: events, echo: e}, nil
 }
 

@@ -40,7 +40,7 @@ func demoConfig(listen string) (*config.Config, error) {
 	}}
 	cfg.Users = []config.User{{
 		Username: "demo", Password: "demo", Email: "demo@example.com", EmailVerified: true,
-		Name: "Demo User", Roles: []string{"user"}, Groups: []string{"demo"},
+		Name: "Demo User", Roles: []string{"user", "admin"}, Groups: []string{"demo"},
 	}}
 	if err := cfg.Validate(); err != nil {
 		return nil, err

@@ -1,0 +1,124 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/fedhub/fedhub/audit"
+	"github.com/fedhub/fedhub/linking"
+)
+
+// Actor is who does an admin action: a user, or a client with the admin scope.
+type Actor struct {
+	ID string // user ID or "client:<id>"
+	IP string
+}
+
+// errBadInput is an action refused for its parameters; the message is safe to show.
+type errBadInput struct{ msg string }
+
+func (e errBadInput) Error() string { return e.msg }
+
+func (s *Service) record(ctx context.Context, a Actor, typ, userID, detail string) error {
+	return s.audit.Record(ctx, audit.Event{Type: typ, Actor: a.ID, UserID: userID, IP: a.IP, Detail: detail})
+}
+
+// setDisabled disables (and signs out everywhere) or re-enables a user.
+func (s *Service) setDisabled(ctx context.Context, a Actor, userID string, disabled bool) error {
+	if disabled && a.ID == userID {
+		return errBadInput{"You cannot disable your own account."}
+	}
+	if err := s.users.SetDisabledByID(ctx, userID, disabled); err != nil {
+		return err
+	}
+	typ := audit.UserEnabled
+	if disabled {
+		typ = audit.UserDisabled
+		if err := s.issuer.EndSessions(ctx, userID); err != nil {
+			return err
+		}
+	}
+	return s.record(ctx, a, typ, userID, "by an administrator")
+}
+
+// revokeSessions ends a user's SSO sessions and revokes their refresh tokens.
+func (s *Service) revokeSessions(ctx context.Context, a Actor, userID string) error {
+	if _, err := s.users.UserByID(ctx, userID); err != nil {
+		return err
+	}
+	if err := s.issuer.EndSessions(ctx, userID); err != nil {
+		return err
+	}
+	return s.record(ctx, a, audit.SessionsRevoked, userID, "sessions and refresh tokens")
+}
+
+// unlink removes a link; the last way to log in only with force.
+func (s *Service) unlink(ctx context.Context, a Actor, userID string, linkID uint, force bool) error {
+	err := s.users.Unlink(ctx, userID, linkID, force)
+	if errors.Is(err, linking.ErrLastLogin) {
+		return errBadInput{"This is the user's last way to sign in. Confirm the override to remove it anyway."}
+	}
+	if err != nil {
+		return err
+	}
+	return s.record(ctx, a, audit.Unlinked, userID, fmt.Sprintf("link %d by an administrator (override %v)", linkID, force))
+}
+
+// link attaches an upstream identity (connector, subject) to a user.
+func (s *Service) link(ctx context.Context, a Actor, userID string, up linking.Upstream) error {
+	if up.Connector == "" || up.Subject == "" {
+		return errBadInput{"Give the connector and the upstream subject."}
+	}
+	if !s.connectorExists(up.Connector) || up.Connector == linking.LocalConnector {
+		return errBadInput{"There is no upstream connector " + up.Connector + "."}
+	}
+	err := s.users.AdminLink(ctx, userID, up)
+	if errors.Is(err, linking.ErrAlreadyLinked) {
+		return errBadInput{"That upstream identity is already linked to a user: move that link instead."}
+	}
+	if err != nil {
+		return err
+	}
+	return s.record(ctx, a, audit.Linked, userID, "linked "+up.Connector+" "+up.Subject+" by an administrator")
+}
+
+// move moves a link to another user; a user's last way to log in only with force.
+func (s *Service) move(ctx context.Context, a Actor, fromUserID string, linkID uint, toUserID string, force bool) error {
+	err := s.users.MoveLink(ctx, linkID, toUserID, force)
+	switch {
+	case errors.Is(err, linking.ErrLastLogin):
+		return errBadInput{"This is the user's last way to sign in. Confirm the override to move it anyway."}
+	case errors.Is(err, linking.ErrNotFound):
+		return errBadInput{"There is no user " + toUserID + "."}
+	case err != nil:
+		return err
+	}
+	return s.record(ctx, a, audit.LinkMoved, fromUserID, fmt.Sprintf("link %d moved to user %s", linkID, toUserID))
+}
+
+// merge moves everything of fromUserID to intoUserID; one user remains.
+func (s *Service) merge(ctx context.Context, a Actor, intoUserID, fromUserID string) error {
+	if intoUserID == fromUserID {
+		return errBadInput{"Choose two different users."}
+	}
+	if _, err := s.users.UserByID(ctx, fromUserID); err != nil {
+		return errBadInput{"There is no user " + fromUserID + "."}
+	}
+	if err := s.issuer.EndSessions(ctx, fromUserID); err != nil { // its tokens describe a user that goes away
+		return err
+	}
+	if err := s.users.Merge(ctx, intoUserID, fromUserID); err != nil {
+		return err
+	}
+	return s.record(ctx, a, audit.UsersMerged, intoUserID, "merged user "+fromUserID+" into this one")
+}
+
+// rotateSecret gives a client a new secret and returns it (shown once).
+func (s *Service) rotateSecret(ctx context.Context, a Actor, clientID string) (string, error) {
+	secret, err := s.issuer.RotateClientSecret(ctx, clientID)
+	if err != nil {
+		return "", errBadInput{"This client's secret cannot be rotated (unknown or public client)."}
+	}
+	return secret, s.audit.Record(ctx, audit.Event{Type: audit.SecretRotated, Actor: a.ID, ClientID: clientID, IP: a.IP})
+}

@@ -1,0 +1,291 @@
+package admin
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/labstack/echo/v4"
+	"golang.org/x/oauth2"
+
+	"github.com/fedhub/fedhub/issuer"
+	"github.com/fedhub/fedhub/linking"
+	"github.com/fedhub/fedhub/web"
+)
+
+// Session is an admin UI session: its cookie holds a random token whose hash
+// is TokenHash. AuthTime is when the person last proved who they are.
+type Session struct {
+	TokenHash string `gorm:"primaryKey;size:64"`
+	UserID    string `gorm:"size:36;not null;index"`
+	CSRF      string `gorm:"size:64;not null"`
+	AuthTime  time.Time
+	CreatedAt time.Time
+	ExpiresAt time.Time `gorm:"index"`
+}
+
+// TableName keeps the admin sessions apart from the issuer's SSO sessions.
+func (Session) TableName() string { return "admin_sessions" }
+
+const (
+	sessionCookie = "fedhub_admin"
+	loginCookie   = "fedhub_admin_login" // state, nonce, PKCE verifier and where to return, for one login
+)
+
+// relyingParty is the admin UI as a client of fedhub's own issuer. Its HTTP
+// calls to the issuer are served in-process, so that a node need not reach
+// its own public URL; the protocol is the same.
+type relyingParty struct {
+	issuerURL string
+	client    *http.Client
+	mu        sync.Mutex
+	provider  *oidc.Provider
+}
+
+func newRelyingParty(issuerURL string, h http.Handler) *relyingParty {
+	return &relyingParty{issuerURL: issuerURL, client: &http.Client{Transport: handlerTransport{h}, Timeout: 10 * time.Second}}
+}
+
+// handlerTransport answers HTTP requests with a handler, in-process.
+type handlerTransport struct{ h http.Handler }
+
+func (t handlerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	w := httptest.NewRecorder()
+	t.h.ServeHTTP(w, r)
+	return w.Result(), nil
+}
+
+func (rp *relyingParty) setup(ctx context.Context) (*oidc.Provider, *oauth2.Config, error) {
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	if rp.provider == nil {
+		p, err := oidc.NewProvider(oidc.ClientContext(ctx, rp.client), rp.issuerURL)
+		if err != nil {
+			return nil, nil, fmt.Errorf("admin sign-in: discovery: %w", err)
+		}
+		rp.provider = p
+	}
+	conf := &oauth2.Config{ClientID: issuer.AdminClientID, Endpoint: rp.provider.Endpoint(),
+		RedirectURL: rp.issuerURL + "/admin/callback", Scopes: []string{oidc.ScopeOpenID, "profile", issuer.AdminScope}}
+	return rp.provider, conf, nil
+}
+
+func randomString() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b) // never fails (crypto/rand docs)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func hashOf(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+// localPath accepts only paths on fedhub's admin pages, never another site.
+func localPath(p string) string {
+	if !strings.HasPrefix(p, "/admin") || strings.HasPrefix(p, "//") || strings.ContainsAny(p, "\\\r\n") {
+		return "/admin/users"
+	}
+	return p
+}
+
+// login sends the browser to fedhub's authorization endpoint as the
+// fedhub-admin client; fresh=1 forces a new login (max_age=0).
+func (s *Service) login(c echo.Context) error {
+	_, conf, err := s.rp.setup(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	state, nonce, verifier := randomString(), randomString(), oauth2.GenerateVerifier()
+	back := localPath(c.QueryParam("return"))
+	s.cookies.Set(c.Response(), loginCookie, strings.Join([]string{state, nonce, verifier, back}, "|"), 15*time.Minute)
+	opts := []oauth2.AuthCodeOption{oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier)}
+	if c.QueryParam("fresh") == "1" {
+		opts = append(opts, oauth2.SetAuthURLParam("max_age", "0"))
+	}
+	// A relative URL: the browser stays on this fedhub, whatever host it used.
+	to := conf.AuthCodeURL(state, opts...)
+	return c.Redirect(http.StatusSeeOther, strings.TrimPrefix(to, s.issuerID))
+}
+
+// callback finishes the admin login: code exchange, ID-token verification and
+// nonce check, then an admin session for an admin, a 403 for anyone else.
+func (s *Service) callback(c echo.Context) error {
+	r := c.Request()
+	ctx := r.Context()
+	parts := strings.Split(s.cookies.Get(r, loginCookie), "|")
+	s.cookies.Clear(c.Response(), loginCookie)
+	if len(parts) != 4 || !web.Equal(parts[0], c.QueryParam("state")) {
+		return web.RenderError(c, http.StatusBadRequest, web.ErrorPage{Title: "The sign-in to the admin pages has ended",
+			What: "It was started in another browser or took too long.", Next: "Open /admin again."})
+	}
+	if c.QueryParam("error") != "" {
+		return web.RenderError(c, http.StatusForbidden, web.ErrorPage{Title: "You are not signed in to the admin pages",
+			Next: "Open /admin again and sign in."})
+	}
+	provider, conf, err := s.rp.setup(ctx)
+	if err != nil {
+		return err
+	}
+	octx := oidc.ClientContext(ctx, s.rp.client)
+	tok, err := conf.Exchange(octx, c.QueryParam("code"), oauth2.VerifierOption(parts[2]))
+	if err != nil {
+		return fmt.Errorf("admin sign-in: exchange: %w", err)
+	}
+	raw, _ := tok.Extra("id_token").(string)
+	idt, err := provider.Verifier(&oidc.Config{ClientID: issuer.AdminClientID}).Verify(octx, raw)
+	if err != nil {
+		return fmt.Errorf("admin sign-in: ID token: %w", err)
+	}
+	var claims struct {
+		Nonce    string `json:"nonce"`
+		AuthTime int64  `json:"auth_time"`
+	}
+	if err := idt.Claims(&claims); err != nil || !web.Equal(claims.Nonce, parts[1]) {
+		return errors.New("admin sign-in: the ID token's nonce does not match")
+	}
+	u, err := s.users.UserByID(ctx, idt.Subject)
+	if err != nil {
+		return err
+	}
+	if !isAdmin(u) {
+		return forbidden(c)
+	}
+	token := randomString()
+	now := time.Now().UTC()
+	sess := Session{TokenHash: hashOf(token), UserID: u.ID, CSRF: randomString(), AuthTime: time.Unix(claims.AuthTime, 0).UTC(),
+		CreatedAt: now, ExpiresAt: now.Add(s.ttl)}
+	if old := s.cookies.Get(r, sessionCookie); old != "" { // a new session ID on every login
+		s.db.WithContext(ctx).Delete(&Session{}, "token_hash = ?", hashOf(old))
+	}
+	if err := s.db.WithContext(ctx).Create(&sess).Error; err != nil {
+		return fmt.Errorf("admin session: %w", err)
+	}
+	s.cookies.Set(c.Response(), sessionCookie, token, 0)
+	return c.Redirect(http.StatusSeeOther, parts[3])
+}
+
+func (s *Service) logout(c echo.Context) error {
+	if !s.csrfOK(c) {
+		return forbidden(c)
+	}
+	s.db.WithContext(c.Request().Context()).Delete(&Session{}, "token_hash = ?", hashOf(s.cookies.Get(c.Request(), sessionCookie)))
+	s.cookies.Clear(c.Response(), sessionCookie)
+	return c.Render(http.StatusOK, "logged_out.html", nil)
+}
+
+// The context keys of an authenticated admin request.
+const (
+	ctxUser    = "admin.user"
+	ctxSession = "admin.session"
+	ctxActor   = "admin.actor"
+)
+
+// requireAdminPage lets only admins with a live admin session in; anyone
+// else signs in first, and a signed-in non-admin gets 403.
+func (s *Service) requireAdminPage(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		token := s.cookies.Get(r, sessionCookie)
+		var sess Session
+		if token == "" || s.db.WithContext(r.Context()).Take(&sess, "token_hash = ? AND expires_at > ?", hashOf(token), time.Now().UTC()).Error != nil {
+			if r.Method != http.MethodGet {
+				return forbidden(c)
+			}
+			return c.Redirect(http.StatusSeeOther, "/admin/login?return="+url.QueryEscape(r.URL.RequestURI()))
+		}
+		u, err := s.users.UserByID(r.Context(), sess.UserID)
+		if err != nil && !errors.Is(err, linking.ErrNotFound) {
+			return err
+		}
+		if !isAdmin(u) { // the role can be taken away while a session lives
+			return forbidden(c)
+		}
+		web.NoStore(c)
+		c.Set(ctxUser, u)
+		c.Set(ctxSession, &sess)
+		c.Set(ctxActor, Actor{ID: u.ID, IP: c.RealIP()})
+		return next(c)
+	}
+}
+
+// fresh reports whether the admin's last login is recent enough for a destructive action.
+func (s *Service) freshLogin(c echo.Context) bool {
+	sess := c.Get(ctxSession).(*Session)
+	return time.Since(sess.AuthTime) <= s.fresh
+}
+
+func (s *Service) csrfOK(c echo.Context) bool {
+	sess, ok := c.Get(ctxSession).(*Session)
+	if !ok {
+		return false
+	}
+	r := c.Request()
+	r.Body = http.MaxBytesReader(c.Response(), r.Body, web.MaxBody)
+	return r.ParseForm() == nil && web.Equal(r.PostForm.Get("csrf"), sess.CSRF)
+}
+
+// requireAdminToken guards the API: a live access token of fedhub's issuer
+// with the admin scope, of an admin user or of a client configured with it.
+func (s *Service) requireAdminToken(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		web.NoStore(c)
+		raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || raw == "" {
+			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="fedhub-admin"`)
+			return c.JSON(http.StatusUnauthorized, apiError{"unauthorized", "a bearer access token is required"})
+		}
+		tok, err := s.issuer.VerifyAccessToken(r.Context(), strings.TrimSpace(raw))
+		if errors.Is(err, issuer.ErrInvalidToken) {
+			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="fedhub-admin", error="invalid_token"`)
+			return c.JSON(http.StatusUnauthorized, apiError{"invalid_token", "the access token is not valid"})
+		}
+		if err != nil {
+			return err
+		}
+		if !hasScope(tok.Scope, issuer.AdminScope) {
+			return c.JSON(http.StatusForbidden, apiError{"insufficient_scope", "the token lacks the " + issuer.AdminScope + " scope"})
+		}
+		actor := Actor{ID: "client:" + tok.ClientID, IP: c.RealIP()}
+		if tok.ForUser {
+			u, err := s.users.UserByID(r.Context(), tok.Subject)
+			if err != nil || !isAdmin(u) {
+				return c.JSON(http.StatusForbidden, apiError{"forbidden", "the user is not an administrator"})
+			}
+			actor.ID = u.ID
+		}
+		c.Set(ctxActor, actor)
+		return next(c)
+	}
+}
+
+func hasScope(scope, want string) bool {
+	for _, s := range strings.Fields(scope) {
+		if s == want {
+			return true
+		}
+	}
+	return false
+}
+
+func forbidden(c echo.Context) error {
+	return web.RenderError(c, http.StatusForbidden, web.ErrorPage{Title: "Administrators only",
+		What: "Your account may not use the admin pages.", Next: "Ask an administrator if you need access."})
+}
+
+type apiError struct {
+	Error       string `json:"error"`
+	Description string `json:"error_description"`
+}

@@ -1,0 +1,88 @@
+package admin
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/fedhub/fedhub/issuer"
+)
+
+// operation describes one API operation for the OpenAPI document.
+type operation struct {
+	method, path, summary string
+	body                  map[string]any // JSON properties of the request body, if any
+	query                 []string       // query parameters
+}
+
+// apiOperations are every route of the API; a test checks they match the router.
+var apiOperations = []operation{
+	{"get", "/users", "Search users by username or email prefix, upstream subject, or connector", nil, []string{"q", "connector", "offset", "limit"}},
+	{"get", "/users/{id}", "A user: profile, roles, groups, linked identities, sessions and recent audit events", nil, nil},
+	{"post", "/users/{id}/disable", "Disable a user and end their sessions and grants", nil, nil},
+	{"post", "/users/{id}/enable", "Enable a user", nil, nil},
+	{"post", "/users/{id}/revoke-sessions", "Revoke a user's sessions and refresh tokens", nil, nil},
+	{"post", "/users/{id}/links", "Link an upstream identity (connector and subject) to a user",
+		map[string]any{"connector": str, "subject": str, "username": str, "email": str}, nil},
+	{"delete", "/users/{id}/links/{link}", "Unlink an upstream identity; force=true removes the last way to log in", nil, []string{"force"}},
+	{"post", "/users/{id}/links/{link}/move", "Move a link to another user",
+		map[string]any{"to_user_id": str, "force": map[string]string{"type": "boolean"}}, nil},
+	{"post", "/users/{id}/merge", "Merge another user into this one (links, roles and groups move)",
+		map[string]any{"from_user_id": str}, nil},
+	{"get", "/connectors", "Connectors with live status, certificate expiry and logins of the last 24 hours", nil, nil},
+	{"get", "/clients", "Clients (never their secrets)", nil, nil},
+	{"post", "/clients/{id}/rotate-secret", "Give a client a new secret; the answer is the only time it is shown", nil, nil},
+	{"get", "/audit", "The audit log, filtered; format=csv exports it", nil, []string{"user", "connector", "type", "since", "until", "offset", "limit", "format"}},
+}
+
+var str = map[string]string{"type": "string"}
+
+// openAPI serves the API's OpenAPI 3.1 description.
+func (s *Service) openAPI(c echo.Context) error {
+	paths := map[string]map[string]any{}
+	for _, op := range apiOperations {
+		o := map[string]any{
+			"summary":  op.summary,
+			"security": []map[string][]string{{"bearer": {issuer.AdminScope}}},
+			"responses": map[string]any{
+				"200": map[string]string{"description": "done; JSON"},
+				"401": map[string]string{"description": "no or an invalid access token"},
+				"403": map[string]string{"description": "the token lacks the " + issuer.AdminScope + " scope, or its user is not an administrator"},
+				"404": map[string]string{"description": "no such user or link"},
+				"422": map[string]string{"description": "refused, with a reason (e.g. the user's last way to log in)"},
+			},
+		}
+		var params []map[string]any
+		for _, name := range []string{"id", "link"} {
+			if strings.Contains(op.path, "{"+name+"}") {
+				params = append(params, map[string]any{"name": name, "in": "path", "required": true, "schema": str})
+			}
+		}
+		for _, q := range op.query {
+			params = append(params, map[string]any{"name": q, "in": "query", "schema": str})
+		}
+		if params != nil {
+			o["parameters"] = params
+		}
+		if op.body != nil {
+			o["requestBody"] = map[string]any{"required": true, "content": map[string]any{
+				"application/json": map[string]any{"schema": map[string]any{"type": "object", "properties": op.body}}}}
+		}
+		if paths[op.path] == nil {
+			paths[op.path] = map[string]any{}
+		}
+		paths[op.path][op.method] = o
+	}
+	return c.JSON(http.StatusOK, map[string]any{
+		"openapi": "3.1.0",
+		"info":    map[string]string{"title": "fedhub admin API", "version": "1"},
+		"servers": []map[string]string{{"url": s.issuerID + "/api/admin/v1"}},
+		"components": map[string]any{"securitySchemes": map[string]any{"bearer": map[string]any{
+			"type": "oauth2", "description": "An access token of fedhub's issuer with the " + issuer.AdminScope + " scope: " +
+				"an admin user's, or a client's (client credentials) that is configured with that scope.",
+			"flows": map[string]any{"clientCredentials": map[string]any{"tokenUrl": s.issuerID + "/token",
+				"scopes": map[string]string{issuer.AdminScope: "administer fedhub"}}}}}},
+		"paths": paths,
+	})
+}

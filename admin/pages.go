@@ -1,0 +1,320 @@
+package admin
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/fedhub/fedhub/audit"
+	"github.com/fedhub/fedhub/brokers"
+	"github.com/fedhub/fedhub/linking"
+	"github.com/fedhub/fedhub/web"
+)
+
+// page is what every admin page template gets.
+type page struct {
+	Admin   *linking.User
+	CSRF    string
+	Section string
+	Flash   string
+	Error   string
+	Data    any
+}
+
+func (s *Service) render(c echo.Context, status int, name, section string, data any) error {
+	p := page{Admin: c.Get(ctxUser).(*linking.User), CSRF: c.Get(ctxSession).(*Session).CSRF, Section: section, Data: data,
+		Flash: flashes[c.QueryParam("done")]}
+	return c.Render(status, name, p)
+}
+
+// flashes are the outcomes a page reports after a redirect (by code, never by text from the URL).
+var flashes = map[string]string{
+	"disable": "The user is disabled and signed out everywhere.",
+	"enable":  "The user is enabled.",
+	"revoke":  "The user's sessions and refresh tokens are revoked.",
+	"unlink":  "The link is removed.",
+	"link":    "The upstream identity is linked.",
+	"move":    "The link is moved.",
+	"merge":   "The users are merged.",
+}
+
+type usersData struct {
+	Query, Connector string
+	Users            []userView
+	Prev, Next       string
+}
+
+func (s *Service) usersPage(c echo.Context) error {
+	offset, _ := strconv.Atoi(c.QueryParam("offset"))
+	q := linking.Query{Text: c.QueryParam("q"), Connector: c.QueryParam("connector"), Offset: max(offset, 0), Limit: 50}
+	users, more, err := s.users.Search(c.Request().Context(), q)
+	if err != nil {
+		return err
+	}
+	d := usersData{Query: q.Text, Connector: q.Connector}
+	for _, u := range users {
+		d.Users = append(d.Users, viewOf(u))
+	}
+	page := func(off int) string {
+		return "/admin/users?" + url.Values{"q": {q.Text}, "connector": {q.Connector}, "offset": {strconv.Itoa(off)}}.Encode()
+	}
+	if q.Offset > 0 {
+		d.Prev = page(max(q.Offset-q.Limit, 0))
+	}
+	if more {
+		d.Next = page(q.Offset + q.Limit)
+	}
+	return s.render(c, http.StatusOK, "admin_users.html", "users", d)
+}
+
+func (s *Service) userPage(c echo.Context) error {
+	d, err := s.detail(c.Request().Context(), c.Param("id"))
+	if errors.Is(err, linking.ErrNotFound) {
+		return web.RenderError(c, http.StatusNotFound, web.ErrorPage{Title: "No such user", Next: "Go back to the list of users."})
+	}
+	if err != nil {
+		return err
+	}
+	return s.render(c, http.StatusOK, "admin_user.html", "users", d)
+}
+
+// actions the user page offers, each confirmed on its own page first.
+var actions = map[string]string{
+	"disable": "Disable this user and sign them out everywhere",
+	"enable":  "Enable this user",
+	"revoke":  "Revoke all sessions and refresh tokens",
+	"unlink":  "Remove this link",
+	"link":    "Link an upstream identity",
+	"move":    "Move this link to another user",
+	"merge":   "Merge another user into this one",
+}
+
+type confirmData struct {
+	User       *userDetail
+	Action     string
+	Title      string
+	Link       *linkView
+	Connectors []brokers.ConnectorStatus
+	NeedsFresh bool
+	FreshURL   string
+	LastLogin  bool // the link is the user's last way to sign in: the override is needed
+	Values     url.Values
+}
+
+func (s *Service) confirmData(c echo.Context, q url.Values) (*confirmData, error) {
+	d, err := s.detail(c.Request().Context(), c.Param("id"))
+	if err != nil {
+		return nil, err
+	}
+	action := q.Get("action")
+	title, ok := actions[action]
+	if !ok {
+		return nil, errBadInput{"Unknown action."}
+	}
+	cd := &confirmData{User: d, Action: action, Title: title, Values: q, NeedsFresh: !s.freshLogin(c)}
+	cd.FreshURL = "/admin/login?fresh=1&return=" + url.QueryEscape("/admin/users/"+d.User.ID+"/confirm?"+q.Encode())
+	if id, err := strconv.ParseUint(q.Get("link"), 10, 32); err == nil {
+		for i := range d.Links {
+			if d.Links[i].ID == uint(id) {
+				cd.Link = &d.Links[i]
+			}
+		}
+		if cd.Link == nil {
+			return nil, errBadInput{"That link is not this user's."}
+		}
+		cd.LastLogin = len(d.Links) == 1
+	}
+	if (action == "unlink" || action == "move") && cd.Link == nil {
+		return nil, errBadInput{"Choose a link."}
+	}
+	if action == "link" {
+		for _, st := range s.broker.Status(c.Request().Context()) {
+			if st.ID != linking.LocalConnector {
+				cd.Connectors = append(cd.Connectors, st)
+			}
+		}
+	}
+	return cd, nil
+}
+
+func (s *Service) confirmPage(c echo.Context) error {
+	cd, err := s.confirmData(c, c.QueryParams())
+	if err != nil {
+		return s.pageFail(c, err)
+	}
+	return s.render(c, http.StatusOK, "admin_confirm.html", "users", cd)
+}
+
+// doAction runs a confirmed action: it needs the page's CSRF token and a
+// login younger than the configured age.
+func (s *Service) doAction(c echo.Context) error {
+	if !s.csrfOK(c) {
+		return forbidden(c)
+	}
+	form := c.Request().PostForm
+	cd, err := s.confirmData(c, form)
+	if err != nil {
+		return s.pageFail(c, err)
+	}
+	if cd.NeedsFresh {
+		return s.render(c, http.StatusForbidden, "admin_confirm.html", "users", cd)
+	}
+	ctx, a, userID := c.Request().Context(), actor(c), cd.User.User.ID
+	force := form.Get("force") == "yes"
+	switch cd.Action {
+	case "disable", "enable":
+		err = s.setDisabled(ctx, a, userID, cd.Action == "disable")
+	case "revoke":
+		err = s.revokeSessions(ctx, a, userID)
+	case "unlink":
+		err = s.unlink(ctx, a, userID, cd.Link.ID, force)
+	case "link":
+		err = s.link(ctx, a, userID, linking.Upstream{Connector: form.Get("connector"), Subject: strings.TrimSpace(form.Get("subject")),
+			Username: strings.TrimSpace(form.Get("username")), Email: strings.TrimSpace(form.Get("email"))})
+	case "move":
+		err = s.move(ctx, a, userID, cd.Link.ID, strings.TrimSpace(form.Get("to")), force)
+		if err == nil {
+			userID = strings.TrimSpace(form.Get("to"))
+		}
+	case "merge":
+		err = s.merge(ctx, a, userID, strings.TrimSpace(form.Get("from")))
+	}
+	var bad errBadInput
+	if errors.As(err, &bad) {
+		return s.render(c, http.StatusUnprocessableEntity, "admin_confirm.html", "users", struct {
+			*confirmData
+			Problem string
+		}{cd, bad.msg})
+	}
+	if err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, "/admin/users/"+userID+"?done="+cd.Action)
+}
+
+func (s *Service) pageFail(c echo.Context, err error) error {
+	var bad errBadInput
+	switch {
+	case errors.As(err, &bad):
+		return web.RenderError(c, http.StatusBadRequest, web.ErrorPage{Title: "That cannot be done", What: bad.msg,
+			Next: "Go back to the user's page."})
+	case errors.Is(err, linking.ErrNotFound):
+		return web.RenderError(c, http.StatusNotFound, web.ErrorPage{Title: "No such user", Next: "Go back to the list of users."})
+	}
+	return err
+}
+
+type connectorRow struct {
+	brokers.ConnectorStatus
+	Logins, Failures int64
+	ExpiresSoon      bool
+}
+
+// connectorRows is each connector's live status and its logins of the last 24 hours.
+func (s *Service) connectorRows(c echo.Context) []connectorRow {
+	ctx := c.Request().Context()
+	since := time.Now().Add(-24 * time.Hour)
+	ok, _ := s.audit.Counts(ctx, audit.LoginSucceeded, since)
+	bad, _ := s.audit.Counts(ctx, audit.LoginFailed, since)
+	var rows []connectorRow
+	for _, st := range s.broker.Status(ctx) {
+		r := connectorRow{ConnectorStatus: st, Logins: ok[st.ID], Failures: bad[st.ID]}
+		r.ExpiresSoon = st.CertificateExpiry != nil && time.Until(*st.CertificateExpiry) < 30*24*time.Hour
+		rows = append(rows, r)
+	}
+	return rows
+}
+
+func (s *Service) connectorsPage(c echo.Context) error {
+	return s.render(c, http.StatusOK, "admin_connectors.html", "connectors", s.connectorRows(c))
+}
+
+func (s *Service) clientsPage(c echo.Context) error {
+	clients, err := s.clientViews(c)
+	if err != nil {
+		return err
+	}
+	return s.render(c, http.StatusOK, "admin_clients.html", "clients", clients)
+}
+
+type rotateData struct {
+	ClientID   string
+	Secret     string
+	NeedsFresh bool
+	FreshURL   string
+}
+
+func (s *Service) confirmRotatePage(c echo.Context) error {
+	id := c.Param("id")
+	return s.render(c, http.StatusOK, "admin_rotate.html", "clients", rotateData{ClientID: id, NeedsFresh: !s.freshLogin(c),
+		FreshURL: "/admin/login?fresh=1&return=" + url.QueryEscape("/admin/clients/"+url.PathEscape(id)+"/confirm")})
+}
+
+// rotatePage rotates a client's secret and shows it, this once.
+func (s *Service) rotatePage(c echo.Context) error {
+	if !s.csrfOK(c) {
+		return forbidden(c)
+	}
+	id := c.Param("id")
+	if !s.freshLogin(c) {
+		return s.confirmRotatePage(c)
+	}
+	secret, err := s.rotateSecret(c.Request().Context(), actor(c), id)
+	if err != nil {
+		return s.pageFail(c, err)
+	}
+	return s.render(c, http.StatusOK, "admin_rotate.html", "clients", rotateData{ClientID: id, Secret: secret})
+}
+
+type auditData struct {
+	Filter     audit.Filter
+	Values     url.Values
+	Events     []audit.Event
+	CSV        string
+	Prev, Next string
+}
+
+func (s *Service) auditPage(c echo.Context) error {
+	f, err := auditFilter(c)
+	if err != nil {
+		return s.pageFail(c, err)
+	}
+	if c.QueryParam("format") == "csv" {
+		return s.auditCSV(c, f)
+	}
+	f.Limit = 100
+	events, more, err := s.audit.Find(c.Request().Context(), f)
+	if err != nil {
+		return err
+	}
+	q := c.QueryParams()
+	d := auditData{Filter: f, Values: q, Events: events}
+	csv := url.Values{}
+	for k, v := range q {
+		if k != "offset" {
+			csv[k] = v
+		}
+	}
+	csv.Set("format", "csv")
+	d.CSV = "/admin/audit?" + csv.Encode()
+	at := func(off int) string {
+		v := url.Values{}
+		for k, vs := range q {
+			v[k] = vs
+		}
+		v.Set("offset", strconv.Itoa(off))
+		return "/admin/audit?" + v.Encode()
+	}
+	if f.Offset > 0 {
+		d.Prev = at(max(f.Offset-f.Limit, 0))
+	}
+	if more {
+		d.Next = at(f.Offset + f.Limit)
+	}
+	return s.render(c, http.StatusOK, "admin_audit.html", "audit", d)
+}

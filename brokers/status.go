@@ -1,0 +1,58 @@
+package brokers
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// ConnectorStatus is a connector as the admin page shows it.
+type ConnectorStatus struct {
+	ID, Name, Kind            string
+	Enabled, Hidden, LinkOnly bool
+	Healthy                   bool
+	Error                     string     // the last health check's error
+	CertificateExpiry         *time.Time // SAML: the IdP's signing certificate
+}
+
+// healthTimeout bounds one connector's health check: a dead upstream must
+// not hold up the page.
+const healthTimeout = 5 * time.Second
+
+// Status checks every connector's upstream at once and reports.
+func (s *Service) Status(ctx context.Context) []ConnectorStatus {
+	out := make([]ConnectorStatus, len(s.connectors))
+	var wg sync.WaitGroup
+	for i, c := range s.connectors {
+		out[i] = ConnectorStatus{ID: c.ID, Name: c.Name, Kind: kindOf(c.Impl), Enabled: c.Enabled, Hidden: c.Hidden,
+			LinkOnly: c.LinkOnly, Healthy: true}
+		if exp, ok := c.Impl.(interface{ CertificateExpiry() time.Time }); ok {
+			if t := exp.CertificateExpiry(); !t.IsZero() {
+				out[i].CertificateExpiry = &t
+			}
+		}
+		hc, ok := c.Impl.(HealthChecker)
+		if !ok {
+			continue
+		}
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(ctx, healthTimeout)
+			defer cancel()
+			if err := hc.Health(ctx); err != nil {
+				out[i].Healthy, out[i].Error = false, err.Error()
+			}
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+func kindOf(impl any) string {
+	switch impl.(type) {
+	case PasswordConnector:
+		return "password"
+	case RedirectConnector:
+		return "redirect"
+	}
+	return ""
+}

@@ -1,0 +1,168 @@
+package linking
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+)
+
+// Query finds users for the admin pages.
+type Query struct {
+	Text      string // a username or email prefix, or an exact upstream subject
+	Connector string // only users linked through this connector
+	Offset    int
+	Limit     int
+}
+
+// Search returns a page of users matching q, ordered by username, and whether
+// more follow. Every branch of the match is an index range scan, so that it
+// stays fast on large directories.
+func (s *Service) Search(ctx context.Context, q Query) ([]User, bool, error) {
+	limit := min(max(q.Limit, 1), 200)
+	db := s.db.WithContext(ctx).Model(&User{})
+	if text := strings.ToLower(strings.TrimSpace(q.Text)); text != "" {
+		end := text + "\U0010FFFF" // the prefix range [text, text+max)
+		db = db.Where("username_key >= ? AND username_key < ?", text, end).
+			Or("LOWER(email) >= ? AND LOWER(email) < ?", text, end).
+			Or("id IN (?)", s.db.Model(&Link{}).Select("user_id").Where("subject = ?", strings.TrimSpace(q.Text)))
+	}
+	if q.Connector != "" {
+		db = s.db.WithContext(ctx).Model(&User{}).Where(db).
+			Where("id IN (?)", s.db.Model(&Link{}).Select("user_id").Where("connector = ?", q.Connector))
+	}
+	var users []User
+	if err := db.Order("username_key").Offset(max(q.Offset, 0)).Limit(limit + 1).Find(&users).Error; err != nil {
+		return nil, false, fmt.Errorf("search users: %w", err)
+	}
+	more := len(users) > limit
+	if more {
+		users = users[:limit]
+	}
+	return users, more, nil
+}
+
+// AdminLink links an upstream identity to a user on an administrator's word.
+func (s *Service) AdminLink(ctx context.Context, userID string, up Upstream) error {
+	u, err := s.UserByID(ctx, userID)
+	if err != nil {
+		return err
+	}
+	return s.Link(ctx, userID, u.LinkVersion, up)
+}
+
+// MoveLink moves a link to another user. Taking a user's last way to log in
+// needs force.
+func (s *Service) MoveLink(ctx context.Context, linkID uint, toUserID string, force bool) error {
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		var link Link
+		if err := tx.Take(&link, "id = ?", linkID).Error; err != nil {
+			if errors.Is(err, gorm.ErrRecordNotFound) {
+				return ErrNotLinked
+			}
+			return err
+		}
+		if link.UserID == toUserID {
+			return nil
+		}
+		var to User
+		if err := tx.Take(&to, "id = ?", toUserID).Error; err != nil {
+			if errors.Is(err, gorm.ErrRecordNotFound) {
+				return ErrNotFound
+			}
+			return err
+		}
+		var n int64
+		if err := tx.Model(&Link{}).Where("user_id = ?", link.UserID).Count(&n).Error; err != nil {
+			return err
+		}
+		if n == 1 && !force {
+			return ErrLastLogin
+		}
+		if link.Connector == LocalConnector { // a local password belongs to its account
+			return errors.New("a local password cannot move to another user")
+		}
+		if err := tx.Model(&Link{}).Where("id = ?", linkID).Update("user_id", toUserID).Error; err != nil {
+			return err
+		}
+		return tx.Model(&User{}).Where("id IN ?", []string{link.UserID, toUserID}).
+			Update("link_version", gorm.Expr("link_version + 1")).Error
+	})
+	if err != nil {
+		return fmt.Errorf("move link %d: %w", linkID, err)
+	}
+	return nil
+}
+
+// Merge moves everything of user from — links, roles and groups — to user
+// into and deletes from; one user remains. A local password of from is
+// dropped: into keeps its own.
+func (s *Service) Merge(ctx context.Context, intoID, fromID string) error {
+	if intoID == fromID {
+		return errors.New("merge: a user cannot be merged into itself")
+	}
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		for _, id := range []string{intoID, fromID} {
+			if err := tx.Take(&User{}, "id = ?", id).Error; err != nil {
+				if errors.Is(err, gorm.ErrRecordNotFound) {
+					return ErrNotFound
+				}
+				return err
+			}
+		}
+		if err := tx.Where("user_id = ? AND connector = ?", fromID, LocalConnector).Delete(&Link{}).Error; err != nil {
+			return err
+		}
+		if err := tx.Model(&Link{}).Where("user_id = ?", fromID).Update("user_id", intoID).Error; err != nil {
+			return err
+		}
+		var roles []UserRole
+		var groups []UserGroup
+		if err := tx.Where("user_id = ?", fromID).Find(&roles).Error; err != nil {
+			return err
+		}
+		if err := tx.Where("user_id = ?", fromID).Find(&groups).Error; err != nil {
+			return err
+		}
+		for _, r := range roles {
+			r.UserID = intoID
+			if err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&r).Error; err != nil {
+				return err
+			}
+		}
+		for _, g := range groups {
+			g.UserID = intoID
+			if err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&g).Error; err != nil {
+				return err
+			}
+		}
+		for _, m := range []any{&UserRole{}, &UserGroup{}} {
+			if err := tx.Where("user_id = ?", fromID).Delete(m).Error; err != nil {
+				return err
+			}
+		}
+		if err := tx.Delete(&User{}, "id = ?", fromID).Error; err != nil {
+			return err
+		}
+		return tx.Model(&User{}).Where("id = ?", intoID).Update("link_version", gorm.Expr("link_version + 1")).Error
+	})
+	if err != nil {
+		return fmt.Errorf("merge %s into %s: %w", fromID, intoID, err)
+	}
+	return nil
+}
+
+// SetDisabledByID disables or re-enables a user.
+func (s *Service) SetDisabledByID(ctx context.Context, userID string, disabled bool) error {
+	res := s.db.WithContext(ctx).Model(&User{}).Where("id = ?", userID).Update("disabled", disabled)
+	if res.Error != nil {
+		return fmt.Errorf("set disabled: %w", res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return fmt.Errorf("set disabled: %w", ErrNotFound)
+	}
+	return nil
+}
