@@ -2,9 +2,9 @@ package brokers
 
 import (
 	"errors"
-	"slices"
 	"log/slog"
 	"net/http"
+	"slices"
 
 	"github.com/labstack/echo/v4"
 	"gorm.io/gorm"
