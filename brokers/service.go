@@ -98,8 +98,7 @@ func (s *Service) Kind(id string) string {
 
 // Has says whether a connector is configured (enabled or not).
 func (s *Service) Has(id string) bool {
-	_, ok := s.enabled(id)
-	return ok || slices.ContainsFunc(s.connectors, func(c Connector) bool { return c.ID == id })
+	return slices.ContainsFunc(s.connectors, func(c Connector) bool { return c.ID == id })
 }
 
 // Name is how people know a connector ("Corporate AD").
