@@ -23,7 +23,7 @@ func (s *Service) resolve(ctx context.Context, conn Connector, id Identity) (*li
 	}
 	u, err := s.users.LinkedUser(ctx, conn.ID, id.Subject)
 	if errors.Is(err, linking.ErrNotLinked) {
-		return nil, &firstlogin.Upstream{Connector: conn.ID, Subject: id.Subject, Username: p.Username, Email: p.Email,
+		return nil, &firstlogin.Upstream{Connector: conn.ID, Subject: id.Subject, LoginName: id.Username, Username: p.Username, Email: p.Email,
 			EmailVerified: id.EmailVerified, Name: p.Name, Roles: p.Roles, Groups: p.Groups}, nil
 	}
 	if err == nil && conn.Sync && !u.Disabled {

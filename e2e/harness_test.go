@@ -200,6 +200,18 @@ func (s *Server) Stop(t testing.TB) {
 	}
 }
 
+// Kill ends the server with SIGKILL, as a crash would, and waits for it to exit.
+func (s *Server) Kill(t testing.TB) {
+	t.Helper()
+	if s.cmd == nil || s.cmd.Process == nil || s.cmd.ProcessState != nil {
+		return
+	}
+	if err := s.cmd.Process.Kill(); err != nil {
+		t.Fatalf("kill fedhub: %v", err)
+	}
+	_ = s.cmd.Wait()
+}
+
 // Restart stops and starts the server on the same port and database.
 func (s *Server) Restart(t testing.TB) {
 	t.Helper()

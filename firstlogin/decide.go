@@ -20,6 +20,7 @@ type Policy struct {
 type Upstream struct {
 	Connector     string
 	Subject       string
+	LoginName     string // the name the upstream knows the person by (before mappers), for re-authentication
 	Username      string
 	Email         string
 	EmailVerified bool // as the upstream says; counts only when the connector is trusted

@@ -145,8 +145,14 @@ func (s *Service) created(ctx context.Context, u *linking.User, up Upstream) {
 		UserID: u.ID, Connector: up.Connector, Detail: "first login"})
 }
 
+// linkOf is what a link records: the upstream's own name for the person, so
+// that signing in through that connector again (re-authentication) uses it.
 func (s *Service) linkOf(up Upstream) linking.Upstream {
-	return linking.Upstream{Connector: up.Connector, Subject: up.Subject, Username: up.Username, Email: up.Email}
+	name := up.LoginName
+	if name == "" {
+		name = up.Username
+	}
+	return linking.Upstream{Connector: up.Connector, Subject: up.Subject, Username: name, Email: up.Email}
 }
 
 func (s *Service) record(ctx context.Context, ip string, up Upstream, d Decision) {
