@@ -20,8 +20,19 @@ type errBadInput struct{ msg string }
 
 func (e errBadInput) Error() string { return e.msg }
 
-func (s *Service) record(ctx context.Context, a Actor, typ, userID, detail string) error {
-	return s.audit.Record(ctx, audit.Event{Type: typ, Actor: a.ID, UserID: userID, IP: a.IP, Detail: detail})
+func (s *Service) record(ctx context.Context, a Actor, typ, userID, connector, detail string) error {
+	return s.audit.Record(ctx, audit.Event{Type: typ, Actor: a.ID, UserID: userID, Connector: connector, IP: a.IP, Detail: detail})
+}
+
+// connectorOf is the connector of one of a user's links ("" when it is not theirs).
+func (s *Service) connectorOf(ctx context.Context, userID string, linkID uint) string {
+	links, _ := s.users.Links(ctx, userID)
+	for _, l := range links {
+		if l.ID == linkID {
+			return l.Connector
+		}
+	}
+	return ""
 }
 
 // setDisabled disables (and signs out everywhere) or re-enables a user.
@@ -39,7 +50,7 @@ func (s *Service) setDisabled(ctx context.Context, a Actor, userID string, disab
 			return err
 		}
 	}
-	return s.record(ctx, a, typ, userID, "by an administrator")
+	return s.record(ctx, a, typ, userID, "", "by an administrator")
 }
 
 // revokeSessions ends a user's SSO sessions and revokes their refresh tokens.
@@ -50,11 +61,12 @@ func (s *Service) revokeSessions(ctx context.Context, a Actor, userID string) er
 	if err := s.issuer.EndSessions(ctx, userID); err != nil {
 		return err
 	}
-	return s.record(ctx, a, audit.SessionsRevoked, userID, "sessions and refresh tokens")
+	return s.record(ctx, a, audit.SessionsRevoked, userID, "", "sessions and refresh tokens")
 }
 
 // unlink removes a link; the last way to log in only with force.
 func (s *Service) unlink(ctx context.Context, a Actor, userID string, linkID uint, force bool) error {
+	connector := s.connectorOf(ctx, userID, linkID)
 	err := s.users.Unlink(ctx, userID, linkID, force)
 	if errors.Is(err, linking.ErrLastLogin) {
 		return errBadInput{"This is the user's last way to sign in. Confirm the override to remove it anyway."}
@@ -62,7 +74,7 @@ func (s *Service) unlink(ctx context.Context, a Actor, userID string, linkID uin
 	if err != nil {
 		return err
 	}
-	return s.record(ctx, a, audit.Unlinked, userID, fmt.Sprintf("link %d by an administrator (override %v)", linkID, force))
+	return s.record(ctx, a, audit.Unlinked, userID, connector, fmt.Sprintf("link %d by an administrator (override %v)", linkID, force))
 }
 
 // link attaches an upstream identity (connector, subject) to a user.
@@ -80,13 +92,16 @@ func (s *Service) link(ctx context.Context, a Actor, userID string, up linking.U
 	if err != nil {
 		return err
 	}
-	return s.record(ctx, a, audit.Linked, userID, "linked "+up.Connector+" "+up.Subject+" by an administrator")
+	return s.record(ctx, a, audit.Linked, userID, up.Connector, "linked "+up.Subject+" by an administrator")
 }
 
 // move moves a link to another user; a user's last way to log in only with force.
 func (s *Service) move(ctx context.Context, a Actor, fromUserID string, linkID uint, toUserID string, force bool) error {
+	connector := s.connectorOf(ctx, fromUserID, linkID)
 	err := s.users.MoveLink(ctx, linkID, toUserID, force)
 	switch {
+	case errors.Is(err, linking.ErrLocalLink):
+		return errBadInput{"A local password belongs to its account and cannot move. Unlink it instead."}
 	case errors.Is(err, linking.ErrLastLogin):
 		return errBadInput{"This is the user's last way to sign in. Confirm the override to move it anyway."}
 	case errors.Is(err, linking.ErrNotFound):
@@ -94,7 +109,7 @@ func (s *Service) move(ctx context.Context, a Actor, fromUserID string, linkID u
 	case err != nil:
 		return err
 	}
-	return s.record(ctx, a, audit.LinkMoved, fromUserID, fmt.Sprintf("link %d moved to user %s", linkID, toUserID))
+	return s.record(ctx, a, audit.LinkMoved, fromUserID, connector, fmt.Sprintf("link %d moved to user %s", linkID, toUserID))
 }
 
 // merge moves everything of fromUserID to intoUserID; one user remains.
@@ -111,7 +126,7 @@ func (s *Service) merge(ctx context.Context, a Actor, intoUserID, fromUserID str
 	if err := s.users.Merge(ctx, intoUserID, fromUserID); err != nil {
 		return err
 	}
-	return s.record(ctx, a, audit.UsersMerged, intoUserID, "merged user "+fromUserID+" into this one")
+	return s.record(ctx, a, audit.UsersMerged, intoUserID, "", "merged user "+fromUserID+" into this one")
 }
 
 // rotateSecret gives a client a new secret and returns it (shown once).

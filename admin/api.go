@@ -125,11 +125,14 @@ func (s *Service) apiUnlink(c echo.Context) error {
 
 func (s *Service) apiMove(c echo.Context) error {
 	id, ok := linkParam(c)
+	if !ok {
+		return c.JSON(http.StatusNotFound, apiError{"not_found", "no such link"})
+	}
 	var in struct {
 		To    string `json:"to_user_id"`
 		Force bool   `json:"force"`
 	}
-	if !ok || c.Bind(&in) != nil {
+	if c.Bind(&in) != nil {
 		return c.JSON(http.StatusBadRequest, apiError{"invalid_request", "give to_user_id (and force) as JSON"})
 	}
 	if err := s.ownsLink(c, c.Param("id"), id); err != nil {

@@ -242,12 +242,12 @@ func (s *Service) requireAdminToken(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
 		web.NoStore(c)
-		raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || raw == "" {
+		raw, ok := web.BearerToken(r)
+		if !ok {
 			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="fedhub-admin"`)
 			return c.JSON(http.StatusUnauthorized, apiError{"unauthorized", "a bearer access token is required"})
 		}
-		tok, err := s.issuer.VerifyAccessToken(r.Context(), strings.TrimSpace(raw))
+		tok, err := s.issuer.VerifyAccessToken(r.Context(), raw)
 		if errors.Is(err, issuer.ErrInvalidToken) {
 			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="fedhub-admin", error="invalid_token"`)
 			return c.JSON(http.StatusUnauthorized, apiError{"invalid_token", "the access token is not valid"})
@@ -256,6 +256,7 @@ func (s *Service) requireAdminToken(next echo.HandlerFunc) echo.HandlerFunc {
 			return err
 		}
 		if !hasScope(tok.Scope, issuer.AdminScope) {
+			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="fedhub-admin", error="insufficient_scope", scope="`+issuer.AdminScope+`"`)
 			return c.JSON(http.StatusForbidden, apiError{"insufficient_scope", "the token lacks the " + issuer.AdminScope + " scope"})
 		}
 		actor := Actor{ID: "client:" + tok.ClientID, IP: c.RealIP()}

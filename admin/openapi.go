@@ -23,7 +23,8 @@ var apiOperations = []operation{
 	{"post", "/users/{id}/disable", "Disable a user and end their sessions and grants", nil, nil},
 	{"post", "/users/{id}/enable", "Enable a user", nil, nil},
 	{"post", "/users/{id}/revoke-sessions", "Revoke a user's sessions and refresh tokens", nil, nil},
-	{"post", "/users/{id}/links", "Link an upstream identity (connector and subject) to a user",
+	{"post", "/users/{id}/links", "Link an upstream identity (connector and subject) to a user. The subject as fedhub stores it: " +
+		"OIDC <issuer>|<sub>, SAML <IdP entity ID>!<NameID>, LDAP the entryUUID, AD the objectGUID",
 		map[string]any{"connector": str, "subject": str, "username": str, "email": str}, nil},
 	{"delete", "/users/{id}/links/{link}", "Unlink an upstream identity; force=true removes the last way to log in", nil, []string{"force"}},
 	{"post", "/users/{id}/links/{link}/move", "Move a link to another user",

@@ -211,8 +211,9 @@ func (s *Service) pageFail(c echo.Context, err error) error {
 
 type connectorRow struct {
 	brokers.ConnectorStatus
-	Logins, Failures int64
-	ExpiresSoon      bool
+	Logins      int64 `json:"logins_24h"`
+	Failures    int64 `json:"failures_24h"`
+	ExpiresSoon bool  `json:"certificate_expires_soon"`
 }
 
 // connectorRows is each connector's live status and its logins of the last 24 hours.

@@ -37,16 +37,16 @@ const (
 
 // Event is one audit record.
 type Event struct {
-	ID        uint      `gorm:"primaryKey"`
-	Time      time.Time `gorm:"index;not null"`
-	Type      string    `gorm:"size:64;index;not null"`
-	Actor     string    `gorm:"size:255"` // who did it: a user ID, a client ID, "cli"
-	UserID    string    `gorm:"size:36;index"`
-	Connector string    `gorm:"size:64"`
-	ClientID  string    `gorm:"size:255"`
-	IP        string    `gorm:"size:64"`
-	Outcome   string    `gorm:"size:16;not null"` // success | failure
-	Detail    string    `gorm:"size:1024"`        // never a secret
+	ID        uint      `gorm:"primaryKey" json:"id"`
+	Time      time.Time `gorm:"index;not null" json:"time"`
+	Type      string    `gorm:"size:64;index;not null" json:"type"`
+	Actor     string    `gorm:"size:255" json:"actor"` // who did it: a user ID, a client ID, "cli"
+	UserID    string    `gorm:"size:36;index" json:"user_id,omitempty"`
+	Connector string    `gorm:"size:64;index" json:"connector,omitempty"`
+	ClientID  string    `gorm:"size:255" json:"client_id,omitempty"`
+	IP        string    `gorm:"size:64" json:"ip,omitempty"`
+	Outcome   string    `gorm:"size:16;not null" json:"outcome"`   // success | failure
+	Detail    string    `gorm:"size:1024" json:"detail,omitempty"` // never a secret
 }
 
 // Models are the tables this package owns, for store.Migrate.

@@ -8,11 +8,15 @@ import (
 
 // ConnectorStatus is a connector as the admin page shows it.
 type ConnectorStatus struct {
-	ID, Name, Kind            string
-	Enabled, Hidden, LinkOnly bool
-	Healthy                   bool
-	Error                     string     // the last health check's error
-	CertificateExpiry         *time.Time // SAML: the IdP's signing certificate
+	ID                string     `json:"id"`
+	Name              string     `json:"name"`
+	Kind              string     `json:"kind"` // password | redirect
+	Enabled           bool       `json:"enabled"`
+	Hidden            bool       `json:"hidden"`
+	LinkOnly          bool       `json:"link_only"`
+	Healthy           bool       `json:"healthy"`
+	Error             string     `json:"error,omitempty"`              // the last health check's error
+	CertificateExpiry *time.Time `json:"certificate_expiry,omitempty"` // SAML: the IdP's signing certificate
 }
 
 // healthTimeout bounds one connector's health check: a dead upstream must

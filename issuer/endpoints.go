@@ -89,7 +89,7 @@ func (iss *Issuer) accessToken(ctx context.Context, token string) (*tokenClaims,
 func (iss *Issuer) userinfo(c echo.Context) error {
 	web.NoStore(c)
 	r := c.Request()
-	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	token, ok := web.BearerToken(r)
 	if !ok && r.Method == http.MethodPost { // RFC 6750 §2.2: form-encoded body parameter
 		r.Body = http.MaxBytesReader(c.Response(), r.Body, web.MaxBody)
 		if err := r.ParseForm(); err == nil && len(r.PostForm["access_token"]) == 1 {

@@ -51,7 +51,7 @@ func (s *Service) AdminLink(ctx context.Context, userID string, up Upstream) err
 	if err != nil {
 		return err
 	}
-	return s.Link(ctx, userID, u.LinkVersion, up)
+	return s.link(ctx, userID, u.LinkVersion, up, false)
 }
 
 // MoveLink moves a link to another user. Taking a user's last way to log in
@@ -68,6 +68,9 @@ func (s *Service) MoveLink(ctx context.Context, linkID uint, toUserID string, fo
 		if link.UserID == toUserID {
 			return nil
 		}
+		if link.Connector == LocalConnector {
+			return ErrLocalLink
+		}
 		var to User
 		if err := tx.Take(&to, "id = ?", toUserID).Error; err != nil {
 			if errors.Is(err, gorm.ErrRecordNotFound) {
@@ -81,9 +84,6 @@ func (s *Service) MoveLink(ctx context.Context, linkID uint, toUserID string, fo
 		}
 		if n == 1 && !force {
 			return ErrLastLogin
-		}
-		if link.Connector == LocalConnector { // a local password belongs to its account
-			return errors.New("a local password cannot move to another user")
 		}
 		if err := tx.Model(&Link{}).Where("id = ?", linkID).Update("user_id", toUserID).Error; err != nil {
 			return err

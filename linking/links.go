@@ -97,6 +97,11 @@ func (s *Service) UsersByEmail(ctx context.Context, email string) ([]User, error
 // with ErrAlreadyLinked when the identity belongs to someone, and with
 // ErrLinksChanged when the user's links changed in between.
 func (s *Service) Link(ctx context.Context, userID string, version int, up Upstream) error {
+	return s.link(ctx, userID, version, up, true)
+}
+
+// link links; loggedIn says the person is logging in through the identity right now.
+func (s *Service) link(ctx context.Context, userID string, version int, up Upstream, loggedIn bool) error {
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		res := tx.Model(&User{}).Where("id = ? AND link_version = ?", userID, version).
 			Update("link_version", gorm.Expr("link_version + 1"))
@@ -106,9 +111,11 @@ func (s *Service) Link(ctx context.Context, userID string, version int, up Upstr
 		if res.RowsAffected != 1 {
 			return ErrLinksChanged
 		}
-		t := now()
-		link := Link{UserID: userID, Connector: up.Connector, Subject: up.Subject, Username: up.Username,
-			Email: up.Email, LastLoginAt: &t}
+		link := Link{UserID: userID, Connector: up.Connector, Subject: up.Subject, Username: up.Username, Email: up.Email}
+		if loggedIn {
+			t := now()
+			link.LastLoginAt = &t
+		}
 		if err := tx.Create(&link).Error; err != nil {
 			if store.IsDuplicate(err) {
 				return ErrAlreadyLinked

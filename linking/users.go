@@ -23,6 +23,7 @@ var (
 	ErrAlreadyLinked      = errors.New("upstream identity is linked to another user")
 	ErrLinksChanged       = errors.New("the user's links changed meanwhile")
 	ErrLastLogin          = errors.New("this is the user's last way to log in")
+	ErrLocalLink          = errors.New("a local password belongs to its account and cannot move")
 )
 
 // Service is the users-and-links API; other packages never touch these tables.

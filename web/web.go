@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -107,4 +108,12 @@ func (k Cookies) BrowserID(w http.ResponseWriter, r *http.Request) string {
 	id := base64.RawURLEncoding.EncodeToString(b)
 	k.Set(w, BrowserCookie, id, 0)
 	return id
+}
+
+// BearerToken reads an RFC 6750 bearer token from the Authorization header;
+// the scheme is case-insensitive (RFC 7235 §2.1).
+func BearerToken(r *http.Request) (string, bool) {
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	token = strings.TrimSpace(token)
+	return token, ok && strings.EqualFold(scheme, "Bearer") && token != ""
 }
