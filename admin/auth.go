@@ -30,6 +30,7 @@ type Session struct {
 	TokenHash string `gorm:"primaryKey;size:64"`
 	UserID    string `gorm:"size:36;not null;index"`
 	CSRF      string `gorm:"size:64;not null"`
+	Once      string `gorm:"size:64"` // the token of a form that may be sent only once
 	AuthTime  time.Time
 	CreatedAt time.Time
 	ExpiresAt time.Time `gorm:"index"`
@@ -289,4 +290,23 @@ func forbidden(c echo.Context) error {
 type apiError struct {
 	Error       string `json:"error"`
 	Description string `json:"error_description"`
+}
+
+// issueOnce gives the session a new single-use form token.
+func (s *Service) issueOnce(c echo.Context) (string, error) {
+	sess := c.Get(ctxSession).(*Session)
+	once := randomString()
+	err := s.db.WithContext(c.Request().Context()).Model(&Session{}).Where("token_hash = ?", sess.TokenHash).Update("once", once).Error
+	return once, err
+}
+
+// useOnce consumes the single-use form token; false means it was used already.
+func (s *Service) useOnce(c echo.Context, once string) (bool, error) {
+	if once == "" {
+		return false, nil
+	}
+	sess := c.Get(ctxSession).(*Session)
+	res := s.db.WithContext(c.Request().Context()).Model(&Session{}).
+		Where("token_hash = ? AND once = ?", sess.TokenHash, once).Update("once", "")
+	return res.RowsAffected == 1, res.Error
 }

@@ -104,6 +104,7 @@ type confirmData struct {
 	FreshURL   string
 	LastLogin  bool // the link is the user's last way to sign in: the override is needed
 	Values     url.Values
+	Problem    string // why the action was refused
 }
 
 func (s *Service) confirmData(c echo.Context, q url.Values) (*confirmData, error) {
@@ -186,10 +187,8 @@ func (s *Service) doAction(c echo.Context) error {
 	}
 	var bad errBadInput
 	if errors.As(err, &bad) {
-		return s.render(c, http.StatusUnprocessableEntity, "admin_confirm.html", "users", struct {
-			*confirmData
-			Problem string
-		}{cd, bad.msg})
+		cd.Problem = bad.msg
+		return s.render(c, http.StatusUnprocessableEntity, "admin_confirm.html", "users", cd)
 	}
 	if err != nil {
 		return err
@@ -246,17 +245,28 @@ func (s *Service) clientsPage(c echo.Context) error {
 type rotateData struct {
 	ClientID   string
 	Secret     string
+	Once       string // the form's single-use token
+	Used       bool   // the form was sent already (a reload): nothing rotated again
 	NeedsFresh bool
 	FreshURL   string
 }
 
 func (s *Service) confirmRotatePage(c echo.Context) error {
 	id := c.Param("id")
-	return s.render(c, http.StatusOK, "admin_rotate.html", "clients", rotateData{ClientID: id, NeedsFresh: !s.freshLogin(c),
-		FreshURL: "/admin/login?fresh=1&return=" + url.QueryEscape("/admin/clients/"+url.PathEscape(id)+"/confirm")})
+	d := rotateData{ClientID: id, NeedsFresh: !s.freshLogin(c),
+		FreshURL: "/admin/login?fresh=1&return=" + url.QueryEscape("/admin/clients/"+url.PathEscape(id)+"/confirm")}
+	if !d.NeedsFresh {
+		var err error
+		if d.Once, err = s.issueOnce(c); err != nil {
+			return err
+		}
+	}
+	return s.render(c, http.StatusOK, "admin_rotate.html", "clients", d)
 }
 
-// rotatePage rotates a client's secret and shows it, this once.
+// rotatePage rotates a client's secret and shows it, this once. The form
+// works once: sending it again (a reload) must not rotate again and leave
+// the application with a secret nobody saw.
 func (s *Service) rotatePage(c echo.Context) error {
 	if !s.csrfOK(c) {
 		return forbidden(c)
@@ -264,6 +274,13 @@ func (s *Service) rotatePage(c echo.Context) error {
 	id := c.Param("id")
 	if !s.freshLogin(c) {
 		return s.confirmRotatePage(c)
+	}
+	used, err := s.useOnce(c, c.Request().PostForm.Get("once"))
+	if err != nil {
+		return err
+	}
+	if !used {
+		return s.render(c, http.StatusConflict, "admin_rotate.html", "clients", rotateData{ClientID: id, Used: true})
 	}
 	secret, err := s.rotateSecret(c.Request().Context(), actor(c), id)
 	if err != nil {

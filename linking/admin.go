@@ -19,30 +19,51 @@ type Query struct {
 }
 
 // Search returns a page of users matching q, ordered by username, and whether
-// more follow. Every branch of the match is an index range scan, so that it
-// stays fast on large directories.
+// more follow. Each part of the match is an index range scan or lookup, so it
+// stays fast on large directories (see BenchmarkSearch100k).
 func (s *Service) Search(ctx context.Context, q Query) ([]User, bool, error) {
 	limit := min(max(q.Limit, 1), 200)
-	db := s.db.WithContext(ctx).Model(&User{})
+	db := s.db.WithContext(ctx)
+	users := db.Model(&User{})
+	// Linked through the connector: EXISTS when the connector links many users
+	// (it stops at the first link of each user), an IN list when it links few
+	// (the list is short, and EXISTS would scan every user to find them).
+	byConnector := "EXISTS (SELECT 1 FROM links WHERE links.user_id = users.id AND links.connector = ?)"
 	if text := strings.ToLower(strings.TrimSpace(q.Text)); text != "" {
+		// The subject first, on its own: inside an OR, a subquery keeps
+		// PostgreSQL from using the username and email indexes.
+		var ids []string
+		if err := db.Model(&Link{}).Where("subject = ?", strings.TrimSpace(q.Text)).Limit(100).Pluck("user_id", &ids).Error; err != nil {
+			return nil, false, fmt.Errorf("search users: %w", err)
+		}
 		end := text + "\U0010FFFF" // the prefix range [text, text+max)
-		db = db.Where("username_key >= ? AND username_key < ?", text, end).
-			Or("LOWER(email) >= ? AND LOWER(email) < ?", text, end).
-			Or("id IN (?)", s.db.Model(&Link{}).Select("user_id").Where("subject = ?", strings.TrimSpace(q.Text)))
+		match := db.Where("username_key >= ? AND username_key < ?", text, end).
+			Or("LOWER(email) >= ? AND LOWER(email) < ?", text, end)
+		if len(ids) > 0 {
+			match = match.Or("id IN ?", ids)
+		}
+		users = users.Where(match)
+	} else if q.Connector != "" {
+		var n int64
+		if err := db.Raw("SELECT COUNT(*) FROM (SELECT 1 FROM links WHERE connector = ? LIMIT 1000) AS few", q.Connector).Scan(&n).Error; err != nil {
+			return nil, false, fmt.Errorf("search users: %w", err)
+		}
+		if n < 1000 {
+			byConnector = "id IN (SELECT user_id FROM links WHERE connector = ?)"
+		}
 	}
 	if q.Connector != "" {
-		db = s.db.WithContext(ctx).Model(&User{}).Where(db).
-			Where("id IN (?)", s.db.Model(&Link{}).Select("user_id").Where("connector = ?", q.Connector))
+		users = users.Where(byConnector, q.Connector)
 	}
-	var users []User
-	if err := db.Order("username_key").Offset(max(q.Offset, 0)).Limit(limit + 1).Find(&users).Error; err != nil {
+	var out []User
+	if err := users.Order("username_key").Offset(max(q.Offset, 0)).Limit(limit + 1).Find(&out).Error; err != nil {
 		return nil, false, fmt.Errorf("search users: %w", err)
 	}
-	more := len(users) > limit
+	more := len(out) > limit
 	if more {
-		users = users[:limit]
+		out = out[:limit]
 	}
-	return users, more, nil
+	return out, more, nil
 }
 
 // AdminLink links an upstream identity to a user on an administrator's word.

@@ -116,16 +116,39 @@ func wire(ctx context.Context, cfg *config.Config, db *gorm.DB, log *slog.Logger
 	return &app{db: db, users: users, issuer: iss, audit: events, echo: e}, nil
 }
 
-// errorHandler logs unexpected errors and answers without their details.
+// errorHandler logs unexpected errors and answers without their details: a
+// page for people, JSON for programs.
 func errorHandler(e *echo.Echo, log *slog.Logger) echo.HTTPErrorHandler {
 	return func(err error, c echo.Context) {
 		var he *echo.HTTPError
 		if !errors.As(err, &he) {
 			log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
-			err = echo.NewHTTPError(http.StatusInternalServerError, "fedhub could not complete the request")
+			he = echo.NewHTTPError(http.StatusInternalServerError, "fedhub could not complete the request")
 		}
-		e.DefaultHTTPErrorHandler(err, c)
+		if c.Response().Committed || forPrograms(c.Request().URL.Path) {
+			e.DefaultHTTPErrorHandler(he, c)
+			return
+		}
+		page := web.ErrorPage{Title: "Something went wrong", What: "fedhub could not complete the request.",
+			Next: "Go back and try again in a moment."}
+		if he.Code == http.StatusNotFound {
+			page = web.ErrorPage{Title: "Page not found", What: "There is no page at this address.",
+				Next: "Go back to the application you came from."}
+		}
+		if rerr := web.RenderError(c, he.Code, page); rerr != nil {
+			log.Error("rendering the error page failed", "err", rerr)
+		}
 	}
+}
+
+// forPrograms says whether a path answers programs (JSON), not people.
+func forPrograms(path string) bool {
+	for _, p := range []string{"/api/", "/token", "/userinfo", "/introspect", "/revoke", "/jwks", "/.well-known/"} {
+		if strings.HasPrefix(path, p) {
+			return true
+		}
+	}
+	return false
 }
 
 func bootstrapUsers(ctx context.Context, users *linking.Service, list []config.User, log *slog.Logger) error {
