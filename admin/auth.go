@@ -2,10 +2,6 @@ package admin
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -21,6 +17,7 @@ import (
 
 	"github.com/fedhub/fedhub/issuer"
 	"github.com/fedhub/fedhub/linking"
+	"github.com/fedhub/fedhub/secret"
 	"github.com/fedhub/fedhub/web"
 )
 
@@ -82,17 +79,6 @@ func (rp *relyingParty) setup(ctx context.Context) (*oidc.Provider, *oauth2.Conf
 	return rp.provider, conf, nil
 }
 
-func randomString() string {
-	b := make([]byte, 32)
-	_, _ = rand.Read(b) // never fails (crypto/rand docs)
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-func hashOf(s string) string {
-	sum := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(sum[:])
-}
-
 // localPath accepts only paths on fedhub's admin pages, never another site.
 func localPath(p string) string {
 	if !strings.HasPrefix(p, "/admin") || strings.HasPrefix(p, "//") || strings.ContainsAny(p, "\\\r\n") {
@@ -108,7 +94,7 @@ func (s *Service) login(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	state, nonce, verifier := randomString(), randomString(), oauth2.GenerateVerifier()
+	state, nonce, verifier := secret.Token(32), secret.Token(32), oauth2.GenerateVerifier()
 	back := localPath(c.QueryParam("return"))
 	s.cookies.Set(c.Response(), loginCookie, strings.Join([]string{state, nonce, verifier, back}, "|"), 15*time.Minute)
 	opts := []oauth2.AuthCodeOption{oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier)}
@@ -163,12 +149,12 @@ func (s *Service) callback(c echo.Context) error {
 	if !isAdmin(u) {
 		return forbidden(c)
 	}
-	token := randomString()
+	token := secret.Token(32)
 	now := time.Now().UTC()
-	sess := Session{TokenHash: hashOf(token), UserID: u.ID, CSRF: randomString(), AuthTime: time.Unix(claims.AuthTime, 0).UTC(),
+	sess := Session{TokenHash: secret.Hash(token), UserID: u.ID, CSRF: secret.Token(32), AuthTime: time.Unix(claims.AuthTime, 0).UTC(),
 		CreatedAt: now, ExpiresAt: now.Add(s.ttl)}
 	if old := s.cookies.Get(r, sessionCookie); old != "" { // a new session ID on every login
-		s.db.WithContext(ctx).Delete(&Session{}, "token_hash = ?", hashOf(old))
+		s.db.WithContext(ctx).Delete(&Session{}, "token_hash = ?", secret.Hash(old))
 	}
 	if err := s.db.WithContext(ctx).Create(&sess).Error; err != nil {
 		return fmt.Errorf("admin session: %w", err)
@@ -181,7 +167,7 @@ func (s *Service) logout(c echo.Context) error {
 	if !s.csrfOK(c) {
 		return forbidden(c)
 	}
-	s.db.WithContext(c.Request().Context()).Delete(&Session{}, "token_hash = ?", hashOf(s.cookies.Get(c.Request(), sessionCookie)))
+	s.db.WithContext(c.Request().Context()).Delete(&Session{}, "token_hash = ?", secret.Hash(s.cookies.Get(c.Request(), sessionCookie)))
 	s.cookies.Clear(c.Response(), sessionCookie)
 	return c.Render(http.StatusOK, "logged_out.html", nil)
 }
@@ -200,7 +186,7 @@ func (s *Service) requireAdminPage(next echo.HandlerFunc) echo.HandlerFunc {
 		r := c.Request()
 		token := s.cookies.Get(r, sessionCookie)
 		var sess Session
-		if token == "" || s.db.WithContext(r.Context()).Take(&sess, "token_hash = ? AND expires_at > ?", hashOf(token), time.Now().UTC()).Error != nil {
+		if token == "" || s.db.WithContext(r.Context()).Take(&sess, "token_hash = ? AND expires_at > ?", secret.Hash(token), time.Now().UTC()).Error != nil {
 			if r.Method != http.MethodGet {
 				return forbidden(c)
 			}
@@ -295,7 +281,7 @@ type apiError struct {
 // issueOnce gives the session a new single-use form token.
 func (s *Service) issueOnce(c echo.Context) (string, error) {
 	sess := c.Get(ctxSession).(*Session)
-	once := randomString()
+	once := secret.Token(32)
 	err := s.db.WithContext(c.Request().Context()).Model(&Session{}).Where("token_hash = ?", sess.TokenHash).Update("once", once).Error
 	return once, err
 }

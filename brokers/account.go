@@ -12,6 +12,7 @@ import (
 
 	"github.com/fedhub/fedhub/audit"
 	"github.com/fedhub/fedhub/linking"
+	"github.com/fedhub/fedhub/secret"
 	"github.com/fedhub/fedhub/web"
 )
 
@@ -71,7 +72,7 @@ func (s *Service) signedIn(c echo.Context, returnTo string) (*linking.User, erro
 // accountCSRF is the form token of the account pages: the browser-binding
 // secret is an HttpOnly cookie no other site can read.
 func (s *Service) accountCSRF(c echo.Context) string {
-	return hashToken("account:" + s.cookies.BrowserID(c.Response(), c.Request()))[:32]
+	return secret.Hash("account:" + s.cookies.BrowserID(c.Response(), c.Request()))[:32]
 }
 
 func (s *Service) accountPage(c echo.Context) error {

@@ -2,10 +2,6 @@ package brokers
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +9,8 @@ import (
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
+
+	"github.com/fedhub/fedhub/secret"
 )
 
 // flowTTL is how long an upstream login may take.
@@ -54,17 +52,6 @@ var (
 	errFlowUsed     = errors.New("upstream login already used")
 )
 
-func randomToken() string {
-	b := make([]byte, 32)
-	_, _ = rand.Read(b) // never fails (crypto/rand docs)
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-func hashToken(t string) string {
-	sum := sha256.Sum256([]byte(t))
-	return hex.EncodeToString(sum[:])
-}
-
 // flows stores FlowRecords.
 type flows struct{ db *gorm.DB }
 
@@ -74,8 +61,8 @@ func (f flows) create(ctx context.Context, connector, purpose, returnTo, browser
 		return err
 	}
 	now := time.Now().UTC()
-	rec := FlowRecord{StateHash: hashToken(flow.State), Connector: connector, Purpose: purpose, ReturnTo: returnTo,
-		BrowserHash: hashToken(browser), Data: string(data), CreatedAt: now, ExpiresAt: now.Add(flowTTL)}
+	rec := FlowRecord{StateHash: secret.Hash(flow.State), Connector: connector, Purpose: purpose, ReturnTo: returnTo,
+		BrowserHash: secret.Hash(browser), Data: string(data), CreatedAt: now, ExpiresAt: now.Add(flowTTL)}
 	if err := f.db.WithContext(ctx).Create(&rec).Error; err != nil {
 		return fmt.Errorf("save upstream login: %w", err)
 	}
@@ -89,7 +76,7 @@ func (f flows) finishing(ctx context.Context, connector, state string) (*FlowRec
 		return nil, nil, errFlowNotFound
 	}
 	var rec FlowRecord
-	err := f.db.WithContext(ctx).Take(&rec, "state_hash = ? AND connector = ?", hashToken(state), connector).Error
+	err := f.db.WithContext(ctx).Take(&rec, "state_hash = ? AND connector = ?", secret.Hash(state), connector).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, nil, errFlowNotFound
 	}
@@ -122,9 +109,9 @@ func (f flows) verified(ctx context.Context, rec *FlowRecord, id Identity) (stri
 	if err != nil {
 		return "", err
 	}
-	token := randomToken()
+	token := secret.Token(32)
 	err = f.db.WithContext(ctx).Model(&FlowRecord{}).Where("state_hash = ?", rec.StateHash).
-		Updates(map[string]any{"identity": string(data), "continue_hash": hashToken(token)}).Error
+		Updates(map[string]any{"identity": string(data), "continue_hash": secret.Hash(token)}).Error
 	if err != nil {
 		return "", fmt.Errorf("save upstream identity: %w", err)
 	}
@@ -137,8 +124,8 @@ func (f flows) continuing(ctx context.Context, token, browser string) (*FlowReco
 		return nil, Identity{}, errFlowNotFound
 	}
 	var rec FlowRecord
-	err := f.db.WithContext(ctx).Take(&rec, "continue_hash = ?", hashToken(token)).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) || (err == nil && rec.BrowserHash != hashToken(browser)) {
+	err := f.db.WithContext(ctx).Take(&rec, "continue_hash = ?", secret.Hash(token)).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) || (err == nil && rec.BrowserHash != secret.Hash(browser)) {
 		return nil, Identity{}, errFlowNotFound
 	}
 	if err != nil {

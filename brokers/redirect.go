@@ -9,6 +9,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/fedhub/fedhub/secret"
 	"github.com/fedhub/fedhub/web"
 )
 
@@ -34,7 +35,7 @@ func (s *Service) startFlow(c echo.Context, conn Connector, purpose, returnTo st
 	rc := conn.Impl.(RedirectConnector)
 	r := c.Request()
 	browser := s.cookies.BrowserID(c.Response(), r)
-	flow := &Flow{State: randomToken(), Callback: s.callbackURL(conn.ID), Data: map[string]string{}}
+	flow := &Flow{State: secret.Token(32), Callback: s.callbackURL(conn.ID), Data: map[string]string{}}
 	buf := &bufferedResponse{header: http.Header{}}
 	if err := rc.Begin(r.Context(), buf, r, flow); err != nil {
 		s.log.Error("upstream login could not start", "connector", conn.ID, "err", err)

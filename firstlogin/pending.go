@@ -2,16 +2,14 @@ package firstlogin
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
 	"gorm.io/gorm"
+
+	"github.com/fedhub/fedhub/secret"
 )
 
 // pendingTTL is how long a person has for the first-login pages.
@@ -43,25 +41,14 @@ var (
 	errPendingUsed     = errors.New("first login already finished")
 )
 
-func newToken() string {
-	b := make([]byte, 32)
-	_, _ = rand.Read(b) // never fails (crypto/rand docs)
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-func hash(s string) string {
-	sum := sha256.Sum256([]byte(s))
-	return hex.EncodeToString(sum[:])
-}
-
 func (s *Service) savePending(ctx context.Context, p *Pending, up Upstream, browser string) (string, error) {
 	data, err := json.Marshal(up)
 	if err != nil {
 		return "", err
 	}
-	token := newToken()
+	token := secret.Token(32)
 	now := time.Now().UTC()
-	p.TokenHash, p.BrowserHash, p.Upstream = hash(token), hash(browser), string(data)
+	p.TokenHash, p.BrowserHash, p.Upstream = secret.Hash(token), secret.Hash(browser), string(data)
 	p.Connector, p.Subject, p.CreatedAt, p.ExpiresAt = up.Connector, up.Subject, now, now.Add(pendingTTL)
 	if err := s.db.WithContext(ctx).Create(p).Error; err != nil {
 		return "", fmt.Errorf("save first login: %w", err)
@@ -75,8 +62,8 @@ func (s *Service) loadPending(ctx context.Context, token, browser string) (*Pend
 		return nil, Upstream{}, errPendingNotFound
 	}
 	var p Pending
-	err := s.db.WithContext(ctx).Take(&p, "token_hash = ?", hash(token)).Error
-	if errors.Is(err, gorm.ErrRecordNotFound) || (err == nil && p.BrowserHash != hash(browser)) {
+	err := s.db.WithContext(ctx).Take(&p, "token_hash = ?", secret.Hash(token)).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) || (err == nil && p.BrowserHash != secret.Hash(browser)) {
 		return nil, Upstream{}, errPendingNotFound
 	}
 	if err != nil {

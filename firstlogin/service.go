@@ -12,6 +12,7 @@ import (
 
 	"github.com/fedhub/fedhub/audit"
 	"github.com/fedhub/fedhub/linking"
+	"github.com/fedhub/fedhub/secret"
 	"github.com/fedhub/fedhub/web"
 )
 
@@ -212,7 +213,7 @@ func shown(err error) error {
 
 // csrf is the form token of a first login: tied to the browser and the flow.
 func (s *Service) csrf(c echo.Context, token string) string {
-	return hash("first-login:" + s.cookies.Get(c.Request(), web.BrowserCookie) + ":" + token)[:32]
+	return secret.Hash("first-login:" + s.cookies.Get(c.Request(), web.BrowserCookie) + ":" + token)[:32]
 }
 
 func (s *Service) checkForm(c echo.Context) (string, bool) {

@@ -15,6 +15,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/fedhub/fedhub/config"
+	"github.com/fedhub/fedhub/secret"
 	"github.com/fedhub/fedhub/web"
 )
 
@@ -213,7 +214,7 @@ func (iss *Issuer) startLogin(c echo.Context, req *authzRequest) error {
 	browser := iss.cookies.BrowserID(c.Response(), c.Request())
 	now := iss.now()
 	ar := AuthRequest{
-		ID: randomToken(24), BrowserHash: hashToken(browser), CSRFToken: randomToken(24),
+		ID: secret.Token(24), BrowserHash: secret.Hash(browser), CSRFToken: secret.Token(24),
 		ClientID: req.client.ID, RedirectURI: req.redirectURI, Scope: req.scope, State: req.state,
 		Nonce: req.nonce, CodeChallenge: req.challenge, LoginHint: req.loginHint, IDPHint: req.idpHint,
 		ACRValues: req.acrValues, Claims: req.claims, ForceLogin: req.prompt["login"] || req.maxAge >= 0,
@@ -240,9 +241,9 @@ func (iss *Issuer) issueCode(ctx context.Context, req *authzRequest, sess *Sessi
 	if err != nil {
 		return "", fmt.Errorf("issue code: %w", err)
 	}
-	code := randomToken(32)
+	code := secret.Token(32)
 	row := AuthCode{
-		Hash: hashToken(code), GrantID: randomToken(16), ClientID: req.client.ID,
+		Hash: secret.Hash(code), GrantID: secret.Token(16), ClientID: req.client.ID,
 		RedirectURI: req.redirectURI, CodeChallenge: req.challenge, Nonce: req.nonce,
 		UserID: sess.UserID, SessionID: sess.ID, Scope: grantable(req.client, u, req.scope), Claims: req.claims,
 		AuthTime: sess.AuthTime, AMR: sess.AMR, ACR: acr, IDP: sess.IDP,

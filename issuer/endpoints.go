@@ -9,6 +9,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/fedhub/fedhub/audit"
+	"github.com/fedhub/fedhub/secret"
 	"github.com/fedhub/fedhub/web"
 )
 
@@ -162,7 +163,7 @@ func (iss *Issuer) introspect(c echo.Context) error {
 		return iss.writeOAuthError(c, err)
 	}
 	var rt RefreshToken
-	if err := iss.db.WithContext(ctx).Take(&rt, "hash = ?", hashToken(token)).Error; err != nil {
+	if err := iss.db.WithContext(ctx).Take(&rt, "hash = ?", secret.Hash(token)).Error; err != nil {
 		return c.JSON(http.StatusOK, inactive)
 	}
 	g, active, err := iss.grantActive(ctx, rt.GrantID)
@@ -209,7 +210,7 @@ func (iss *Issuer) revoke(c echo.Context) error {
 		return c.NoContent(http.StatusOK)
 	}
 	var rt RefreshToken
-	if err := iss.db.WithContext(ctx).Take(&rt, "hash = ?", hashToken(token)).Error; err == nil && rt.ClientID == client.ID {
+	if err := iss.db.WithContext(ctx).Take(&rt, "hash = ?", secret.Hash(token)).Error; err == nil && rt.ClientID == client.ID {
 		if err := iss.revokeGrant(ctx, rt.GrantID, rt.ClientID); err != nil {
 			return iss.writeOAuthError(c, err)
 		}

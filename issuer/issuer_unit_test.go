@@ -1,15 +1,9 @@
 package issuer
 
 import (
-	"encoding/base64"
 	"errors"
-	"go/ast"
-	"go/parser"
-	"go/token"
 	"net/http"
-	"path/filepath"
 	"reflect"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -139,99 +133,6 @@ func TestUnitHalfHash(t *testing.T) {
 	}
 	if halfHash("a", jose.RS256) == halfHash("b", jose.RS256) {
 		t.Errorf("halfHash ignores its input")
-	}
-}
-
-func TestUnitRandomToken(t *testing.T) {
-	// RFC 6749 Appendix A.17 (refresh_token) and A.11 (code) allow VSCHAR; base64url's
-	// alphabet is well inside it and needs no escaping in URLs or forms.
-	isTokenChar := func(r rune) bool {
-		return r >= 'A' && r <= 'Z' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_'
-	}
-	for _, n := range []int{16, 24, 32} {
-		seen := map[string]bool{}
-		for range 500 {
-			tok := randomToken(n)
-			if want := base64.RawURLEncoding.EncodedLen(n); len(tok) != want {
-				t.Fatalf("randomToken(%d) = %q: length %d, want %d", n, tok, len(tok), want)
-			}
-			for _, r := range tok {
-				if !isTokenChar(r) || r < 0x20 || r > 0x7e {
-					t.Fatalf("randomToken(%d) = %q: character %q is outside [A-Za-z0-9_-]", n, tok, r)
-				}
-			}
-			b, err := base64.RawURLEncoding.DecodeString(tok)
-			if err != nil || len(b)*8 < 128 {
-				t.Fatalf("randomToken(%d) = %q carries %d bits (%v), want at least 128", n, tok, len(b)*8, err)
-			}
-			if seen[tok] {
-				t.Fatalf("randomToken(%d) repeated %q", n, tok)
-			}
-			seen[tok] = true
-		}
-	}
-}
-
-// TestUnitRandomTokenCallers checks that every secret the package mints carries at least
-// 128 bits: every call of randomToken in the package's code asks for at least 16 bytes. The
-// only exception is a signing key's ID (the JWK "kid"), which is public and only needs to be
-// unique.
-func TestUnitRandomTokenCallers(t *testing.T) {
-	files, err := filepath.Glob("*.go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	fset := token.NewFileSet()
-	calls := 0
-	for _, name := range files {
-		if strings.HasSuffix(name, "_test.go") {
-			continue
-		}
-		f, err := parser.ParseFile(fset, name, nil, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		kid := map[ast.Expr]bool{} // SigningKey{ID: …} values
-		ast.Inspect(f, func(n ast.Node) bool {
-			if lit, ok := n.(*ast.CompositeLit); ok {
-				if id, ok := lit.Type.(*ast.Ident); ok && id.Name == "SigningKey" {
-					for _, elt := range lit.Elts {
-						if kv, ok := elt.(*ast.KeyValueExpr); ok {
-							if k, ok := kv.Key.(*ast.Ident); ok && k.Name == "ID" {
-								kid[kv.Value] = true
-							}
-						}
-					}
-				}
-			}
-			call, ok := n.(*ast.CallExpr)
-			if !ok {
-				return true
-			}
-			if id, ok := call.Fun.(*ast.Ident); !ok || id.Name != "randomToken" {
-				return true
-			}
-			calls++
-			lit, ok := call.Args[0].(*ast.BasicLit)
-			if !ok || lit.Kind != token.INT {
-				t.Errorf("%s: randomToken with a non-constant size", fset.Position(call.Pos()))
-				return true
-			}
-			if n, _ := strconv.Atoi(lit.Value); n < 16 && !kid[call] {
-				t.Errorf("%s: randomToken(%d) has fewer than 128 bits", fset.Position(call.Pos()), n)
-			}
-			return true
-		})
-	}
-	if calls == 0 {
-		t.Errorf("found no call of randomToken")
-	}
-}
-
-func TestUnitHashToken(t *testing.T) {
-	// SHA-256 of "abc" (FIPS 180-2), in hex.
-	if got := hashToken("abc"); got != "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad" {
-		t.Errorf("hashToken(abc) = %s", got)
 	}
 }
 

@@ -1,11 +1,9 @@
 package issuer
 
 import (
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -97,20 +95,6 @@ func (k *Keys) verify(token, typ, issuer string) (*tokenClaims, error) {
 
 func (c *tokenClaims) expired(now time.Time) bool {
 	return now.Unix() >= c.Expiry
-}
-
-// randomToken returns n random bytes, base64url-encoded: only RFC 6749 A.17
-// characters, and 8n bits of entropy.
-func randomToken(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b) // never fails (crypto/rand docs)
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-// hashToken is how codes, refresh tokens and session cookies are stored.
-func hashToken(token string) string {
-	sum := sha256.Sum256([]byte(token))
-	return hex.EncodeToString(sum[:])
 }
 
 // halfHash is at_hash (OIDC Core §3.1.3.6) for SHA-256 based algorithms and EdDSA.

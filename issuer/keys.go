@@ -16,6 +16,8 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"gorm.io/gorm"
+
+	"github.com/fedhub/fedhub/secret"
 )
 
 // keyReload is how often a node rereads the key table, so that a rotation made
@@ -63,7 +65,7 @@ func (k *Keys) Rotate(ctx context.Context) error {
 		if err := tx.Model(&SigningKey{}).Where("publish_until IS NULL").Update("publish_until", until).Error; err != nil {
 			return err
 		}
-		return tx.Create(&SigningKey{ID: randomToken(12), Algorithm: k.algorithm, PrivateKey: der, CreatedAt: now}).Error
+		return tx.Create(&SigningKey{ID: secret.Token(12), Algorithm: k.algorithm, PrivateKey: der, CreatedAt: now}).Error
 	})
 	if err != nil {
 		return fmt.Errorf("rotate keys: %w", err)

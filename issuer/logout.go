@@ -9,6 +9,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/fedhub/fedhub/audit"
+	"github.com/fedhub/fedhub/secret"
 	"github.com/fedhub/fedhub/web"
 )
 
@@ -55,7 +56,7 @@ func (iss *Issuer) logout(c echo.Context) error {
 		return err
 	}
 	if sess != nil && !hintValid {
-		csrf := hashToken("logout:" + token)
+		csrf := secret.Hash("logout:" + token)
 		if form.Get("confirm") != "yes" || subtle.ConstantTimeCompare([]byte(form.Get("csrf")), []byte(csrf)) != 1 {
 			params := map[string]string{}
 			for _, k := range []string{"client_id", "post_logout_redirect_uri", "state"} {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/fedhub/fedhub/secret"
 )
 
 // What the admin UI and API manage through the issuer.
@@ -55,7 +57,7 @@ func (iss *Issuer) RotateClientSecret(ctx context.Context, clientID string) (str
 	if c.Public {
 		return "", fmt.Errorf("rotate secret of %s: a public client has no secret", clientID)
 	}
-	secret := randomToken(32)
+	secret := secret.Token(32)
 	now := iss.now()
 	err = iss.db.WithContext(ctx).Model(&Client{}).Where("id = ?", clientID).
 		Updates(map[string]any{"secret_hash": HashClientSecret(secret), "secret_rotated_at": now}).Error

@@ -11,6 +11,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/fedhub/fedhub/secret"
 	"github.com/fedhub/fedhub/store"
 	"github.com/fedhub/fedhub/web"
 )
@@ -33,7 +34,7 @@ func (iss *Issuer) currentSession(r *http.Request) (*Session, error) {
 	}
 	ctx := r.Context()
 	var s Session
-	err := iss.db.WithContext(ctx).Take(&s, "token_hash = ?", hashToken(token)).Error
+	err := iss.db.WithContext(ctx).Take(&s, "token_hash = ?", secret.Hash(token)).Error
 	if store.IsNotFound(err) {
 		return nil, nil
 	}
@@ -96,7 +97,7 @@ func (iss *Issuer) pending(r *http.Request, db *gorm.DB, id string) (*AuthReques
 		return nil, fmt.Errorf("load login request: %w", err)
 	}
 	switch {
-	case subtle.ConstantTimeCompare([]byte(ar.BrowserHash), []byte(hashToken(browser))) != 1:
+	case subtle.ConstantTimeCompare([]byte(ar.BrowserHash), []byte(secret.Hash(browser))) != 1:
 		return nil, ErrLoginNotFound
 	case ar.CompletedAt != nil:
 		return nil, ErrLoginDone
@@ -158,9 +159,9 @@ func (iss *Issuer) StartSession(w http.ResponseWriter, r *http.Request, a Authen
 // ID on every login), in one transaction with whatever also has to happen.
 func (iss *Issuer) newSession(w http.ResponseWriter, r *http.Request, a Authentication, also func(tx *gorm.DB, now time.Time) error) (*Session, error) {
 	now := iss.now()
-	token := randomToken(32)
+	token := secret.Token(32)
 	sess := &Session{
-		ID: randomToken(16), TokenHash: hashToken(token), UserID: a.UserID, AuthTime: now.Truncate(time.Second),
+		ID: secret.Token(16), TokenHash: secret.Hash(token), UserID: a.UserID, AuthTime: now.Truncate(time.Second),
 		AMR: strings.Join(a.AMR, " "), IDP: a.Connector, CreatedAt: now, LastSeenAt: now,
 		ExpiresAt: now.Add(iss.tokens.SSOMax),
 	}
@@ -171,7 +172,7 @@ func (iss *Issuer) newSession(w http.ResponseWriter, r *http.Request, a Authenti
 			}
 		}
 		if old := iss.cookies.Get(r, sessionCookie); old != "" {
-			if err := tx.Model(&Session{}).Where("token_hash = ? AND ended_at IS NULL", hashToken(old)).
+			if err := tx.Model(&Session{}).Where("token_hash = ? AND ended_at IS NULL", secret.Hash(old)).
 				Update("ended_at", now).Error; err != nil {
 				return err
 			}
@@ -213,8 +214,8 @@ func (iss *Issuer) BeginLocalLogin(w http.ResponseWriter, r *http.Request, retur
 		return "", fmt.Errorf("begin local login: %q is not a local path", returnTo)
 	}
 	now := iss.now()
-	ar := AuthRequest{ID: randomToken(24), BrowserHash: hashToken(iss.cookies.BrowserID(w, r)),
-		CSRFToken: randomToken(24), ClientID: "", RedirectURI: "", ReturnTo: returnTo, ForceLogin: true,
+	ar := AuthRequest{ID: secret.Token(24), BrowserHash: secret.Hash(iss.cookies.BrowserID(w, r)),
+		CSRFToken: secret.Token(24), ClientID: "", RedirectURI: "", ReturnTo: returnTo, ForceLogin: true,
 		CreatedAt: now, ExpiresAt: now.Add(authRequestTTL)}
 	if err := iss.db.WithContext(r.Context()).Create(&ar).Error; err != nil {
 		return "", fmt.Errorf("begin local login: %w", err)

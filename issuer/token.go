@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/fedhub/fedhub/config"
+	"github.com/fedhub/fedhub/secret"
 	"github.com/fedhub/fedhub/store"
 	"github.com/fedhub/fedhub/web"
 )
@@ -122,7 +123,7 @@ func (iss *Issuer) codeGrant(c echo.Context, client *Client, form url.Values) (*
 		return nil, invalidRequest("code is required")
 	}
 	var ac AuthCode
-	if err := iss.db.WithContext(ctx).Take(&ac, "hash = ?", hashToken(code)).Error; err != nil {
+	if err := iss.db.WithContext(ctx).Take(&ac, "hash = ?", secret.Hash(code)).Error; err != nil {
 		if store.IsNotFound(err) {
 			return nil, invalidGrant("the code is not valid")
 		}
@@ -195,7 +196,7 @@ func (iss *Issuer) refreshGrant(c echo.Context, client *Client, form url.Values)
 		return nil, invalidRequest("refresh_token is required")
 	}
 	var rt RefreshToken
-	if err := iss.db.WithContext(ctx).Take(&rt, "hash = ?", hashToken(token)).Error; err != nil {
+	if err := iss.db.WithContext(ctx).Take(&rt, "hash = ?", secret.Hash(token)).Error; err != nil {
 		if store.IsNotFound(err) {
 			return nil, invalidGrant("the refresh token is not valid")
 		}
@@ -259,7 +260,7 @@ func (iss *Issuer) passwordGrant(c echo.Context, client *Client, form url.Values
 	}
 	now := iss.now()
 	scope := grantable(client, u, form.Get("scope"))
-	g := &Grant{ID: randomToken(16), ClientID: client.ID, UserID: u.ID, Scope: scope,
+	g := &Grant{ID: secret.Token(16), ClientID: client.ID, UserID: u.ID, Scope: scope,
 		AuthTime: now.Truncate(1e9), AMR: "pwd", IDP: connector, CreatedAt: now}
 	if err := iss.db.WithContext(ctx).Create(g).Error; err != nil {
 		return nil, err

@@ -10,6 +10,7 @@ import (
 
 	"github.com/fedhub/fedhub/audit"
 	"github.com/fedhub/fedhub/linking"
+	"github.com/fedhub/fedhub/secret"
 	"github.com/fedhub/fedhub/store"
 )
 
@@ -30,7 +31,7 @@ func (iss *Issuer) mint(ctx context.Context, g *Grant, u *linking.User, nonce, s
 	exp := now.Add(iss.tokens.AccessTTL)
 	at := map[string]any{
 		"iss": iss.url, "aud": g.ClientID, "client_id": g.ClientID, "iat": now.Unix(),
-		"exp": exp.Unix(), "jti": randomToken(16),
+		"exp": exp.Unix(), "jti": secret.Token(16),
 	}
 	if scope != "" {
 		at["scope"] = scope
@@ -56,8 +57,8 @@ func (iss *Issuer) mint(ctx context.Context, g *Grant, u *linking.User, nonce, s
 	resp := &tokenResponse{AccessToken: access, TokenType: "Bearer",
 		ExpiresIn: int64(iss.tokens.AccessTTL.Seconds()), Scope: scope}
 	if withRefresh {
-		refresh := randomToken(32)
-		row := RefreshToken{Hash: hashToken(refresh), GrantID: g.ID, ClientID: g.ClientID,
+		refresh := secret.Token(32)
+		row := RefreshToken{Hash: secret.Hash(refresh), GrantID: g.ID, ClientID: g.ClientID,
 			Scope: scope, ExpiresAt: now.Add(iss.tokens.RefreshTTL)}
 		if err := iss.db.WithContext(ctx).Create(&row).Error; err != nil {
 			return nil, fmt.Errorf("save refresh token: %w", err)
