@@ -42,11 +42,7 @@ func (s *Service) reviewPage(c echo.Context) error {
 }
 
 func (s *Service) reviewSubmit(c echo.Context) error {
-	token, ok := s.checkForm(c)
-	if !ok {
-		return web.RenderError(c, http.StatusForbidden, formExpired)
-	}
-	p, up, err := s.pending(c, token, "review")
+	token, p, up, err := s.postedPending(c, "review")
 	if err != nil {
 		return shown(err)
 	}
@@ -163,11 +159,7 @@ func (s *Service) linkPage(c echo.Context) error {
 // linkSubmit is the re-authentication form: a password of a connector
 // already linked to the account, or a button for a redirect connector.
 func (s *Service) linkSubmit(c echo.Context) error {
-	token, ok := s.checkForm(c)
-	if !ok {
-		return web.RenderError(c, http.StatusForbidden, formExpired)
-	}
-	p, up, err := s.pending(c, token, "reauth")
+	token, p, up, err := s.postedPending(c, "reauth")
 	if err != nil {
 		return shown(err)
 	}
@@ -240,11 +232,7 @@ func (s *Service) proven(c echo.Context, token string, p *Pending, up Upstream, 
 
 // continueLogin carries on to the application after the success page.
 func (s *Service) continueLogin(c echo.Context) error {
-	token, ok := s.checkForm(c)
-	if !ok {
-		return web.RenderError(c, http.StatusForbidden, formExpired)
-	}
-	p, up, err := s.pending(c, token, "linked")
+	token, p, up, err := s.postedPending(c, "linked")
 	if err != nil {
 		return shown(err)
 	}
@@ -263,4 +251,15 @@ func messageOf(err error) string {
 		return um.UserMessage()
 	}
 	return "That password is not right."
+}
+
+// postedPending reads a first-login form: its CSRF token must be right and
+// its first login pending at this step; otherwise the person gets a page.
+func (s *Service) postedPending(c echo.Context, step string) (string, *Pending, Upstream, error) {
+	token, ok := s.checkForm(c)
+	if !ok {
+		return "", nil, Upstream{}, errors.Join(errShown, web.RenderError(c, http.StatusForbidden, formExpired))
+	}
+	p, up, err := s.pending(c, token, step)
+	return token, p, up, err
 }
