@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -60,17 +61,9 @@ func (s *Service) Routes(e *echo.Echo) {
 	e.GET("/admin/login", s.login)
 	e.GET("/admin/callback", s.callback)
 	ui := e.Group("/admin", s.requireAdminPage)
-	ui.GET("", func(c echo.Context) error { return c.Redirect(http.StatusSeeOther, "/admin/users") })
-	ui.POST("/logout", s.logout)
-	ui.GET("/users", s.usersPage)
-	ui.GET("/users/:id", s.userPage)
-	ui.GET("/users/:id/confirm", s.confirmPage)
-	ui.POST("/users/:id/do", s.doAction)
-	ui.GET("/connectors", s.connectorsPage)
-	ui.GET("/clients", s.clientsPage)
-	ui.GET("/clients/:id/confirm", s.confirmRotatePage)
-	ui.POST("/clients/:id/rotate", s.rotatePage)
-	ui.GET("/audit", s.auditPage)
+	for _, r := range pageRoutes {
+		ui.Add(r.method, strings.TrimPrefix(r.path, "/admin"), func(c echo.Context) error { return r.handler(s, c) })
+	}
 
 	api := e.Group("/api/admin/v1")
 	api.GET("/openapi.json", s.openAPI) // public: it describes, it grants nothing
@@ -88,6 +81,34 @@ func (s *Service) Routes(e *echo.Echo) {
 	guarded.GET("/clients", s.apiClients)
 	guarded.POST("/clients/:id/rotate-secret", s.apiRotate)
 	guarded.GET("/audit", s.apiAudit)
+}
+
+// pageRoutes are the admin pages, all behind requireAdminPage.
+var pageRoutes = []struct {
+	method, path string
+	handler      func(*Service, echo.Context) error
+}{
+	{http.MethodGet, "/admin", func(_ *Service, c echo.Context) error { return c.Redirect(http.StatusSeeOther, "/admin/users") }},
+	{http.MethodPost, "/admin/logout", (*Service).logout},
+	{http.MethodGet, "/admin/users", (*Service).usersPage},
+	{http.MethodGet, "/admin/users/:id", (*Service).userPage},
+	{http.MethodGet, "/admin/users/:id/confirm", (*Service).confirmPage},
+	{http.MethodPost, "/admin/users/:id/do", (*Service).doAction},
+	{http.MethodGet, "/admin/connectors", (*Service).connectorsPage},
+	{http.MethodGet, "/admin/clients", (*Service).clientsPage},
+	{http.MethodGet, "/admin/clients/:id/confirm", (*Service).confirmRotatePage},
+	{http.MethodPost, "/admin/clients/:id/rotate", (*Service).rotatePage},
+	{http.MethodGet, "/admin/audit", (*Service).auditPage},
+}
+
+// PageRoutes lists the admin pages' methods and paths (":id" for a parameter),
+// for tests that must walk every one.
+func PageRoutes() [][2]string {
+	out := make([][2]string, len(pageRoutes))
+	for i, r := range pageRoutes {
+		out[i] = [2]string{r.method, r.path}
+	}
+	return out
 }
 
 // isAdmin says whether a user may administer fedhub.

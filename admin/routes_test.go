@@ -149,3 +149,27 @@ func TestOpenAPIDocumentMatchesRouter(t *testing.T) {
 		t.Errorf("the served document has\n  %v\nthe router has\n  %v", served, routes)
 	}
 }
+
+// TestPageRoutesMatchRouter: PageRoutes, which the end-to-end test walks as a
+// non-admin, is every admin page the router serves besides the sign-in itself.
+func TestPageRoutesMatchRouter(t *testing.T) {
+	e := echo.New()
+	(&Service{}).Routes(e)
+	var served []string
+	for _, r := range e.Routes() {
+		if !strings.HasPrefix(r.Path, "/admin") || r.Path == "/admin/login" || r.Path == "/admin/callback" ||
+			r.Method == echo.RouteNotFound || strings.HasSuffix(r.Path, "/*") {
+			continue
+		}
+		served = append(served, r.Method+" "+r.Path)
+	}
+	var listed []string
+	for _, r := range PageRoutes() {
+		listed = append(listed, r[0]+" "+r[1])
+	}
+	slices.Sort(served)
+	slices.Sort(listed)
+	if !slices.Equal(served, listed) {
+		t.Fatalf("the router serves\n%v\nbut PageRoutes lists\n%v", served, listed)
+	}
+}
