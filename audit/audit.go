@@ -33,6 +33,8 @@ const (
 	UsersMerged        = "user.merged"
 	SessionsRevoked    = "sessions.revoked"
 	SecretRotated      = "client.secret_rotated"
+	RoleGranted        = "user.role_granted"
+	RoleRevoked        = "user.role_revoked"
 )
 
 // Event is one audit record.

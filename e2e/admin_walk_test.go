@@ -108,3 +108,37 @@ func mustCLI(t *testing.T, s *Server, args ...string) string {
 	}
 	return out
 }
+
+// TestAdminRoleFromCLI: `fedhub users grant-role` makes an administrator,
+// `revoke-role` unmakes one, and the admin pages follow at once.
+func TestAdminRoleFromCLI(t *testing.T) {
+	s := Start(t)
+	mustCLI(t, s, "users", "grant-role", "--username", "bob", "--role", "admin")
+	bob := NewBrowser(t)
+	end, resp, _ := bob.follow(s.URL+"/admin/users", func(u *url.URL) bool { return strings.HasPrefix(u.Path, "/login") })
+	if resp != nil {
+		t.Fatalf("no login page on the way to /admin: %s", end)
+	}
+	_, loginPage := bob.Get(end.String())
+	f := LoginForm{Action: s.URL + "/broker/local/login"}
+	for _, m := range hiddenInput.FindAllStringSubmatch(loginPage, -1) {
+		if m[1] == "req" {
+			f.Req = m[2]
+		} else {
+			f.CSRF = m[2]
+		}
+	}
+	resp, _ = bob.Submit(f, "bob", bobPass)
+	_, resp, page := bob.follow(resp.Header.Get("Location"), func(*url.URL) bool { return false })
+	if resp.StatusCode != http.StatusOK || !strings.Contains(page, "<h1>Users</h1>") {
+		t.Fatalf("bob, granted admin, got %d", resp.StatusCode)
+	}
+	mustCLI(t, s, "users", "revoke-role", "--username", "bob", "--role", "admin")
+	if resp, _ := bob.Get(s.URL + "/admin/users"); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("bob, admin role revoked, got %d", resp.StatusCode)
+	}
+	if out, err := s.CLI(t, "", "users", "revoke-role", "--username", "bob", "--role", "admin"); err == nil ||
+		!strings.Contains(out, "does not have it") {
+		t.Fatalf("revoking a role bob lacks: %v\n%s", err, out)
+	}
+}

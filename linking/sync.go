@@ -3,6 +3,7 @@ package linking
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
@@ -52,6 +53,30 @@ func grant(tx *gorm.DB, userID, source string, roles, groups []string) error {
 		if err := tx.Clauses(clause.OnConflict{DoNothing: true}).Create(&UserGroup{UserID: userID, Group: g, Source: source}).Error; err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// GrantRole gives a user a role locally (not managed by any connector).
+func (s *Service) GrantRole(ctx context.Context, userID, role string) error {
+	role = strings.TrimSpace(role)
+	if role == "" {
+		return fmt.Errorf("grant role: the role is empty")
+	}
+	if err := grant(s.db.WithContext(ctx), userID, "", []string{role}, nil); err != nil {
+		return fmt.Errorf("grant role %s: %w", role, err)
+	}
+	return nil
+}
+
+// RevokeRole takes a role away, whoever granted it.
+func (s *Service) RevokeRole(ctx context.Context, userID, role string) error {
+	res := s.db.WithContext(ctx).Where("user_id = ? AND role = ?", userID, role).Delete(&UserRole{})
+	if res.Error != nil {
+		return fmt.Errorf("revoke role %s: %w", role, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return fmt.Errorf("revoke role %s: the user does not have it", role)
 	}
 	return nil
 }

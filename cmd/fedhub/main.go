@@ -34,6 +34,7 @@ Usage:
   fedhub users list (-c FILE | --demo)
   fedhub users set-password (-c FILE | --demo) --username NAME   (reads the password from stdin)
   fedhub users disable|enable (-c FILE | --demo) --username NAME
+  fedhub users grant-role|revoke-role (-c FILE | --demo) --username NAME --role ROLE   (e.g. --role admin)
   fedhub keys rotate (-c FILE | --demo)
   fedhub hash-secret   (reads a client secret from stdin, prints its secret_hash)
 `
@@ -67,7 +68,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer, 
 			fmt.Fprintln(stdout, "database is up to date")
 			return nil
 		})
-	case "users add", "users list", "users set-password", "users disable", "users enable":
+	case "users add", "users list", "users set-password", "users disable", "users enable", "users grant-role", "users revoke-role":
 		return usersCommand(ctx, cmd, rest, stdin, stdout)
 	case "keys rotate":
 		return withApp(ctx, "keys rotate", rest, nil, func(a *app) error {
@@ -209,6 +210,9 @@ func usersCommand(ctx context.Context, cmd string, args []string, stdin io.Reade
 	var roles multiFlag
 	extra := func(fs *flag.FlagSet) {
 		fs.StringVar(&username, "username", "", "username")
+		if cmd == "users grant-role" || cmd == "users revoke-role" {
+			fs.Var(&roles, "role", "the role")
+		}
 		if cmd == "users add" {
 			fs.StringVar(&email, "email", "", "email address")
 			fs.StringVar(&name, "name", "", "display name")
@@ -248,6 +252,26 @@ func usersCommand(ctx context.Context, cmd string, args []string, stdin io.Reade
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%v\n", u.ID, u.Username, u.Email, u.Disabled)
 			}
 			return tw.Flush()
+		case "users grant-role", "users revoke-role":
+			if len(roles) != 1 {
+				return errors.New("give one --role")
+			}
+			u, err := users.UserByUsername(ctx, username)
+			if err != nil {
+				return err
+			}
+			grant := cmd == "users grant-role"
+			typ := audit.RoleGranted
+			if grant {
+				err = users.GrantRole(ctx, u.ID, roles[0])
+			} else {
+				typ, err = audit.RoleRevoked, users.RevokeRole(ctx, u.ID, roles[0])
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "%s: role %s %s\n", username, roles[0], map[bool]string{true: "granted", false: "revoked"}[grant])
+			return events.Record(ctx, audit.Event{Type: typ, Actor: "cli", UserID: u.ID, Detail: roles[0]})
 		case "users set-password":
 			p, err := readSecret(stdin)
 			if err != nil {
