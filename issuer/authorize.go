@@ -187,7 +187,7 @@ func (iss *Issuer) parseAuthz(c echo.Context, form url.Values, client *Client, r
 		return nil, invalid("a parameter is too long")
 	}
 	if hint := form.Get("id_token_hint"); hint != "" {
-		claims, err := iss.keys.verify(hint, typID, iss.url)
+		claims, err := iss.keys.verify(c.Request().Context(), hint, typID, iss.url)
 		if err != nil {
 			return nil, invalid("id_token_hint is not a valid ID token of this issuer")
 		}

@@ -50,18 +50,18 @@ func (iss *Issuer) discovery(c echo.Context) error {
 }
 
 func (iss *Issuer) jwks(c echo.Context) error {
-	if err := iss.keys.refresh(c.Request().Context()); err != nil {
+	if err := iss.keys.refresh(c.Request().Context(), unknownKidReload); err != nil {
 		iss.log.Warn("rereading signing keys failed; serving cached keys", "err", err)
 	}
 	h := c.Response().Header()
 	h.Set("Access-Control-Allow-Origin", "*")
-	h.Set("Cache-Control", "public, max-age=300")
+	h.Set("Cache-Control", "public, max-age=60") // no longer than a new key is published before it signs
 	return c.JSON(http.StatusOK, iss.keys.JWKS())
 }
 
 // accessToken verifies one of our access tokens and that it was not revoked.
 func (iss *Issuer) accessToken(ctx context.Context, token string) (*tokenClaims, error) {
-	claims, err := iss.keys.verify(token, typAccess, iss.url)
+	claims, err := iss.keys.verify(ctx, token, typAccess, iss.url)
 	if err != nil {
 		return nil, err
 	}

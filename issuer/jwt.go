@@ -1,6 +1,7 @@
 package issuer
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/base64"
@@ -66,7 +67,7 @@ func (c tokenClaims) audiences() []string {
 // verify checks a JWT's signature against the published keys, its "typ" header
 // and its issuer. It does not check expiry: callers decide (an id_token_hint may
 // have expired; an access token may not).
-func (k *Keys) verify(token, typ, issuer string) (*tokenClaims, error) {
+func (k *Keys) verify(ctx context.Context, token, typ, issuer string) (*tokenClaims, error) {
 	if len(token) > 16*1024 {
 		return nil, errBadToken
 	}
@@ -79,6 +80,11 @@ func (k *Keys) verify(token, typ, issuer string) (*tokenClaims, error) {
 		return nil, errBadToken
 	}
 	key, ok := k.lookup(h.KeyID)
+	if !ok { // perhaps another node just rotated
+		if err := k.refresh(ctx, unknownKidReload); err == nil {
+			key, ok = k.lookup(h.KeyID)
+		}
+	}
 	if !ok || key.Algorithm != h.Algorithm {
 		return nil, errBadToken
 	}

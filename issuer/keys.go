@@ -21,8 +21,15 @@ import (
 )
 
 // keyReload is how often a node rereads the key table, so that a rotation made
-// by another node (or by `fedhub keys rotate`) is picked up.
-const keyReload = 30 * time.Second
+// by another node (or by `fedhub keys rotate`) is picked up. A scheduled
+// rotation publishes its key twice that long before the key signs, so that
+// every node has it by then; a key ID no node knows yet (`keys rotate`) makes
+// the node reread at once, at most once per unknownKidReload.
+const (
+	keyReload        = 30 * time.Second
+	publishAhead     = 2 * keyReload
+	unknownKidReload = time.Second
+)
 
 // Keys holds the issuer's signing keys, cached from the database.
 type Keys struct {
@@ -33,24 +40,29 @@ type Keys struct {
 
 	mu       sync.RWMutex
 	loadedAt time.Time
-	signing  *signingKey
+	signers  []*signingKey // newest first
 	public   jose.JSONWebKeySet
 }
 
 type signingKey struct {
-	id     string
-	alg    jose.SignatureAlgorithm
-	signer jose.Signer // typ JWT
-	atSign jose.Signer // typ at+jwt (RFC 9068)
+	id        string
+	signsFrom time.Time
+	alg       jose.SignatureAlgorithm
+	signer    jose.Signer // typ JWT
+	atSign    jose.Signer // typ at+jwt (RFC 9068)
 }
 
 func newKeys(db *gorm.DB, algorithm string, rotation, overlap time.Duration) *Keys {
 	return &Keys{db: db, algorithm: algorithm, rotation: rotation, overlap: overlap}
 }
 
-// Rotate makes a new signing key of the configured algorithm and keeps the
+// Rotate makes a new signing key of the configured algorithm that signs at
+// once (an operator's rotation: a key may be compromised) and keeps the
 // previous ones published for the overlap period.
-func (k *Keys) Rotate(ctx context.Context) error {
+func (k *Keys) Rotate(ctx context.Context) error { return k.rotate(ctx, 0) }
+
+// rotate makes a new key that signs after ahead.
+func (k *Keys) rotate(ctx context.Context, ahead time.Duration) error {
 	priv, err := generateKey(k.algorithm)
 	if err != nil {
 		return err
@@ -60,12 +72,13 @@ func (k *Keys) Rotate(ctx context.Context) error {
 		return fmt.Errorf("rotate keys: %w", err)
 	}
 	now := time.Now().UTC()
-	until := now.Add(k.overlap)
+	until := now.Add(ahead + k.overlap)
 	err = k.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := tx.Model(&SigningKey{}).Where("publish_until IS NULL").Update("publish_until", until).Error; err != nil {
 			return err
 		}
-		return tx.Create(&SigningKey{ID: secret.Token(12), Algorithm: k.algorithm, PrivateKey: der, CreatedAt: now}).Error
+		return tx.Create(&SigningKey{ID: secret.Token(12), Algorithm: k.algorithm, PrivateKey: der, CreatedAt: now,
+			SignsFrom: now.Add(ahead)}).Error
 	})
 	if err != nil {
 		return fmt.Errorf("rotate keys: %w", err)
@@ -81,13 +94,16 @@ func (k *Keys) Ensure(ctx context.Context) error {
 	if err != nil && !errors.Is(err, gorm.ErrRecordNotFound) {
 		return fmt.Errorf("load signing key: %w", err)
 	}
-	if err != nil || time.Since(newest.CreatedAt) > k.rotation || newest.Algorithm != k.algorithm {
-		return k.Rotate(ctx)
+	switch {
+	case err != nil || newest.Algorithm != k.algorithm: // no key yet, or another algorithm: now
+		return k.rotate(ctx, 0)
+	case time.Since(newest.CreatedAt) > k.rotation: // on schedule: published first, signing later
+		return k.rotate(ctx, publishAhead)
 	}
 	return k.load(ctx)
 }
 
-// load reads the published keys and makes the newest the signing key.
+// load reads the published keys; each may sign from its SignsFrom on.
 func (k *Keys) load(ctx context.Context) error {
 	var rows []SigningKey
 	err := k.db.WithContext(ctx).
@@ -100,8 +116,8 @@ func (k *Keys) load(ctx context.Context) error {
 		return errors.New("load signing keys: there is no signing key")
 	}
 	var set jose.JSONWebKeySet
-	var signing *signingKey
-	for i, row := range rows {
+	var signers []*signingKey
+	for _, row := range rows {
 		priv, err := x509.ParsePKCS8PrivateKey(row.PrivateKey)
 		if err != nil {
 			return fmt.Errorf("parse signing key %s: %w", row.ID, err)
@@ -109,14 +125,15 @@ func (k *Keys) load(ctx context.Context) error {
 		alg := jose.SignatureAlgorithm(row.Algorithm)
 		pub := priv.(crypto.Signer).Public()
 		set.Keys = append(set.Keys, jose.JSONWebKey{Key: pub, KeyID: row.ID, Algorithm: string(alg), Use: "sig"})
-		if i == 0 {
-			if signing, err = newSigningKey(row.ID, alg, priv); err != nil {
-				return err
-			}
+		sk, err := newSigningKey(row.ID, alg, priv)
+		if err != nil {
+			return err
 		}
+		sk.signsFrom = row.SignsFrom
+		signers = append(signers, sk)
 	}
 	k.mu.Lock()
-	k.signing, k.public, k.loadedAt = signing, set, time.Now()
+	k.signers, k.public, k.loadedAt = signers, set, time.Now()
 	k.mu.Unlock()
 	return nil
 }
@@ -134,11 +151,12 @@ func newSigningKey(id string, alg jose.SignatureAlgorithm, priv any) (*signingKe
 	return &signingKey{id: id, alg: alg, signer: signer, atSign: atSign}, nil
 }
 
-// refresh rereads the keys when the cache is stale; a failed reread keeps the
-// cached keys (the database may be briefly unavailable) and is logged by the caller.
-func (k *Keys) refresh(ctx context.Context) error {
+// refresh rereads the keys when the cache is older than maxAge; a failed
+// reread keeps the cached keys (the database may be briefly unavailable) and
+// is logged by the caller.
+func (k *Keys) refresh(ctx context.Context, maxAge time.Duration) error {
 	k.mu.RLock()
-	stale := time.Since(k.loadedAt) > keyReload
+	stale := time.Since(k.loadedAt) > maxAge
 	k.mu.RUnlock()
 	if !stale {
 		return nil
@@ -146,10 +164,17 @@ func (k *Keys) refresh(ctx context.Context) error {
 	return k.load(ctx)
 }
 
+// current is the newest key allowed to sign now.
 func (k *Keys) current() *signingKey {
+	now := time.Now().UTC()
 	k.mu.RLock()
 	defer k.mu.RUnlock()
-	return k.signing
+	for _, sk := range k.signers {
+		if !now.Before(sk.signsFrom) {
+			return sk
+		}
+	}
+	return k.signers[len(k.signers)-1] // only keys still waiting: the oldest of them
 }
 
 // JWKS returns the public keys.

@@ -26,7 +26,7 @@ func (iss *Issuer) logout(c echo.Context) error {
 	clientID := form.Get("client_id")
 	hintValid := false
 	if hint := form.Get("id_token_hint"); hint != "" {
-		claims, err := iss.keys.verify(hint, typID, iss.url)
+		claims, err := iss.keys.verify(ctx, hint, typID, iss.url)
 		if err != nil {
 			return iss.logoutError(c, "The application sent an ID token that fedhub did not issue.")
 		}

@@ -24,6 +24,7 @@ type SigningKey struct {
 	Algorithm    string `gorm:"size:16;not null"`
 	PrivateKey   []byte `gorm:"not null"` // PKCS #8 DER; never leaves the database
 	CreatedAt    time.Time
+	SignsFrom    time.Time  // published before it signs, so every node and cache knows it first
 	PublishUntil *time.Time `gorm:"index"`
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"strings"
 	"time"
 
@@ -88,4 +89,29 @@ func IsDuplicate(err error) bool {
 // IsNotFound reports whether err says that no row matched.
 func IsNotFound(err error) bool {
 	return errors.Is(err, gorm.ErrRecordNotFound)
+}
+
+// Exclusive runs fn while no other fedhub node runs an Exclusive of the same
+// name: on PostgreSQL under a session advisory lock, so that nodes starting
+// together migrate, bootstrap and make the first signing key one at a time.
+// SQLite is one node's database, so there it simply runs fn.
+func Exclusive(ctx context.Context, db *gorm.DB, name string, fn func() error) error {
+	if db.Dialector.Name() != "postgres" {
+		return fn()
+	}
+	key := int64(fnv64(name))
+	return db.WithContext(ctx).Connection(func(conn *gorm.DB) error {
+		if err := conn.Exec("SELECT pg_advisory_lock(?)", key).Error; err != nil {
+			return fmt.Errorf("lock %s: %w", name, err)
+		}
+		defer conn.Exec("SELECT pg_advisory_unlock(?)", key)
+		return fn()
+	})
+}
+
+// fnv64 is a stable number for a lock's name.
+func fnv64(s string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(s))
+	return h.Sum64()
 }

@@ -34,12 +34,8 @@ type app struct {
 	echo   *echo.Echo
 }
 
-// openStore opens and migrates the database.
-func openStore(ctx context.Context, cfg *config.Config) (*gorm.DB, error) {
-	db, err := store.Open(ctx, cfg.Storage)
-	if err != nil {
-		return nil, err
-	}
+// migrate creates or updates every package's tables.
+func migrate(ctx context.Context, db *gorm.DB) error {
 	var models []any
 	models = append(models, linking.Models()...)
 	models = append(models, issuer.Models()...)
@@ -48,19 +44,24 @@ func openStore(ctx context.Context, cfg *config.Config) (*gorm.DB, error) {
 	models = append(models, brokers.Models()...)
 	models = append(models, firstlogin.Models()...)
 	models = append(models, admin.Models()...)
-	if err := store.Migrate(ctx, db, models...); err != nil {
-		_ = store.Close(db)
-		return nil, err
-	}
-	return db, nil
+	return store.Migrate(ctx, db, models...)
 }
 
 func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, error) {
-	db, err := openStore(ctx, cfg)
+	db, err := store.Open(ctx, cfg.Storage)
 	if err != nil {
 		return nil, err
 	}
-	a, err := wire(ctx, cfg, db, log)
+	var a *app
+	// Nodes starting together take turns: migrating, creating the bootstrap
+	// users and the first signing key are each meant to happen once.
+	err = store.Exclusive(ctx, db, "fedhub-startup", func() error {
+		if err := migrate(ctx, db); err != nil {
+			return err
+		}
+		a, err = wire(ctx, cfg, db, log)
+		return err
+	})
 	if err != nil {
 		_ = store.Close(db)
 		return nil, err
