@@ -6,16 +6,19 @@ import (
 
 // Config is the whole configuration file.
 type Config struct {
-	Issuer     string      `yaml:"issuer"`
-	Listen     string      `yaml:"listen"`
-	Storage    Storage     `yaml:"storage"`
-	Signing    Signing     `yaml:"signing"`
-	Tokens     Tokens      `yaml:"tokens"`
-	BruteForce BruteForce  `yaml:"brute_force"`
-	Admin      Admin       `yaml:"admin"`
-	Clients    []Client    `yaml:"clients"`
-	Users      []User      `yaml:"users"`
-	Connectors []Connector `yaml:"connectors"`
+	Issuer string `yaml:"issuer"`
+	Listen string `yaml:"listen"`
+	// TrustedProxies are the load balancers (CIDRs) whose X-Forwarded-For
+	// fedhub believes; without them it sees only the connecting address.
+	TrustedProxies []string    `yaml:"trusted_proxies"`
+	Storage        Storage     `yaml:"storage"`
+	Signing        Signing     `yaml:"signing"`
+	Tokens         Tokens      `yaml:"tokens"`
+	BruteForce     BruteForce  `yaml:"brute_force"`
+	Admin          Admin       `yaml:"admin"`
+	Clients        []Client    `yaml:"clients"`
+	Users          []User      `yaml:"users"`
+	Connectors     []Connector `yaml:"connectors"`
 
 	lines map[string]int // key path → line, for errors found after parsing
 }

@@ -16,6 +16,11 @@ func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		v.fail("listen", "must be host:port, e.g. 127.0.0.1:8080")
 	}
+	for i, p := range c.TrustedProxies {
+		if _, _, err := net.ParseCIDR(p); err != nil {
+			v.fail(fmt.Sprintf("trusted_proxies[%d]", i), "must be a CIDR such as 10.0.0.0/8 or 192.0.2.7/32")
+		}
+	}
 	switch c.Storage.Driver {
 	case "sqlite", "postgres":
 		if c.Storage.DSN == "" {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 
@@ -104,7 +105,7 @@ func wire(ctx context.Context, cfg *config.Config, db *gorm.DB, log *slog.Logger
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	e.IPExtractor = echo.ExtractIPDirect() // X-Forwarded-For is not trusted by default
+	e.IPExtractor = ipExtractor(cfg.TrustedProxies)
 	e.Renderer = renderer
 	e.HTTPErrorHandler = errorHandler(e, log)
 	e.Use(web.SecurityHeaders())
@@ -115,6 +116,21 @@ func wire(ctx context.Context, cfg *config.Config, db *gorm.DB, log *slog.Logger
 	admin.New(admin.Options{DB: db, Users: users, Issuer: iss, Broker: broker, Audit: events, Handler: e,
 		FreshAge: cfg.Admin.FreshLoginAge, SessionTT: cfg.Admin.SessionTTL, Log: log}).Routes(e)
 	return &app{db: db, users: users, issuer: iss, audit: events, echo: e}, nil
+}
+
+// ipExtractor finds the client's address: the connecting one, or, from the
+// configured proxies only, the one they put in X-Forwarded-For. Nothing is
+// trusted by default — not even private networks, as echo would.
+func ipExtractor(proxies []string) echo.IPExtractor {
+	if len(proxies) == 0 {
+		return echo.ExtractIPDirect()
+	}
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, p := range proxies {
+		_, ipnet, _ := net.ParseCIDR(p) // validated with the configuration
+		opts = append(opts, echo.TrustIPRange(ipnet))
+	}
+	return echo.ExtractIPFromXFFHeader(opts...)
 }
 
 // errorHandler logs unexpected errors and answers without their details: a
