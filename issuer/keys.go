@@ -24,11 +24,12 @@ import (
 // by another node (or by `fedhub keys rotate`) is picked up. A scheduled
 // rotation publishes its key twice that long before the key signs, so that
 // every node has it by then; a key ID no node knows yet (`keys rotate`) makes
-// the node reread at once, at most once per unknownKidReload.
+// the node reread at once — unless it reread within unknownKidReload, which
+// bounds what tokens with made-up key IDs can cost (ten reads a second).
 const (
 	keyReload        = 30 * time.Second
 	publishAhead     = 2 * keyReload
-	unknownKidReload = time.Second
+	unknownKidReload = 100 * time.Millisecond
 )
 
 // Keys holds the issuer's signing keys, cached from the database.
