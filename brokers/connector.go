@@ -84,6 +84,10 @@ type UserError struct{ Message string }
 
 func (e *UserError) Error() string { return e.Message }
 
+// UserMessage lets packages that cannot import brokers (firstlogin) find the
+// person's message in an error.
+func (e *UserError) UserMessage() string { return e.Message }
+
 // Connector is one configured upstream as the login page shows it.
 type Connector struct {
 	ID       string
