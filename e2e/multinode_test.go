@@ -28,49 +28,11 @@ import (
 // replaced before the template is used; only listen (%[2]s) differs. The DSN
 // comes from the environment so that the file holds no password. A low
 // failure_factor makes the brute-force limit reachable in three tries.
-const mnConfig = `
-issuer: MN_ISSUER
-listen: %[2]s
-storage:
-  driver: postgres
-  dsn: ${FEDHUB_MN_DSN}
-tokens:
-  code_ttl: 60s
-brute_force:
-  failure_factor: 3
-  wait_increment: 1h
-  max_wait: 1h
-clients:
-  - id: rp
-    name: Test RP
-    secret: ${RP_SECRET}
-    redirect_uris: [http://127.0.0.1:5555/callback, http://127.0.0.1/loopback]
-    post_logout_redirect_uris: [http://127.0.0.1:5555/logged-out]
-    grant_types: [authorization_code, refresh_token, client_credentials]
-  - id: rp2
-    secret: ${RP2_SECRET}
-    redirect_uris: [http://127.0.0.1:5555/callback]
-    grant_types: [authorization_code, refresh_token]
-  - id: public-app
-    public: true
-    redirect_uris: [http://127.0.0.1:5555/callback]
-    grant_types: [authorization_code, refresh_token]
-  - id: pw-app
-    secret: ${PW_SECRET}
-    grant_types: [password, refresh_token]
-users:
-  - username: alice
-    email: alice@example.com
-    email_verified: true
-    name: Alice Example
-    password: ${ALICE_PASSWORD}
-    roles: [admin]
-    groups: [staff]
-  - username: bob
-    email: bob@example.com
-    name: Bob Example
-    password: ${BOB_PASSWORD}
-`
+var mnConfig = strings.NewReplacer(
+	"issuer: %[1]s", "issuer: MN_ISSUER",
+	"  driver: sqlite\n  dsn: %[3]s\n", "  driver: postgres\n  dsn: ${FEDHUB_MN_DSN}\n"+
+		"brute_force:\n  failure_factor: 3\n  wait_increment: 1h\n  max_wait: 1h\n",
+).Replace(defaultConfig)
 
 // TestTwoNodesOnPostgres runs three fedhub nodes on one PostgreSQL database with
 // the same configuration (issuer URL = node A's), as behind a load balancer,
