@@ -2,6 +2,7 @@ package issuer
 
 import (
 	"context"
+	"encoding/json"
 	"path/filepath"
 	"testing"
 	"time"
@@ -64,5 +65,38 @@ func TestUnitScheduledRotationPublishesFirst(t *testing.T) {
 	}
 	if got := k.current().id; got == next.ID || got == first {
 		t.Fatalf("after keys rotate the signer is still %s", got)
+	}
+}
+
+// The JWKS publishes public keys only (SECURITY.md): no private member of any
+// algorithm's JWK (RFC 7518 §6) ever appears in it.
+func TestUnitJWKSHasNoPrivateMaterial(t *testing.T) {
+	ctx := context.Background()
+	for _, alg := range []string{"RS256", "ES256", "EdDSA"} {
+		db, err := store.Open(ctx, config.Storage{Driver: "sqlite", DSN: filepath.Join(t.TempDir(), alg+".db")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := store.Migrate(ctx, db, Models()...); err != nil {
+			t.Fatal(err)
+		}
+		k := newKeys(db, alg, time.Hour, time.Hour)
+		if err := k.Ensure(ctx); err != nil {
+			t.Fatal(err)
+		}
+		raw, err := json.Marshal(k.JWKS())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var set struct{ Keys []map[string]any }
+		if err := json.Unmarshal(raw, &set); err != nil || len(set.Keys) != 1 {
+			t.Fatalf("%s: JWKS %s", alg, raw)
+		}
+		for _, private := range []string{"d", "p", "q", "dp", "dq", "qi", "oth", "k"} {
+			if _, ok := set.Keys[0][private]; ok {
+				t.Errorf("%s: the JWKS publishes the private member %q", alg, private)
+			}
+		}
+		store.Close(db)
 	}
 }
