@@ -507,11 +507,20 @@ func TestUpstreamSAML(t *testing.T) {
       sign_requests: true
       allow_idp_initiated: true
       attributes: {groups: eduPersonAffiliation}
+  - id: vault
+    type: saml
+    name: Partner Vault
+    link_only: true
+    saml:
+      idp_metadata_url: `+idp.URL+`/metadata
+      allow_idp_initiated: true
 `))
 	partnerSP := idp.registerSP(t, s, "partner", false) // plaintext assertions, to tamper with
 	portalSP := idp.registerSP(t, s, "portal", true)
+	vaultSP := idp.registerSP(t, s, "vault", true)
 	idp.put(t, "/shortcuts/partner", `{"service_provider":"`+partnerSP+`"}`)
 	idp.put(t, "/shortcuts/portal", `{"service_provider":"`+portalSP+`"}`)
+	idp.put(t, "/shortcuts/vault", `{"service_provider":"`+vaultSP+`"}`)
 
 	// SP-initiated login, HTTP-Redirect binding, signed AuthnRequest.
 	b := NewBrowser(t)
@@ -688,6 +697,17 @@ func TestUpstreamSAML(t *testing.T) {
 		resp, page = mallory.PostForm(f.Action, f.Values)
 		samlWantErrorPage(t, f.Values, resp, page, "already used")
 		samlWantNoSession(t, s, mallory)
+	})
+
+	// A link-only connector logs nobody in, IdP-initiated included (SECURITY.md).
+	t.Run("IdP-initiated login through a link-only connector", func(t *testing.T) {
+		c := NewBrowser(t)
+		f := c.samlIdPInitiated(idp, "vault")
+		resp, page := c.PostForm(f.Action, f.Values)
+		if resp.StatusCode < 400 || strings.Contains(page, "You are signed in") {
+			t.Fatalf("a link-only connector's IdP-initiated login answered %d:\n%s", resp.StatusCode, page)
+		}
+		samlWantNoSession(t, s, c)
 	})
 
 	if t.Failed() {
