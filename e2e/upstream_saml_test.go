@@ -511,6 +511,9 @@ func TestUpstreamSAML(t *testing.T) {
     type: saml
     name: Partner Vault
     link_only: true
+    mappers:
+      - type: username_template
+        template: "vault-{{.Username}}"
     saml:
       idp_metadata_url: `+idp.URL+`/metadata
       allow_idp_initiated: true
