@@ -302,7 +302,7 @@ func TestTwoNodesOnPostgres(t *testing.T) {
 
 	t.Run("keys rotate", func(t *testing.T) {
 		if second == nil || secondTokens.Access == "" {
-			t.Skip("needs the login of the node-death step")
+			t.Fatal("the node-death step left no login to rotate keys under")
 		}
 		out, err := c.CLI(t, "", "keys", "rotate")
 		if err != nil {

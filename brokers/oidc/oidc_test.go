@@ -31,6 +31,8 @@ import (
 
 	"github.com/fedhub/fedhub/brokers"
 	fedoidc "github.com/fedhub/fedhub/brokers/oidc"
+
+	"github.com/fedhub/fedhub/e2e/peers"
 )
 
 // The upstream is zitadel's certified OpenID Provider library running its
@@ -527,8 +529,8 @@ func TestUpstreamDownAtStart(t *testing.T) {
 	}
 
 	// the upstream comes back on the same address
-	if ln, err = net.Listen("tcp", addr); err != nil {
-		t.Skipf("cannot listen on %s again: %v", addr, err)
+	if ln, err = peers.Relisten(addr); err != nil { // a failure, never a skip: CI must see it
+		t.Fatalf("cannot listen on %s again: %v", addr, err)
 	}
 	up := startUpstream(t, ln, upstreamOpts{claimsInIDToken: true})
 	if err := c.Health(t.Context()); err != nil {

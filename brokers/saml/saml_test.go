@@ -41,6 +41,8 @@ import (
 
 	"github.com/fedhub/fedhub/brokers"
 	samlconn "github.com/fedhub/fedhub/brokers/saml"
+
+	"github.com/fedhub/fedhub/e2e/peers"
 )
 
 const (
@@ -1329,8 +1331,8 @@ func TestIDPMetadataURL(t *testing.T) {
 		t.Fatal("CertificateExpiry before any metadata")
 	}
 
-	if ln, err = net.Listen("tcp", addr); err != nil {
-		t.Skipf("port %s was taken meanwhile: %v", addr, err)
+	if ln, err = peers.Relisten(addr); err != nil { // a failure, never a skip: CI must see it
+		t.Fatalf("port %s was taken meanwhile: %v", addr, err)
 	}
 	e := &env{t: t, idp: newIDP(t, ln), store: store, log: logs}
 	e.idp.register(t, c, "corp", true)
