@@ -237,15 +237,15 @@ func (iss *Issuer) finish(c echo.Context, req *authzRequest, sess *Session, acr 
 
 // issueCode stores a new authorization code and returns the RP's redirect URL.
 func (iss *Issuer) issueCode(ctx context.Context, req *authzRequest, sess *Session, acr string) (string, error) {
-	u, err := iss.users.UserByID(ctx, sess.UserID)
-	if err != nil {
-		return "", fmt.Errorf("issue code: %w", err)
+	isAdmin := func() bool { // read only if the admin scope is asked for
+		u, err := iss.users.UserByID(ctx, sess.UserID)
+		return err == nil && adminUser(u)
 	}
 	code := secret.Token(32)
 	row := AuthCode{
 		Hash: secret.Hash(code), GrantID: secret.Token(16), ClientID: req.client.ID,
 		RedirectURI: req.redirectURI, CodeChallenge: req.challenge, Nonce: req.nonce,
-		UserID: sess.UserID, SessionID: sess.ID, Scope: grantable(req.client, u, req.scope), Claims: req.claims,
+		UserID: sess.UserID, SessionID: sess.ID, Scope: grantable(req.client, isAdmin, req.scope), Claims: req.claims,
 		AuthTime: sess.AuthTime, AMR: sess.AMR, ACR: acr, IDP: sess.IDP,
 		ExpiresAt: iss.now().Add(iss.tokens.CodeTTL),
 	}

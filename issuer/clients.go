@@ -76,19 +76,27 @@ const (
 	AdminRole     = "admin"
 )
 
+// adminUser reports whether u may get the admin scope.
+func adminUser(u *linking.User) bool {
+	return u != nil && !u.Disabled && slices.Contains(u.Roles, AdminRole)
+}
+
 // standardScopes may be asked for by every client.
 var standardScopes = []string{"openid", "profile", "email", "address", "phone", "offline_access"}
 
 // grantable narrows requested to what the client may get and, for a user's
 // grant, what that user may get (RFC 6749 §3.3 lets the server issue less).
-func grantable(c *Client, u *linking.User, requested string) string {
+// userIsAdmin is nil for a client's own grant (client credentials); for a
+// user's grant it is asked only when the admin scope is at stake, so that an
+// ordinary login pays nothing for it.
+func grantable(c *Client, userIsAdmin func() bool, requested string) string {
 	var out []string
 	for _, s := range strings.Fields(requested) {
 		switch {
 		case slices.Contains(standardScopes, s):
 		case !slices.Contains(c.Scopes, s):
 			continue
-		case s == AdminScope && u != nil && (u.Disabled || !slices.Contains(u.Roles, AdminRole)):
+		case s == AdminScope && userIsAdmin != nil && !userIsAdmin():
 			continue
 		}
 		if !slices.Contains(out, s) {

@@ -223,3 +223,32 @@ func TestUnitUserClaims(t *testing.T) {
 		}
 	}
 }
+
+func TestUnitGrantable(t *testing.T) {
+	c := &Client{Scopes: []string{AdminScope, "reports"}}
+	plain := &Client{}
+	admin, nobody := func() bool { return true }, func() bool { return false }
+	for _, tc := range []struct {
+		name      string
+		client    *Client
+		isAdmin   func() bool
+		requested string
+		want      string
+	}{
+		{"standard scopes for everyone", plain, nobody, "openid profile email openid", "openid profile email"},
+		{"unknown scopes dropped", plain, admin, "openid reports " + AdminScope, "openid"},
+		{"a configured scope", c, nobody, "openid reports", "openid reports"},
+		{"admin scope for an admin", c, admin, "openid " + AdminScope, "openid " + AdminScope},
+		{"admin scope refused to a non-admin", c, nobody, "openid " + AdminScope, "openid"},
+		{"admin scope for a client's own grant", c, nil, AdminScope, AdminScope},
+	} {
+		if got := grantable(tc.client, tc.isAdmin, tc.requested); got != tc.want {
+			t.Errorf("%s: grantable = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+	asked := false
+	grantable(c, func() bool { asked = true; return true }, "openid profile reports")
+	if asked {
+		t.Error("an ordinary login read the user: only the admin scope needs its roles")
+	}
+}

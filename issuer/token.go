@@ -259,7 +259,7 @@ func (iss *Issuer) passwordGrant(c echo.Context, client *Client, form url.Values
 		return nil, invalidGrant("the user can no longer sign in")
 	}
 	now := iss.now()
-	scope := grantable(client, u, form.Get("scope"))
+	scope := grantable(client, func() bool { return adminUser(u) }, form.Get("scope"))
 	g := &Grant{ID: secret.Token(16), ClientID: client.ID, UserID: u.ID, Scope: scope,
 		AuthTime: now.Truncate(1e9), AMR: "pwd", IDP: connector, CreatedAt: now}
 	if err := iss.db.WithContext(ctx).Create(g).Error; err != nil {
