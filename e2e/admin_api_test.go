@@ -401,24 +401,6 @@ func aaForge(t testing.TB, token string, change map[string]any) string {
 	return parts[0] + "." + base64.RawURLEncoding.EncodeToString(payload) + "." + parts[2]
 }
 
-// aaZitadelSignIn signs in at zitadel's example OP as one of its users.
-func aaZitadelSignIn(b *Browser, username string) func(u *url.URL, page string) string {
-	return func(u *url.URL, page string) string {
-		b.t.Helper()
-		m := zitadelAuthRequest.FindStringSubmatch(page)
-		if m == nil {
-			b.t.Fatalf("no login form at %s:\n%s", u, page)
-		}
-		resp, _ := b.PostForm(u.Scheme+"://"+u.Host+"/login/username", url.Values{
-			"id": {m[1]}, "username": {username}, "password": {"verysecure"}})
-		next, err := u.Parse(resp.Header.Get("Location"))
-		if err != nil || resp.StatusCode != http.StatusFound {
-			b.t.Fatalf("the upstream refused %s: %d", username, resp.StatusCode)
-		}
-		return next.String()
-	}
-}
-
 // aaTarget is what the refused calls name: a real user, link and client, so
 // that a call let through by mistake would change something.
 type aaTarget struct {
@@ -809,7 +791,7 @@ func aaHappyPath(t *testing.T, s *Server, a aaActor, svcSecret *string) {
 		aaWant(t, post("/users/"+cat+"/links", linkBody(aaZitadelConnID, a.zitadelSub)), http.StatusOK, &d, "link cat")
 		b := NewBrowser(t)
 		params := AuthParams("scope", "openid profile email")
-		got := b.finishAt(s, b.upstreamLogin(s, params, aaZitadelConnID, aaZitadelSignIn(b, a.zitadelUsr)))
+		got := b.finishAt(s, b.upstreamLogin(s, params, aaZitadelConnID, b.zitadelSignInAs(a.zitadelUsr)))
 		_, idt := ocRedeemAndVerify(t, s, ocRP, ocWantCode(t, s, got, params), params)
 		if idt.Subject != cat || idt.str("idp") != aaZitadelConnID {
 			t.Errorf("the login through %s as %s is sub %s idp %s, want cat %s", aaZitadelConnID, a.zitadelSub, idt.Subject, idt.str("idp"), cat)

@@ -311,24 +311,6 @@ func auHeading(page string) string {
 	return h
 }
 
-// auZitadelSignIn fills in the example OP's login form as one of its users.
-func auZitadelSignIn(b *Browser, username string) func(*url.URL, string) string {
-	return func(u *url.URL, page string) string {
-		b.t.Helper()
-		m := zitadelAuthRequest.FindStringSubmatch(page)
-		if m == nil {
-			b.t.Fatalf("no login form at %s:\n%s", u, page)
-		}
-		resp, _ := b.PostForm(u.Scheme+"://"+u.Host+"/login/username", url.Values{
-			"id": {m[1]}, "username": {username}, "password": {"verysecure"}})
-		next, err := u.Parse(resp.Header.Get("Location"))
-		if err != nil || resp.StatusCode != http.StatusFound {
-			b.t.Fatalf("the upstream refused the login of %s: %d", username, resp.StatusCode)
-		}
-		return next.String()
-	}
-}
-
 // auUpstreamSub signs in through zitadel as one of its users, in a new
 // browser, and returns the sub of the ID token the RP gets; when fedhub does
 // not send the browser back to the RP (a first login's page, say) it returns
@@ -337,7 +319,7 @@ func auUpstreamSub(t *testing.T, s *Server, username string) (string, string) {
 	t.Helper()
 	b := NewBrowser(t)
 	params := AuthParams("scope", "openid profile email")
-	callback := b.upstreamLogin(s, params, "zitadel", auZitadelSignIn(b, username))
+	callback := b.upstreamLogin(s, params, "zitadel", b.zitadelSignInAs(username))
 	atRP := func(u *url.URL) bool { return strings.HasPrefix(u.String(), redirectURI) }
 	u, resp, _ := b.follow(callback.String(), atRP)
 	if !atRP(u) {

@@ -86,20 +86,28 @@ func (b *Browser) upstreamLogin(s *Server, params url.Values, connector string, 
 	return callback
 }
 
-// zitadelSignIn fills in the example OP's login form.
+// zitadelSignIn fills in the example OP's login form as its default user.
 func (b *Browser) zitadelSignIn(u *url.URL, page string) string {
 	b.t.Helper()
-	m := zitadelAuthRequest.FindStringSubmatch(page)
-	if m == nil {
-		b.t.Fatalf("no login form at %s:\n%s", u, page)
+	return b.zitadelSignInAs("test-user@127.0.0.1")(u, page)
+}
+
+// zitadelSignInAs fills in the example OP's login form as one of its users.
+func (b *Browser) zitadelSignInAs(username string) func(u *url.URL, page string) string {
+	return func(u *url.URL, page string) string {
+		b.t.Helper()
+		m := zitadelAuthRequest.FindStringSubmatch(page)
+		if m == nil {
+			b.t.Fatalf("no login form at %s:\n%s", u, page)
+		}
+		resp, _ := b.PostForm(u.Scheme+"://"+u.Host+"/login/username", url.Values{
+			"id": {m[1]}, "username": {username}, "password": {"verysecure"}})
+		next, err := u.Parse(resp.Header.Get("Location"))
+		if err != nil || resp.StatusCode != http.StatusFound {
+			b.t.Fatalf("the upstream refused the login of %s: %d", username, resp.StatusCode)
+		}
+		return next.String()
 	}
-	resp, _ := b.PostForm(u.Scheme+"://"+u.Host+"/login/username", url.Values{
-		"id": {m[1]}, "username": {"test-user@127.0.0.1"}, "password": {"verysecure"}})
-	next, err := u.Parse(resp.Header.Get("Location"))
-	if err != nil || resp.StatusCode != http.StatusFound {
-		b.t.Fatalf("the upstream refused the login: %d", resp.StatusCode)
-	}
-	return next.String()
 }
 
 // finishAt follows fedhub's callback to the RP and returns what the RP gets.
