@@ -76,16 +76,11 @@ func (s *Service) FinishLogin(c echo.Context, loginRequestID, userID, connector 
 		web.NoStore(c)
 		return c.Render(http.StatusOK, "signed_in.html", map[string]string{"Name": u.Name, "Username": u.Username})
 	}
-	req, err := s.pending(c, loginRequestID)
+	// CompleteLogin checks the request itself (found, this browser's, not
+	// expired, not completed): its error picks the page, with no second read.
+	to, err := s.issuer.CompleteLogin(c.Response(), c.Request(), loginRequestID, a)
 	if err != nil {
-		return shown(err)
-	}
-	to, err := s.issuer.CompleteLogin(c.Response(), c.Request(), req.ID, a)
-	if err != nil {
-		if _, perr := s.pending(c, req.ID); perr != nil { // expired or completed meanwhile
-			return shown(perr)
-		}
-		return err
+		return shown(s.loginRequestPage(c, err))
 	}
 	s.loggedIn(ctx, u.ID, connector, c.RealIP(), "")
 	web.NoStore(c) // the redirect carries the code

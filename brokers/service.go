@@ -210,6 +210,12 @@ func (s *Service) pending(c echo.Context, id string) (*LoginRequest, error) {
 	if err == nil {
 		return req, nil
 	}
+	return nil, s.loginRequestPage(c, err)
+}
+
+// loginRequestPage answers a login request that cannot go on with a page
+// saying why, and returns errPageShown.
+func (s *Service) loginRequestPage(c echo.Context, err error) error {
 	p := web.ErrorPage{Title: "This sign-in has ended", Next: "Go back to the application and sign in again."}
 	switch {
 	case errors.Is(err, ErrLoginExpired):
@@ -219,11 +225,11 @@ func (s *Service) pending(c echo.Context, id string) (*LoginRequest, error) {
 	case errors.Is(err, ErrLoginNotFound):
 		p.What = "fedhub does not know this sign-in, or it was started in another browser."
 	default:
-		s.log.Error("load login request", "err", err)
-		return nil, page(c, http.StatusInternalServerError, web.ErrorPage{
-			Title: "Sign-in is unavailable", What: "fedhub could not load your sign-in.", Next: "Try again in a moment."})
+		s.log.Error("login request", "err", err)
+		return page(c, http.StatusInternalServerError, web.ErrorPage{
+			Title: "Sign-in is unavailable", What: "fedhub could not complete your sign-in.", Next: "Try again in a moment."})
 	}
-	return nil, page(c, http.StatusBadRequest, p)
+	return page(c, http.StatusBadRequest, p)
 }
 
 var unknownMethod = web.ErrorPage{Title: "This sign-in method is not available",
