@@ -134,7 +134,7 @@ func (s *Service) confirmData(c echo.Context, q url.Values) (*confirmData, error
 		return nil, errBadInput{"Choose a link."}
 	}
 	if action == "link" {
-		for _, st := range s.broker.Status(c.Request().Context()) {
+		for _, st := range s.broker.Connectors() { // the form needs names, not a health check
 			if st.ID != linking.LocalConnector {
 				cd.Connectors = append(cd.Connectors, st)
 			}

@@ -23,13 +23,21 @@ type ConnectorStatus struct {
 // not hold up the page.
 const healthTimeout = 5 * time.Second
 
-// Status checks every connector's upstream at once and reports.
-func (s *Service) Status(ctx context.Context) []ConnectorStatus {
+// Connectors lists the connectors as configured, without asking any upstream.
+func (s *Service) Connectors() []ConnectorStatus {
 	out := make([]ConnectorStatus, len(s.connectors))
-	var wg sync.WaitGroup
 	for i, c := range s.connectors {
 		out[i] = ConnectorStatus{ID: c.ID, Name: c.Name, Kind: kindOf(c.Impl), Enabled: c.Enabled, Hidden: c.Hidden,
 			LinkOnly: c.LinkOnly, Healthy: true}
+	}
+	return out
+}
+
+// Status checks every connector's upstream at once and reports.
+func (s *Service) Status(ctx context.Context) []ConnectorStatus {
+	out := s.Connectors()
+	var wg sync.WaitGroup
+	for i, c := range s.connectors {
 		if exp, ok := c.Impl.(interface{ CertificateExpiry() time.Time }); ok {
 			if t := exp.CertificateExpiry(); !t.IsZero() {
 				out[i].CertificateExpiry = &t
