@@ -12,6 +12,7 @@ import (
 
 	"github.com/fedhub/fedhub/audit"
 	"github.com/fedhub/fedhub/linking"
+	"github.com/fedhub/fedhub/login"
 	"github.com/fedhub/fedhub/secret"
 	"github.com/fedhub/fedhub/web"
 )
@@ -263,7 +264,7 @@ func (s *Service) linkSubmit(c echo.Context) error {
 
 // finishLink links a proven upstream identity to the user who asked — only if
 // that user is still the one signed in to this browser.
-func (s *Service) finishLink(c echo.Context, userID string, conn Connector, id Identity, returnTo string) error {
+func (s *Service) finishLink(c echo.Context, userID string, conn Connector, id login.Identity, returnTo string) error {
 	ctx := c.Request().Context()
 	current, err := s.issuer.SessionUser(c.Request())
 	if err != nil {

@@ -2,29 +2,17 @@ package brokers
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"time"
 
 	"github.com/fedhub/fedhub/firstlogin"
+	"github.com/fedhub/fedhub/login"
 )
-
-// Identity is what a connector proved about a person.
-type Identity struct {
-	Connector     string
-	Subject       string // the upstream's stable subject; email is never an identifier
-	Username      string
-	Email         string
-	EmailVerified bool
-	Name          string
-	Groups        []string
-	Raw           map[string]any // raw claims or attributes, for mappers
-}
 
 // PasswordConnector checks a username and password (local accounts, LDAP):
 // the login page shows a form for it.
 type PasswordConnector interface {
-	Login(ctx context.Context, username, password string) (Identity, error)
+	Login(ctx context.Context, username, password string) (login.Identity, error)
 }
 
 // RedirectConnector sends the browser to the upstream and verifies what comes
@@ -34,7 +22,7 @@ type RedirectConnector interface {
 	// connector may fill Data, which Finish gets back) and answers the browser.
 	Begin(ctx context.Context, w http.ResponseWriter, r *http.Request, flow *Flow) error
 	// Finish verifies the upstream's answer to flow.
-	Finish(ctx context.Context, r *http.Request, flow *Flow) (Identity, error)
+	Finish(ctx context.Context, r *http.Request, flow *Flow) (login.Identity, error)
 }
 
 // Flow is one upstream login in progress, stored by brokers, bound to the
@@ -43,11 +31,16 @@ type Flow struct {
 	State    string            // opaque, random: OIDC state, SAML RelayState
 	Callback string            // the absolute URL the upstream answers to
 	Data     map[string]string // connector data: nonce, PKCE verifier, SAML request ID…
+	// Step-up: the person must present a credential to the upstream now (OIDC
+	// prompt=login, SAML ForceAuthn), not ride on its SSO session; MaxAge
+	// (seconds, -1 for none) is passed on as OIDC max_age.
+	ForceAuthn bool
+	MaxAge     int
 }
 
 // Refresher re-checks an identity with the upstream (on refresh-token use).
 type Refresher interface {
-	Refresh(ctx context.Context, id Identity) (Identity, error)
+	Refresh(ctx context.Context, id login.Identity) (login.Identity, error)
 }
 
 // HealthChecker reports whether the upstream is reachable (for the admin page).
@@ -71,22 +64,6 @@ type ConnectorStore interface {
 	// when several nodes race, all get the value that was stored first.
 	Value(ctx context.Context, key string, create func() ([]byte, error)) ([]byte, error)
 }
-
-// Errors a connector returns; anything else is logged and shown as a generic failure.
-var (
-	ErrInvalidCredentials = errors.New("invalid username or password")
-	ErrAccountDisabled    = errors.New("account is disabled")
-)
-
-// UserError carries a message meant for the person signing in (an expired
-// password, a locked account): safe to show, unlike upstream errors.
-type UserError struct{ Message string }
-
-func (e *UserError) Error() string { return e.Message }
-
-// UserMessage lets packages that cannot import brokers (firstlogin) find the
-// person's message in an error.
-func (e *UserError) UserMessage() string { return e.Message }
 
 // Connector is one configured upstream as the login page shows it.
 type Connector struct {

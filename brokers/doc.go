@@ -1,5 +1,5 @@
 // Package brokers is the one path every login takes: the login page, the
 // /broker/{id}/… routes, the connector interfaces and the orchestration that
-// turns an upstream Identity into a local user and hands it to the issuer.
+// turns an upstream login.Identity into a local user and hands it to the issuer.
 // Connectors live in sub-packages and know nothing but this package's types.
 package brokers

@@ -10,6 +10,7 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
+	"github.com/fedhub/fedhub/login"
 	"github.com/fedhub/fedhub/secret"
 )
 
@@ -104,7 +105,7 @@ func (f flows) finishing(ctx context.Context, connector, state string) (*FlowRec
 
 // verified stores the verified identity and returns the token the browser
 // continues with.
-func (f flows) verified(ctx context.Context, rec *FlowRecord, id Identity) (string, error) {
+func (f flows) verified(ctx context.Context, rec *FlowRecord, id login.Identity) (string, error) {
 	data, err := json.Marshal(id)
 	if err != nil {
 		return "", err
@@ -119,33 +120,33 @@ func (f flows) verified(ctx context.Context, rec *FlowRecord, id Identity) (stri
 }
 
 // continuing takes the verified identity, once, for the browser that started the flow.
-func (f flows) continuing(ctx context.Context, token, browser string) (*FlowRecord, Identity, error) {
+func (f flows) continuing(ctx context.Context, token, browser string) (*FlowRecord, login.Identity, error) {
 	if token == "" || browser == "" || len(token) > 256 {
-		return nil, Identity{}, errFlowNotFound
+		return nil, login.Identity{}, errFlowNotFound
 	}
 	var rec FlowRecord
 	err := f.db.WithContext(ctx).Take(&rec, "continue_hash = ?", secret.Hash(token)).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) || (err == nil && rec.BrowserHash != secret.Hash(browser)) {
-		return nil, Identity{}, errFlowNotFound
+		return nil, login.Identity{}, errFlowNotFound
 	}
 	if err != nil {
-		return nil, Identity{}, fmt.Errorf("load upstream login: %w", err)
+		return nil, login.Identity{}, fmt.Errorf("load upstream login: %w", err)
 	}
 	now := time.Now().UTC()
 	if now.After(rec.ExpiresAt) {
-		return nil, Identity{}, errFlowExpired
+		return nil, login.Identity{}, errFlowExpired
 	}
 	res := f.db.WithContext(ctx).Model(&FlowRecord{}).Where("state_hash = ? AND continued_at IS NULL", rec.StateHash).
 		Update("continued_at", now)
 	if res.Error != nil {
-		return nil, Identity{}, fmt.Errorf("use upstream login: %w", res.Error)
+		return nil, login.Identity{}, fmt.Errorf("use upstream login: %w", res.Error)
 	}
 	if res.RowsAffected != 1 {
-		return nil, Identity{}, errFlowUsed
+		return nil, login.Identity{}, errFlowUsed
 	}
-	var id Identity
+	var id login.Identity
 	if err := json.Unmarshal([]byte(rec.Identity), &id); err != nil {
-		return nil, Identity{}, fmt.Errorf("read upstream identity: %w", err)
+		return nil, login.Identity{}, fmt.Errorf("read upstream identity: %w", err)
 	}
 	return &rec, id, nil
 }

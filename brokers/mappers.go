@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"text/template"
+
+	"github.com/fedhub/fedhub/login"
 )
 
 // Mapper kinds.
@@ -41,7 +43,7 @@ type Profile struct {
 
 // Apply maps an identity to a local profile. Upstream groups are kept as
 // groups; group mappers add roles or rename groups.
-func (ms Mappers) Apply(id Identity) (Profile, error) {
+func (ms Mappers) Apply(id login.Identity) (Profile, error) {
 	p := Profile{Username: id.Username, Email: id.Email, Name: id.Name, Groups: slices.Clone(id.Groups)}
 	for _, m := range ms {
 		switch m.Kind {
@@ -77,7 +79,7 @@ func (ms Mappers) Apply(id Identity) (Profile, error) {
 		}
 	}
 	if strings.TrimSpace(p.Username) == "" {
-		return Profile{}, &UserError{"Your account has no username fedhub can use. Contact your administrator."}
+		return Profile{}, &login.UserError{Message: "Your account has no username fedhub can use. Contact your administrator."}
 	}
 	return p, nil
 }

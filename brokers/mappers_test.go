@@ -5,10 +5,12 @@ import (
 	"slices"
 	"testing"
 	"text/template"
+
+	"github.com/fedhub/fedhub/login"
 )
 
 func TestMappersApply(t *testing.T) {
-	id := Identity{Username: "alice", Email: "alice@corp.example", Name: "Alice",
+	id := login.Identity{Username: "alice", Email: "alice@corp.example", Name: "Alice",
 		Groups: []string{"Domain Admins", "Engineering"},
 		Raw:    map[string]any{"department": "R&D", "mails": []any{"a@corp.example", "b@corp.example"}, "empty": ""}}
 	tmpl := template.Must(template.New("u").Option("missingkey=error").Parse("corp-{{.Username}}"))
@@ -51,8 +53,8 @@ func TestMappersApply(t *testing.T) {
 }
 
 func TestMappersNoUsername(t *testing.T) {
-	_, err := Mappers(nil).Apply(Identity{Subject: "x"})
-	var ue *UserError
+	_, err := Mappers(nil).Apply(login.Identity{Subject: "x"})
+	var ue *login.UserError
 	if !errors.As(err, &ue) {
 		t.Fatalf("an identity without a username gave %v, want a UserError", err)
 	}

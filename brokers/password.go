@@ -12,6 +12,7 @@ import (
 
 	"github.com/fedhub/fedhub/audit"
 	"github.com/fedhub/fedhub/firstlogin"
+	"github.com/fedhub/fedhub/login"
 	"github.com/fedhub/fedhub/throttle"
 )
 
@@ -27,32 +28,32 @@ func (s *Service) formLogin(c echo.Context, req *LoginRequest, conn Connector, p
 }
 
 // passwordLogin runs one password connector behind the brute-force limiter.
-func (s *Service) passwordLogin(ctx context.Context, connector string, pc PasswordConnector, username, password, ip string) (Identity, error) {
+func (s *Service) passwordLogin(ctx context.Context, connector string, pc PasswordConnector, username, password, ip string) (login.Identity, error) {
 	if username == "" || password == "" { // an empty password must never reach a bind (RFC 4513 §5.1.2)
-		return Identity{}, ErrInvalidCredentials
+		return login.Identity{}, login.ErrInvalidCredentials
 	}
 	userKey, ipKey := throttle.UserKey(connector, strings.ToLower(username)), throttle.IPKey(ip)
 	wait, err := s.limiter.Wait(ctx, userKey, ipKey)
 	if err != nil {
-		return Identity{}, err
+		return login.Identity{}, err
 	}
 	if wait > 0 {
 		s.log.Warn("login throttled", "connector", connector, "username", username, "ip", ip, "wait", wait)
-		err := &UserError{fmt.Sprintf("Too many failed sign-in attempts. Try again in %s.", roundUp(wait))}
-		return Identity{}, s.failed(ctx, connector, username, ip, err)
+		err := &login.UserError{Message: fmt.Sprintf("Too many failed sign-in attempts. Try again in %s.", roundUp(wait))}
+		return login.Identity{}, s.failed(ctx, connector, username, ip, err)
 	}
 	id, err := pc.Login(ctx, username, password)
 	if err != nil {
-		if errors.Is(err, ErrInvalidCredentials) {
+		if errors.Is(err, login.ErrInvalidCredentials) {
 			if ferr := s.limiter.Failed(ctx, userKey, ipKey); ferr != nil {
-				return Identity{}, ferr
+				return login.Identity{}, ferr
 			}
 		}
 		s.log.Info("login failed", "connector", connector, "username", username, "ip", ip, "err", err)
-		return Identity{}, s.failed(ctx, connector, username, ip, err)
+		return login.Identity{}, s.failed(ctx, connector, username, ip, err)
 	}
 	if err := s.limiter.Succeeded(ctx, userKey); err != nil {
-		return Identity{}, err
+		return login.Identity{}, err
 	}
 	id.Connector = connector
 	return id, nil
@@ -70,15 +71,15 @@ func (s *Service) failed(ctx context.Context, connector, who, ip string, err err
 // PasswordLogin serves the issuer's password grant: the usable password
 // connectors are tried in order, with the same limiter as the login form.
 func (s *Service) PasswordLogin(ctx context.Context, username, password, ip string) (string, string, error) {
-	err := error(ErrInvalidCredentials)
+	err := error(login.ErrInvalidCredentials)
 	for _, conn := range s.connectors {
 		pc, ok := conn.Impl.(PasswordConnector)
 		if !ok || !conn.Enabled || conn.LinkOnly {
 			continue
 		}
-		var id Identity
+		var id login.Identity
 		id, err = s.passwordLogin(ctx, conn.ID, pc, username, password, ip)
-		if errors.Is(err, ErrInvalidCredentials) {
+		if errors.Is(err, login.ErrInvalidCredentials) {
 			continue
 		}
 		if err != nil {
@@ -102,13 +103,13 @@ func (s *Service) PasswordLogin(ctx context.Context, username, password, ip stri
 
 // userMessage is what the person is told; details stay in the log.
 func userMessage(err error) string {
-	var ue *UserError
+	var ue *login.UserError
 	switch {
 	case errors.As(err, &ue):
 		return ue.Message
-	case errors.Is(err, ErrInvalidCredentials):
+	case errors.Is(err, login.ErrInvalidCredentials):
 		return "Invalid username or password."
-	case errors.Is(err, ErrAccountDisabled):
+	case errors.Is(err, login.ErrAccountDisabled):
 		return "Your account is disabled. Contact your administrator."
 	}
 	return "Sign-in is not possible right now. Try again in a moment."
@@ -124,7 +125,7 @@ func (s *Service) CheckPassword(ctx context.Context, connector, username, passwo
 	conn, ok := s.enabled(connector)
 	pc, isPassword := conn.Impl.(PasswordConnector)
 	if !ok || !isPassword {
-		return "", ErrInvalidCredentials
+		return "", login.ErrInvalidCredentials
 	}
 	id, err := s.passwordLogin(ctx, conn.ID, pc, username, password, ip)
 	if err != nil {

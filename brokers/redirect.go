@@ -9,6 +9,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/fedhub/fedhub/login"
 	"github.com/fedhub/fedhub/secret"
 	"github.com/fedhub/fedhub/web"
 )
@@ -16,7 +17,7 @@ import (
 // UnsolicitedConnector accepts upstream answers nobody asked for (IdP-initiated
 // SAML). It must refuse them unless that is enabled for the connector.
 type UnsolicitedConnector interface {
-	FinishUnsolicited(ctx context.Context, r *http.Request) (Identity, error)
+	FinishUnsolicited(ctx context.Context, r *http.Request) (login.Identity, error)
 }
 
 // maxUpstreamBody caps what an upstream may post back: signed and encrypted
@@ -154,7 +155,7 @@ func (s *Service) upstreamFailed(c echo.Context, conn Connector, err error) erro
 	p := web.ErrorPage{Title: "Sign-in did not work",
 		What: "The sign-in with " + conn.Name + " could not be completed.",
 		Next: "Go back to the application and try again, or choose another way to sign in."}
-	var ue *UserError
+	var ue *login.UserError
 	if errors.As(err, &ue) {
 		p.What = ue.Message
 	}

@@ -10,13 +10,14 @@ import (
 	"github.com/fedhub/fedhub/audit"
 	"github.com/fedhub/fedhub/firstlogin"
 	"github.com/fedhub/fedhub/linking"
+	"github.com/fedhub/fedhub/login"
 	"github.com/fedhub/fedhub/web"
 )
 
 // resolve finds the local user an upstream identity is linked to, keeping its
 // profile in sync when the connector says so. An identity with no link yet
 // comes back as the Upstream its first login starts from.
-func (s *Service) resolve(ctx context.Context, conn Connector, id Identity) (*linking.User, *firstlogin.Upstream, error) {
+func (s *Service) resolve(ctx context.Context, conn Connector, id login.Identity) (*linking.User, *firstlogin.Upstream, error) {
 	p, err := conn.Mappers.Apply(id)
 	if err != nil {
 		return nil, nil, err
@@ -38,14 +39,14 @@ func (s *Service) resolve(ctx context.Context, conn Connector, id Identity) (*li
 		return nil, nil, err
 	}
 	if u.Disabled {
-		return nil, nil, ErrAccountDisabled
+		return nil, nil, login.ErrAccountDisabled
 	}
 	return u, nil, nil
 }
 
 // complete hands an authenticated person to the issuer — through their first
 // login when the identity has no link yet.
-func (s *Service) complete(c echo.Context, loginRequestID string, conn Connector, id Identity) error {
+func (s *Service) complete(c echo.Context, loginRequestID string, conn Connector, id login.Identity) error {
 	u, up, err := s.resolve(c.Request().Context(), conn, id)
 	if err != nil {
 		return s.resolveFailed(c, conn, err)
@@ -65,7 +66,7 @@ func (s *Service) FinishLogin(c echo.Context, loginRequestID, userID, connector 
 		return err
 	}
 	if u.Disabled {
-		return s.resolveFailed(c, Connector{ID: connector}, ErrAccountDisabled)
+		return s.resolveFailed(c, Connector{ID: connector}, login.ErrAccountDisabled)
 	}
 	a := Authentication{UserID: userID, Connector: connector, AMR: s.amrOf(connector)}
 	if loginRequestID == "" {
@@ -101,9 +102,9 @@ func (s *Service) amrOf(connector string) []string {
 }
 
 func (s *Service) resolveFailed(c echo.Context, conn Connector, err error) error {
-	var ue *UserError
+	var ue *login.UserError
 	switch {
-	case errors.Is(err, ErrAccountDisabled):
+	case errors.Is(err, login.ErrAccountDisabled):
 		return web.RenderError(c, http.StatusForbidden, web.ErrorPage{
 			Title: "Your account is disabled", What: "You cannot sign in with this account.",
 			Next: "Contact your administrator if you think this is a mistake."})

@@ -7,9 +7,9 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/go-ldap/ldap/v3"
+	"github.com/fedhub/fedhub/login"
 
-	"github.com/fedhub/fedhub/brokers"
+	"github.com/go-ldap/ldap/v3"
 )
 
 // formatGUID turns the 16 bytes of an objectGUID into the string form Windows and Samba show,
@@ -73,16 +73,16 @@ func classifyBind(err error) (result error, sub, meaning string) {
 	meaning = adSubCodes[sub]
 	switch sub {
 	case "532":
-		return &brokers.UserError{Message: msgPasswordExpired}, sub, meaning
+		return &login.UserError{Message: msgPasswordExpired}, sub, meaning
 	case "701":
-		return &brokers.UserError{Message: msgAccountExpired}, sub, meaning
+		return &login.UserError{Message: msgAccountExpired}, sub, meaning
 	case "773":
-		return &brokers.UserError{Message: msgMustChange}, sub, meaning
+		return &login.UserError{Message: msgMustChange}, sub, meaning
 	case "775":
-		return &brokers.UserError{Message: msgLocked}, sub, meaning
+		return &login.UserError{Message: msgLocked}, sub, meaning
 	case "533":
-		return brokers.ErrAccountDisabled, sub, meaning
+		return login.ErrAccountDisabled, sub, meaning
 	default: // 525, 52e, 530, 531, none, or one we do not know: the generic answer
-		return brokers.ErrInvalidCredentials, sub, meaning
+		return login.ErrInvalidCredentials, sub, meaning
 	}
 }

@@ -12,7 +12,7 @@
 //     Result 49 is "invalid username or password"; Active Directory's sub-codes (data 52e,
 //     525, 530, 531, 532, 533, 701, 773, 775) are logged, and an expired password or account,
 //     a password that must be changed and a locked account get a message of their own
-//     ([brokers.UserError]); a disabled account is [brokers.ErrAccountDisabled].
+//     ([login.UserError]); a disabled account is [login.ErrAccountDisabled].
 //  3. Read the groups with the service account: on Active Directory every group the entry
 //     belongs to, nested ones included (LDAP_MATCHING_RULE_IN_CHAIN, 1.2.840.113556.1.4.1941);
 //     elsewhere the groups whose member attribute names the entry.

@@ -15,6 +15,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/fedhub/fedhub/login"
+
 	"github.com/go-ldap/ldap/v3"
 
 	"github.com/fedhub/fedhub/brokers"
@@ -112,19 +114,19 @@ func (c *Connector) Health(ctx context.Context) error {
 }
 
 // Login checks username and password against the directory. It returns
-// brokers.ErrInvalidCredentials, brokers.ErrAccountDisabled or a *brokers.UserError for what
+// login.ErrInvalidCredentials, login.ErrAccountDisabled or a *login.UserError for what
 // the person should be told, and another error (logged by the caller, shown as a generic
 // failure) when the directory could not answer.
-func (c *Connector) Login(ctx context.Context, username, password string) (brokers.Identity, error) {
+func (c *Connector) Login(ctx context.Context, username, password string) (login.Identity, error) {
 	// RFC 4513 §5.1.2: a simple bind with a DN and no password is an unauthenticated bind,
 	// which servers answer with success. Refuse it before any network I/O.
 	if password == "" {
-		return brokers.Identity{}, brokers.ErrInvalidCredentials
+		return login.Identity{}, login.ErrInvalidCredentials
 	}
 	filter, ok := c.userFilter(username)
 	if !ok {
 		c.log.Debug("ldap: username refused before the search", "username", username)
-		return brokers.Identity{}, brokers.ErrInvalidCredentials
+		return login.Identity{}, login.ErrInvalidCredentials
 	}
 
 	var entry *ldap.Entry
@@ -135,18 +137,18 @@ func (c *Connector) Login(ctx context.Context, username, password string) (broke
 		entry, err = c.findUser(conn, filter)
 		return err
 	})
-	if errors.Is(err, brokers.ErrInvalidCredentials) {
+	if errors.Is(err, login.ErrInvalidCredentials) {
 		c.log.Info("ldap: login failed: no such user", "username", username)
-		return brokers.Identity{}, err
+		return login.Identity{}, err
 	}
 	if errors.Is(err, errAmbiguous) {
 		c.log.Error("ldap: login failed: the user search found more than one entry; fix user_filter or username_attribute",
 			"username", username, "filter", filter)
-		return brokers.Identity{}, err
+		return login.Identity{}, err
 	}
 	if err != nil {
 		c.log.Error("ldap: login failed: user search", "username", username, "error", err)
-		return brokers.Identity{}, fmt.Errorf("ldap: user search: %w", err)
+		return login.Identity{}, fmt.Errorf("ldap: user search: %w", err)
 	}
 
 	// The password is checked on a connection of its own: a pooled connection must stay
@@ -159,14 +161,14 @@ func (c *Connector) Login(ctx context.Context, username, password string) (broke
 		result, sub, meaning := classifyBind(err)
 		if result == nil {
 			c.log.Error("ldap: login failed: bind", "username", username, "dn", entry.DN, "error", err)
-			return brokers.Identity{}, fmt.Errorf("ldap: bind: %w", err)
+			return login.Identity{}, fmt.Errorf("ldap: bind: %w", err)
 		}
 		attrs := []any{"username", username, "dn", entry.DN}
 		if sub != "" {
 			attrs = append(attrs, "ad_code", sub, "ad_meaning", cmp.Or(meaning, "unknown"))
 		}
 		c.log.Info("ldap: login failed: bind refused", attrs...)
-		return brokers.Identity{}, result
+		return login.Identity{}, result
 	}
 
 	id := c.identity(entry)
@@ -177,7 +179,7 @@ func (c *Connector) Login(ctx context.Context, username, password string) (broke
 	})
 	if err != nil {
 		c.log.Error("ldap: login failed: group search", "username", username, "dn", entry.DN, "error", err)
-		return brokers.Identity{}, fmt.Errorf("ldap: group search: %w", err)
+		return login.Identity{}, fmt.Errorf("ldap: group search: %w", err)
 	}
 	return id, nil
 }
@@ -229,7 +231,7 @@ func (c *Connector) userAttrs() []string {
 	return out
 }
 
-// findUser searches for exactly one entry: none is brokers.ErrInvalidCredentials, more than
+// findUser searches for exactly one entry: none is login.ErrInvalidCredentials, more than
 // one errAmbiguous. Referrals in the answer are ignored, never followed.
 func (c *Connector) findUser(conn *ldap.Conn, filter string) (*ldap.Entry, error) {
 	req := ldap.NewSearchRequest(c.cfg.UserBase, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
@@ -249,7 +251,7 @@ func (c *Connector) findUser(conn *ldap.Conn, filter string) (*ldap.Entry, error
 	}
 	switch len(res.Entries) {
 	case 0:
-		return nil, brokers.ErrInvalidCredentials
+		return nil, login.ErrInvalidCredentials
 	case 1:
 		return res.Entries[0], nil
 	default:
@@ -289,7 +291,7 @@ func (c *Connector) groups(conn *ldap.Conn, entry *ldap.Entry) ([]string, error)
 }
 
 // identity builds the identity from the user's entry.
-func (c *Connector) identity(e *ldap.Entry) brokers.Identity {
+func (c *Connector) identity(e *ldap.Entry) login.Identity {
 	raw := map[string]any{"dn": e.DN}
 	for _, a := range e.Attributes {
 		vals := make([]string, len(a.ByteValues))
@@ -308,7 +310,7 @@ func (c *Connector) identity(e *ldap.Entry) brokers.Identity {
 			raw[a.Name] = vals
 		}
 	}
-	return brokers.Identity{
+	return login.Identity{
 		Subject:  c.subject(e),
 		Username: cmp.Or(e.GetEqualFoldAttributeValue(c.cfg.UsernameAttr), e.DN),
 		Email:    e.GetEqualFoldAttributeValue(c.cfg.EmailAttr),

@@ -22,9 +22,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fedhub/fedhub/login"
+
 	goldap "github.com/go-ldap/ldap/v3"
 
-	"github.com/fedhub/fedhub/brokers"
 	"github.com/fedhub/fedhub/brokers/ldap"
 	"github.com/fedhub/fedhub/e2e/peers"
 )
@@ -196,7 +197,7 @@ func TestWrongPassword(t *testing.T) {
 		{"", s.Users["alice"].Password},
 	} {
 		_, err := c.Login(ctx(t), tc.user, tc.password)
-		if !errors.Is(err, brokers.ErrInvalidCredentials) {
+		if !errors.Is(err, login.ErrInvalidCredentials) {
 			t.Errorf("Login(%q, …) = %v, want ErrInvalidCredentials", tc.user, err)
 		}
 	}
@@ -218,7 +219,7 @@ func TestEmptyPasswordNoNetwork(t *testing.T) {
 	}
 	c, _ := connector(t, cfg)
 	for _, user := range []string{"alice", "", "cn=admin,dc=example,dc=test"} {
-		if _, err := c.Login(ctx(t), user, ""); !errors.Is(err, brokers.ErrInvalidCredentials) {
+		if _, err := c.Login(ctx(t), user, ""); !errors.Is(err, login.ErrInvalidCredentials) {
 			t.Errorf("Login(%q, \"\") = %v, want ErrInvalidCredentials", user, err)
 		}
 	}
@@ -227,7 +228,7 @@ func TestEmptyPasswordNoNetwork(t *testing.T) {
 		t.Fatalf("the server got %d connections for empty passwords, want none", n)
 	}
 	// The counting works: a real password does reach the server (which never answers).
-	if _, err := c.Login(ctx(t), "alice", "x"); err == nil || errors.Is(err, brokers.ErrInvalidCredentials) {
+	if _, err := c.Login(ctx(t), "alice", "x"); err == nil || errors.Is(err, login.ErrInvalidCredentials) {
 		t.Errorf("Login against a silent server = %v, want a failure that is not invalid credentials", err)
 	}
 	if n := l.accepted.Load(); n == 0 {
@@ -246,7 +247,7 @@ func TestTimeout(t *testing.T) {
 	})
 	start := time.Now()
 	_, err := c.Login(ctx(t), "alice", "secret")
-	if err == nil || errors.Is(err, brokers.ErrInvalidCredentials) {
+	if err == nil || errors.Is(err, login.ErrInvalidCredentials) {
 		t.Errorf("Login = %v, want a failure", err)
 	}
 	if d := time.Since(start); d > 3*time.Second {
@@ -288,12 +289,12 @@ func TestFilterMetacharacters(t *testing.T) {
 	}
 	// Injections that would match alice (or everyone) unescaped match no one.
 	for _, user := range []string{"*", "al*", "alice)(uid=*", "*)(|(uid=*", `alice\`, "alice)(objectClass=*"} {
-		if _, err := c.Login(ctx(t), user, alice.Password); !errors.Is(err, brokers.ErrInvalidCredentials) {
+		if _, err := c.Login(ctx(t), user, alice.Password); !errors.Is(err, login.ErrInvalidCredentials) {
 			t.Errorf("Login(%q, alice's password) = %v, want ErrInvalidCredentials", user, err)
 		}
 	}
 	// mallory's name does not log in as anyone else.
-	if _, err := c.Login(ctx(t), mallory.Username, alice.Password); !errors.Is(err, brokers.ErrInvalidCredentials) {
+	if _, err := c.Login(ctx(t), mallory.Username, alice.Password); !errors.Is(err, login.ErrInvalidCredentials) {
 		t.Errorf("Login(%q, alice's password) = %v, want ErrInvalidCredentials", mallory.Username, err)
 	}
 }
@@ -304,7 +305,7 @@ func TestMoreThanOneEntry(t *testing.T) {
 	cfg.UsernameAttr = "sn" // jdoe1 and jdoe2 are both "Doe"
 	c, logs := connector(t, cfg)
 	_, err := c.Login(ctx(t), "Doe", s.Users["jdoe1"].Password)
-	if err == nil || errors.Is(err, brokers.ErrInvalidCredentials) || errors.As(err, new(*brokers.UserError)) {
+	if err == nil || errors.Is(err, login.ErrInvalidCredentials) || errors.As(err, new(*login.UserError)) {
 		t.Fatalf("Login = %v, want a generic failure", err)
 	}
 	if !strings.Contains(logs.String(), "level=ERROR") || !strings.Contains(logs.String(), "more than one") {
@@ -321,7 +322,7 @@ func TestMoreThanOneEntry(t *testing.T) {
 func TestTLS(t *testing.T) {
 	s := peers.OpenLDAP(t)
 	alice := s.Users["alice"]
-	login := func(t *testing.T, cfg ldap.Config) error {
+	tryLogin := func(t *testing.T, cfg ldap.Config) error {
 		c, _ := connector(t, cfg)
 		id, err := c.Login(ctx(t), "alice", alice.Password)
 		if err == nil && id.Subject != alice.ID {
@@ -331,15 +332,15 @@ func TestTLS(t *testing.T) {
 	}
 
 	t.Run("LDAPS with the CA", func(t *testing.T) {
-		if err := login(t, openLDAPConfig(s)); err != nil {
+		if err := tryLogin(t, openLDAPConfig(s)); err != nil {
 			t.Errorf("Login: %v", err)
 		}
 	})
 	t.Run("LDAPS without the CA", func(t *testing.T) {
 		cfg := openLDAPConfig(s)
 		cfg.CAFile = "" // the system pool does not know the test CA
-		err := login(t, cfg)
-		if err == nil || errors.Is(err, brokers.ErrInvalidCredentials) || !strings.Contains(err.Error(), "certificate") {
+		err := tryLogin(t, cfg)
+		if err == nil || errors.Is(err, login.ErrInvalidCredentials) || !strings.Contains(err.Error(), "certificate") {
 			t.Errorf("Login = %v, want a certificate error", err)
 		}
 		c, _ := connector(t, cfg)
@@ -350,28 +351,28 @@ func TestTLS(t *testing.T) {
 	t.Run("LDAPS with the wrong server name", func(t *testing.T) {
 		cfg := openLDAPConfig(s)
 		cfg.ServerName = "ldap.example.com"
-		if err := login(t, cfg); err == nil || !strings.Contains(err.Error(), "certificate") {
+		if err := tryLogin(t, cfg); err == nil || !strings.Contains(err.Error(), "certificate") {
 			t.Errorf("Login = %v, want a certificate error", err)
 		}
 	})
 	t.Run("LDAPS insecure", func(t *testing.T) {
 		cfg := openLDAPConfig(s)
 		cfg.CAFile, cfg.Insecure = "", true
-		if err := login(t, cfg); err != nil {
+		if err := tryLogin(t, cfg); err != nil {
 			t.Errorf("Login: %v", err)
 		}
 	})
 	t.Run("StartTLS", func(t *testing.T) {
 		cfg := openLDAPConfig(s)
 		cfg.URLs, cfg.StartTLS = []string{s.URL}, true
-		if err := login(t, cfg); err != nil {
+		if err := tryLogin(t, cfg); err != nil {
 			t.Errorf("Login: %v", err)
 		}
 	})
 	t.Run("StartTLS without the CA", func(t *testing.T) {
 		cfg := openLDAPConfig(s)
 		cfg.URLs, cfg.StartTLS, cfg.CAFile = []string{s.URL}, true, ""
-		if err := login(t, cfg); err == nil || !strings.Contains(err.Error(), "certificate") {
+		if err := tryLogin(t, cfg); err == nil || !strings.Contains(err.Error(), "certificate") {
 			t.Errorf("Login = %v, want a certificate error", err)
 		}
 	})
@@ -382,7 +383,7 @@ func TestTLS(t *testing.T) {
 			t.Errorf("New with ldap:// = %v, want an error naming insecure", err)
 		}
 		cfg.Insecure = true
-		if err := login(t, cfg); err != nil {
+		if err := tryLogin(t, cfg); err != nil {
 			t.Errorf("Login with insecure: %v", err)
 		}
 	})
@@ -421,7 +422,7 @@ func TestFailover(t *testing.T) {
 	}
 
 	second.Stop()
-	if _, err := c.Login(ctx(t), "alice", password); err == nil || errors.Is(err, brokers.ErrInvalidCredentials) {
+	if _, err := c.Login(ctx(t), "alice", password); err == nil || errors.Is(err, login.ErrInvalidCredentials) {
 		t.Errorf("Login with every server down = %v, want a failure", err)
 	}
 	if err := c.Health(ctx(t)); err == nil {
@@ -487,7 +488,7 @@ func TestReferralsNotFollowed(t *testing.T) {
 	}
 
 	c, logs := connector(t, openLDAPConfig(s))
-	if _, err := c.Login(ctx(t), "partner", "secret"); !errors.Is(err, brokers.ErrInvalidCredentials) {
+	if _, err := c.Login(ctx(t), "partner", "secret"); !errors.Is(err, login.ErrInvalidCredentials) {
 		t.Errorf("Login of someone only the referral could know = %v, want ErrInvalidCredentials", err)
 	}
 	if id, err := c.Login(ctx(t), "alice", s.Users["alice"].Password); err != nil || id.Subject != s.Users["alice"].ID {
@@ -525,7 +526,7 @@ func TestHealth(t *testing.T) {
 	if err := bad.Health(ctx(t)); err == nil || !strings.Contains(err.Error(), "service account") {
 		t.Errorf("Health with a wrong service password = %v, want an error naming the service account", err)
 	}
-	if _, err := bad.Login(ctx(t), "alice", s.Users["alice"].Password); err == nil || errors.Is(err, brokers.ErrInvalidCredentials) {
+	if _, err := bad.Login(ctx(t), "alice", s.Users["alice"].Password); err == nil || errors.Is(err, login.ErrInvalidCredentials) {
 		t.Errorf("Login with a wrong service password = %v, want a generic failure", err)
 	}
 
@@ -635,7 +636,7 @@ func TestADLogin(t *testing.T) {
 		})
 	}
 	for _, user := range []string{`OTHER\alice`, `EXAMPLE\`, "alice@other.test", `EXAMPLE\*`, "*"} {
-		if _, err := c.Login(ctx(t), user, alice.Password); !errors.Is(err, brokers.ErrInvalidCredentials) {
+		if _, err := c.Login(ctx(t), user, alice.Password); !errors.Is(err, login.ErrInvalidCredentials) {
 			t.Errorf("Login(%q) = %v, want ErrInvalidCredentials", user, err)
 		}
 	}
@@ -658,19 +659,19 @@ func TestADRefusals(t *testing.T) {
 	c, logs := connector(t, adConfig(s))
 	for _, tc := range []struct {
 		user, password string
-		want           error  // errors.Is, or nil for a *brokers.UserError
+		want           error  // errors.Is, or nil for a *login.UserError
 		message        string // in the UserError's message
 		logged         string // in the log
 	}{
-		{user: "alice", password: "wrong", want: brokers.ErrInvalidCredentials, logged: "ad_code=52e"},
-		{user: "alice", password: "", want: brokers.ErrInvalidCredentials},
+		{user: "alice", password: "wrong", want: login.ErrInvalidCredentials, logged: "ad_code=52e"},
+		{user: "alice", password: "", want: login.ErrInvalidCredentials},
 		// Disabled accounts are left out by the search itself (userAccountControl bit 2).
-		{user: "disabled", password: s.Users["disabled"].Password, want: brokers.ErrInvalidCredentials, logged: "no such user"},
+		{user: "disabled", password: s.Users["disabled"].Password, want: login.ErrInvalidCredentials, logged: "no such user"},
 		{user: "mustchange", password: s.Users["mustchange"].Password, message: "must change your password", logged: "ad_code=773"},
 		{user: "locked", password: s.Users["locked"].Password, message: "locked", logged: "ad_code=775"},
 		{user: "expired", password: s.Users["expired"].Password, message: "account has expired", logged: "ad_code=701"},
 		// A wrong password does not tell the states apart.
-		{user: "mustchange", password: "wrong", want: brokers.ErrInvalidCredentials},
+		{user: "mustchange", password: "wrong", want: login.ErrInvalidCredentials},
 	} {
 		t.Run(tc.user, func(t *testing.T) {
 			_, err := c.Login(ctx(t), tc.user, tc.password)
@@ -679,7 +680,7 @@ func TestADRefusals(t *testing.T) {
 					t.Errorf("Login = %v, want %v", err, tc.want)
 				}
 			} else {
-				var ue *brokers.UserError
+				var ue *login.UserError
 				if !errors.As(err, &ue) || !strings.Contains(ue.Message, tc.message) {
 					t.Errorf("Login = %#v, want a UserError saying %q", err, tc.message)
 				}
@@ -701,7 +702,7 @@ func TestClassifyBind(t *testing.T) {
 	}
 	userError := func(substr string) func(error) bool {
 		return func(err error) bool {
-			var ue *brokers.UserError
+			var ue *login.UserError
 			return errors.As(err, &ue) && strings.Contains(ue.Message, substr)
 		}
 	}
@@ -711,18 +712,18 @@ func TestClassifyBind(t *testing.T) {
 		err  error
 		ok   func(error) bool
 	}{
-		{"525 user not found", adErr("525"), is(brokers.ErrInvalidCredentials)},
-		{"52e invalid credentials", adErr("52e"), is(brokers.ErrInvalidCredentials)},
-		{"530 logon hours", adErr("530"), is(brokers.ErrInvalidCredentials)},
-		{"531 workstation", adErr("531"), is(brokers.ErrInvalidCredentials)},
+		{"525 user not found", adErr("525"), is(login.ErrInvalidCredentials)},
+		{"52e invalid credentials", adErr("52e"), is(login.ErrInvalidCredentials)},
+		{"530 logon hours", adErr("530"), is(login.ErrInvalidCredentials)},
+		{"531 workstation", adErr("531"), is(login.ErrInvalidCredentials)},
 		{"532 password expired", adErr("532"), userError("password has expired")},
-		{"533 disabled", adErr("533"), is(brokers.ErrAccountDisabled)},
+		{"533 disabled", adErr("533"), is(login.ErrAccountDisabled)},
 		{"701 account expired", adErr("701"), userError("account has expired")},
 		{"773 must reset", adErr("773"), userError("must change your password")},
 		{"775 locked", adErr("775"), userError("locked")},
-		{"upper case", adErr("52E"), is(brokers.ErrInvalidCredentials)},
-		{"OpenLDAP 49", goldap.NewError(goldap.LDAPResultInvalidCredentials, errors.New("")), is(brokers.ErrInvalidCredentials)},
-		{"unknown code", adErr("999"), is(brokers.ErrInvalidCredentials)},
+		{"upper case", adErr("52E"), is(login.ErrInvalidCredentials)},
+		{"OpenLDAP 49", goldap.NewError(goldap.LDAPResultInvalidCredentials, errors.New("")), is(login.ErrInvalidCredentials)},
+		{"unknown code", adErr("999"), is(login.ErrInvalidCredentials)},
 		{"not 49", goldap.NewError(goldap.LDAPResultUnwillingToPerform, errors.New("data 775")), func(err error) bool { return err == nil }},
 		{"network", goldap.NewError(goldap.ErrorNetwork, errors.New("reset")), func(err error) bool { return err == nil }},
 	} {

@@ -3,7 +3,7 @@ package local
 import (
 	"context"
 
-	"github.com/fedhub/fedhub/brokers"
+	"github.com/fedhub/fedhub/login"
 )
 
 // Account is a local account whose password was verified.
@@ -15,8 +15,8 @@ type Account struct {
 	Name          string
 }
 
-// Accounts verifies local passwords. It returns brokers.ErrInvalidCredentials
-// or brokers.ErrAccountDisabled for those cases.
+// Accounts verifies local passwords. It returns login.ErrInvalidCredentials
+// or login.ErrAccountDisabled for those cases.
 type Accounts interface {
 	VerifyLocalPassword(ctx context.Context, username, password string) (Account, error)
 }
@@ -31,11 +31,11 @@ type Connector struct {
 func New(accounts Accounts) *Connector { return &Connector{accounts: accounts} }
 
 // Login implements brokers.PasswordConnector.
-func (c *Connector) Login(ctx context.Context, username, password string) (brokers.Identity, error) {
+func (c *Connector) Login(ctx context.Context, username, password string) (login.Identity, error) {
 	a, err := c.accounts.VerifyLocalPassword(ctx, username, password)
 	if err != nil {
-		return brokers.Identity{}, err
+		return login.Identity{}, err
 	}
-	return brokers.Identity{Subject: a.ID, Username: a.Username, Email: a.Email,
+	return login.Identity{Subject: a.ID, Username: a.Username, Email: a.Email,
 		EmailVerified: a.EmailVerified, Name: a.Name}, nil
 }

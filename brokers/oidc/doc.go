@@ -1,7 +1,7 @@
 // Package oidc is the connector for an upstream OpenID Provider: fedhub is a
 // relying party of the upstream (authorization code flow with PKCE S256) and
 // turns the verified ID token, and optionally the userinfo answer, into a
-// brokers.Identity.
+// login.Identity.
 //
 // The connector implements brokers.RedirectConnector and brokers.HealthChecker.
 // It never contacts the upstream while it is being built: discovery happens on

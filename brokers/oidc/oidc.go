@@ -17,6 +17,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/fedhub/fedhub/login"
+
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
@@ -284,7 +286,7 @@ func (c *Connector) oauth2Config(up *upstream, redirectURI string) *oauth2.Confi
 }
 
 func (c *Connector) unreachable() error {
-	return &brokers.UserError{Message: fmt.Sprintf(
+	return &login.UserError{Message: fmt.Sprintf(
 		"%s is not reachable right now. Please try again in a few minutes, or choose another way to sign in.", c.name)}
 }
 
@@ -292,7 +294,7 @@ func (c *Connector) unreachable() error {
 // verifier and the redirect URI in flow.Data (keys DataNonce, DataVerifier,
 // DataRedirectURI) and answers with a 303 to the upstream's authorization
 // endpoint. When the upstream cannot be discovered it returns a
-// *brokers.UserError.
+// *login.UserError.
 func (c *Connector) Begin(ctx context.Context, w http.ResponseWriter, r *http.Request, flow *brokers.Flow) error {
 	if flow == nil || flow.State == "" || flow.Callback == "" {
 		return fmt.Errorf("oidc %s: flow without state or callback", c.id)
@@ -323,19 +325,19 @@ func (c *Connector) Begin(ctx context.Context, w http.ResponseWriter, r *http.Re
 
 // Finish implements brokers.RedirectConnector: it verifies the upstream's
 // answer to flow and returns the identity it proves.
-func (c *Connector) Finish(ctx context.Context, r *http.Request, flow *brokers.Flow) (brokers.Identity, error) {
+func (c *Connector) Finish(ctx context.Context, r *http.Request, flow *brokers.Flow) (login.Identity, error) {
 	if flow == nil || flow.State == "" {
-		return brokers.Identity{}, fmt.Errorf("oidc %s: no upstream login", c.id)
+		return login.Identity{}, fmt.Errorf("oidc %s: no upstream login", c.id)
 	}
 	if subtle.ConstantTimeCompare([]byte(r.FormValue("state")), []byte(flow.State)) != 1 {
-		return brokers.Identity{}, fmt.Errorf("oidc %s: %w", c.id, ErrState)
+		return login.Identity{}, fmt.Errorf("oidc %s: %w", c.id, ErrState)
 	}
 	if code := r.FormValue("error"); code != "" {
-		return brokers.Identity{}, c.upstreamError(ctx, code, r.FormValue("error_description"))
+		return login.Identity{}, c.upstreamError(ctx, code, r.FormValue("error_description"))
 	}
 	code := r.FormValue("code")
 	if code == "" {
-		return brokers.Identity{}, fmt.Errorf("oidc %s: the upstream's answer has no code", c.id)
+		return login.Identity{}, fmt.Errorf("oidc %s: the upstream's answer has no code", c.id)
 	}
 	nonce, verifier := flow.Data[DataNonce], flow.Data[DataVerifier]
 	redirectURI := flow.Data[DataRedirectURI]
@@ -343,19 +345,19 @@ func (c *Connector) Finish(ctx context.Context, r *http.Request, flow *brokers.F
 		redirectURI = flow.Callback
 	}
 	if nonce == "" || verifier == "" || redirectURI == "" {
-		return brokers.Identity{}, fmt.Errorf("oidc %s: the upstream login lacks its nonce, verifier or redirect URI", c.id)
+		return login.Identity{}, fmt.Errorf("oidc %s: the upstream login lacks its nonce, verifier or redirect URI", c.id)
 	}
 	up, err := c.upstream(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
-			return brokers.Identity{}, ctx.Err()
+			return login.Identity{}, ctx.Err()
 		}
-		return brokers.Identity{}, c.unreachable()
+		return login.Identity{}, c.unreachable()
 	}
 	// RFC 9207: an iss parameter must name our upstream (mix-up defence).
 	if iss, ok := r.Form["iss"]; ok || up.issParam {
 		if len(iss) != 1 || iss[0] != up.issuer {
-			return brokers.Identity{}, fmt.Errorf("oidc %s: the answer's iss parameter does not name the upstream", c.id)
+			return login.Identity{}, fmt.Errorf("oidc %s: the answer's iss parameter does not name the upstream", c.id)
 		}
 	}
 	// The login data is single-use even if a caller hands the same flow twice.
@@ -369,48 +371,48 @@ func (c *Connector) Finish(ctx context.Context, r *http.Request, flow *brokers.F
 		if errors.As(err, &re) {
 			c.log.WarnContext(ctx, "upstream refused the code", "error", safeCode(re.ErrorCode),
 				"error_description", truncate(re.ErrorDescription, 200), "status", statusOf(re))
-			return brokers.Identity{}, fmt.Errorf("oidc %s: %w (%s)", c.id, ErrCodeRefused, safeCode(re.ErrorCode))
+			return login.Identity{}, fmt.Errorf("oidc %s: %w (%s)", c.id, ErrCodeRefused, safeCode(re.ErrorCode))
 		}
 		if ctx.Err() != nil {
-			return brokers.Identity{}, ctx.Err()
+			return login.Identity{}, ctx.Err()
 		}
 		c.log.WarnContext(ctx, "code exchange failed", "err", err)
-		return brokers.Identity{}, c.unreachable()
+		return login.Identity{}, c.unreachable()
 	}
 	rawID, _ := tok.Extra("id_token").(string)
 	if rawID == "" {
-		return brokers.Identity{}, fmt.Errorf("oidc %s: the token response has no id_token", c.id)
+		return login.Identity{}, fmt.Errorf("oidc %s: the token response has no id_token", c.id)
 	}
 	idt, err := up.verifier.Verify(ctx, rawID)
 	if err != nil {
-		return brokers.Identity{}, fmt.Errorf("oidc %s: ID token rejected: %w", c.id, err)
+		return login.Identity{}, fmt.Errorf("oidc %s: ID token rejected: %w", c.id, err)
 	}
 	if subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(nonce)) != 1 {
-		return brokers.Identity{}, fmt.Errorf("oidc %s: %w", c.id, ErrNonce)
+		return login.Identity{}, fmt.Errorf("oidc %s: %w", c.id, ErrNonce)
 	}
 	if idt.Subject == "" {
-		return brokers.Identity{}, fmt.Errorf("oidc %s: ID token has no sub", c.id)
+		return login.Identity{}, fmt.Errorf("oidc %s: ID token has no sub", c.id)
 	}
 	claims := map[string]any{}
 	if err := idt.Claims(&claims); err != nil {
-		return brokers.Identity{}, fmt.Errorf("oidc %s: ID token claims: %w", c.id, err)
+		return login.Identity{}, fmt.Errorf("oidc %s: ID token claims: %w", c.id, err)
 	}
 	// OIDC Core 3.1.3.7: with several audiences azp must be us; if present it must be us.
 	azp, hasAzp := claims["azp"].(string)
 	if (hasAzp || len(idt.Audience) > 1) && azp != c.clientID {
-		return brokers.Identity{}, fmt.Errorf("oidc %s: ID token azp is not our client", c.id)
+		return login.Identity{}, fmt.Errorf("oidc %s: ID token azp is not our client", c.id)
 	}
 	if idt.AccessTokenHash != "" {
 		if err := idt.VerifyAccessToken(tok.AccessToken); err != nil {
-			return brokers.Identity{}, fmt.Errorf("oidc %s: at_hash: %w", c.id, err)
+			return login.Identity{}, fmt.Errorf("oidc %s: at_hash: %w", c.id, err)
 		}
 	}
 	if c.useUserinfo {
 		if err := c.mergeUserinfo(ctx, up, tok, idt.Subject, claims); err != nil {
-			return brokers.Identity{}, err
+			return login.Identity{}, err
 		}
 	}
-	return brokers.Identity{
+	return login.Identity{
 		Connector:     c.id,
 		Subject:       idt.Issuer + "|" + idt.Subject,
 		Username:      str(claims[c.claims.username]),
@@ -468,7 +470,7 @@ func (c *Connector) upstreamError(ctx context.Context, code, description string)
 	default:
 		msg = fmt.Sprintf("%s could not sign you in (error %s). Please try again or choose another way to sign in.", c.name, code)
 	}
-	return &brokers.UserError{Message: msg}
+	return &login.UserError{Message: msg}
 }
 
 // Health implements brokers.HealthChecker: it fetches the discovery document.

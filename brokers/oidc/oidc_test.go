@@ -31,6 +31,7 @@ import (
 
 	"github.com/fedhub/fedhub/brokers"
 	fedoidc "github.com/fedhub/fedhub/brokers/oidc"
+	"github.com/fedhub/fedhub/login"
 
 	"github.com/fedhub/fedhub/e2e/peers"
 )
@@ -218,7 +219,7 @@ var (
 
 // login drives the example OP's login page as a browser and returns the URL
 // the upstream sends the browser back to (fedhub's callback with code & state).
-func login(t *testing.T, authURL, username, pass string) string {
+func upstreamLogin(t *testing.T, authURL, username, pass string) string {
 	t.Helper()
 	b := newBrowser()
 	resp, err := b.Get(authURL)
@@ -248,7 +249,7 @@ func login(t *testing.T, authURL, username, pass string) string {
 	return loc
 }
 
-func finish(t *testing.T, c *fedoidc.Connector, flow *brokers.Flow, callbackURL string) (brokers.Identity, error) {
+func finish(t *testing.T, c *fedoidc.Connector, flow *brokers.Flow, callbackURL string) (login.Identity, error) {
 	t.Helper()
 	return c.Finish(t.Context(), httptest.NewRequest(http.MethodGet, callbackURL, nil), flow)
 }
@@ -261,7 +262,7 @@ func TestLogin(t *testing.T) {
 	up := startUpstream(t, nil, upstreamOpts{claimsInIDToken: true})
 	c := newConnector(t, fedoidc.Config{Issuer: up.issuer})
 	flow, authURL := begin(t, c)
-	id, err := finish(t, c, flow, login(t, authURL, up.username, password))
+	id, err := finish(t, c, flow, upstreamLogin(t, authURL, up.username, password))
 	if err != nil {
 		t.Fatalf("Finish: %v", err)
 	}
@@ -330,7 +331,7 @@ func TestAuthMethods(t *testing.T) {
 			up := startUpstream(t, nil, upstreamOpts{claimsInIDToken: true})
 			c := newConnector(t, fedoidc.Config{Issuer: up.issuer, AuthMethod: tc.method})
 			flow, authURL := begin(t, c)
-			id, err := finish(t, c, flow, login(t, authURL, up.username, password))
+			id, err := finish(t, c, flow, upstreamLogin(t, authURL, up.username, password))
 			if err != nil {
 				t.Fatalf("Finish: %v", err)
 			}
@@ -348,7 +349,7 @@ func TestWrongSecretRefused(t *testing.T) {
 	up := startUpstream(t, nil, upstreamOpts{claimsInIDToken: true})
 	c := newConnector(t, fedoidc.Config{Issuer: up.issuer, ClientSecret: "wrong"})
 	flow, authURL := begin(t, c)
-	_, err := finish(t, c, flow, login(t, authURL, up.username, password))
+	_, err := finish(t, c, flow, upstreamLogin(t, authURL, up.username, password))
 	if !errors.Is(err, fedoidc.ErrCodeRefused) {
 		t.Fatalf("Finish = %v, want ErrCodeRefused", err)
 	}
@@ -362,7 +363,7 @@ func TestWrongStateRefused(t *testing.T) {
 	// the answer to login A presented with flow B
 	flowA, authA := begin(t, c)
 	flowB, _ := begin(t, c)
-	cbA := login(t, authA, up.username, password)
+	cbA := upstreamLogin(t, authA, up.username, password)
 	if _, err := finish(t, c, flowB, cbA); !errors.Is(err, fedoidc.ErrState) {
 		t.Fatalf("Finish(flow B, answer A) = %v, want ErrState", err)
 	}
@@ -387,7 +388,7 @@ func TestReplayRefused(t *testing.T) {
 	c := newConnector(t, fedoidc.Config{Issuer: up.issuer})
 	flow, authURL := begin(t, c)
 	saved := cloneFlow(flow)
-	cb := login(t, authURL, up.username, password)
+	cb := upstreamLogin(t, authURL, up.username, password)
 	if _, err := finish(t, c, flow, cb); err != nil {
 		t.Fatalf("first Finish: %v", err)
 	}
@@ -407,7 +408,7 @@ func TestBadNonceRefused(t *testing.T) {
 	up := startUpstream(t, nil, upstreamOpts{claimsInIDToken: true})
 	c := newConnector(t, fedoidc.Config{Issuer: up.issuer})
 	flow, authURL := begin(t, c)
-	cb := login(t, authURL, up.username, password)
+	cb := upstreamLogin(t, authURL, up.username, password)
 	flow.Data[fedoidc.DataNonce] = "tampered-nonce"
 	if _, err := finish(t, c, flow, cb); !errors.Is(err, fedoidc.ErrNonce) {
 		t.Fatalf("Finish = %v, want ErrNonce", err)
@@ -418,7 +419,7 @@ func TestBadVerifierRefused(t *testing.T) {
 	up := startUpstream(t, nil, upstreamOpts{claimsInIDToken: true})
 	c := newConnector(t, fedoidc.Config{Issuer: up.issuer})
 	flow, authURL := begin(t, c)
-	cb := login(t, authURL, up.username, password)
+	cb := upstreamLogin(t, authURL, up.username, password)
 	flow.Data[fedoidc.DataVerifier] = strings.Repeat("A", 43)
 	if _, err := finish(t, c, flow, cb); !errors.Is(err, fedoidc.ErrCodeRefused) {
 		t.Fatalf("Finish = %v, want ErrCodeRefused (PKCE)", err)
@@ -457,7 +458,7 @@ func TestUpstreamErrorIsUserError(t *testing.T) {
 		cb := callback + "?" + url.Values{"error": {"access_denied"},
 			"error_description": {"<script>alert('upstream says hi')</script>"}, "state": {flow.State}}.Encode()
 		_, err := finish(t, c, flow, cb)
-		var ue *brokers.UserError
+		var ue *login.UserError
 		if !errors.As(err, &ue) {
 			t.Fatalf("Finish = %v, want a UserError", err)
 		}
@@ -469,7 +470,7 @@ func TestUpstreamErrorIsUserError(t *testing.T) {
 		flow, _ := begin(t, c)
 		cb := callback + "?" + url.Values{"error": {"<b>evil</b>"}, "state": {flow.State}}.Encode()
 		_, err := finish(t, c, flow, cb)
-		var ue *brokers.UserError
+		var ue *login.UserError
 		if !errors.As(err, &ue) || strings.Contains(ue.Message, "evil") {
 			t.Fatalf("Finish = %v, want a UserError without the raw code", err)
 		}
@@ -497,7 +498,7 @@ func TestUpstreamErrorIsUserError(t *testing.T) {
 			t.Fatalf("prompt=none: %d %q", resp.StatusCode, loc)
 		}
 		_, err = finish(t, c, flow, loc)
-		var ue *brokers.UserError
+		var ue *login.UserError
 		if !errors.As(err, &ue) || !strings.Contains(ue.Message, "sign in there again") {
 			t.Fatalf("Finish(%s) = %v, want the login_required UserError", loc, err)
 		}
@@ -520,7 +521,7 @@ func TestUpstreamDownAtStart(t *testing.T) {
 	}
 	rec := httptest.NewRecorder()
 	err = c.Begin(t.Context(), rec, httptest.NewRequest(http.MethodGet, "/", nil), &brokers.Flow{State: randomState(), Callback: callback})
-	var ue *brokers.UserError
+	var ue *login.UserError
 	if !errors.As(err, &ue) || !strings.Contains(ue.Message, "Corporate SSO is not reachable right now") {
 		t.Fatalf("Begin while down = %v, want the not-reachable UserError", err)
 	}
@@ -537,7 +538,7 @@ func TestUpstreamDownAtStart(t *testing.T) {
 		t.Fatalf("Health after the upstream returned: %v", err)
 	}
 	flow, authURL := begin(t, c)
-	id, err := finish(t, c, flow, login(t, authURL, up.username, password))
+	id, err := finish(t, c, flow, upstreamLogin(t, authURL, up.username, password))
 	if err != nil || id.Subject != issuer+"|id1" {
 		t.Fatalf("login after the upstream returned: %v %+v", err, id)
 	}
@@ -562,7 +563,7 @@ func TestDiscoveryIsLazyAndShared(t *testing.T) {
 	wg.Wait()
 	// later logins use the cached provider
 	flow, authURL := begin(t, c)
-	if _, err := finish(t, c, flow, login(t, authURL, up.username, password)); err != nil {
+	if _, err := finish(t, c, flow, upstreamLogin(t, authURL, up.username, password)); err != nil {
 		t.Fatal(err)
 	}
 	if n := up.discovered.Load(); n != 1 {
@@ -579,7 +580,7 @@ func TestUserinfo(t *testing.T) {
 	t.Run("ID token only", func(t *testing.T) {
 		c := newConnector(t, fedoidc.Config{Issuer: up.issuer})
 		flow, authURL := begin(t, c)
-		id, err := finish(t, c, flow, login(t, authURL, up.username, password))
+		id, err := finish(t, c, flow, upstreamLogin(t, authURL, up.username, password))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -594,7 +595,7 @@ func TestUserinfo(t *testing.T) {
 		c := newConnector(t, fedoidc.Config{Issuer: up.issuer, UseUserinfo: true})
 		flow, authURL := begin(t, c)
 		nonce := flow.Data[fedoidc.DataNonce]
-		id, err := finish(t, c, flow, login(t, authURL, up.username, password))
+		id, err := finish(t, c, flow, upstreamLogin(t, authURL, up.username, password))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -612,7 +613,7 @@ func TestUserinfo(t *testing.T) {
 		c := newConnector(t, fedoidc.Config{Issuer: up.issuer, UseUserinfo: true, Claims: map[string]string{
 			"username": "email", "name": "given_name", "groups": "teams", "email_verified": "mail_ok"}})
 		flow, authURL := begin(t, c)
-		id, err := finish(t, c, flow, login(t, authURL, up.username, password))
+		id, err := finish(t, c, flow, upstreamLogin(t, authURL, up.username, password))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -622,7 +623,7 @@ func TestUserinfo(t *testing.T) {
 		c = newConnector(t, fedoidc.Config{Issuer: up.issuer, UseUserinfo: true, Claims: map[string]string{
 			"groups": "roles", "email_verified": "locale"}})
 		flow, authURL = begin(t, c)
-		id, err = finish(t, c, flow, login(t, authURL, up.username, password))
+		id, err = finish(t, c, flow, upstreamLogin(t, authURL, up.username, password))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -636,7 +637,7 @@ func TestUserinfoSubjectMismatchRefused(t *testing.T) {
 	up := startUpstream(t, nil, upstreamOpts{userinfoSub: "id2"})
 	c := newConnector(t, fedoidc.Config{Issuer: up.issuer, UseUserinfo: true})
 	flow, authURL := begin(t, c)
-	if _, err := finish(t, c, flow, login(t, authURL, up.username, password)); !errors.Is(err, fedoidc.ErrUserinfoSubject) {
+	if _, err := finish(t, c, flow, upstreamLogin(t, authURL, up.username, password)); !errors.Is(err, fedoidc.ErrUserinfoSubject) {
 		t.Fatalf("Finish = %v, want ErrUserinfoSubject", err)
 	}
 }
@@ -650,7 +651,7 @@ func TestIssuerMismatchRefused(t *testing.T) {
 	}
 	err := c.Begin(t.Context(), httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil),
 		&brokers.Flow{State: randomState(), Callback: callback})
-	var ue *brokers.UserError
+	var ue *login.UserError
 	if !errors.As(err, &ue) {
 		t.Fatalf("Begin = %v, want a UserError", err)
 	}

@@ -86,7 +86,7 @@
 // # Errors
 //
 // Finish returns ErrInvalidResponse for anything the verification refuses and
-// a few *brokers.UserError values for cases a person can act on (ErrReplayed,
+// a few *login.UserError values for cases a person can act on (ErrReplayed,
 // ErrUnsolicited, ErrUnknownLogin, ErrNoStableSubject, ErrIDPDenied,
 // ErrIDPUnavailable). None of them carries upstream XML or error text: the
 // reason is logged with slog.

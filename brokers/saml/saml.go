@@ -18,6 +18,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fedhub/fedhub/login"
+
 	"github.com/crewjam/saml"
 
 	"github.com/fedhub/fedhub/brokers"
@@ -80,18 +82,18 @@ var (
 	ErrInvalidResponse = errors.New("saml: the identity provider's response was refused")
 	// ErrIDPUnavailable: the IdP metadata cannot be loaded (or lacks what a
 	// login needs).
-	ErrIDPUnavailable = &brokers.UserError{Message: "The sign-in service cannot be reached right now. Try again in a few minutes, or choose another way to sign in."}
+	ErrIDPUnavailable = &login.UserError{Message: "The sign-in service cannot be reached right now. Try again in a few minutes, or choose another way to sign in."}
 	// ErrReplayed: this assertion was already used.
-	ErrReplayed = &brokers.UserError{Message: "This answer of the sign-in service was already used. Go back to the application and sign in again."}
+	ErrReplayed = &login.UserError{Message: "This answer of the sign-in service was already used. Go back to the application and sign in again."}
 	// ErrUnsolicited: an IdP-initiated login while AllowIDPInitiated is off.
-	ErrUnsolicited = &brokers.UserError{Message: "Sign-in through this service must start here. Go to the application and sign in from there."}
+	ErrUnsolicited = &login.UserError{Message: "Sign-in through this service must start here. Go to the application and sign in from there."}
 	// ErrUnknownLogin: a response to a request fedhub no longer knows
 	// (expired, used, or from another browser).
-	ErrUnknownLogin = &brokers.UserError{Message: "This sign-in has expired or was started in another browser. Go back to the application and sign in again."}
+	ErrUnknownLogin = &login.UserError{Message: "This sign-in has expired or was started in another browser. Go back to the application and sign in again."}
 	// ErrNoStableSubject: no persistent NameID and no subject attribute.
-	ErrNoStableSubject = &brokers.UserError{Message: "The sign-in service did not send a permanent identifier for your account, so you cannot be recognised. Ask your administrator to have it send a persistent NameID."}
+	ErrNoStableSubject = &login.UserError{Message: "The sign-in service did not send a permanent identifier for your account, so you cannot be recognised. Ask your administrator to have it send a persistent NameID."}
 	// ErrIDPDenied: the IdP answered with a non-success status.
-	ErrIDPDenied = &brokers.UserError{Message: "The sign-in service did not sign you in. Try again, or choose another way to sign in."}
+	ErrIDPDenied = &login.UserError{Message: "The sign-in service did not sign you in. Try again, or choose another way to sign in."}
 )
 
 // Connector is a SAML service provider towards one IdP.
@@ -406,41 +408,41 @@ func (c *Connector) serveMetadata(w http.ResponseWriter, _ *http.Request) {
 }
 
 // Finish verifies the IdP's response to flow.
-func (c *Connector) Finish(ctx context.Context, r *http.Request, flow *brokers.Flow) (brokers.Identity, error) {
+func (c *Connector) Finish(ctx context.Context, r *http.Request, flow *brokers.Flow) (login.Identity, error) {
 	if flow == nil {
-		return brokers.Identity{}, c.refuse("no flow", nil)
+		return login.Identity{}, c.refuse("no flow", nil)
 	}
 	requestID := flow.Data["request_id"]
 	if requestID == "" {
-		return brokers.Identity{}, c.refuse("the flow has no AuthnRequest ID", nil)
+		return login.Identity{}, c.refuse("the flow has no AuthnRequest ID", nil)
 	}
 	raw, relayState, err := c.readResponse(r)
 	if err != nil {
-		return brokers.Identity{}, c.refuse("the response cannot be read", err)
+		return login.Identity{}, c.refuse("the response cannot be read", err)
 	}
 	if relayState != flow.State {
-		return brokers.Identity{}, c.refuse("RelayState does not match the flow", nil)
+		return login.Identity{}, c.refuse("RelayState does not match the flow", nil)
 	}
 	return c.verify(ctx, raw, requestID)
 }
 
 // FinishUnsolicited verifies an IdP-initiated response; it refuses unless
 // AllowIDPInitiated is set. RelayState is ignored.
-func (c *Connector) FinishUnsolicited(ctx context.Context, r *http.Request) (brokers.Identity, error) {
+func (c *Connector) FinishUnsolicited(ctx context.Context, r *http.Request) (login.Identity, error) {
 	raw, _, err := c.readResponse(r)
 	if err != nil {
-		return brokers.Identity{}, c.refuse("the response cannot be read", err)
+		return login.Identity{}, c.refuse("the response cannot be read", err)
 	}
 	if !c.cfg.AllowIDPInitiated {
 		if sh, err := inspect(raw); err == nil && sh.inResponseTo != "" {
 			// A late or misrouted answer to a real request, not an IdP-initiated login.
 			c.log.Warn("SAML response refused", "connector", c.cfg.ID,
 				"reason", "answer to an AuthnRequest with no login in progress (expired, used or another browser)")
-			return brokers.Identity{}, ErrUnknownLogin
+			return login.Identity{}, ErrUnknownLogin
 		}
 		c.log.Warn("SAML response refused", "connector", c.cfg.ID,
 			"reason", "IdP-initiated login is not allowed for this connector (allow_idp_initiated)")
-		return brokers.Identity{}, ErrUnsolicited
+		return login.Identity{}, ErrUnsolicited
 	}
 	return c.verify(ctx, raw, "")
 }

@@ -34,6 +34,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fedhub/fedhub/login"
+
 	"github.com/beevik/etree"
 	"github.com/crewjam/saml"
 	"github.com/crewjam/saml/samlidp"
@@ -569,7 +571,7 @@ func acsRequest(callback string, v url.Values) *http.Request {
 	return r
 }
 
-func finish(c *samlconn.Connector, flow *brokers.Flow, v url.Values) (brokers.Identity, error) {
+func finish(c *samlconn.Connector, flow *brokers.Flow, v url.Values) (login.Identity, error) {
 	return c.Finish(context.Background(), acsRequest(flow.Callback, v), flow)
 }
 
@@ -595,7 +597,7 @@ func (e *env) refused(err, want error, logWants ...string) {
 	e.log.Reset()
 }
 
-func (e *env) accepted(id brokers.Identity, err error, connector string) {
+func (e *env) accepted(id login.Identity, err error, connector string) {
 	e.t.Helper()
 	if err != nil {
 		e.t.Fatalf("refused: %v\nlog:\n%s", err, e.log.String())
@@ -606,7 +608,7 @@ func (e *env) accepted(id brokers.Identity, err error, connector string) {
 	}
 }
 
-func checkAlice(t *testing.T, id brokers.Identity) {
+func checkAlice(t *testing.T, id login.Identity) {
 	t.Helper()
 	if id.Username != "alice" || id.Email != "alice@example.com" || id.Name != "Alice Liddell" || id.EmailVerified {
 		t.Fatalf("profile %+v", id)
@@ -1061,7 +1063,7 @@ func TestUnsolicitedResponse(t *testing.T) {
 		}
 		return f.values
 	}
-	unsolicited := func(c *samlconn.Connector, v url.Values) (brokers.Identity, error) {
+	unsolicited := func(c *samlconn.Connector, v url.Values) (login.Identity, error) {
 		return c.FinishUnsolicited(context.Background(), acsRequest(c.ACSURL(), v))
 	}
 
@@ -1139,7 +1141,7 @@ func TestTransientNameID(t *testing.T) {
 	flow, v := spLogin(t, c, b)
 	_, err := finish(c, flow, v)
 	e.refused(err, samlconn.ErrNoStableSubject, "not persistent")
-	var ue *brokers.UserError
+	var ue *login.UserError
 	if !errors.As(err, &ue) {
 		t.Fatal("not a UserError")
 	}
@@ -1320,7 +1322,7 @@ func TestIDPMetadataURL(t *testing.T) {
 	}
 	flow := &brokers.Flow{State: "s", Callback: c.ACSURL(), Data: map[string]string{}}
 	err = c.Begin(context.Background(), httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil), flow)
-	var ue *brokers.UserError
+	var ue *login.UserError
 	if !errors.As(err, &ue) || !errors.Is(err, samlconn.ErrIDPUnavailable) {
 		t.Fatalf("Begin with the IdP down: %v", err)
 	}

@@ -14,9 +14,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/crewjam/saml"
+	"github.com/fedhub/fedhub/login"
 
-	"github.com/fedhub/fedhub/brokers"
+	"github.com/crewjam/saml"
 )
 
 const (
@@ -81,20 +81,20 @@ func inspect(raw []byte) (shape, error) {
 
 // verify checks a decoded SAMLResponse. requestID is the flow's AuthnRequest
 // ID; "" means IdP-initiated.
-func (c *Connector) verify(ctx context.Context, raw []byte, requestID string) (brokers.Identity, error) {
+func (c *Connector) verify(ctx context.Context, raw []byte, requestID string) (login.Identity, error) {
 	unsolicited := requestID == ""
 	sh, err := inspect(raw)
 	if err != nil {
-		return brokers.Identity{}, c.refuse("response shape", err)
+		return login.Identity{}, c.refuse("response shape", err)
 	}
 	if unsolicited && sh.inResponseTo != "" {
 		c.log.Warn("SAML response refused", "connector", c.cfg.ID,
 			"reason", "an answer to an AuthnRequest arrived with no login in progress; it is not an IdP-initiated response")
-		return brokers.Identity{}, ErrUnknownLogin
+		return login.Identity{}, ErrUnknownLogin
 	}
 	md, err := c.current(ctx)
 	if err != nil {
-		return brokers.Identity{}, ErrIDPUnavailable
+		return login.Identity{}, ErrIDPUnavailable
 	}
 
 	sp := c.serviceProvider(md)
@@ -130,26 +130,26 @@ func (c *Connector) verify(ctx context.Context, raw []byte, requestID string) (b
 		var status saml.ErrBadStatus
 		if errors.As(reason, &status) {
 			c.log.Warn("SAML response refused", "connector", c.cfg.ID, "reason", "IdP status is not success", "status", status.Status)
-			return brokers.Identity{}, ErrIDPDenied
+			return login.Identity{}, ErrIDPDenied
 		}
-		return brokers.Identity{}, c.refuse("verification failed", reason)
+		return login.Identity{}, c.refuse("verification failed", reason)
 	}
 	if err := c.checkAssertion(a, requestID, now); err != nil {
-		return brokers.Identity{}, c.refuse("assertion", err)
+		return login.Identity{}, c.refuse("assertion", err)
 	}
 	id, err := c.identity(a, md.ed.EntityID)
 	if err != nil {
-		return brokers.Identity{}, err
+		return login.Identity{}, err
 	}
 
 	first, err := c.store.Once(ctx, replayKey(a.Issuer.Value, a.ID), replayUntil(a))
 	if err != nil {
-		return brokers.Identity{}, fmt.Errorf("saml: replay cache: %w", err)
+		return login.Identity{}, fmt.Errorf("saml: replay cache: %w", err)
 	}
 	if !first {
 		c.log.Warn("SAML response refused", "connector", c.cfg.ID, "reason", "replay: assertion already used",
 			"assertion_id", a.ID)
-		return brokers.Identity{}, ErrReplayed
+		return login.Identity{}, ErrReplayed
 	}
 	return id, nil
 }
@@ -249,8 +249,8 @@ func replayUntil(a *saml.Assertion) time.Time {
 	return until.Add(saml.MaxClockSkew)
 }
 
-// identity maps the verified assertion to a brokers.Identity.
-func (c *Connector) identity(a *saml.Assertion, idpEntityID string) (brokers.Identity, error) {
+// identity maps the verified assertion to a login.Identity.
+func (c *Connector) identity(a *saml.Assertion, idpEntityID string) (login.Identity, error) {
 	type attr struct {
 		name, friendly string
 		values         []string
@@ -309,7 +309,7 @@ func (c *Connector) identity(a *saml.Assertion, idpEntityID string) (brokers.Ide
 		return ""
 	}
 
-	id := brokers.Identity{
+	id := login.Identity{
 		Connector: c.cfg.ID,
 		Username:  first("username"),
 		Email:     first("email"),
@@ -327,7 +327,7 @@ func (c *Connector) identity(a *saml.Assertion, idpEntityID string) (brokers.Ide
 		if len(vs) != 1 {
 			c.log.Warn("SAML response refused", "connector", c.cfg.ID,
 				"reason", "the subject attribute must have exactly one value", "attribute", c.attrs["subject"][0], "values", len(vs))
-			return brokers.Identity{}, ErrNoStableSubject
+			return login.Identity{}, ErrNoStableSubject
 		}
 		id.Subject = idpEntityID + "!" + vs[0]
 		return id, nil
@@ -335,7 +335,7 @@ func (c *Connector) identity(a *saml.Assertion, idpEntityID string) (brokers.Ide
 	n := a.Subject.NameID
 	if n == nil || strings.TrimSpace(n.Value) == "" {
 		c.log.Warn("SAML response refused", "connector", c.cfg.ID, "reason", "no NameID and no subject attribute mapping")
-		return brokers.Identity{}, ErrNoStableSubject
+		return login.Identity{}, ErrNoStableSubject
 	}
 	format := n.Format
 	if format == "" {
@@ -347,7 +347,7 @@ func (c *Connector) identity(a *saml.Assertion, idpEntityID string) (brokers.Ide
 		c.log.Warn("SAML response refused", "connector", c.cfg.ID,
 			"reason", "the NameID is not persistent, so it cannot identify the account; configure the IdP to send a persistent NameID or set attributes.subject",
 			"nameid_format", format)
-		return brokers.Identity{}, ErrNoStableSubject
+		return login.Identity{}, ErrNoStableSubject
 	}
 	id.Subject = idpEntityID + "!" + n.Value
 	return id, nil

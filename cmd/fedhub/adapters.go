@@ -9,6 +9,7 @@ import (
 	"github.com/fedhub/fedhub/brokers/local"
 	"github.com/fedhub/fedhub/issuer"
 	"github.com/fedhub/fedhub/linking"
+	"github.com/fedhub/fedhub/login"
 )
 
 // issuerAdapter gives brokers its narrow view of the issuer.
@@ -61,9 +62,9 @@ func (a localAccounts) VerifyLocalPassword(ctx context.Context, username, passwo
 	u, err := a.users.VerifyPassword(ctx, username, password)
 	switch {
 	case errors.Is(err, linking.ErrInvalidCredentials):
-		return local.Account{}, brokers.ErrInvalidCredentials
+		return local.Account{}, login.ErrInvalidCredentials
 	case errors.Is(err, linking.ErrDisabled):
-		return local.Account{}, brokers.ErrAccountDisabled
+		return local.Account{}, login.ErrAccountDisabled
 	case err != nil:
 		return local.Account{}, err
 	}

@@ -1,0 +1,37 @@
+package login
+
+import "errors"
+
+// Errors a connector returns; anything else is logged and shown as a generic failure.
+var (
+	ErrInvalidCredentials = errors.New("invalid username or password")
+	ErrAccountDisabled    = errors.New("account is disabled")
+)
+
+// UserError carries a message meant for the person signing in (an expired
+// password, a locked account): safe to show, unlike upstream errors.
+type UserError struct{ Message string }
+
+func (e *UserError) Error() string { return e.Message }
+
+// Message is what the person is told about err; details stay in the log.
+func Message(err error) string {
+	var ue *UserError
+	switch {
+	case errors.As(err, &ue):
+		return ue.Message
+	case errors.Is(err, ErrInvalidCredentials):
+		return "Invalid username or password."
+	case errors.Is(err, ErrAccountDisabled):
+		return "Your account is disabled. Contact your administrator."
+	}
+	return "Sign-in is not possible right now. Try again in a moment."
+}
+
+// Errors of a sign-in that cannot go on.
+var (
+	ErrNotFound = errors.New("sign-in not found") // or started in another browser
+	ErrExpired  = errors.New("sign-in expired")
+	ErrDone     = errors.New("sign-in already completed")
+	ErrStepDone = errors.New("sign-in step already completed") // the transaction moved on meanwhile
+)

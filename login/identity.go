@@ -1,0 +1,36 @@
+package login
+
+import "time"
+
+// Identity is what a connector proved about a person.
+type Identity struct {
+	Connector     string
+	Subject       string // the upstream's stable subject; email is never an identifier
+	Username      string
+	Email         string
+	EmailVerified bool
+	Name          string
+	Groups        []string
+	Raw           map[string]any // raw claims or attributes, for mappers
+
+	// How the upstream says it authenticated the person; zero values when it
+	// does not say (a password connector: the credential was typed just now).
+	AuthTime time.Time // OIDC auth_time, SAML AuthnInstant
+	AMR      []string  // OIDC amr (RFC 8176)
+	ACR      string    // OIDC acr, SAML AuthnContextClassRef
+}
+
+// Authentication tells the issuer who signed in and how.
+type Authentication struct {
+	UserID    string
+	Connector string    // the "idp" claim
+	AMR       []string  // RFC 8176 methods really used: pwd, otp, hwk, swk, fed, mfa
+	ACR       string    // the level reached: see ACRSingleFactor, ACRMultiFactor
+	AuthTime  time.Time // when a credential was really presented
+}
+
+// The authentication context classes fedhub issues in "acr".
+const (
+	ACRSingleFactor = "1" // one factor: a password, or an upstream's single-factor login
+	ACRMultiFactor  = "2" // two factors, here or at a trusted upstream
+)

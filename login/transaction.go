@@ -1,0 +1,118 @@
+package login
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/fedhub/fedhub/secret"
+)
+
+// TTL is how long a person has to finish a sign-in, first login and second
+// factor included.
+const TTL = 15 * time.Minute
+
+// Purpose is what a sign-in is for.
+type Purpose string
+
+// The purposes.
+const (
+	ForClient  Purpose = "client"  // an application waits for a code
+	ForPage    Purpose = "page"    // a fedhub page (/account) waits: ReturnTo
+	ForSession Purpose = "session" // nobody waits (IdP-initiated SAML): an SSO session only
+	ForLink    Purpose = "link"    // link an upstream identity to the signed-in LinkUserID
+)
+
+// Step is where a sign-in is. Every step's handler reads the transaction,
+// does its work and hands it back to the dispatcher, which picks the next.
+type Step string
+
+// The steps.
+const (
+	StepChoose       Step = "choose"        // the login page: a connector's button or form
+	StepReview       Step = "review"        // first login: the person reviews the new profile
+	StepReauth       Step = "reauth"        // first login: the person proves control of the matched account
+	StepLinked       Step = "linked"        // first login: linked; the person confirms to go on
+	StepSecondFactor Step = "second_factor" // a second factor is asked for
+	StepEnrolFactor  Step = "enrol_factor"  // a second factor is required and the person has none yet
+	StepDone         Step = "done"          // handed to the issuer
+)
+
+// Transaction is one sign-in, from the request to the code. The browser holds
+// the token of TokenHash in the page URLs and is bound by BrowserHash; an
+// upstream round trip holds its own single-use state (StateHash) and hands
+// back to the browser through ContinueHash. Version makes every step
+// single-use: a save succeeds only on the version that was loaded.
+type Transaction struct {
+	TokenHash   string  `gorm:"primaryKey;size:64"`
+	BrowserHash string  `gorm:"size:64;not null"`
+	Purpose     Purpose `gorm:"size:16;not null"`
+	Step        Step    `gorm:"size:16;not null"`
+	Version     int     `gorm:"not null"`
+
+	// The application's request (ForClient).
+	ClientID      string `gorm:"size:255"`
+	RedirectURI   string `gorm:"size:2048"`
+	Scope         string `gorm:"size:2048"`
+	State         string `gorm:"size:2048"`
+	Nonce         string `gorm:"size:2048"`
+	CodeChallenge string `gorm:"size:128"`
+	LoginHint     string `gorm:"size:255"`
+	IDPHint       string `gorm:"size:64"`
+	ACRValues     string `gorm:"size:255"`
+	Claims        string `gorm:"size:4096"`
+	ForceLogin    bool   // prompt=login or max_age: a credential must be presented, upstream too
+	MaxAge        int    // seconds; -1 when not asked for
+	ReturnTo      string `gorm:"size:2048"` // ForPage: the fedhub page; ForLink: where to go afterwards
+	LinkUserID    string `gorm:"size:36"`   // ForLink: the user the identity is linked to
+
+	// An upstream round trip in progress.
+	Connector    string `gorm:"size:64"` // the connector asked last
+	StateHash    string `gorm:"size:64;index"`
+	UpstreamData string `gorm:"type:text"` // the connector's data: nonce, PKCE verifier, SAML request ID
+	ContinueHash string `gorm:"size:64;index"`
+	Identity     string `gorm:"type:text"` // the verified upstream Identity, JSON
+
+	// Who signed in, and how.
+	UserID   string `gorm:"size:36"`
+	LoginVia string `gorm:"size:64"` // the connector the person signed in with (the "idp" claim)
+	AMR      string `gorm:"size:255"`
+	AuthTime *time.Time
+
+	// First login: the upstream identity with its mapped profile, and the
+	// account it may be linked to.
+	FirstLogin  string `gorm:"type:text"`
+	CandidateID string `gorm:"size:36"`
+	LinkVersion int
+
+	CreatedAt time.Time
+	ExpiresAt time.Time `gorm:"index"`
+}
+
+// Models are the tables this package owns, for store.Migrate.
+func Models() []any { return []any{&Transaction{}} }
+
+// CSRF is the form token of a transaction's pages: tied to the transaction's
+// token and to the browser's HttpOnly binding cookie, which no other site can read.
+func CSRF(token, browser string) string {
+	return secret.Hash("login:" + browser + ":" + token)[:32]
+}
+
+// SetUpstreamIdentity keeps a verified upstream identity with the transaction.
+func (t *Transaction) SetUpstreamIdentity(id Identity) error {
+	b, err := json.Marshal(id)
+	if err != nil {
+		return fmt.Errorf("keep upstream identity: %w", err)
+	}
+	t.Identity = string(b)
+	return nil
+}
+
+// UpstreamIdentity is the identity kept by SetUpstreamIdentity.
+func (t *Transaction) UpstreamIdentity() (Identity, error) {
+	var id Identity
+	if err := json.Unmarshal([]byte(t.Identity), &id); err != nil {
+		return Identity{}, fmt.Errorf("read upstream identity: %w", err)
+	}
+	return id, nil
+}
