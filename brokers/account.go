@@ -2,6 +2,7 @@ package brokers
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -61,13 +62,23 @@ func (s *Service) signedIn(c echo.Context, returnTo string) (*linking.User, erro
 		return nil, err
 	}
 	if id == "" {
-		to, err := s.issuer.BeginLocalLogin(c.Response(), r, returnTo)
+		token, err := s.beginPageLogin(c, returnTo)
 		if err != nil {
 			return nil, err
 		}
-		return nil, errors.Join(errPageShown, c.Redirect(http.StatusSeeOther, to))
+		return nil, errors.Join(errPageShown, c.Redirect(http.StatusSeeOther, "/login?req="+url.QueryEscape(token)))
 	}
 	return s.users.UserByID(r.Context(), id)
+}
+
+// beginPageLogin starts a sign-in that no client asked for, which returns to
+// a fedhub page (returnTo, a path) with an SSO session: the account page's.
+func (s *Service) beginPageLogin(c echo.Context, returnTo string) (string, error) {
+	if !strings.HasPrefix(returnTo, "/") || strings.HasPrefix(returnTo, "//") { // never off-site
+		return "", fmt.Errorf("begin page login: %q is not a local path", returnTo)
+	}
+	t := &login.Transaction{Purpose: login.ForPage, Step: login.StepChoose, ReturnTo: returnTo, MaxAge: -1}
+	return s.txns.Create(c.Request().Context(), t, s.cookies.BrowserID(c.Response(), c.Request()))
 }
 
 // accountCSRF is the form token of the account pages: the browser-binding
@@ -248,24 +259,33 @@ func (s *Service) linkSubmit(c echo.Context) error {
 	if app != nil {
 		returnTo = app.back("") // completed with the status at the end
 	}
+	t := &login.Transaction{Purpose: login.ForLink, Step: login.StepChoose, LinkUserID: u.ID, ReturnTo: returnTo, MaxAge: -1}
+	if _, err := s.txns.Create(c.Request().Context(), t, s.cookies.BrowserID(c.Response(), c.Request())); err != nil {
+		return err
+	}
 	switch impl := conn.Impl.(type) {
 	case RedirectConnector:
-		return s.startFlow(c, conn, linkPurpose+u.ID, returnTo)
+		return s.startFlow(c, t, conn)
 	case PasswordConnector:
 		id, err := s.passwordLogin(c.Request().Context(), conn.ID, impl, strings.TrimSpace(form.Get("username")),
 			form.Get("password"), c.RealIP())
 		if err != nil {
-			return s.renderLinkPage(c, conn, u, app, userMessage(err))
+			return s.renderLinkPage(c, conn, u, app, login.Message(err))
 		}
-		return s.finishLink(c, u.ID, conn, id, returnTo)
+		return s.finishLink(c, t, conn, id)
 	}
 	return web.RenderError(c, http.StatusNotFound, unknownMethod)
 }
 
 // finishLink links a proven upstream identity to the user who asked — only if
 // that user is still the one signed in to this browser.
-func (s *Service) finishLink(c echo.Context, userID string, conn Connector, id login.Identity, returnTo string) error {
+func (s *Service) finishLink(c echo.Context, t *login.Transaction, conn Connector, id login.Identity) error {
 	ctx := c.Request().Context()
+	userID, returnTo := t.LinkUserID, t.ReturnTo
+	t.Step = login.StepDone
+	if err := s.txns.Save(ctx, t); err != nil {
+		return shown(s.ended(c, err))
+	}
 	current, err := s.issuer.SessionUser(c.Request())
 	if err != nil {
 		return err

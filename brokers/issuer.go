@@ -2,44 +2,22 @@ package brokers
 
 import (
 	"context"
-	"errors"
 	"net/http"
+
+	"github.com/fedhub/fedhub/login"
 )
 
-// LoginRequest is what the login page knows of a pending authorization request.
-type LoginRequest struct {
-	ID         string
-	ClientName string
-	LoginHint  string
-	IDPHint    string
-	CSRF       string
-}
-
-// Authentication tells the issuer who logged in and how.
-type Authentication struct {
-	UserID    string
-	Connector string
-	AMR       []string
-}
-
-// Issuer is the narrow part of the OpenID Provider that brokers uses.
+// Issuer is the narrow part of the OpenID Provider that the dispatcher uses.
 type Issuer interface {
-	PendingLogin(r *http.Request, id string) (*LoginRequest, error)
-	CompleteLogin(w http.ResponseWriter, r *http.Request, id string, a Authentication) (redirect string, err error)
-	// StartSession signs the browser in without an application waiting
-	// (IdP-initiated SAML).
-	StartSession(w http.ResponseWriter, r *http.Request, a Authentication) error
+	// ClientName is how the login page names the application.
+	ClientName(ctx context.Context, clientID string) string
+	// CompleteLogin hands a finished sign-in to the issuer: t becomes done in
+	// the same database transaction as the browser's new SSO session, and the
+	// code (for an application) is issued. It returns where to send the
+	// browser ("" when nobody waits).
+	CompleteLogin(w http.ResponseWriter, r *http.Request, t *login.Transaction, a login.Authentication) (redirect string, err error)
 	// SessionUser is the user signed in to this browser, or "".
 	SessionUser(r *http.Request) (string, error)
-	// BeginLocalLogin starts a login that returns to a fedhub page; it gives the login page's URL.
-	BeginLocalLogin(w http.ResponseWriter, r *http.Request, returnTo string) (string, error)
 	// RedirectAllowed reports whether uri is registered for the client.
 	RedirectAllowed(ctx context.Context, clientID, uri string) bool
 }
-
-// Errors an Issuer returns for a login request.
-var (
-	ErrLoginNotFound = errors.New("login request not found")
-	ErrLoginExpired  = errors.New("login request expired")
-	ErrLoginDone     = errors.New("login request already completed")
-)

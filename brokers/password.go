@@ -17,14 +17,14 @@ import (
 )
 
 // formLogin handles the login page's username/password form of one connector.
-func (s *Service) formLogin(c echo.Context, req *LoginRequest, conn Connector, pc PasswordConnector) error {
+func (s *Service) formLogin(c echo.Context, t *login.Transaction, token string, conn Connector, pc PasswordConnector) error {
 	r := c.Request()
 	username := strings.TrimSpace(r.PostForm.Get("username"))
 	id, err := s.passwordLogin(r.Context(), conn.ID, pc, username, r.PostForm.Get("password"), c.RealIP())
 	if err != nil {
-		return s.renderLogin(c, http.StatusUnauthorized, req, conn.ID, username, userMessage(err))
+		return s.renderLogin(c, http.StatusUnauthorized, t, token, conn.ID, username, login.Message(err))
 	}
-	return s.complete(c, req.ID, conn, id)
+	return s.identified(c, t, token, conn, id)
 }
 
 // passwordLogin runs one password connector behind the brute-force limiter.
@@ -62,7 +62,7 @@ func (s *Service) passwordLogin(ctx context.Context, connector string, pc Passwo
 // failed audits a failed login and returns err (or the audit's own failure).
 func (s *Service) failed(ctx context.Context, connector, who, ip string, err error) error {
 	if aerr := s.audit.Record(ctx, audit.Event{Type: audit.LoginFailed, Actor: who, Connector: connector,
-		IP: ip, Outcome: "failure", Detail: userMessage(err)}); aerr != nil {
+		IP: ip, Outcome: "failure", Detail: login.Message(err)}); aerr != nil {
 		return aerr
 	}
 	return err
@@ -83,7 +83,7 @@ func (s *Service) PasswordLogin(ctx context.Context, username, password, ip stri
 			continue
 		}
 		if err != nil {
-			return "", "", errors.New(userMessage(err))
+			return "", "", errors.New(login.Message(err))
 		}
 		u, up, err := s.resolve(ctx, conn, id)
 		if err == nil && up != nil { // a first login without pages: only a plain "create" works
@@ -93,43 +93,14 @@ func (s *Service) PasswordLogin(ctx context.Context, username, password, ip stri
 			return "", "", errors.New("Sign in through the login page once to set up your account.")
 		}
 		if err != nil {
-			return "", "", errors.New(userMessage(err))
+			return "", "", errors.New(login.Message(err))
 		}
 		s.loggedIn(ctx, u.ID, conn.ID, ip, "password grant")
 		return u.ID, conn.ID, nil
 	}
-	return "", "", errors.New(userMessage(err))
-}
-
-// userMessage is what the person is told; details stay in the log.
-func userMessage(err error) string {
-	var ue *login.UserError
-	switch {
-	case errors.As(err, &ue):
-		return ue.Message
-	case errors.Is(err, login.ErrInvalidCredentials):
-		return "Invalid username or password."
-	case errors.Is(err, login.ErrAccountDisabled):
-		return "Your account is disabled. Contact your administrator."
-	}
-	return "Sign-in is not possible right now. Try again in a moment."
+	return "", "", errors.New(login.Message(err))
 }
 
 func roundUp(d time.Duration) time.Duration {
 	return d.Round(time.Second) + time.Second
-}
-
-// CheckPassword re-authenticates through a password connector (for the
-// first-login link page), behind the same limiter as the login form.
-func (s *Service) CheckPassword(ctx context.Context, connector, username, password, ip string) (string, error) {
-	conn, ok := s.enabled(connector)
-	pc, isPassword := conn.Impl.(PasswordConnector)
-	if !ok || !isPassword {
-		return "", login.ErrInvalidCredentials
-	}
-	id, err := s.passwordLogin(ctx, conn.ID, pc, username, password, ip)
-	if err != nil {
-		return "", err
-	}
-	return id.Subject, nil
 }

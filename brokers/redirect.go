@@ -3,9 +3,10 @@ package brokers
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
-	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -24,26 +25,25 @@ type UnsolicitedConnector interface {
 // SAML responses are larger than a login form.
 const maxUpstreamBody = 512 << 10
 
-// beginFlow starts an upstream login: the flow is stored, bound to this
-// browser, before the browser is sent to the upstream.
-func (s *Service) beginFlow(c echo.Context, conn Connector, req *LoginRequest) error {
-	return s.startFlow(c, conn, loginPurpose+req.ID, "")
-}
-
-// startFlow starts an upstream login for a purpose: a login request to
-// complete, or a first login's re-authentication.
-func (s *Service) startFlow(c echo.Context, conn Connector, purpose, returnTo string) error {
+// startFlow starts an upstream round trip of t with a redirect connector: it
+// is stored with t, bound to this browser, before the browser goes upstream.
+func (s *Service) startFlow(c echo.Context, t *login.Transaction, conn Connector) error {
 	rc := conn.Impl.(RedirectConnector)
 	r := c.Request()
-	browser := s.cookies.BrowserID(c.Response(), r)
-	flow := &Flow{State: secret.Token(32), Callback: s.callbackURL(conn.ID), Data: map[string]string{}}
+	flow := &Flow{State: secret.Token(32), Callback: s.callbackURL(conn.ID), Data: map[string]string{},
+		ForceAuthn: t.ForceLogin, MaxAge: t.MaxAge}
 	buf := &bufferedResponse{header: http.Header{}}
 	if err := rc.Begin(r.Context(), buf, r, flow); err != nil {
 		s.log.Error("upstream login could not start", "connector", conn.ID, "err", err)
 		return s.upstreamFailed(c, conn, err)
 	}
-	if err := s.flows.create(r.Context(), conn.ID, purpose, returnTo, browser, flow); err != nil {
-		return err
+	data, err := json.Marshal(flow.Data)
+	if err != nil {
+		return fmt.Errorf("keep upstream login: %w", err)
+	}
+	t.BeginUpstream(conn.ID, flow.State, string(data))
+	if err := s.txns.Save(r.Context(), t); err != nil {
+		return shown(s.ended(c, err))
 	}
 	return buf.flush(c.Response())
 }
@@ -51,7 +51,7 @@ func (s *Service) startFlow(c echo.Context, conn Connector, purpose, returnTo st
 // callback receives the upstream's answer (OIDC redirect, SAML ACS POST).
 func (s *Service) callback(c echo.Context) error {
 	// Link-only connectors answer here too: whether this answer may log
-	// someone in is decided by the flow's purpose, at the continue step.
+	// someone in is decided by the transaction's purpose, when it continues.
 	conn, ok := s.enabled(c.Param("id"))
 	rc, redirect := conn.Impl.(RedirectConnector)
 	if !ok || !redirect {
@@ -68,16 +68,20 @@ func (s *Service) callback(c echo.Context) error {
 		state = r.PostForm.Get("RelayState")
 	}
 	ctx := r.Context()
-	rec, flow, err := s.flows.finishing(ctx, conn.ID, state)
-	if errors.Is(err, errFlowNotFound) && r.Method == http.MethodPost {
+	t, err := s.txns.Upstream(ctx, conn.ID, state)
+	if errors.Is(err, login.ErrNotFound) && r.Method == http.MethodPost {
 		if uc, ok := conn.Impl.(UnsolicitedConnector); ok && !conn.LinkOnly {
 			return s.unsolicited(c, conn, uc)
 		}
 	}
 	if err != nil {
-		return s.flowError(c, err)
+		return shown(s.ended(c, err))
 	}
-	flow.Callback = s.callbackURL(conn.ID)
+	flow := &Flow{State: state, Callback: s.callbackURL(conn.ID), Data: map[string]string{},
+		ForceAuthn: t.ForceLogin, MaxAge: t.MaxAge}
+	if err := json.Unmarshal([]byte(t.UpstreamData), &flow.Data); err != nil {
+		return fmt.Errorf("read upstream login: %w", err)
+	}
 	id, err := rc.Finish(ctx, r, flow)
 	if err != nil {
 		s.log.Warn("upstream login refused", "connector", conn.ID, "ip", c.RealIP(), "err", err)
@@ -85,43 +89,56 @@ func (s *Service) callback(c echo.Context) error {
 		return s.upstreamFailed(c, conn, err)
 	}
 	id.Connector = conn.ID
-	token, err := s.flows.verified(ctx, rec, id)
+	token, err := t.Answered(id)
 	if err != nil {
 		return err
 	}
-	// Continue on a same-site request, which carries the flow cookie.
+	if err := s.txns.Save(ctx, t); err != nil {
+		return shown(s.ended(c, err))
+	}
+	// Continue on a same-site request, which carries the browser's cookie.
 	return c.Redirect(http.StatusSeeOther, "/broker/continue?t="+token)
 }
 
-// continueLogin finishes an upstream login in the browser that started it.
+// continueLogin takes an upstream's verified answer on in the browser that
+// started the round trip.
 func (s *Service) continueLogin(c echo.Context) error {
-	r := c.Request()
-	rec, id, err := s.flows.continuing(r.Context(), c.QueryParam("t"), s.cookies.Get(r, web.BrowserCookie))
+	ctx := c.Request().Context()
+	t, err := s.txns.Continue(ctx, c.QueryParam("t"), s.browser(c))
 	if err != nil {
-		return s.flowError(c, err)
+		return shown(s.ended(c, err))
 	}
-	if userID, ok := strings.CutPrefix(rec.Purpose, linkPurpose); ok {
-		conn, ok := s.enabled(rec.Connector)
-		if !ok {
+	id, err := t.UpstreamIdentity()
+	if err != nil {
+		return err
+	}
+	token := t.Rekey() // the page token the browser uses from here on
+	if err := s.txns.Save(ctx, t); err != nil {
+		return shown(s.ended(c, err))
+	}
+	if t.Step == login.StepReauth { // a first login's proof of control
+		if _, ok := s.enabled(id.Connector); !ok {
 			return web.RenderError(c, http.StatusNotFound, unknownMethod)
 		}
-		return s.finishLink(c, userID, conn, id, rec.ReturnTo)
-	}
-	if token, ok := strings.CutPrefix(rec.Purpose, reauthPurpose); ok {
-		if _, ok := s.enabled(rec.Connector); !ok {
-			return web.RenderError(c, http.StatusNotFound, unknownMethod)
+		up, err := upstreamOf(t)
+		if err != nil {
+			return err
 		}
-		return s.firstLogin.ReauthDone(c, token, rec.Connector, id.Subject)
+		return s.proven(c, t, token, up, id.Connector, id)
 	}
-	conn, ok := s.usable(rec.Connector)
+	usable := s.usable
+	if t.Purpose == login.ForLink {
+		usable = s.enabled // linking is what link-only connectors are for
+	}
+	conn, ok := usable(id.Connector)
 	if !ok {
 		return web.RenderError(c, http.StatusNotFound, unknownMethod)
 	}
-	return s.complete(c, strings.TrimPrefix(rec.Purpose, loginPurpose), conn, id)
+	return s.identified(c, t, token, conn, id)
 }
 
-// unsolicited signs a person in from an IdP-initiated response: there is no
-// application waiting, so they get an SSO session and a page saying so.
+// unsolicited signs a person in from an IdP-initiated response: nobody
+// waits, so the sign-in ends with an SSO session and a page saying so.
 func (s *Service) unsolicited(c echo.Context, conn Connector, uc UnsolicitedConnector) error {
 	r := c.Request()
 	id, err := uc.FinishUnsolicited(r.Context(), r)
@@ -131,22 +148,12 @@ func (s *Service) unsolicited(c echo.Context, conn Connector, uc UnsolicitedConn
 		return s.upstreamFailed(c, conn, err)
 	}
 	id.Connector = conn.ID
-	return s.complete(c, "", conn, id)
-}
-
-func (s *Service) flowError(c echo.Context, err error) error {
-	p := web.ErrorPage{Title: "This sign-in has ended", Next: "Go back to the application and sign in again."}
-	switch {
-	case errors.Is(err, errFlowExpired):
-		p.What = "The sign-in took too long and has expired."
-	case errors.Is(err, errFlowUsed):
-		p.What = "This answer of the sign-in service was already used."
-	case errors.Is(err, errFlowNotFound):
-		p.What = "fedhub does not know this sign-in, or it was started in another browser."
-	default:
+	t := &login.Transaction{Purpose: login.ForSession, Step: login.StepChoose, MaxAge: -1}
+	token, err := s.txns.Create(r.Context(), t, s.cookies.BrowserID(c.Response(), r))
+	if err != nil {
 		return err
 	}
-	return web.RenderError(c, http.StatusBadRequest, p)
+	return s.identified(c, t, token, conn, id)
 }
 
 // upstreamFailed tells the person that the upstream login did not work,
@@ -162,7 +169,7 @@ func (s *Service) upstreamFailed(c echo.Context, conn Connector, err error) erro
 	return web.RenderError(c, http.StatusBadGateway, p)
 }
 
-// bufferedResponse holds a connector's answer until the flow is stored.
+// bufferedResponse holds a connector's answer until the round trip is stored.
 type bufferedResponse struct {
 	header http.Header
 	status int
@@ -190,21 +197,4 @@ func (b *bufferedResponse) flush(w http.ResponseWriter) error {
 // callbackURL is where a connector's upstream answers.
 func (s *Service) callbackURL(connector string) string {
 	return s.baseURL + "/broker/" + connector + "/callback"
-}
-
-// Purposes of an upstream flow.
-const (
-	loginPurpose  = "login:"  // + the login request to complete
-	reauthPurpose = "reauth:" // + the first login whose account the person proves control of
-	linkPurpose   = "link:"   // + the signed-in user the identity is to be linked to
-)
-
-// BeginReauth starts a redirect connector's login so that a person proves
-// control of an existing account (for the first-login link page).
-func (s *Service) BeginReauth(c echo.Context, connector, token string) error {
-	conn, ok := s.enabled(connector)
-	if _, redirect := conn.Impl.(RedirectConnector); !ok || !redirect {
-		return web.RenderError(c, http.StatusNotFound, unknownMethod)
-	}
-	return s.startFlow(c, conn, reauthPurpose+token, "")
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -44,61 +46,30 @@ func (s *Service) resolve(ctx context.Context, conn Connector, id login.Identity
 	return u, nil, nil
 }
 
-// complete hands an authenticated person to the issuer — through their first
-// login when the identity has no link yet.
-func (s *Service) complete(c echo.Context, loginRequestID string, conn Connector, id login.Identity) error {
-	u, up, err := s.resolve(c.Request().Context(), conn, id)
-	if err != nil {
-		return s.resolveFailed(c, conn, err)
-	}
-	if up != nil {
-		return s.firstLogin.Start(c, conn.Policy, *up, loginRequestID)
-	}
-	return s.FinishLogin(c, loginRequestID, u.ID, conn.ID)
-}
-
-// FinishLogin completes the pending login loginRequestID as userID; with no
-// pending login (IdP-initiated) it only starts an SSO session.
-func (s *Service) FinishLogin(c echo.Context, loginRequestID, userID, connector string) error {
-	ctx := c.Request().Context()
-	u, err := s.users.UserByID(ctx, userID)
-	if err != nil {
-		return err
-	}
-	if u.Disabled {
-		return s.resolveFailed(c, Connector{ID: connector}, login.ErrAccountDisabled)
-	}
-	a := Authentication{UserID: userID, Connector: connector, AMR: s.amrOf(connector)}
-	if loginRequestID == "" {
-		if err := s.issuer.StartSession(c.Response(), c.Request(), a); err != nil {
-			return err
-		}
-		s.loggedIn(ctx, u.ID, connector, c.RealIP(), "no application waiting")
-		web.NoStore(c)
-		return c.Render(http.StatusOK, "signed_in.html", map[string]string{"Name": u.Name, "Username": u.Username})
-	}
-	// CompleteLogin checks the request itself (found, this browser's, not
-	// expired, not completed): its error picks the page, with no second read.
-	to, err := s.issuer.CompleteLogin(c.Response(), c.Request(), loginRequestID, a)
-	if err != nil {
-		return shown(s.loginRequestPage(c, err))
-	}
-	s.loggedIn(ctx, u.ID, connector, c.RealIP(), "")
-	web.NoStore(c) // the redirect carries the code
-	return c.Redirect(http.StatusSeeOther, to)
-}
-
 func (s *Service) loggedIn(ctx context.Context, userID, connector, ip, detail string) {
 	_ = s.audit.Record(ctx, audit.Event{Type: audit.LoginSucceeded, Actor: userID, UserID: userID,
 		Connector: connector, IP: ip, Detail: detail}) // a failed audit write is logged by audit
 }
 
-// amrOf is how a connector authenticates (RFC 8176 "pwd"; "fed" for an upstream's login).
-func (s *Service) amrOf(connector string) []string {
-	if s.Kind(connector) == "password" {
-		return []string{"pwd"}
+// amrOf is how a connector of a kind authenticates (RFC 8176 "pwd"; "fed"
+// for an upstream's login), space-separated as a transaction keeps it.
+func amrOf(kind string) string {
+	if kind == "password" {
+		return "pwd"
 	}
-	return []string{"fed"}
+	return "fed"
+}
+
+func splitAMR(amr string) []string { return strings.Fields(amr) }
+
+// authTime is when the person presented a credential: the upstream's word
+// for it when it gives one, otherwise now (a password typed just now).
+func authTime(now time.Time, id login.Identity) *time.Time {
+	if !id.AuthTime.IsZero() && !id.AuthTime.After(now) {
+		at := id.AuthTime.UTC()
+		return &at
+	}
+	return &now
 }
 
 func (s *Service) resolveFailed(c echo.Context, conn Connector, err error) error {

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"gorm.io/gorm"
@@ -12,6 +13,7 @@ import (
 	"github.com/fedhub/fedhub/audit"
 	"github.com/fedhub/fedhub/firstlogin"
 	"github.com/fedhub/fedhub/linking"
+	"github.com/fedhub/fedhub/login"
 	"github.com/fedhub/fedhub/throttle"
 	"github.com/fedhub/fedhub/web"
 )
@@ -27,9 +29,10 @@ type Options struct {
 	Limiter    *throttle.Limiter
 	Audit      *audit.Log
 	FirstLogin *firstlogin.Service
-	DB         *gorm.DB // for upstream logins in progress
+	DB         *gorm.DB // for sign-ins in progress
 	BaseURL    string   // the issuer URL: callbacks are BaseURL/broker/{id}/callback
 	Log        *slog.Logger
+	Now        func() time.Time
 }
 
 // Service owns the login page and the broker routes.
@@ -40,7 +43,8 @@ type Service struct {
 	limiter    *throttle.Limiter
 	audit      *audit.Log
 	firstLogin *firstlogin.Service
-	flows      flows
+	db         *gorm.DB
+	txns       login.Transactions
 	baseURL    string
 	cookies    web.Cookies
 	log        *slog.Logger
@@ -49,7 +53,7 @@ type Service struct {
 // New returns the broker.
 func New(o Options) *Service {
 	return &Service{connectors: o.Connectors, users: o.Users, issuer: o.Issuer, limiter: o.Limiter,
-		audit: o.Audit, firstLogin: o.FirstLogin, flows: flows{db: o.DB}, baseURL: o.BaseURL, log: o.Log,
+		audit: o.Audit, firstLogin: o.FirstLogin, db: o.DB, txns: login.NewTransactions(o.DB, o.Now), baseURL: o.BaseURL, log: o.Log,
 		cookies: web.Cookies{Secure: len(o.BaseURL) > 8 && o.BaseURL[:8] == "https://"}}
 }
 
@@ -66,6 +70,7 @@ func (s *Service) Routes(e *echo.Echo) {
 	e.GET("/broker/:id/callback", s.callback)
 	e.POST("/broker/:id/callback", s.callback)
 	e.GET("/broker/continue", s.continueLogin)
+	s.firstLoginRoutes(e)
 	s.accountRoutes(e)
 	for _, conn := range s.connectors {
 		if rr, ok := conn.Impl.(RouteRegistrar); ok {
@@ -141,25 +146,38 @@ type loginView struct {
 }
 
 func (s *Service) loginPage(c echo.Context) error {
-	req, err := s.pending(c, c.QueryParam("req"))
+	token := c.QueryParam("req")
+	t, err := s.load(c, token)
 	if err != nil {
 		return shown(err)
 	}
+	if t.Step != login.StepChoose { // the sign-in is further on: its own page
+		return s.show(c, t, token)
+	}
 	chosen := c.QueryParam("connector")
-	if chosen == "" && req.IDPHint != "" { // idp_hint skips the choice
-		chosen = req.IDPHint
+	if chosen == "" && t.IDPHint != "" { // idp_hint skips the choice
+		chosen = t.IDPHint
 		conn, ok := s.usable(chosen)
 		if _, redirect := conn.Impl.(RedirectConnector); ok && redirect {
-			return s.beginFlow(c, conn, req)
+			return s.startFlow(c, t, conn)
 		}
 	}
-	return s.renderLogin(c, http.StatusOK, req, chosen, req.LoginHint, "")
+	return s.renderLogin(c, http.StatusOK, t, token, chosen, t.LoginHint, "")
+}
+
+// clientName is how the login page names who asked for the sign-in.
+func (s *Service) clientName(c echo.Context, t *login.Transaction) string {
+	if t.Purpose == login.ForClient {
+		return s.issuer.ClientName(c.Request().Context(), t.ClientID)
+	}
+	return "your fedhub account"
 }
 
 // renderLogin shows the login page: one button per visible connector, and
 // the form of the chosen password connector (by default the local one).
-func (s *Service) renderLogin(c echo.Context, status int, req *LoginRequest, chosen, username, msg string) error {
-	v := loginView{RequestID: req.ID, CSRF: req.CSRF, ClientName: req.ClientName, Username: username, Error: msg}
+func (s *Service) renderLogin(c echo.Context, status int, t *login.Transaction, token, chosen, username, msg string) error {
+	v := loginView{RequestID: token, CSRF: login.CSRF(token, s.browser(c)), ClientName: s.clientName(c, t),
+		Username: username, Error: msg}
 	if conn, ok := s.usable(chosen); ok {
 		if _, pw := conn.Impl.(PasswordConnector); pw {
 			v.Form, v.Others = &conn, chosen != linkingLocal
@@ -203,54 +221,14 @@ func page(c echo.Context, status int, p web.ErrorPage) error {
 	return errors.Join(errPageShown, web.RenderError(c, status, p))
 }
 
-// pending loads the login request, or answers with a page saying what to do
-// and returns errPageShown.
-func (s *Service) pending(c echo.Context, id string) (*LoginRequest, error) {
-	req, err := s.issuer.PendingLogin(c.Request(), id)
-	if err == nil {
-		return req, nil
-	}
-	return nil, s.loginRequestPage(c, err)
-}
-
-// loginRequestPage answers a login request that cannot go on with a page
-// saying why, and returns errPageShown.
-func (s *Service) loginRequestPage(c echo.Context, err error) error {
-	p := web.ErrorPage{Title: "This sign-in has ended", Next: "Go back to the application and sign in again."}
-	switch {
-	case errors.Is(err, ErrLoginExpired):
-		p.What = "The sign-in took too long and has expired."
-	case errors.Is(err, ErrLoginDone):
-		p.What = "This sign-in was already completed."
-	case errors.Is(err, ErrLoginNotFound):
-		p.What = "fedhub does not know this sign-in, or it was started in another browser."
-	default:
-		s.log.Error("login request", "err", err)
-		return page(c, http.StatusInternalServerError, web.ErrorPage{
-			Title: "Sign-in is unavailable", What: "fedhub could not complete your sign-in.", Next: "Try again in a moment."})
-	}
-	return page(c, http.StatusBadRequest, p)
-}
-
 var unknownMethod = web.ErrorPage{Title: "This sign-in method is not available",
 	What: "It does not exist, or it is switched off.", Next: "Go back and choose one of the options on the sign-in page."}
 
 // brokerLogin is where the login page's forms and buttons post to.
 func (s *Service) brokerLogin(c echo.Context) error {
-	r := c.Request()
-	r.Body = http.MaxBytesReader(c.Response(), r.Body, web.MaxBody)
-	if err := r.ParseForm(); err != nil {
-		return web.RenderError(c, http.StatusBadRequest, web.ErrorPage{
-			Title: "The sign-in form could not be read", Next: "Go back and try again."})
-	}
-	req, err := s.pending(c, r.PostForm.Get("req"))
+	token, t, err := s.loadForm(c, "req", login.StepChoose)
 	if err != nil {
 		return shown(err)
-	}
-	if !web.Equal(r.PostForm.Get("csrf"), req.CSRF) {
-		return web.RenderError(c, http.StatusForbidden, web.ErrorPage{
-			Title: "The sign-in form has expired", What: "The form was not sent by this sign-in page.",
-			Next: "Go back to the application and sign in again."})
 	}
 	conn, ok := s.usable(c.Param("id"))
 	if !ok {
@@ -258,9 +236,9 @@ func (s *Service) brokerLogin(c echo.Context) error {
 	}
 	switch impl := conn.Impl.(type) {
 	case PasswordConnector:
-		return s.formLogin(c, req, conn, impl)
+		return s.formLogin(c, t, token, conn, impl)
 	case RedirectConnector:
-		return s.beginFlow(c, conn, req)
+		return s.startFlow(c, t, conn)
 	}
 	return web.RenderError(c, http.StatusNotFound, unknownMethod)
 }

@@ -245,7 +245,7 @@ func testCLIMigrate(t *testing.T) {
 		}
 	}
 	snap := biSnapshotDB(t, dbFile)
-	for _, table := range []string{"users", "links", "clients", "signing_keys", "auth_requests", "auth_codes",
+	for _, table := range []string{"users", "links", "clients", "signing_keys", "login_transactions", "auth_codes",
 		"grants", "refresh_tokens", "sessions", "failures"} {
 		if _, ok := snap[table]; !ok {
 			t.Errorf("after migrate there is no table %s (tables: %v)", table, cliKeys(snap))

@@ -15,6 +15,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/fedhub/fedhub/config"
+	"github.com/fedhub/fedhub/login"
 	"github.com/fedhub/fedhub/secret"
 	"github.com/fedhub/fedhub/web"
 )
@@ -70,7 +71,7 @@ func (iss *Issuer) authorize(c echo.Context) error {
 		return err
 	}
 	if sess != nil && !iss.needsLogin(req, sess) {
-		return iss.finish(c, req, sess, "0")
+		return iss.finish(c, req, sess)
 	}
 	if req.prompt["none"] {
 		return iss.redirectError(c, redirectURI, state, &authzError{"login_required", "the user must log in"})
@@ -209,26 +210,22 @@ func (iss *Issuer) needsLogin(req *authzRequest, sess *Session) bool {
 	return false
 }
 
-// startLogin stores the request and sends the browser to the login page.
+// startLogin stores the request as a new sign-in and sends the browser to the login page.
 func (iss *Issuer) startLogin(c echo.Context, req *authzRequest) error {
-	browser := iss.cookies.BrowserID(c.Response(), c.Request())
-	now := iss.now()
-	ar := AuthRequest{
-		ID: secret.Token(24), BrowserHash: secret.Hash(browser), CSRFToken: secret.Token(24),
+	t := &login.Transaction{Purpose: login.ForClient, Step: login.StepChoose,
 		ClientID: req.client.ID, RedirectURI: req.redirectURI, Scope: req.scope, State: req.state,
 		Nonce: req.nonce, CodeChallenge: req.challenge, LoginHint: req.loginHint, IDPHint: req.idpHint,
-		ACRValues: req.acrValues, Claims: req.claims, ForceLogin: req.prompt["login"] || req.maxAge >= 0,
-		CreatedAt: now, ExpiresAt: now.Add(authRequestTTL),
+		ACRValues: req.acrValues, Claims: req.claims, ForceLogin: req.prompt["login"] || req.maxAge >= 0, MaxAge: req.maxAge}
+	token, err := iss.txns.Create(c.Request().Context(), t, iss.cookies.BrowserID(c.Response(), c.Request()))
+	if err != nil {
+		return err
 	}
-	if err := iss.db.WithContext(c.Request().Context()).Create(&ar).Error; err != nil {
-		return fmt.Errorf("save authorization request: %w", err)
-	}
-	return c.Redirect(http.StatusSeeOther, "/login?req="+url.QueryEscape(ar.ID))
+	return c.Redirect(http.StatusSeeOther, "/login?req="+url.QueryEscape(token))
 }
 
 // finish issues a code for an authenticated request and redirects to the RP.
-func (iss *Issuer) finish(c echo.Context, req *authzRequest, sess *Session, acr string) error {
-	to, err := iss.issueCode(c.Request().Context(), req, sess, acr)
+func (iss *Issuer) finish(c echo.Context, req *authzRequest, sess *Session) error {
+	to, err := iss.issueCode(c.Request().Context(), req, sess)
 	if err != nil {
 		return err
 	}
@@ -236,7 +233,7 @@ func (iss *Issuer) finish(c echo.Context, req *authzRequest, sess *Session, acr 
 }
 
 // issueCode stores a new authorization code and returns the RP's redirect URL.
-func (iss *Issuer) issueCode(ctx context.Context, req *authzRequest, sess *Session, acr string) (string, error) {
+func (iss *Issuer) issueCode(ctx context.Context, req *authzRequest, sess *Session) (string, error) {
 	isAdmin := func() bool { // read only if the admin scope is asked for
 		u, err := iss.users.UserByID(ctx, sess.UserID)
 		return err == nil && adminUser(u)
@@ -246,7 +243,7 @@ func (iss *Issuer) issueCode(ctx context.Context, req *authzRequest, sess *Sessi
 		Hash: secret.Hash(code), GrantID: secret.Token(16), ClientID: req.client.ID,
 		RedirectURI: req.redirectURI, CodeChallenge: req.challenge, Nonce: req.nonce,
 		UserID: sess.UserID, SessionID: sess.ID, Scope: grantable(req.client, isAdmin, req.scope), Claims: req.claims,
-		AuthTime: sess.AuthTime, AMR: sess.AMR, ACR: acr, IDP: sess.IDP,
+		AuthTime: sess.AuthTime, AMR: sess.AMR, ACR: sess.ACR, IDP: sess.IDP,
 		ExpiresAt: iss.now().Add(iss.tokens.CodeTTL),
 	}
 	if err := iss.db.WithContext(ctx).Create(&row).Error; err != nil {

@@ -13,11 +13,9 @@ import (
 	"github.com/fedhub/fedhub/audit"
 	"github.com/fedhub/fedhub/config"
 	"github.com/fedhub/fedhub/linking"
+	"github.com/fedhub/fedhub/login"
 	"github.com/fedhub/fedhub/web"
 )
-
-// authRequestTTL is how long a person has to finish logging in.
-const authRequestTTL = 30 * time.Minute
 
 // Users is what the issuer reads of users, for claims.
 type Users interface {
@@ -37,6 +35,7 @@ type Issuer struct {
 	db       *gorm.DB
 	users    Users
 	password PasswordLogin
+	txns     login.Transactions
 	audit    *audit.Log
 	keys     *Keys
 	cookies  web.Cookies
@@ -46,7 +45,7 @@ type Issuer struct {
 
 // New builds the issuer, writes the configured clients to the database and
 // makes sure there is a current signing key.
-func New(ctx context.Context, cfg *config.Config, db *gorm.DB, users Users, password PasswordLogin, events *audit.Log, log *slog.Logger) (*Issuer, error) {
+func New(ctx context.Context, cfg *config.Config, db *gorm.DB, users Users, events *audit.Log, log *slog.Logger, now func() time.Time) (*Issuer, error) {
 	u, err := url.Parse(cfg.Issuer)
 	if err != nil {
 		return nil, fmt.Errorf("issuer url: %w", err)
@@ -54,10 +53,10 @@ func New(ctx context.Context, cfg *config.Config, db *gorm.DB, users Users, pass
 	// A replaced key stays published for as long as anything it signed is valid.
 	overlap := max(cfg.Tokens.IDTTL, cfg.Tokens.AccessTTL) + time.Hour
 	iss := &Issuer{
-		url: cfg.Issuer, tokens: cfg.Tokens, db: db, users: users, password: password, audit: events,
+		url: cfg.Issuer, tokens: cfg.Tokens, db: db, users: users, audit: events, txns: login.NewTransactions(db, now),
 		keys:    newKeys(db, cfg.Signing.Algorithm, cfg.Signing.RotationPeriod, overlap),
 		cookies: web.Cookies{Secure: u.Scheme == "https"},
-		log:     log, now: func() time.Time { return time.Now().UTC() },
+		log:     log, now: func() time.Time { return now().UTC() },
 	}
 	if err := iss.syncClients(ctx, cfg.Clients); err != nil {
 		return nil, err
@@ -74,8 +73,10 @@ func (iss *Issuer) Keys() *Keys { return iss.keys }
 // URL is the issuer identifier.
 func (iss *Issuer) URL() string { return iss.url }
 
-// Routes registers every OpenID Provider endpoint.
-func (iss *Issuer) Routes(e *echo.Echo) {
+// Routes registers every OpenID Provider endpoint. The password grant asks password (the broker), which itself needs the
+// issuer: it is given here, where both exist.
+func (iss *Issuer) Routes(e *echo.Echo, password PasswordLogin) {
+	iss.password = password
 	e.GET("/.well-known/openid-configuration", iss.discovery)
 	e.GET("/jwks", iss.jwks)
 	e.GET("/authorize", iss.authorize)
@@ -113,10 +114,13 @@ func (iss *Issuer) Maintain(ctx context.Context) {
 func (iss *Issuer) purgeExpired(ctx context.Context) error {
 	db := iss.db.WithContext(ctx)
 	now := iss.now()
-	for _, m := range []any{&AuthRequest{}, &AuthCode{}, &RefreshToken{}, &RevokedAccessToken{}, &Session{}} {
+	for _, m := range []any{&AuthCode{}, &RefreshToken{}, &RevokedAccessToken{}, &Session{}} {
 		if err := db.Where("expires_at < ?", now.Add(-time.Hour)).Delete(m).Error; err != nil {
 			return err
 		}
+	}
+	if err := iss.txns.Purge(ctx); err != nil {
+		return err
 	}
 	return db.Where("publish_until < ?", now).Delete(&SigningKey{}).Error
 }

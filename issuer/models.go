@@ -28,28 +28,6 @@ type SigningKey struct {
 	PublishUntil *time.Time `gorm:"index"`
 }
 
-// AuthRequest is an authorization request waiting for the person to log in.
-type AuthRequest struct {
-	ID            string `gorm:"primaryKey;size:64"`
-	BrowserHash   string `gorm:"size:64;not null"` // binds the request to the browser that started it
-	CSRFToken     string `gorm:"size:64;not null"`
-	ClientID      string `gorm:"size:255;not null"`
-	RedirectURI   string `gorm:"size:2048;not null"`
-	Scope         string `gorm:"size:2048"`
-	State         string `gorm:"size:2048"`
-	Nonce         string `gorm:"size:2048"`
-	CodeChallenge string `gorm:"size:128"`
-	LoginHint     string `gorm:"size:255"`
-	IDPHint       string `gorm:"size:64"`
-	ACRValues     string `gorm:"size:255"`
-	Claims        string `gorm:"size:4096"`
-	ForceLogin    bool
-	ReturnTo      string `gorm:"size:2048"` // a fedhub page to return to, for a login no client asked for (/account)
-	CreatedAt     time.Time
-	ExpiresAt     time.Time `gorm:"index"`
-	CompletedAt   *time.Time
-}
-
 // AuthCode is an issued authorization code, stored by hash.
 type AuthCode struct {
 	Hash          string `gorm:"primaryKey;size:64"`
@@ -114,6 +92,7 @@ type Session struct {
 	UserID     string `gorm:"size:36;not null;index"`
 	AuthTime   time.Time
 	AMR        string `gorm:"size:255"`
+	ACR        string `gorm:"size:64"`
 	IDP        string `gorm:"size:64"`
 	CreatedAt  time.Time
 	LastSeenAt time.Time
@@ -123,6 +102,6 @@ type Session struct {
 
 // Models are the tables this package owns, for store.Migrate.
 func Models() []any {
-	return []any{&Client{}, &SigningKey{}, &AuthRequest{}, &AuthCode{}, &Grant{},
+	return []any{&Client{}, &SigningKey{}, &AuthCode{}, &Grant{},
 		&RefreshToken{}, &RevokedAccessToken{}, &Session{}}
 }

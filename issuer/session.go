@@ -2,8 +2,6 @@ package issuer
 
 import (
 	"context"
-	"crypto/subtle"
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -11,20 +9,13 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/fedhub/fedhub/login"
 	"github.com/fedhub/fedhub/secret"
 	"github.com/fedhub/fedhub/store"
-	"github.com/fedhub/fedhub/web"
 )
 
 // sessionCookie holds the SSO session's secret token.
 const sessionCookie = "fedhub_session"
-
-// Errors of the login hand-off.
-var (
-	ErrLoginNotFound = errors.New("login request not found")
-	ErrLoginExpired  = errors.New("login request expired")
-	ErrLoginDone     = errors.New("login request already completed")
-)
 
 // currentSession returns the browser's live SSO session of an enabled user, or nil.
 func (iss *Issuer) currentSession(r *http.Request) (*Session, error) {
@@ -57,119 +48,60 @@ func (iss *Issuer) currentSession(r *http.Request) (*Session, error) {
 	return &s, nil
 }
 
-// LoginRequest is what the login page needs to know of a pending authorization request.
-type LoginRequest struct {
-	ID         string
-	ClientID   string
-	ClientName string
-	LoginHint  string
-	IDPHint    string
-	CSRF       string
+// ClientName is how the login page names a client.
+func (iss *Issuer) ClientName(ctx context.Context, clientID string) string {
+	if c, err := iss.client(ctx, clientID); err == nil && c.Name != "" {
+		return c.Name
+	}
+	return clientID
 }
 
-// PendingLogin returns a pending login request, only to the browser that started it.
-func (iss *Issuer) PendingLogin(r *http.Request, id string) (*LoginRequest, error) {
-	ar, err := iss.pending(r, iss.db, id)
-	if err != nil {
-		return nil, err
-	}
-	name := ar.ClientID
-	if ar.ReturnTo != "" {
-		name = "your fedhub account"
-	} else if c, err := iss.client(r.Context(), ar.ClientID); err == nil {
-		name = c.Name
-	}
-	return &LoginRequest{ID: ar.ID, ClientID: ar.ClientID, ClientName: name,
-		LoginHint: ar.LoginHint, IDPHint: ar.IDPHint, CSRF: ar.CSRFToken}, nil
-}
-
-func (iss *Issuer) pending(r *http.Request, db *gorm.DB, id string) (*AuthRequest, error) {
-	browser := iss.cookies.Get(r, web.BrowserCookie)
-	if id == "" || len(id) > 64 || browser == "" {
-		return nil, ErrLoginNotFound
-	}
-	var ar AuthRequest
-	err := db.WithContext(r.Context()).Take(&ar, "id = ?", id).Error
-	if store.IsNotFound(err) {
-		return nil, ErrLoginNotFound
-	}
-	if err != nil {
-		return nil, fmt.Errorf("load login request: %w", err)
-	}
-	switch {
-	case subtle.ConstantTimeCompare([]byte(ar.BrowserHash), []byte(secret.Hash(browser))) != 1:
-		return nil, ErrLoginNotFound
-	case ar.CompletedAt != nil:
-		return nil, ErrLoginDone
-	case iss.now().After(ar.ExpiresAt):
-		return nil, ErrLoginExpired
-	}
-	return &ar, nil
-}
-
-// Authentication is what a connector proved about the person.
-type Authentication struct {
-	UserID    string
-	Connector string   // the "idp" claim
-	AMR       []string // e.g. ["pwd"]
-}
-
-// CompleteLogin finishes a pending login: it starts a new SSO session (a new
-// session ID on every login), issues the code and returns where to send the browser.
-func (iss *Issuer) CompleteLogin(w http.ResponseWriter, r *http.Request, id string, a Authentication) (string, error) {
-	var ar *AuthRequest
-	sess, err := iss.newSession(w, r, a, func(tx *gorm.DB, now time.Time) error {
-		var err error
-		if ar, err = iss.pending(r, tx, id); err != nil {
-			return err
-		}
-		res := tx.Model(&AuthRequest{}).Where("id = ? AND completed_at IS NULL", id).Update("completed_at", now)
-		if res.Error != nil {
-			return res.Error
-		}
-		if res.RowsAffected != 1 {
-			return ErrLoginDone
-		}
-		return nil
+// CompleteLogin finishes a sign-in: t becomes done in the same database
+// transaction as the browser's new SSO session (a new session ID on every
+// login), and a code is issued to the application that waits. It returns
+// where to send the browser: the application, the fedhub page that waits, or
+// "" when nobody waits.
+func (iss *Issuer) CompleteLogin(w http.ResponseWriter, r *http.Request, t *login.Transaction, a login.Authentication) (string, error) {
+	sess, err := iss.newSession(w, r, a, func(tx *gorm.DB) error {
+		t.Step = login.StepDone
+		return iss.txns.WithTx(tx).Save(r.Context(), t)
 	})
 	if err != nil {
 		return "", fmt.Errorf("complete login: %w", err)
 	}
-	if ar.ReturnTo != "" {
-		return ar.ReturnTo, nil
+	switch t.Purpose {
+	case login.ForPage:
+		return t.ReturnTo, nil
+	case login.ForClient:
+	default:
+		return "", nil
 	}
-	client, err := iss.client(r.Context(), ar.ClientID)
+	client, err := iss.client(r.Context(), t.ClientID)
 	if err != nil {
 		return "", fmt.Errorf("complete login: %w", err)
 	}
-	req := &authzRequest{client: client, redirectURI: ar.RedirectURI, state: ar.State, scope: ar.Scope,
-		nonce: ar.Nonce, challenge: ar.CodeChallenge, claims: ar.Claims}
-	return iss.issueCode(r.Context(), req, sess, "1")
-}
-
-// StartSession signs the browser in with no application waiting (IdP-initiated SAML).
-func (iss *Issuer) StartSession(w http.ResponseWriter, r *http.Request, a Authentication) error {
-	if _, err := iss.newSession(w, r, a, nil); err != nil {
-		return fmt.Errorf("start session: %w", err)
-	}
-	return nil
+	req := &authzRequest{client: client, redirectURI: t.RedirectURI, state: t.State, scope: t.Scope,
+		nonce: t.Nonce, challenge: t.CodeChallenge, claims: t.Claims}
+	return iss.issueCode(r.Context(), req, sess)
 }
 
 // newSession replaces the browser's SSO session with a new one (a new session
 // ID on every login), in one transaction with whatever also has to happen.
-func (iss *Issuer) newSession(w http.ResponseWriter, r *http.Request, a Authentication, also func(tx *gorm.DB, now time.Time) error) (*Session, error) {
+func (iss *Issuer) newSession(w http.ResponseWriter, r *http.Request, a login.Authentication, also func(tx *gorm.DB) error) (*Session, error) {
 	now := iss.now()
+	authTime := a.AuthTime
+	if authTime.IsZero() || authTime.After(now) {
+		authTime = now
+	}
 	token := secret.Token(32)
 	sess := &Session{
-		ID: secret.Token(16), TokenHash: secret.Hash(token), UserID: a.UserID, AuthTime: now.Truncate(time.Second),
-		AMR: strings.Join(a.AMR, " "), IDP: a.Connector, CreatedAt: now, LastSeenAt: now,
+		ID: secret.Token(16), TokenHash: secret.Hash(token), UserID: a.UserID, AuthTime: authTime.Truncate(time.Second),
+		AMR: strings.Join(a.AMR, " "), ACR: a.ACR, IDP: a.Connector, CreatedAt: now, LastSeenAt: now,
 		ExpiresAt: now.Add(iss.tokens.SSOMax),
 	}
 	err := iss.db.WithContext(r.Context()).Transaction(func(tx *gorm.DB) error {
-		if also != nil {
-			if err := also(tx, now); err != nil {
-				return err
-			}
+		if err := also(tx); err != nil {
+			return err
 		}
 		if old := iss.cookies.Get(r, sessionCookie); old != "" {
 			if err := tx.Model(&Session{}).Where("token_hash = ? AND ended_at IS NULL", secret.Hash(old)).
@@ -205,22 +137,6 @@ func (iss *Issuer) SessionUser(r *http.Request) (string, error) {
 		return "", err
 	}
 	return sess.UserID, nil
-}
-
-// BeginLocalLogin starts a login that no client asked for, which returns to
-// a fedhub page (returnTo, a path) with an SSO session: the account page's.
-func (iss *Issuer) BeginLocalLogin(w http.ResponseWriter, r *http.Request, returnTo string) (string, error) {
-	if !strings.HasPrefix(returnTo, "/") || strings.HasPrefix(returnTo, "//") { // never off-site
-		return "", fmt.Errorf("begin local login: %q is not a local path", returnTo)
-	}
-	now := iss.now()
-	ar := AuthRequest{ID: secret.Token(24), BrowserHash: secret.Hash(iss.cookies.BrowserID(w, r)),
-		CSRFToken: secret.Token(24), ClientID: "", RedirectURI: "", ReturnTo: returnTo, ForceLogin: true,
-		CreatedAt: now, ExpiresAt: now.Add(authRequestTTL)}
-	if err := iss.db.WithContext(r.Context()).Create(&ar).Error; err != nil {
-		return "", fmt.Errorf("begin local login: %w", err)
-	}
-	return "/login?req=" + ar.ID, nil
 }
 
 // RedirectAllowed reports whether uri is registered for the client (for

@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/fedhub/fedhub/config"
+	"github.com/fedhub/fedhub/login"
 	"github.com/fedhub/fedhub/secret"
 	"github.com/fedhub/fedhub/store"
 	"github.com/fedhub/fedhub/web"
@@ -261,7 +262,7 @@ func (iss *Issuer) passwordGrant(c echo.Context, client *Client, form url.Values
 	now := iss.now()
 	scope := grantable(client, func() bool { return adminUser(u) }, form.Get("scope"))
 	g := &Grant{ID: secret.Token(16), ClientID: client.ID, UserID: u.ID, Scope: scope,
-		AuthTime: now.Truncate(1e9), AMR: "pwd", IDP: connector, CreatedAt: now}
+		AuthTime: now.Truncate(1e9), AMR: "pwd", ACR: login.ACRSingleFactor, IDP: connector, CreatedAt: now}
 	if err := iss.db.WithContext(ctx).Create(g).Error; err != nil {
 		return nil, err
 	}

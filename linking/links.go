@@ -43,7 +43,7 @@ func (s *Service) LinkedUser(ctx context.Context, connector, subject string) (*U
 func (s *Service) CreateLinkedUser(ctx context.Context, up Upstream, nu NewUser) (*User, error) {
 	var created *User
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		txs := &Service{db: tx, dummyHash: s.dummyHash}
+		txs := &Service{db: tx}
 		u, err := txs.CreateUser(ctx, nu)
 		if err != nil {
 			return err

@@ -3,6 +3,7 @@ package linking_test
 import (
 	"encoding/base64"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -124,5 +125,19 @@ func TestValidPasswordHash(t *testing.T) {
 				t.Errorf("ValidPasswordHash(%q) = true, want false", c.hash)
 			}
 		})
+	}
+}
+
+// New is called inside first-login transactions: it must not hash a password
+// (argon2id takes 19 MiB and tens of milliseconds each time).
+func TestNewIsCheap(t *testing.T) {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range 10 {
+		linking.New(nil)
+	}
+	runtime.ReadMemStats(&after)
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 1<<20 {
+		t.Errorf("10 calls of New allocated %d bytes; New must not compute an argon2id hash", grew)
 	}
 }

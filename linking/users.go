@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"gorm.io/gorm"
@@ -29,19 +30,22 @@ var (
 // Service is the users-and-links API; other packages never touch these tables.
 type Service struct {
 	db *gorm.DB
-	// dummyHash is verified against when a username does not exist, so that
-	// a login takes as long for an unknown user as for a wrong password.
-	dummyHash string
 }
 
-// New returns the service over db (already migrated with Models).
-func New(db *gorm.DB) *Service {
+// New returns the service over db (already migrated with Models). It is
+// cheap: first logins make one inside their database transactions.
+func New(db *gorm.DB) *Service { return &Service{db: db} }
+
+// dummyHash is verified against when a username does not exist, so that a
+// login takes as long for an unknown user as for a wrong password. It is
+// computed once per process, the first time it is needed.
+var dummyHash = sync.OnceValue(func() string {
 	h, err := HashPassword("fedhub-dummy-password")
 	if err != nil {
 		panic(err) // only fails when crypto/rand does
 	}
-	return &Service{db: db, dummyHash: h}
-}
+	return h
+})
 
 // NewUser describes a user to create. Give Password or PasswordHash (or neither,
 // for a user who only signs in through upstream identity providers).
@@ -188,7 +192,7 @@ func (s *Service) SetDisabled(ctx context.Context, username string, disabled boo
 func (s *Service) VerifyPassword(ctx context.Context, username, password string) (*User, error) {
 	u, err := s.UserByUsername(ctx, username)
 	if errors.Is(err, ErrNotFound) || (err == nil && u.PasswordHash == "") {
-		_, _ = checkPassword(s.dummyHash, password)
+		_, _ = checkPassword(dummyHash(), password)
 		return nil, ErrInvalidCredentials
 	}
 	if err != nil {

@@ -30,8 +30,9 @@ func Message(err error) string {
 
 // Errors of a sign-in that cannot go on.
 var (
-	ErrNotFound = errors.New("sign-in not found") // or started in another browser
-	ErrExpired  = errors.New("sign-in expired")
-	ErrDone     = errors.New("sign-in already completed")
-	ErrStepDone = errors.New("sign-in step already completed") // the transaction moved on meanwhile
+	ErrNotFound   = errors.New("sign-in not found") // or started in another browser
+	ErrExpired    = errors.New("sign-in expired")
+	ErrDone       = errors.New("sign-in already completed")
+	ErrStepDone   = errors.New("sign-in step already completed") // the transaction moved on meanwhile
+	ErrAnswerUsed = errors.New("upstream answer already used")
 )

@@ -34,7 +34,7 @@ func (ts Transactions) Now() time.Time { return ts.now().UTC() }
 func (ts Transactions) Create(ctx context.Context, t *Transaction, browser string) (string, error) {
 	token := secret.Token(24)
 	now := ts.Now()
-	t.TokenHash, t.BrowserHash, t.Version = secret.Hash(token), secret.Hash(browser), 1
+	t.ID, t.TokenHash, t.BrowserHash, t.Version = secret.Token(16), secret.Hash(token), secret.Hash(browser), 1
 	t.CreatedAt, t.ExpiresAt = now, now.Add(TTL)
 	if err := ts.db.WithContext(ctx).Create(t).Error; err != nil {
 		return "", fmt.Errorf("save sign-in: %w", err)
@@ -47,50 +47,78 @@ const maxToken = 128
 
 // Load returns the transaction of token, only to the browser that started it.
 func (ts Transactions) Load(ctx context.Context, token, browser string) (*Transaction, error) {
-	if token == "" || len(token) > maxToken {
+	if token == "" || len(token) > maxToken || browser == "" {
 		return nil, ErrNotFound
 	}
-	return ts.find(ctx, browser, "token_hash = ?", secret.Hash(token))
+	t, err := ts.take(ctx, "token_hash = ?", secret.Hash(token))
+	switch {
+	case err != nil:
+		return nil, err
+	case !sameBrowser(t, browser):
+		return nil, ErrNotFound
+	case t.Step == StepDone:
+		return nil, ErrDone
+	case ts.Now().After(t.ExpiresAt):
+		return nil, ErrExpired
+	}
+	return t, nil
 }
 
-// Upstream takes the transaction waiting for connector's answer with state:
-// the state is cleared, so an upstream's answer is accepted once. The
-// upstream's callback may come without the browser's cookies (a cross-site
-// POST): the browser is checked when it continues (Continue).
+// Upstream takes the transaction waiting for connector's answer with state,
+// once: an upstream's answer is accepted once. The upstream's callback may
+// come without the browser's cookies (a cross-site POST): the browser is
+// checked when it continues (Continue).
 func (ts Transactions) Upstream(ctx context.Context, connector, state string) (*Transaction, error) {
 	if state == "" || len(state) > maxToken*2 {
 		return nil, ErrNotFound
 	}
-	t, err := ts.find(ctx, "", "state_hash = ? AND connector = ?", secret.Hash(state), connector)
-	if err != nil {
-		return nil, err
-	}
-	t.StateHash = ""
-	if err := ts.Save(ctx, t); err != nil {
-		return nil, err
-	}
-	return t, nil
+	return ts.answer(ctx, UpstreamWaiting, UpstreamAnswered, "state_hash = ? AND connector = ?", secret.Hash(state), connector)
 }
 
 // Continue takes the transaction whose upstream answer the browser comes
 // back for, once, in the browser that started it.
 func (ts Transactions) Continue(ctx context.Context, token, browser string) (*Transaction, error) {
-	if token == "" || len(token) > maxToken {
+	if token == "" || len(token) > maxToken || browser == "" {
 		return nil, ErrNotFound
 	}
-	t, err := ts.find(ctx, browser, "continue_hash = ?", secret.Hash(token))
+	t, err := ts.answer(ctx, UpstreamAnswered, UpstreamDone, "continue_hash = ?", secret.Hash(token))
 	if err != nil {
 		return nil, err
 	}
-	t.ContinueHash = ""
-	if err := ts.Save(ctx, t); err != nil {
-		return nil, err
+	if !sameBrowser(t, browser) {
+		return nil, ErrNotFound
 	}
 	return t, nil
 }
 
-// find loads one transaction; browser "" skips the browser check.
-func (ts Transactions) find(ctx context.Context, browser, where string, args ...any) (*Transaction, error) {
+// answer moves the upstream round trip found by where from one state to
+// the next: an answer used before is ErrAnswerUsed, even once the sign-in
+// has ended.
+func (ts Transactions) answer(ctx context.Context, from, to UpstreamStep, where string, args ...any) (*Transaction, error) {
+	t, err := ts.take(ctx, where, args...)
+	if err != nil {
+		return nil, err
+	}
+	if t.Upstream != from || t.Step == StepDone {
+		return nil, ErrAnswerUsed
+	}
+	if ts.Now().After(t.ExpiresAt) {
+		return nil, ErrExpired
+	}
+	t.Upstream = to
+	if err := ts.Save(ctx, t); err != nil {
+		return nil, ErrAnswerUsed
+	}
+	return t, nil
+}
+
+// Load's and Continue's browser check.
+func sameBrowser(t *Transaction, browser string) bool {
+	return subtle.ConstantTimeCompare([]byte(t.BrowserHash), []byte(secret.Hash(browser))) == 1
+}
+
+// take loads one transaction.
+func (ts Transactions) take(ctx context.Context, where string, args ...any) (*Transaction, error) {
 	var t Transaction
 	err := ts.db.WithContext(ctx).Where(where, args...).Take(&t).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
@@ -98,15 +126,6 @@ func (ts Transactions) find(ctx context.Context, browser, where string, args ...
 	}
 	if err != nil {
 		return nil, fmt.Errorf("load sign-in: %w", err)
-	}
-	if browser != "" && subtle.ConstantTimeCompare([]byte(t.BrowserHash), []byte(secret.Hash(browser))) != 1 {
-		return nil, ErrNotFound
-	}
-	switch {
-	case t.Step == StepDone:
-		return nil, ErrDone
-	case ts.Now().After(t.ExpiresAt):
-		return nil, ErrExpired
 	}
 	return &t, nil
 }
@@ -117,8 +136,8 @@ func (ts Transactions) Save(ctx context.Context, t *Transaction) error {
 	loaded := t.Version
 	t.Version++
 	res := ts.db.WithContext(ctx).Model(&Transaction{}).
-		Where("token_hash = ? AND version = ?", t.TokenHash, loaded).
-		Select("*").Omit("token_hash", "created_at").Updates(t)
+		Where("id = ? AND version = ?", t.ID, loaded).
+		Select("*").Omit("id", "created_at").Updates(t)
 	if res.Error != nil {
 		t.Version = loaded
 		return fmt.Errorf("save sign-in: %w", res.Error)
@@ -133,7 +152,16 @@ func (ts Transactions) Save(ctx context.Context, t *Transaction) error {
 // BeginUpstream records an upstream round trip of connector for t: the
 // upstream gets state, the connector keeps data.
 func (t *Transaction) BeginUpstream(connector, state, data string) {
-	t.Connector, t.StateHash, t.UpstreamData, t.ContinueHash, t.Identity = connector, secret.Hash(state), data, "", ""
+	t.Connector, t.Upstream, t.StateHash, t.UpstreamData = connector, UpstreamWaiting, secret.Hash(state), data
+	t.ContinueHash, t.Identity = "", ""
+}
+
+// Rekey gives t a new token, which the browser uses from now on: after an
+// upstream round trip the dispatcher knows only the continue token.
+func (t *Transaction) Rekey() string {
+	token := secret.Token(24)
+	t.TokenHash = secret.Hash(token)
+	return token
 }
 
 // Answered keeps the verified identity and returns the token the browser

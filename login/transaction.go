@@ -10,7 +10,7 @@ import (
 
 // TTL is how long a person has to finish a sign-in, first login and second
 // factor included.
-const TTL = 15 * time.Minute
+const TTL = 30 * time.Minute
 
 // Purpose is what a sign-in is for.
 type Purpose string
@@ -38,13 +38,25 @@ const (
 	StepDone         Step = "done"          // handed to the issuer
 )
 
+// UpstreamStep is where an upstream round trip is.
+type UpstreamStep string
+
+// The upstream steps.
+const (
+	UpstreamNone     UpstreamStep = ""
+	UpstreamWaiting  UpstreamStep = "waiting"  // the browser went to the upstream
+	UpstreamAnswered UpstreamStep = "answered" // its answer was verified; the browser comes back
+	UpstreamDone     UpstreamStep = "done"     // the browser came back
+)
+
 // Transaction is one sign-in, from the request to the code. The browser holds
 // the token of TokenHash in the page URLs and is bound by BrowserHash; an
 // upstream round trip holds its own single-use state (StateHash) and hands
 // back to the browser through ContinueHash. Version makes every step
 // single-use: a save succeeds only on the version that was loaded.
 type Transaction struct {
-	TokenHash   string  `gorm:"primaryKey;size:64"`
+	ID          string  `gorm:"primaryKey;size:32"` // internal; never leaves the server
+	TokenHash   string  `gorm:"size:64;not null;uniqueIndex"`
 	BrowserHash string  `gorm:"size:64;not null"`
 	Purpose     Purpose `gorm:"size:16;not null"`
 	Step        Step    `gorm:"size:16;not null"`
@@ -67,11 +79,12 @@ type Transaction struct {
 	LinkUserID    string `gorm:"size:36"`   // ForLink: the user the identity is linked to
 
 	// An upstream round trip in progress.
-	Connector    string `gorm:"size:64"` // the connector asked last
-	StateHash    string `gorm:"size:64;index"`
-	UpstreamData string `gorm:"type:text"` // the connector's data: nonce, PKCE verifier, SAML request ID
-	ContinueHash string `gorm:"size:64;index"`
-	Identity     string `gorm:"type:text"` // the verified upstream Identity, JSON
+	Connector    string       `gorm:"size:64"` // the connector asked last
+	Upstream     UpstreamStep `gorm:"size:16"`
+	StateHash    string       `gorm:"size:64;index"`
+	UpstreamData string       `gorm:"type:text"` // the connector's data: nonce, PKCE verifier, SAML request ID
+	ContinueHash string       `gorm:"size:64;index"`
+	Identity     string       `gorm:"type:text"` // the verified upstream Identity, JSON
 
 	// Who signed in, and how.
 	UserID   string `gorm:"size:36"`
@@ -116,3 +129,6 @@ func (t *Transaction) UpstreamIdentity() (Identity, error) {
 	}
 	return id, nil
 }
+
+// TableName names the table after the package: "transactions" alone says too little.
+func (Transaction) TableName() string { return "login_transactions" }

@@ -2,40 +2,32 @@ package local
 
 import (
 	"context"
+	"errors"
 
+	"github.com/fedhub/fedhub/linking"
 	"github.com/fedhub/fedhub/login"
 )
-
-// Account is a local account whose password was verified.
-type Account struct {
-	ID            string
-	Username      string
-	Email         string
-	EmailVerified bool
-	Name          string
-}
-
-// Accounts verifies local passwords. It returns login.ErrInvalidCredentials
-// or login.ErrAccountDisabled for those cases.
-type Accounts interface {
-	VerifyLocalPassword(ctx context.Context, username, password string) (Account, error)
-}
 
 // Connector logs in local accounts; their subject is the local user ID, which
 // the local link of every account with a password points at.
 type Connector struct {
-	accounts Accounts
+	users *linking.Service
 }
 
-// New returns the local connector.
-func New(accounts Accounts) *Connector { return &Connector{accounts: accounts} }
+// New returns the local connector over fedhub's users.
+func New(users *linking.Service) *Connector { return &Connector{users: users} }
 
 // Login implements brokers.PasswordConnector.
 func (c *Connector) Login(ctx context.Context, username, password string) (login.Identity, error) {
-	a, err := c.accounts.VerifyLocalPassword(ctx, username, password)
-	if err != nil {
+	u, err := c.users.VerifyPassword(ctx, username, password)
+	switch {
+	case errors.Is(err, linking.ErrInvalidCredentials):
+		return login.Identity{}, login.ErrInvalidCredentials
+	case errors.Is(err, linking.ErrDisabled):
+		return login.Identity{}, login.ErrAccountDisabled
+	case err != nil:
 		return login.Identity{}, err
 	}
-	return login.Identity{Subject: a.ID, Username: a.Username, Email: a.Email,
-		EmailVerified: a.EmailVerified, Name: a.Name}, nil
+	return login.Identity{Subject: u.ID, Username: u.Username, Email: u.Email,
+		EmailVerified: u.EmailVerified, Name: u.Name}, nil
 }

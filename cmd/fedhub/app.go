@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 	"gorm.io/gorm"
@@ -20,6 +21,7 @@ import (
 	"github.com/fedhub/fedhub/firstlogin"
 	"github.com/fedhub/fedhub/issuer"
 	"github.com/fedhub/fedhub/linking"
+	"github.com/fedhub/fedhub/login"
 	"github.com/fedhub/fedhub/store"
 	"github.com/fedhub/fedhub/templates"
 	"github.com/fedhub/fedhub/throttle"
@@ -43,7 +45,7 @@ func migrate(ctx context.Context, db *gorm.DB) error {
 	models = append(models, throttle.Models()...)
 	models = append(models, audit.Models()...)
 	models = append(models, brokers.Models()...)
-	models = append(models, firstlogin.Models()...)
+	models = append(models, login.Models()...)
 	models = append(models, admin.Models()...)
 	return store.Migrate(ctx, db, models...)
 }
@@ -70,6 +72,9 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, er
 	return a, nil
 }
 
+// now is fedhub's clock; tests of packages pass their own.
+func now() time.Time { return time.Now().UTC() }
+
 func wire(ctx context.Context, cfg *config.Config, db *gorm.DB, log *slog.Logger) (*app, error) {
 	users := linking.New(db)
 	if err := bootstrapUsers(ctx, users, cfg.Users, log); err != nil {
@@ -83,21 +88,15 @@ func wire(ctx context.Context, cfg *config.Config, db *gorm.DB, log *slog.Logger
 		return nil, err
 	}
 	connectors := append([]brokers.Connector{
-		{ID: linking.LocalConnector, Name: "fedhub password", Label: "Sign in with your fedhub account", Enabled: true, Impl: local.New(localAccounts{users})},
+		{ID: linking.LocalConnector, Name: "fedhub password", Label: "Sign in with your fedhub account", Enabled: true, Impl: local.New(users)},
 	}, upstream...)
-	// The broker and the issuer need each other: the issuer hands pending
-	// logins to the broker, the broker answers the issuer's password grant.
-	var broker *brokers.Service
-	iss, err := issuer.New(ctx, cfg, db, users, passwordLoginFunc(func(ctx context.Context, u, p, ip string) (string, string, error) {
-		return broker.PasswordLogin(ctx, u, p, ip)
-	}), events, log)
+	iss, err := issuer.New(ctx, cfg, db, users, events, log, now)
 	if err != nil {
 		return nil, err
 	}
-	first := firstlogin.New(db, users, events, strings.HasPrefix(cfg.Issuer, "https://"), log)
-	broker = brokers.New(brokers.Options{Connectors: connectors, Users: users, Issuer: issuerAdapter{iss},
-		Limiter: limiter, Audit: events, FirstLogin: first, DB: db, BaseURL: cfg.Issuer, Log: log})
-	first.Wire(broker, broker)
+	broker := brokers.New(brokers.Options{Connectors: connectors, Users: users, Issuer: iss,
+		Limiter: limiter, Audit: events, FirstLogin: firstlogin.New(users, events, log), DB: db, BaseURL: cfg.Issuer,
+		Log: log, Now: now})
 
 	renderer, err := templates.New()
 	if err != nil {
@@ -110,9 +109,8 @@ func wire(ctx context.Context, cfg *config.Config, db *gorm.DB, log *slog.Logger
 	e.HTTPErrorHandler = errorHandler(e, log)
 	e.Use(web.SecurityHeaders())
 	e.GET("/static/*", echo.WrapHandler(templates.Static()))
-	iss.Routes(e)
+	iss.Routes(e, broker)
 	broker.Routes(e)
-	first.Routes(e)
 	admin.New(admin.Options{DB: db, Users: users, Issuer: iss, Broker: broker, Audit: events, Handler: e,
 		FreshAge: cfg.Admin.FreshLoginAge, SessionTT: cfg.Admin.SessionTTL, Log: log}).Routes(e)
 	return &app{db: db, users: users, issuer: iss, audit: events, echo: e}, nil

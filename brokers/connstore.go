@@ -1,0 +1,60 @@
+package brokers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
+)
+
+// ConnectorValue is a row of the ConnectorStore.
+type ConnectorValue struct {
+	Key       string `gorm:"primaryKey;size:255;column:value_key"`
+	Value     []byte
+	ExpiresAt *time.Time `gorm:"index"`
+}
+
+// Models are the tables this package owns, for store.Migrate.
+func Models() []any { return []any{&ConnectorValue{}} }
+
+// dbConnectorStore implements ConnectorStore over the database.
+type dbConnectorStore struct {
+	db     *gorm.DB
+	prefix string // one key space per connector
+}
+
+func (s dbConnectorStore) Once(ctx context.Context, key string, until time.Time) (bool, error) {
+	until = until.UTC()
+	res := s.db.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).
+		Create(&ConnectorValue{Key: s.prefix + key, ExpiresAt: &until})
+	if res.Error != nil {
+		return false, fmt.Errorf("replay cache: %w", res.Error)
+	}
+	return res.RowsAffected == 1, nil
+}
+
+func (s dbConnectorStore) Value(ctx context.Context, key string, create func() ([]byte, error)) ([]byte, error) {
+	var row ConnectorValue
+	err := s.db.WithContext(ctx).Take(&row, "value_key = ?", s.prefix+key).Error
+	if err == nil {
+		return row.Value, nil
+	}
+	if !errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, fmt.Errorf("connector value %s: %w", key, err)
+	}
+	v, err := create()
+	if err != nil {
+		return nil, err
+	}
+	if err := s.db.WithContext(ctx).Clauses(clause.OnConflict{DoNothing: true}).
+		Create(&ConnectorValue{Key: s.prefix + key, Value: v}).Error; err != nil {
+		return nil, fmt.Errorf("connector value %s: %w", key, err)
+	}
+	if err := s.db.WithContext(ctx).Take(&row, "value_key = ?", s.prefix+key).Error; err != nil { // the first writer wins
+		return nil, fmt.Errorf("connector value %s: %w", key, err)
+	}
+	return row.Value, nil
+}
