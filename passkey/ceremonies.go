@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/go-webauthn/webauthn/protocol"
 	"github.com/go-webauthn/webauthn/webauthn"
@@ -174,6 +175,11 @@ func (s *Service) FinishLogin(ctx context.Context, binding, userID string, respo
 	if err != nil {
 		return Credential{}, fmt.Errorf("%s: %w", op, err)
 	}
+	// go-webauthn refuses a login when any allowed credential is no longer the user's; one
+	// removed since Begin (on the account page, say) must not stop the others.
+	session.AllowedCredentialIDs = slices.DeleteFunc(session.AllowedCredentialIDs, func(id []byte) bool {
+		return !slices.ContainsFunc(creds, func(c webauthn.Credential) bool { return bytes.Equal(c.ID, id) })
+	})
 	wc, err := s.wa.ValidateLogin(waUser{id: userID, credentials: creds}, *session, parsed)
 	if err != nil {
 		return Credential{}, verificationError(op, err)
