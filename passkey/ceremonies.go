@@ -184,7 +184,7 @@ func (s *Service) FinishLogin(ctx context.Context, binding, userID string, respo
 	if err != nil {
 		return Credential{}, verificationError(op, err)
 	}
-	return s.used(ctx, op, stored[i], wc, false)
+	return s.used(ctx, op, stored[i], wc, parsed.Response.AuthenticatorData.Flags.HasUserVerified(), false)
 }
 
 // BeginDiscoverableLogin starts a passwordless login, in which the authenticator says whose
@@ -238,7 +238,7 @@ func (s *Service) FinishDiscoverableLogin(ctx context.Context, binding string, r
 	if err != nil {
 		return "", Credential{}, verificationError(op, err)
 	}
-	c, err = s.used(ctx, op, *stored, validated, true)
+	c, err = s.used(ctx, op, *stored, validated, parsed.Response.AuthenticatorData.Flags.HasUserVerified(), true)
 	if err != nil {
 		return "", Credential{}, err
 	}
@@ -281,11 +281,12 @@ func sameChallenge(session *webauthn.SessionData, got string) error {
 	return nil
 }
 
-// used records a verified assertion: the new sign count, flags and LastUsedAt. A counter
+// used records a verified assertion (uv: it verified the user): the new sign count, flags
+// and LastUsedAt. A counter
 // that did not grow (go-webauthn's clone warning: either counter non-zero and the new one
 // not above the stored one) flags the credential and refuses the login. The update is
 // conditional on the stored counter, so that of two assertions racing, one wins.
-func (s *Service) used(ctx context.Context, op string, stored Credential, wc *webauthn.Credential, discoverable bool) (Credential, error) {
+func (s *Service) used(ctx context.Context, op string, stored Credential, wc *webauthn.Credential, uv, discoverable bool) (Credential, error) {
 	db := s.db.WithContext(ctx).Model(&Credential{})
 	if wc.Authenticator.CloneWarning {
 		if err := db.Where("id = ?", stored.ID).Update("clone_warning", true).Error; err != nil {
@@ -320,6 +321,7 @@ func (s *Service) used(ctx context.Context, op string, stored Credential, wc *we
 	c.UserVerified = wc.Flags.UserVerified
 	c.BackupState = wc.Flags.BackupState
 	c.Discoverable = c.Discoverable || discoverable
+	c.LoginUserVerified = uv
 	return c, nil
 }
 

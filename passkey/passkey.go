@@ -76,6 +76,11 @@ type Credential struct {
 	UserVerified      bool   // user verification was performed at registration (or authorised since)
 	BackupEligible    bool   // a synced passkey
 	BackupState       bool   // currently backed up
+
+	// LoginUserVerified is set by FinishLogin and FinishDiscoverableLogin, not stored: the
+	// authenticator verified the user (PIN, biometrics) in this login, not only their
+	// presence. FinishDiscoverableLogin requires it.
+	LoginUserVerified bool `gorm:"-"`
 }
 
 // TableName keeps the table's name in this package's namespace.

@@ -320,7 +320,7 @@ func TestRegisterAndLogin(t *testing.T) {
 			if err != nil {
 				t.Fatalf("FinishDiscoverableLogin %d: %v", i, err)
 			}
-			if who != alice.ID || used.ID != c.ID || used.SignCount != uint32(i+1) {
+			if who != alice.ID || used.ID != c.ID || used.SignCount != uint32(i+1) || !used.LoginUserVerified {
 				t.Errorf("discoverable login %d = %s, %+v; want alice's phone with count %d", i, who, used, i+1)
 			}
 		}
@@ -334,6 +334,20 @@ func TestRegisterAndLogin(t *testing.T) {
 		}
 		if got := f.stored(c2.ID); !got.Discoverable || got.SignCount != 2 {
 			t.Errorf("stored security key %+v, want discoverable and sign count 2", got)
+		}
+
+		// LoginUserVerified says whether this login verified the user, whatever was stored.
+		for _, tc := range []struct {
+			flags byte
+			want  bool
+		}{{flagUP, false}, {flagUP | flagUV, true}, {flagUP, false}} {
+			used, err := f.login(alice.ID, key, answer{flags: ptr(tc.flags)})
+			if err != nil || used.LoginUserVerified != tc.want || !used.UserVerified {
+				t.Errorf("login with flags %#x = %+v, %v; want LoginUserVerified %v (and UserVerified kept)", tc.flags, used, err, tc.want)
+			}
+		}
+		if got := f.stored(c2.ID); !got.UserVerified || got.LoginUserVerified {
+			t.Errorf("stored %+v", got)
 		}
 
 		// Bob logs in with his own credential; a key that only copies its ID does not.
@@ -1411,7 +1425,7 @@ func TestCounterUpdateIsConditional(t *testing.T) {
 			t.Fatal(err)
 		}
 		wc.Authenticator.SignCount = 1 // what a clone checked against the stale record reports
-		if _, err := f.s.used(f.ctx, "test", stale, &wc, false); !errors.Is(err, ErrVerification) {
+		if _, err := f.s.used(f.ctx, "test", stale, &wc, true, false); !errors.Is(err, ErrVerification) {
 			t.Errorf("update from a stale record: %v, want ErrVerification", err)
 		}
 		if got := f.stored(c.ID); got.SignCount != 1 || !got.LastUsedAt.Equal(t0) {
@@ -1422,7 +1436,7 @@ func TestCounterUpdateIsConditional(t *testing.T) {
 		}
 		wc.Authenticator.SignCount = 2
 		stale.SignCount = 1
-		if _, err := f.s.used(f.ctx, "test", stale, &wc, false); !errors.Is(err, ErrNotFound) {
+		if _, err := f.s.used(f.ctx, "test", stale, &wc, true, false); !errors.Is(err, ErrNotFound) {
 			t.Errorf("update of a removed credential: %v, want ErrNotFound", err)
 		}
 	})
