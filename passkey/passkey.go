@@ -69,7 +69,7 @@ type Credential struct {
 	PublicKey         []byte `gorm:"not null"` // COSE_Key
 	SignCount         uint32
 	AAGUID            []byte
-	Transports        string `gorm:"size:255"` // comma-separated, as the browser reported them
+	Transports        string `gorm:"size:255"` // comma-separated: the known transports the browser reported
 	Attachment        string `gorm:"size:32"`  // "platform", "cross-platform" or ""
 	AttestationFormat string `gorm:"size:32"`
 	AttestationType   string `gorm:"size:32"`
