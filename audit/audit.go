@@ -28,6 +28,9 @@ const (
 
 	FirstLoginDecision = "first_login.decision"
 	Linked             = "link.created"
+	FactorAdded        = "factor.added"
+	FactorRemoved      = "factor.removed"
+	FactorsReset       = "factor.reset"
 	Unlinked           = "link.removed"
 	LinkMoved          = "link.moved"
 	UsersMerged        = "user.merged"

@@ -28,6 +28,7 @@ func (s *Service) accountRoutes(e *echo.Echo) {
 	e.POST("/account/unlink", s.unlink)
 	e.GET("/account/link/:id", s.linkStart)
 	e.POST("/account/link/:id", s.linkSubmit)
+	e.POST("/account/factors/totp", s.addTOTP)
 }
 
 // statusMessages are the outcomes the account page reports (by code, never
@@ -36,6 +37,7 @@ var statusMessages = map[string]string{
 	"linked":         "The account is linked. You can now sign in with it.",
 	"already_linked": "That account was already linked to you.",
 	"unlinked":       "The account is unlinked.",
+	"factor_added":   "Your authenticator app is set up. fedhub asks for its code when you sign in.",
 }
 
 type accountLink struct {
@@ -46,11 +48,15 @@ type accountLink struct {
 	Local               bool
 }
 
+type accountFactor struct{ Name, Added, LastUsed string }
+
 type accountView struct {
 	Username, Name string
 	CSRF           string
 	Links          []accountLink
 	Connectors     []Connector // that can be linked
+	Factors        []accountFactor
+	CodesLeft      int
 	Status, Error  string
 }
 
@@ -108,6 +114,20 @@ func (s *Service) renderAccount(c echo.Context, u *linking.User, status, problem
 			al.LastUsed = l.LastLoginAt.Format(time.DateTime)
 		}
 		v.Links = append(v.Links, al)
+	}
+	factors, err := s.factors.Factors(c.Request().Context(), u.ID)
+	if err != nil {
+		return err
+	}
+	for _, f := range factors {
+		af := accountFactor{Name: f.Name, Added: f.CreatedAt.Format(time.DateOnly)}
+		if f.LastUsedAt != nil {
+			af.LastUsed = f.LastUsedAt.Format(time.DateTime)
+		}
+		v.Factors = append(v.Factors, af)
+	}
+	if v.CodesLeft, err = s.factors.RecoveryCodesLeft(c.Request().Context(), u.ID); err != nil {
+		return err
 	}
 	for _, conn := range s.connectors {
 		if conn.Enabled && conn.ID != linking.LocalConnector && s.Kind(conn.ID) != "" {
@@ -332,4 +352,22 @@ func (s *Service) finishLink(c echo.Context, t *login.Transaction, conn Connecto
 	q.Set("link_status", status)
 	u.RawQuery = q.Encode()
 	return c.Redirect(http.StatusSeeOther, u.String())
+}
+
+// addTOTP adds an authenticator app: the person signs in again (a fresh
+// re-authentication, second factor included), enrols it, and comes back.
+func (s *Service) addTOTP(c echo.Context) error {
+	if _, err := s.signedIn(c, "/account"); err != nil {
+		return shown(err)
+	}
+	if !s.accountForm(c) {
+		return web.RenderError(c, http.StatusForbidden, formExpired)
+	}
+	t := &login.Transaction{Purpose: login.ForPage, Step: login.StepChoose, ReturnTo: "/account?status=factor_added",
+		ForceLogin: true, MaxAge: -1, Enrol: true}
+	token, err := s.txns.Create(c.Request().Context(), t, s.cookies.BrowserID(c.Response(), c.Request()))
+	if err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, "/login?req="+url.QueryEscape(token))
 }

@@ -43,6 +43,12 @@ type Refresher interface {
 	Refresh(ctx context.Context, id login.Identity) (login.Identity, error)
 }
 
+// MultiFactorReporter says whether an upstream reports that its login of id
+// used several factors (OIDC amr "mfa", a configured SAML AuthnContextClassRef).
+type MultiFactorReporter interface {
+	MultiFactor(id login.Identity) bool
+}
+
 // HealthChecker reports whether the upstream is reachable (for the admin page).
 type HealthChecker interface {
 	Health(ctx context.Context) error
@@ -77,5 +83,9 @@ type Connector struct {
 	Sync     bool // update profile, roles and groups on every login, not just the first
 	Mappers  Mappers
 	Policy   firstlogin.Policy // what happens at an identity's first login
-	Impl     any               // a PasswordConnector or a RedirectConnector, maybe more
+	MFA      string            // second-factor policy: off | optional | required ("" optional)
+	// TrustUpstreamMFA lets an upstream's own multi-factor login (as its
+	// MultiFactorReporter says) satisfy the second factor.
+	TrustUpstreamMFA bool
+	Impl             any // a PasswordConnector or a RedirectConnector, maybe more
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 
 	"github.com/labstack/echo/v4"
 	"gorm.io/gorm"
@@ -44,14 +45,7 @@ func (s *Service) load(c echo.Context, token string, steps ...login.Step) (*logi
 	return t, nil
 }
 
-func containsStep(steps []login.Step, s login.Step) bool {
-	for _, x := range steps {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
+func containsStep(steps []login.Step, s login.Step) bool { return slices.Contains(steps, s) }
 
 // loadForm reads a step's form: its CSRF token must be this browser's and
 // this transaction's, and the transaction at one of the steps.
@@ -113,8 +107,11 @@ func (s *Service) identified(c echo.Context, t *login.Transaction, token string,
 		return s.resolveFailed(c, conn, err)
 	}
 	t.LoginVia, t.AMR, t.AuthTime = conn.ID, amrOf(s.Kind(conn.ID)), authTime(s.txns.Now(), id)
+	if mf, ok := conn.Impl.(MultiFactorReporter); ok && conn.TrustUpstreamMFA && mf.MultiFactor(id) {
+		t.AMR += " mfa"
+	}
 	if up == nil {
-		return s.authenticated(c, t, u.ID)
+		return s.authenticated(c, t, token, u.ID)
 	}
 	out, err := s.firstLogin.Begin(ctx, conn.Policy, *up, c.RealIP())
 	if err != nil {
@@ -124,7 +121,7 @@ func (s *Service) identified(c echo.Context, t *login.Transaction, token string,
 	case out.Denied != "":
 		return s.denied(c, t, out.Denied)
 	case out.UserID != "":
-		return s.authenticated(c, t, out.UserID)
+		return s.authenticated(c, t, token, out.UserID)
 	}
 	up.Policy = conn.Policy
 	data, err := json.Marshal(up)
@@ -150,9 +147,25 @@ func (s *Service) show(c echo.Context, t *login.Transaction, token string) error
 	return c.Redirect(http.StatusSeeOther, "/login?req="+url.QueryEscape(token))
 }
 
-// authenticated goes on once t's person is known to be userID.
-func (s *Service) authenticated(c echo.Context, t *login.Transaction, userID string) error {
+// authenticated goes on once t's person is known to be userID: to a second
+// factor when the policy asks for one, otherwise to the issuer.
+func (s *Service) authenticated(c echo.Context, t *login.Transaction, token, userID string) error {
+	ctx := c.Request().Context()
 	t.UserID = userID
+	u, err := s.users.UserByID(ctx, userID)
+	if err != nil {
+		return err
+	}
+	if u.Disabled {
+		return s.resolveFailed(c, Connector{ID: t.LoginVia}, login.ErrAccountDisabled)
+	}
+	step, err := s.factorStep(ctx, t, u)
+	if err != nil {
+		return err
+	}
+	if step != "" {
+		return s.showFactorStep(c, t, token, step)
+	}
 	return s.finish(c, t)
 }
 
@@ -168,6 +181,9 @@ func (s *Service) finish(c echo.Context, t *login.Transaction) error {
 		return s.resolveFailed(c, Connector{ID: t.LoginVia}, login.ErrAccountDisabled)
 	}
 	a := login.Authentication{UserID: u.ID, Connector: t.LoginVia, AMR: splitAMR(t.AMR), ACR: login.ACRSingleFactor}
+	if slices.Contains(a.AMR, "mfa") {
+		a.ACR = login.ACRMultiFactor
+	}
 	if t.AuthTime != nil {
 		a.AuthTime = *t.AuthTime
 	}
@@ -263,7 +279,7 @@ func (s *Service) reviewSubmit(c echo.Context) error {
 		return s.firstLoginFailed(c, err)
 	}
 	s.firstLogin.Created(ctx, u, up)
-	return s.authenticated(c, t, u.ID)
+	return s.authenticated(c, t, token, u.ID)
 }
 
 func (s *Service) linkView(c echo.Context, t *login.Transaction, token string) (firstlogin.LinkView, firstlogin.Upstream, error) {
@@ -377,11 +393,11 @@ func (s *Service) proven(c echo.Context, t *login.Transaction, token string, up 
 
 // linkedContinue carries on to the application after the "linked" page.
 func (s *Service) linkedContinue(c echo.Context) error {
-	_, t, err := s.loadForm(c, "t", login.StepLinked)
+	token, t, err := s.loadForm(c, "t", login.StepLinked)
 	if err != nil {
 		return shown(err)
 	}
-	return s.authenticated(c, t, t.CandidateID)
+	return s.authenticated(c, t, token, t.CandidateID)
 }
 
 func (s *Service) denied(c echo.Context, t *login.Transaction, reason string) error {

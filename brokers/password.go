@@ -70,7 +70,7 @@ func (s *Service) failed(ctx context.Context, connector, who, ip string, err err
 
 // PasswordLogin serves the issuer's password grant: the usable password
 // connectors are tried in order, with the same limiter as the login form.
-func (s *Service) PasswordLogin(ctx context.Context, username, password, ip string) (string, string, error) {
+func (s *Service) PasswordLogin(ctx context.Context, clientID, username, password, ip string) (string, string, error) {
 	err := error(login.ErrInvalidCredentials)
 	for _, conn := range s.connectors {
 		pc, ok := conn.Impl.(PasswordConnector)
@@ -94,6 +94,14 @@ func (s *Service) PasswordLogin(ctx context.Context, username, password, ip stri
 		}
 		if err != nil {
 			return "", "", errors.New(login.Message(err))
+		}
+		// The password grant cannot carry a second factor: never a silent bypass.
+		if needs, err := s.hasMFA(ctx, conn.ID, clientID, u); err != nil || needs {
+			if err == nil {
+				err = errors.New("This account signs in with a second factor, which the password grant cannot carry. Use the authorization code flow.")
+			}
+			_ = s.failed(ctx, conn.ID, username, ip, err)
+			return "", "", err
 		}
 		s.loggedIn(ctx, u.ID, conn.ID, ip, "password grant")
 		return u.ID, conn.ID, nil

@@ -14,6 +14,7 @@ import (
 	"github.com/fedhub/fedhub/firstlogin"
 	"github.com/fedhub/fedhub/linking"
 	"github.com/fedhub/fedhub/login"
+	"github.com/fedhub/fedhub/mfa"
 	"github.com/fedhub/fedhub/throttle"
 	"github.com/fedhub/fedhub/web"
 )
@@ -29,8 +30,9 @@ type Options struct {
 	Limiter    *throttle.Limiter
 	Audit      *audit.Log
 	FirstLogin *firstlogin.Service
-	DB         *gorm.DB // for sign-ins in progress
-	BaseURL    string   // the issuer URL: callbacks are BaseURL/broker/{id}/callback
+	Factors    *mfa.Service // second factors
+	DB         *gorm.DB     // for sign-ins in progress
+	BaseURL    string       // the issuer URL: callbacks are BaseURL/broker/{id}/callback
 	Log        *slog.Logger
 	Now        func() time.Time
 }
@@ -43,6 +45,7 @@ type Service struct {
 	limiter    *throttle.Limiter
 	audit      *audit.Log
 	firstLogin *firstlogin.Service
+	factors    *mfa.Service
 	db         *gorm.DB
 	txns       login.Transactions
 	baseURL    string
@@ -53,7 +56,7 @@ type Service struct {
 // New returns the broker.
 func New(o Options) *Service {
 	return &Service{connectors: o.Connectors, users: o.Users, issuer: o.Issuer, limiter: o.Limiter,
-		audit: o.Audit, firstLogin: o.FirstLogin, db: o.DB, txns: login.NewTransactions(o.DB, o.Now), baseURL: o.BaseURL, log: o.Log,
+		audit: o.Audit, firstLogin: o.FirstLogin, factors: o.Factors, db: o.DB, txns: login.NewTransactions(o.DB, o.Now), baseURL: o.BaseURL, log: o.Log,
 		cookies: web.Cookies{Secure: len(o.BaseURL) > 8 && o.BaseURL[:8] == "https://"}}
 }
 
@@ -71,6 +74,7 @@ func (s *Service) Routes(e *echo.Echo) {
 	e.POST("/broker/:id/callback", s.callback)
 	e.GET("/broker/continue", s.continueLogin)
 	s.firstLoginRoutes(e)
+	s.factorRoutes(e)
 	s.accountRoutes(e)
 	for _, conn := range s.connectors {
 		if rr, ok := conn.Impl.(RouteRegistrar); ok {
@@ -168,7 +172,8 @@ func (s *Service) loginPage(c echo.Context) error {
 // clientName is how the login page names who asked for the sign-in.
 func (s *Service) clientName(c echo.Context, t *login.Transaction) string {
 	if t.Purpose == login.ForClient {
-		return s.issuer.ClientName(c.Request().Context(), t.ClientID)
+		name, _ := s.issuer.LoginClient(c.Request().Context(), t.ClientID)
+		return name
 	}
 	return "your fedhub account"
 }

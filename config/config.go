@@ -69,7 +69,20 @@ type Client struct {
 	PostLogoutRedirectURIs []string `yaml:"post_logout_redirect_uris"`
 	GrantTypes             []string `yaml:"grant_types"`
 	Scopes                 []string `yaml:"scopes"` // scopes beyond OpenID Connect's that it may get, e.g. fedhub:admin
+	MFA                    string   `yaml:"mfa"`    // this application's second-factor policy (see MFAOff…)
 }
+
+// Second-factor policies, of a connector, a client or (set by an admin) a
+// user. The strictest of the connector's and the client's applies; a user's
+// own policy, when an admin set one, replaces both.
+const (
+	MFAOff      = "off"      // never asked, even when the person has a factor
+	MFAOptional = "optional" // asked when the person has a factor (the default)
+	MFARequired = "required" // asked; a person without one enrols during the sign-in
+)
+
+// MFAPolicies are the valid policies ("" is the default, optional).
+var MFAPolicies = []string{"", MFAOff, MFAOptional, MFARequired}
 
 // User is a bootstrap user, created when missing and never overwritten.
 type User struct {

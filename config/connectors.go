@@ -20,6 +20,11 @@ type Connector struct {
 	TrustEmail bool       `yaml:"trust_email"`
 	FirstLogin FirstLogin `yaml:"first_login"`
 
+	// MFA is this connector's second-factor policy (see MFAOff…); with
+	// TrustUpstreamMFA an upstream's own multi-factor login satisfies it.
+	MFA              string `yaml:"mfa"`
+	TrustUpstreamMFA bool   `yaml:"trust_upstream_mfa"`
+
 	LDAP *LDAP `yaml:"ldap"`
 	SAML *SAML `yaml:"saml"`
 	OIDC *OIDC `yaml:"oidc"`

@@ -135,6 +135,7 @@ func (v *validator) client(key string, cl Client, ids map[string]bool) {
 	if !cl.Public && !hasSecret {
 		v.fail(key+".secret", "a confidential client needs secret or secret_hash (or set public: true)")
 	}
+	v.mfa(key+".mfa", cl.MFA)
 	if len(cl.GrantTypes) == 0 {
 		v.fail(key+".grant_types", "list at least one of authorization_code, refresh_token, client_credentials, password")
 	}

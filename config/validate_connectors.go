@@ -44,6 +44,7 @@ func (v *validator) connector(key string, c Connector, ids map[string]bool) {
 		}
 	}
 	v.firstLogin(key+".first_login", c)
+	v.mfa(key+".mfa", c.MFA)
 	for i, m := range c.Mappers {
 		v.mapper(fmt.Sprintf("%s.mappers[%d]", key, i), m)
 	}
@@ -190,5 +191,11 @@ func (v *validator) oidc(key string, o *OIDC) {
 		if !slices.Contains([]string{"username", "email", "name", "groups", "email_verified"}, name) {
 			v.fail(key+".claims."+name, "must be one of username, email, name, groups, email_verified")
 		}
+	}
+}
+
+func (v *validator) mfa(key, policy string) {
+	if !slices.Contains(MFAPolicies, policy) {
+		v.fail(key, "must be off, optional or required")
 	}
 }

@@ -288,6 +288,12 @@ func (b *Browser) OpenLogin(s *Server, authorizeURL string) LoginForm {
 	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, "/login?") {
 		b.t.Fatalf("authorize answered %d Location %q, want a redirect to /login", resp.StatusCode, loc)
 	}
+	return b.OpenLoginAt(s, loc)
+}
+
+// OpenLoginAt opens the login page at loc (a /login?req=… path) and returns its form.
+func (b *Browser) OpenLoginAt(s *Server, loc string) LoginForm {
+	b.t.Helper()
 	resp, page := b.Get(s.URL + loc)
 	if resp.StatusCode != http.StatusOK {
 		b.t.Fatalf("login page answered %d:\n%s", resp.StatusCode, page)

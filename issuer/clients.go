@@ -38,7 +38,7 @@ func (iss *Issuer) syncClients(ctx context.Context, clients []config.Client) err
 		row := Client{
 			ID: c.ID, Name: c.Name, SecretHash: hash, Public: c.Public,
 			RedirectURIs: c.RedirectURIs, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
-			GrantTypes: c.GrantTypes, Scopes: c.Scopes,
+			GrantTypes: c.GrantTypes, Scopes: c.Scopes, MFA: c.MFA,
 		}
 		if row.Name == "" {
 			row.Name = c.ID

@@ -25,7 +25,7 @@ type Users interface {
 // PasswordLogin checks a username and password (for the password grant) the way
 // the login page would, brute-force protection included. brokers implements it.
 type PasswordLogin interface {
-	PasswordLogin(ctx context.Context, username, password, clientIP string) (userID, connector string, err error)
+	PasswordLogin(ctx context.Context, clientID, username, password, clientIP string) (userID, connector string, err error)
 }
 
 // Issuer is fedhub's OpenID Provider.

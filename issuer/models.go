@@ -13,6 +13,7 @@ type Client struct {
 	PostLogoutRedirectURIs []string   `gorm:"serializer:json"`
 	GrantTypes             []string   `gorm:"serializer:json"`
 	Scopes                 []string   `gorm:"serializer:json"` // beyond OpenID Connect's
+	MFA                    string     `gorm:"size:16"`         // second-factor policy: off | optional | required
 	SecretRotatedAt        *time.Time // set by an admin: the database's secret then wins over the configuration's
 	UpdatedAt              time.Time
 }

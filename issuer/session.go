@@ -1,6 +1,7 @@
 package issuer
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net/http"
@@ -48,12 +49,13 @@ func (iss *Issuer) currentSession(r *http.Request) (*Session, error) {
 	return &s, nil
 }
 
-// ClientName is how the login page names a client.
-func (iss *Issuer) ClientName(ctx context.Context, clientID string) string {
-	if c, err := iss.client(ctx, clientID); err == nil && c.Name != "" {
-		return c.Name
+// LoginClient is what a sign-in needs to know of a client: how the login
+// page names it, and its second-factor policy.
+func (iss *Issuer) LoginClient(ctx context.Context, clientID string) (name, mfa string) {
+	if c, err := iss.client(ctx, clientID); err == nil {
+		return cmp.Or(c.Name, clientID), c.MFA
 	}
-	return clientID
+	return clientID, ""
 }
 
 // CompleteLogin finishes a sign-in: t becomes done in the same database

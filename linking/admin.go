@@ -187,3 +187,15 @@ func (s *Service) SetDisabledByID(ctx context.Context, userID string, disabled b
 	}
 	return nil
 }
+
+// SetMFAPolicy sets (or, with "", clears) a user's own second-factor policy.
+func (s *Service) SetMFAPolicy(ctx context.Context, userID, policy string) error {
+	res := s.db.WithContext(ctx).Model(&User{}).Where("id = ?", userID).Update("mfa", policy)
+	if res.Error != nil {
+		return fmt.Errorf("set second-factor policy: %w", res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return fmt.Errorf("set second-factor policy: %w", ErrNotFound)
+	}
+	return nil
+}

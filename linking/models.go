@@ -12,6 +12,7 @@ type User struct {
 	Name          string `gorm:"size:255"`
 	PasswordHash  string `gorm:"size:255"`
 	Disabled      bool
+	MFA           string `gorm:"size:16"` // an admin's second-factor policy for this user, replacing the others; "" for none
 	LinkVersion   int // grows with every link and unlink: a proof of control is void once it changed
 	CreatedAt     time.Time
 	UpdatedAt     time.Time

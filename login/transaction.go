@@ -34,7 +34,8 @@ const (
 	StepReauth       Step = "reauth"        // first login: the person proves control of the matched account
 	StepLinked       Step = "linked"        // first login: linked; the person confirms to go on
 	StepSecondFactor Step = "second_factor" // a second factor is asked for
-	StepEnrolFactor  Step = "enrol_factor"  // a second factor is required and the person has none yet
+	StepEnrolFactor  Step = "enrol_factor"  // the person enrols an authenticator app (required, or asked for)
+	StepNewCodes     Step = "new_codes"     // the new recovery codes are shown once; the person goes on
 	StepDone         Step = "done"          // handed to the issuer
 )
 
@@ -77,6 +78,8 @@ type Transaction struct {
 	MaxAge        int    // seconds; -1 when not asked for
 	ReturnTo      string `gorm:"size:2048"` // ForPage: the fedhub page; ForLink: where to go afterwards
 	LinkUserID    string `gorm:"size:36"`   // ForLink: the user the identity is linked to
+	Enrol         bool   // the person asked to add an authenticator app after signing in again (/account)
+	PendingKey    string `gorm:"size:128"` // the TOTP key offered for enrolment until confirmed (then the factor keeps it)
 
 	// An upstream round trip in progress.
 	Connector    string       `gorm:"size:64"` // the connector asked last

@@ -87,6 +87,19 @@ func New(db *gorm.DB, issuerName string, now func() time.Time) *Service {
 // NewTOTPKey makes a new random TOTP key for accountName (what the app shows: a username
 // or email address). Nothing is saved; see ConfirmTOTP.
 func (s *Service) NewTOTPKey(accountName string) (*Key, error) {
+	return s.KeyFor(NewSecret(), accountName)
+}
+
+// NewSecret returns a new random TOTP key, base32 as authenticator apps take it.
+func NewSecret() string {
+	raw := make([]byte, secretSize)
+	_, _ = rand.Read(raw) // never fails (crypto/rand docs)
+	return base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(raw)
+}
+
+// KeyFor is the TOTP key secret (from NewSecret) for accountName, with its
+// otpauth URL and QR code: the enrolment page shows the same key on every view.
+func (s *Service) KeyFor(secret, accountName string) (*Key, error) {
 	// The otpauth label is "issuer:account": neither may hold a colon (Key Uri Format).
 	if s.issuer == "" || strings.Contains(s.issuer, ":") || len(s.issuer) > maxAccountNameLen {
 		return nil, fmt.Errorf("new TOTP key: invalid issuer name %q", s.issuer)
@@ -94,14 +107,17 @@ func (s *Service) NewTOTPKey(accountName string) (*Key, error) {
 	if err := checkLabel(accountName, maxAccountNameLen); err != nil || strings.Contains(accountName, ":") {
 		return nil, fmt.Errorf("new TOTP key: invalid account name %q", accountName)
 	}
+	raw, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(secret)
+	if err != nil || len(raw) != secretSize {
+		return nil, fmt.Errorf("new TOTP key: %w", ErrInvalidKey)
+	}
 	k, err := totp.Generate(totp.GenerateOpts{
 		Issuer:      s.issuer,
 		AccountName: accountName,
 		Period:      period,
-		SecretSize:  secretSize,
+		Secret:      raw,
 		Digits:      digits,
 		Algorithm:   otp.AlgorithmSHA1,
-		Rand:        rand.Reader,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("new TOTP key: %w", err)

@@ -22,6 +22,7 @@ import (
 	"github.com/fedhub/fedhub/issuer"
 	"github.com/fedhub/fedhub/linking"
 	"github.com/fedhub/fedhub/login"
+	"github.com/fedhub/fedhub/mfa"
 	"github.com/fedhub/fedhub/store"
 	"github.com/fedhub/fedhub/templates"
 	"github.com/fedhub/fedhub/throttle"
@@ -46,6 +47,7 @@ func migrate(ctx context.Context, db *gorm.DB) error {
 	models = append(models, audit.Models()...)
 	models = append(models, brokers.Models()...)
 	models = append(models, login.Models()...)
+	models = append(models, mfa.Models()...)
 	models = append(models, admin.Models()...)
 	return store.Migrate(ctx, db, models...)
 }
@@ -95,7 +97,7 @@ func wire(ctx context.Context, cfg *config.Config, db *gorm.DB, log *slog.Logger
 		return nil, err
 	}
 	broker := brokers.New(brokers.Options{Connectors: connectors, Users: users, Issuer: iss,
-		Limiter: limiter, Audit: events, FirstLogin: firstlogin.New(users, events, log), DB: db, BaseURL: cfg.Issuer,
+		Limiter: limiter, Audit: events, FirstLogin: firstlogin.New(users, events, log), Factors: mfa.New(db, "fedhub", now), DB: db, BaseURL: cfg.Issuer,
 		Log: log, Now: now})
 
 	renderer, err := templates.New()

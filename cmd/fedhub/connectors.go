@@ -39,7 +39,7 @@ func upstreamConnectors(ctx context.Context, cfg *config.Config, db *gorm.DB, lo
 		}
 		out = append(out, brokers.Connector{ID: c.ID, Name: name, Label: label, Icon: c.Icon, Hidden: c.Hidden,
 			LinkOnly: c.LinkOnly, Enabled: c.IsEnabled(), Sync: c.Sync == "force", Mappers: mappers, Impl: impl,
-			Policy: policy(c)})
+			Policy: policy(c), MFA: c.MFA, TrustUpstreamMFA: c.TrustUpstreamMFA})
 	}
 	return out, nil
 }
