@@ -13,7 +13,7 @@ type User struct {
 	PasswordHash  string `gorm:"size:255"`
 	Disabled      bool
 	MFA           string `gorm:"size:16"` // an admin's second-factor policy for this user, replacing the others; "" for none
-	LinkVersion   int // grows with every link and unlink: a proof of control is void once it changed
+	LinkVersion   int    // grows with every link and unlink: a proof of control is void once it changed
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
 
