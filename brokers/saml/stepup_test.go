@@ -151,11 +151,17 @@ func TestAuthnContextInIdentity(t *testing.T) {
 		{name: "no AuthnStatement", c: c, mutate: func(a *saml.Assertion) { a.AuthnStatements = nil },
 			authTime: func(got, _, _ time.Time) bool { return got.IsZero() }},
 		{name: "two statements: the latest counts", c: c, mutate: func(a *saml.Assertion) {
-			st := a.AuthnStatements[0]
-			st.AuthnInstant = old
-			st.AuthnContext.AuthnContextClassRef = &saml.AuthnContextClassRef{Value: twoFactor}
-			a.AuthnStatements = append(a.AuthnStatements, st)
+			earlier := a.AuthnStatements[0]
+			earlier.AuthnInstant = old
+			earlier.AuthnContext.AuthnContextClassRef = &saml.AuthnContextClassRef{Value: twoFactor}
+			a.AuthnStatements = []saml.AuthnStatement{earlier, a.AuthnStatements[0]}
 		}, authTime: now, acr: passwordClass},
+		{name: "two statements: the latest counts, whatever the order", c: c, mutate: func(a *saml.Assertion) {
+			later := a.AuthnStatements[0]
+			later.AuthnContext.AuthnContextClassRef = &saml.AuthnContextClassRef{Value: twoFactor}
+			a.AuthnStatements[0].AuthnInstant = old
+			a.AuthnStatements = append(a.AuthnStatements, later)
+		}, authTime: now, acr: twoFactor, mfa: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e.idp.assertions.set(tc.mutate)
