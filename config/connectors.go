@@ -93,6 +93,10 @@ type SAML struct {
 	SPCertFile        string            `yaml:"sp_cert_file"`
 	AllowIDPInitiated bool              `yaml:"allow_idp_initiated"`
 	Attributes        map[string]string `yaml:"attributes"` // username|email|name|groups → attribute name
+	// MFAContextClasses are the AuthnContextClassRef values by which the IdP
+	// says a login used several factors, e.g.
+	// urn:oasis:names:tc:SAML:2.0:ac:classes:MobileTwoFactorContract.
+	MFAContextClasses []string `yaml:"mfa_context_classes"`
 }
 
 // OIDC configures an upstream OpenID Provider.
@@ -104,4 +108,7 @@ type OIDC struct {
 	Scopes       []string          `yaml:"scopes"`
 	UseUserinfo  bool              `yaml:"use_userinfo"`
 	Claims       map[string]string `yaml:"claims"` // username|email|name|groups → claim name
+	// MFAACRValues are acr values by which the upstream says a login used
+	// several factors; amr "mfa" always counts.
+	MFAACRValues []string `yaml:"mfa_acr_values"`
 }

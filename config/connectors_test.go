@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -31,6 +32,9 @@ connectors:
     saml:
       idp_metadata_url: https://idp.partner.example/metadata
       attributes: {email: mail}
+      mfa_context_classes:
+        - urn:oasis:names:tc:SAML:2.0:ac:classes:MobileTwoFactorContract
+        - http://schemas.openid.net/pape/policies/2007/06/multi-factor
   - id: upstream
     type: oidc
     enabled: false
@@ -39,6 +43,7 @@ connectors:
       client_id: fedhub
       client_secret: ${UPSTREAM_SECRET}
       claims: {groups: roles}
+      mfa_acr_values: [gold, "urn:example:loa:3"]
 `, env(map[string]string{"BIND": "pw", "UPSTREAM_SECRET": "s"}))
 	if len(cfg.Connectors) != 3 {
 		t.Fatalf("connectors = %+v", cfg.Connectors)
@@ -47,10 +52,13 @@ connectors:
 	if ad.LDAP == nil || !ad.LDAP.ActiveDirectory || ad.LDAP.BindPassword != "pw" || len(ad.Mappers) != 2 || ad.Sync != "force" {
 		t.Errorf("ldap connector = %+v", ad)
 	}
-	if partner.SAML == nil || !partner.Hidden || partner.SAML.Attributes["email"] != "mail" || !partner.IsEnabled() {
+	if partner.SAML == nil || !partner.Hidden || partner.SAML.Attributes["email"] != "mail" || !partner.IsEnabled() ||
+		!slices.Equal(partner.SAML.MFAContextClasses, []string{"urn:oasis:names:tc:SAML:2.0:ac:classes:MobileTwoFactorContract",
+			"http://schemas.openid.net/pape/policies/2007/06/multi-factor"}) {
 		t.Errorf("saml connector = %+v", partner)
 	}
-	if up.OIDC == nil || up.IsEnabled() || up.OIDC.Claims["groups"] != "roles" {
+	if up.OIDC == nil || up.IsEnabled() || up.OIDC.Claims["groups"] != "roles" ||
+		!slices.Equal(up.OIDC.MFAACRValues, []string{"gold", "urn:example:loa:3"}) {
 		t.Errorf("oidc connector = %+v", up)
 	}
 }
@@ -87,6 +95,12 @@ func TestConnectorErrors(t *testing.T) {
 			[]string{"line 7: connectors[0].mappers[0].template: is not a valid template"}},
 		{"bad sync", "  - id: x\n    type: oidc\n    sync: always\n    oidc: {issuer: https://a.example, client_id: c, client_secret: \"${S}\"}\n",
 			[]string{"line 5: connectors[0].sync: must be import"}},
+		{"saml mfa classes", "  - id: x\n    type: saml\n    saml:\n      idp_metadata_file: m.xml\n      mfa_context_classes:\n        - urn:a\n        - \"\"\n        - urn:a\n        - \"urn:b \"\n",
+			[]string{"line 9: connectors[0].saml.mfa_context_classes[1]: must be an AuthnContextClassRef URI",
+				`line 10: connectors[0].saml.mfa_context_classes[2]: "urn:a" is listed twice`,
+				"line 11: connectors[0].saml.mfa_context_classes[3]: must be an AuthnContextClassRef URI"}},
+		{"oidc mfa acr values", "  - id: x\n    type: oidc\n    oidc:\n      issuer: https://a.example\n      client_id: c\n      client_secret: \"${S}\"\n      mfa_acr_values: [gold, \"gold silver\"]\n",
+			[]string{"line 9: connectors[0].oidc.mfa_acr_values[1]: must be an acr value"}},
 		{"duplicate id", "  - id: x\n    type: oidc\n    oidc: {issuer: https://a.example, client_id: c, client_secret: \"${S}\"}\n  - id: x\n    type: oidc\n    oidc: {issuer: https://a.example, client_id: c, client_secret: \"${S}\"}\n",
 			[]string{`line 6: connectors[1].id: "x" is used by another connector`}},
 	} {

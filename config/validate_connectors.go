@@ -169,6 +169,23 @@ func (v *validator) saml(key string, s *SAML) {
 			v.fail(key+".attributes."+name, "must be one of username, email, name, groups, subject, email_verified")
 		}
 	}
+	v.mfaValues(key+".mfa_context_classes", s.MFAContextClasses, "an AuthnContextClassRef URI")
+}
+
+// mfaValues checks a list of values an upstream uses to say a login used
+// several factors.
+func (v *validator) mfaValues(key string, values []string, what string) {
+	seen := map[string]bool{}
+	for i, s := range values {
+		k := fmt.Sprintf("%s[%d]", key, i)
+		switch {
+		case s == "" || strings.TrimSpace(s) != s || strings.ContainsAny(s, " \t\r\n"):
+			v.fail(k, "must be %s, without spaces", what)
+		case seen[s]:
+			v.fail(k, "%q is listed twice", s)
+		}
+		seen[s] = true
+	}
 }
 
 func (v *validator) oidc(key string, o *OIDC) {
@@ -192,6 +209,7 @@ func (v *validator) oidc(key string, o *OIDC) {
 			v.fail(key+".claims."+name, "must be one of username, email, name, groups, email_verified")
 		}
 	}
+	v.mfaValues(key+".mfa_acr_values", o.MFAACRValues, "an acr value")
 }
 
 func (v *validator) mfa(key, policy string) {

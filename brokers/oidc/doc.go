@@ -15,4 +15,14 @@
 // issuer, audience, expiry), compares the nonce itself (go-oidc does not) and
 // checks at_hash when present. The identity's subject is "issuer|sub", never
 // the email; email_verified comes from the upstream's claim.
+//
+// # Step-up
+//
+// A flow with ForceAuthn sends prompt=login, one with MaxAge > 0 sends
+// max_age. The identity's AuthTime, AMR and ACR come from the ID token's
+// auth_time, amr and acr. An upstream that answers a forced login from its
+// SSO session (auth_time before the flow began, or none) or a max_age it
+// does not honour is refused with ErrNotReauthenticated, within
+// AuthTimeSkew. MultiFactor counts amr "mfa" or an acr listed in
+// Config.MFAACRValues as several factors. Config.Now is the clock.
 package oidc

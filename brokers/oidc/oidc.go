@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -36,7 +38,21 @@ const (
 	DataNonce       = "nonce"
 	DataVerifier    = "code_verifier"
 	DataRedirectURI = "redirect_uri"
+	// DataStarted is when Begin ran (Unix seconds, from Config.Now).
+	DataStarted = "started"
+	// DataForceAuthn is "1" when Begin sent prompt=login.
+	DataForceAuthn = "force_authn"
+	// DataMaxAge is the max_age Begin sent (seconds), absent when none.
+	DataMaxAge = "max_age"
 )
+
+// AuthTimeSkew is how far the upstream's clock may lag behind fedhub's when
+// Finish checks auth_time: on a forced login auth_time may be up to this much
+// before the flow began (auth_time also has whole-second precision), and with
+// max_age it may be up to max_age plus this much in the past. A larger value
+// would let a login the upstream's SSO session answered a moment before the
+// flow began count as fresh.
+const AuthTimeSkew = 5 * time.Second
 
 // discoveryTimeout bounds one discovery attempt, whoever is waiting for it.
 const discoveryTimeout = 10 * time.Second
@@ -47,6 +63,11 @@ var (
 	ErrNonce           = errors.New("ID token nonce does not match the upstream login")
 	ErrCodeRefused     = errors.New("the upstream refused the authorization code")
 	ErrUserinfoSubject = errors.New("userinfo subject differs from the ID token's")
+	// ErrNotReauthenticated: the flow forced a login (prompt=login) or sent
+	// max_age, and the ID token's auth_time is missing or too old: the
+	// upstream answered from its SSO session. Finish joins it with a
+	// *login.UserError for the person.
+	ErrNotReauthenticated = errors.New("the upstream did not authenticate the person again")
 )
 
 // Config configures one upstream OpenID Provider.
@@ -68,6 +89,12 @@ type Config struct {
 	// HTTPClient makes every request to the upstream; default a client with a
 	// 10 s timeout.
 	HTTPClient *http.Client
+	// MFAACRValues are acr values by which the upstream says a login used
+	// several factors (MultiFactor); amr "mfa" always counts.
+	MFAACRValues []string
+	// Now is the connector's clock (when a flow began, auth_time freshness,
+	// ID token expiry); default time.Now.
+	Now func() time.Time
 }
 
 type claimNames struct {
@@ -86,6 +113,8 @@ type Connector struct {
 	claims       claimNames
 	http         *http.Client
 	log          *slog.Logger
+	mfaACR       []string
+	now          func() time.Time
 
 	mu      sync.Mutex
 	up      *upstream  // the discovered provider, once discovery succeeded
@@ -179,6 +208,16 @@ func New(cfg Config, log *slog.Logger) (*Connector, error) {
 			return nil, fail("unknown claims key %q (username, email, name, groups, email_verified)", k)
 		}
 	}
+	for _, v := range cfg.MFAACRValues {
+		if v == "" || strings.TrimSpace(v) != v {
+			return nil, fail("invalid mfa_acr_values entry %q", v)
+		}
+		c.mfaACR = append(c.mfaACR, v)
+	}
+	c.now = cfg.Now
+	if c.now == nil {
+		c.now = time.Now
+	}
 	if c.http == nil {
 		c.http = &http.Client{Timeout: 10 * time.Second}
 	}
@@ -269,7 +308,7 @@ func (c *Connector) fetch(ctx context.Context) (*upstream, error) {
 	}
 	return &upstream{
 		provider: p,
-		verifier: p.Verifier(&oidc.Config{ClientID: c.clientID}),
+		verifier: p.Verifier(&oidc.Config{ClientID: c.clientID, Now: c.now}),
 		endpoint: ep,
 		issuer:   c.issuer,
 		issParam: meta.IssParam,
@@ -295,6 +334,12 @@ func (c *Connector) unreachable() error {
 // DataRedirectURI) and answers with a 303 to the upstream's authorization
 // endpoint. When the upstream cannot be discovered it returns a
 // *login.UserError.
+//
+// Step-up: flow.ForceAuthn sends prompt=login and flow.MaxAge > 0 sends
+// max_age; MaxAge 0 or less sends nothing (a zero Flow asks for nothing, so
+// a caller wanting max_age=0 sets ForceAuthn, which is the same request).
+// What was asked is kept in flow.Data (DataStarted, always; DataForceAuthn,
+// DataMaxAge) for Finish to hold the ID token to it.
 func (c *Connector) Begin(ctx context.Context, w http.ResponseWriter, r *http.Request, flow *brokers.Flow) error {
 	if flow == nil || flow.State == "" || flow.Callback == "" {
 		return fmt.Errorf("oidc %s: flow without state or callback", c.id)
@@ -317,14 +362,34 @@ func (c *Connector) Begin(ctx context.Context, w http.ResponseWriter, r *http.Re
 	flow.Data[DataNonce] = nonce
 	flow.Data[DataVerifier] = verifier
 	flow.Data[DataRedirectURI] = flow.Callback
-	to := c.oauth2Config(up, flow.Callback).AuthCodeURL(flow.State, oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier))
+	flow.Data[DataStarted] = strconv.FormatInt(c.now().Unix(), 10)
+	delete(flow.Data, DataForceAuthn)
+	delete(flow.Data, DataMaxAge)
+	opts := []oauth2.AuthCodeOption{oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier)}
+	if flow.ForceAuthn {
+		opts = append(opts, oauth2.SetAuthURLParam("prompt", "login"))
+		flow.Data[DataForceAuthn] = "1"
+	}
+	if flow.MaxAge > 0 {
+		opts = append(opts, oauth2.SetAuthURLParam("max_age", strconv.Itoa(flow.MaxAge)))
+		flow.Data[DataMaxAge] = strconv.Itoa(flow.MaxAge)
+	}
+	to := c.oauth2Config(up, flow.Callback).AuthCodeURL(flow.State, opts...)
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, to, http.StatusSeeOther)
 	return nil
 }
 
 // Finish implements brokers.RedirectConnector: it verifies the upstream's
-// answer to flow and returns the identity it proves.
+// answer to flow and returns the identity it proves, with AuthTime, AMR and
+// ACR from the ID token's auth_time, amr and acr (an auth_time later than
+// now counts as now).
+//
+// When Begin forced a login (prompt=login), an ID token whose auth_time is
+// missing or earlier than the flow's start minus AuthTimeSkew is refused;
+// when Begin sent max_age, one whose auth_time is missing or older than
+// max_age plus AuthTimeSkew is refused. Both refusals wrap
+// ErrNotReauthenticated and a *login.UserError.
 func (c *Connector) Finish(ctx context.Context, r *http.Request, flow *brokers.Flow) (login.Identity, error) {
 	if flow == nil || flow.State == "" {
 		return login.Identity{}, fmt.Errorf("oidc %s: no upstream login", c.id)
@@ -407,6 +472,10 @@ func (c *Connector) Finish(ctx context.Context, r *http.Request, flow *brokers.F
 			return login.Identity{}, fmt.Errorf("oidc %s: at_hash: %w", c.id, err)
 		}
 	}
+	authTime := c.authTime(claims["auth_time"])
+	if err := c.checkFresh(ctx, flow, authTime); err != nil {
+		return login.Identity{}, err
+	}
 	if c.useUserinfo {
 		if err := c.mergeUserinfo(ctx, up, tok, idt.Subject, claims); err != nil {
 			return login.Identity{}, err
@@ -421,7 +490,86 @@ func (c *Connector) Finish(ctx context.Context, r *http.Request, flow *brokers.F
 		Name:          str(claims[c.claims.name]),
 		Groups:        strs(claims[c.claims.groups]),
 		Raw:           claims,
+		AuthTime:      authTime,
+		AMR:           strs(claims["amr"]),
+		ACR:           str(claims["acr"]),
 	}, nil
+}
+
+// authTime reads the auth_time claim (seconds since the epoch); zero when it
+// is absent or not a positive number, and never later than now.
+func (c *Connector) authTime(v any) time.Time {
+	var secs float64
+	switch v := v.(type) {
+	case float64:
+		secs = v
+	case json.Number:
+		f, err := v.Float64()
+		if err != nil {
+			return time.Time{}
+		}
+		secs = f
+	default:
+		return time.Time{}
+	}
+	if secs <= 0 || secs > 1<<40 {
+		return time.Time{}
+	}
+	t := time.Unix(int64(secs), 0)
+	if now := c.now(); t.After(now) {
+		return now
+	}
+	return t
+}
+
+// checkFresh holds auth_time to what Begin asked of the upstream: a login
+// now (prompt=login) and one no older than max_age.
+func (c *Connector) checkFresh(ctx context.Context, flow *brokers.Flow, authTime time.Time) error {
+	force := flow.ForceAuthn || flow.Data[DataForceAuthn] == "1"
+	maxAge := -1
+	if s, ok := flow.Data[DataMaxAge]; ok {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			return fmt.Errorf("oidc %s: the upstream login has an invalid max_age %q", c.id, s)
+		}
+		maxAge = n
+	} else if flow.MaxAge > 0 {
+		maxAge = flow.MaxAge
+	}
+	if !force && maxAge < 0 {
+		return nil
+	}
+	refuse := func(reason string, args ...any) error {
+		c.log.WarnContext(ctx, "ID token refused: the upstream did not authenticate the person again",
+			append([]any{"reason", reason, "auth_time", authTime, "force_authn", force, "max_age", maxAge}, args...)...)
+		return fmt.Errorf("oidc %s: %w (%s): %w", c.id, ErrNotReauthenticated, reason, &login.UserError{Message: fmt.Sprintf(
+			"%s did not ask for your credentials again, which this sign-in requires. Please try again; if it keeps happening, sign out of %s first.",
+			c.name, c.name)})
+	}
+	if authTime.IsZero() {
+		return refuse("no auth_time in the ID token")
+	}
+	if force {
+		secs, err := strconv.ParseInt(flow.Data[DataStarted], 10, 64)
+		if err != nil {
+			return fmt.Errorf("oidc %s: the upstream login lacks its start time", c.id)
+		}
+		started := time.Unix(secs, 0)
+		if authTime.Before(started.Add(-AuthTimeSkew)) {
+			return refuse("auth_time is before the login began (prompt=login ignored)", "started", started)
+		}
+	}
+	if maxAge >= 0 && c.now().Sub(authTime) > time.Duration(maxAge)*time.Second+AuthTimeSkew {
+		return refuse("auth_time is older than max_age")
+	}
+	return nil
+}
+
+// MultiFactor reports whether the upstream says the login used several
+// factors: amr holds "mfa" (RFC 8176), or acr is one of the configured
+// MFAACRValues. Other amr values, even two of them, do not count.
+func (c *Connector) MultiFactor(id login.Identity) bool {
+	return slices.Contains(id.AMR, "mfa") || (id.ACR != "" && slices.Contains(c.mfaACR, id.ACR))
 }
 
 // protocolClaims describe the ID token itself: userinfo never overrides them.

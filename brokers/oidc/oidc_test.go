@@ -61,6 +61,12 @@ type upstreamOpts struct {
 	claimsInIDToken bool
 	userinfoSub     string         // replaces the userinfo's sub
 	userinfoExtra   map[string]any // extra userinfo claims
+
+	// authTime replaces the auth_time the example puts in the ID token
+	// (when the password was checked); the zero time leaves it out.
+	authTime func(checked time.Time) time.Time
+	amr      []string // replaces the example's amr ["pwd"]
+	acr      string   // the example sends none
 }
 
 type upstream struct {
@@ -68,8 +74,15 @@ type upstream struct {
 	username string // the example's user id1
 
 	mu         sync.Mutex
-	tokenAuth  []string // per token request: basic | post | none
+	tokenAuth  []string             // per token request: basic | post | none
+	authReqs   []*zoidc.AuthRequest // the authorization requests the OP accepted
 	discovered atomic.Int32
+}
+
+func (u *upstream) authRequests() []*zoidc.AuthRequest {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return slices.Clone(u.authReqs)
 }
 
 func (u *upstream) tokenAuths() []string {
@@ -82,6 +95,66 @@ func (u *upstream) tokenAuths() []string {
 type opStorage struct {
 	*storage.Storage
 	opts upstreamOpts
+	up   *upstream
+}
+
+func (s *opStorage) CreateAuthRequest(ctx context.Context, req *zoidc.AuthRequest, userID string) (op.AuthRequest, error) {
+	s.up.mu.Lock()
+	s.up.authReqs = append(s.up.authReqs, req)
+	s.up.mu.Unlock()
+	return s.Storage.CreateAuthRequest(ctx, req, userID)
+}
+
+// AuthRequestByCode is where the OP gets the login it issues tokens for.
+func (s *opStorage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRequest, error) {
+	r, err := s.Storage.AuthRequestByCode(ctx, code)
+	if err != nil || (s.opts.authTime == nil && s.opts.amr == nil && s.opts.acr == "") {
+		return r, err
+	}
+	return authContext{AuthRequest: r, opts: s.opts}, nil
+}
+
+// The example's storage recognises its own *AuthRequest by type.
+func unwrap(r op.TokenRequest) op.TokenRequest {
+	if a, ok := r.(authContext); ok {
+		return a.AuthRequest
+	}
+	return r
+}
+
+func (s *opStorage) CreateAccessToken(ctx context.Context, r op.TokenRequest) (string, time.Time, error) {
+	return s.Storage.CreateAccessToken(ctx, unwrap(r))
+}
+
+func (s *opStorage) CreateAccessAndRefreshTokens(ctx context.Context, r op.TokenRequest, current string) (string, string, time.Time, error) {
+	return s.Storage.CreateAccessAndRefreshTokens(ctx, unwrap(r), current)
+}
+
+// authContext is a login whose auth_time, amr or acr the test chose.
+type authContext struct {
+	op.AuthRequest
+	opts upstreamOpts
+}
+
+func (a authContext) GetAuthTime() time.Time {
+	if a.opts.authTime == nil {
+		return a.AuthRequest.GetAuthTime()
+	}
+	return a.opts.authTime(a.AuthRequest.GetAuthTime())
+}
+
+func (a authContext) GetAMR() []string {
+	if a.opts.amr == nil {
+		return a.AuthRequest.GetAMR()
+	}
+	return a.opts.amr
+}
+
+func (a authContext) GetACR() string {
+	if a.opts.acr == "" {
+		return a.AuthRequest.GetACR()
+	}
+	return a.opts.acr
 }
 
 func (s *opStorage) GetClientByClientID(ctx context.Context, id string) (op.Client, error) {
@@ -122,13 +195,14 @@ func startUpstream(t *testing.T, ln net.Listener, opts upstreamOpts) *upstream {
 		}
 	}
 	issuer := "http://" + ln.Addr().String()
+	u := &upstream{issuer: issuer, username: "test-user@" + strings.Split(ln.Addr().String(), ":")[0]}
 	st := &opStorage{
 		Storage: storage.NewStorageWithClients(storage.NewUserStore(issuer),
 			map[string]*storage.Client{clientID: storage.WebClient(clientID, clientSecret, callback)}),
 		opts: opts,
+		up:   u,
 	}
 	router := exampleop.SetupServer(issuer, st, nil, false)
-	u := &upstream{issuer: issuer, username: "test-user@" + strings.Split(ln.Addr().String(), ":")[0]}
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case r.URL.Path == "/.well-known/openid-configuration":
@@ -201,7 +275,12 @@ func randomState() string {
 // begin runs Begin for a fresh flow and returns the flow and the upstream URL.
 func begin(t *testing.T, c *fedoidc.Connector) (*brokers.Flow, string) {
 	t.Helper()
-	flow := &brokers.Flow{State: randomState(), Callback: callback}
+	return beginFlow(t, c, &brokers.Flow{State: randomState(), Callback: callback, MaxAge: -1})
+}
+
+// beginFlow runs Begin for flow, which has a state and callback.
+func beginFlow(t *testing.T, c *fedoidc.Connector, flow *brokers.Flow) (*brokers.Flow, string) {
+	t.Helper()
 	rec := httptest.NewRecorder()
 	if err := c.Begin(t.Context(), rec, httptest.NewRequest(http.MethodGet, "https://fedhub.example/broker/corp/login", nil), flow); err != nil {
 		t.Fatalf("Begin: %v", err)

@@ -83,6 +83,20 @@
 // Raw holds every attribute as []string, under its Name and, when free, its
 // FriendlyName.
 //
+// AuthTime and ACR come from the verified assertion's AuthnStatement
+// (AuthnInstant, AuthnContextClassRef; the latest statement when there are
+// several), never from anything outside the signed element. MultiFactor
+// reports whether the ACR is one of Config.MFAContextClasses.
+//
+// # Step-up
+//
+// A flow with ForceAuthn sends ForceAuthn="true" in the AuthnRequest and
+// Finish refuses (ErrNotReauthenticated) an assertion whose AuthnInstant is
+// missing or earlier than the flow's start minus AuthnInstantSkew: an IdP
+// that ignored ForceAuthn and answered from its SSO session. The flow's
+// MaxAge has no SAML equivalent and is not sent. Config.Now is the clock for
+// the flow's start.
+//
 // # Errors
 //
 // Finish returns ErrInvalidResponse for anything the verification refuses and

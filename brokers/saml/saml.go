@@ -14,6 +14,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -50,6 +52,19 @@ const (
 	certWarning = 14 * 24 * time.Hour
 )
 
+// Keys of brokers.Flow.Data that Begin fills and Finish reads.
+const (
+	DataRequestID  = "request_id"  // the AuthnRequest ID
+	DataStarted    = "started"     // when Begin ran, Unix seconds (Config.Now)
+	DataForceAuthn = "force_authn" // "1" when the AuthnRequest had ForceAuthn="true"
+)
+
+// AuthnInstantSkew is how far the IdP's clock may lag behind fedhub's: on a
+// forced login, the AuthnInstant may be up to this much before the flow
+// began. A larger value would let a login the IdP's SSO session answered a
+// moment before the flow began count as fresh.
+const AuthnInstantSkew = 5 * time.Second
+
 // Config configures one SAML connector.
 type Config struct {
 	ID      string // connector ID
@@ -73,6 +88,15 @@ type Config struct {
 	// email_verified to a SAML attribute Name or FriendlyName (see the
 	// package documentation for the defaults).
 	Attributes map[string]string
+
+	// MFAContextClasses are the AuthnContextClassRef values by which the IdP
+	// says a login used several factors (MultiFactor), e.g.
+	// urn:oasis:names:tc:SAML:2.0:ac:classes:MobileTwoFactorContract.
+	MFAContextClasses []string
+
+	// Now is the clock for when a flow began; default crewjam's saml.TimeNow,
+	// which crewjam's own checks (IssueInstant, NotOnOrAfter) use.
+	Now func() time.Time
 }
 
 // Errors Finish, FinishUnsolicited and Begin return. None carries upstream
@@ -94,6 +118,10 @@ var (
 	ErrNoStableSubject = &login.UserError{Message: "The sign-in service did not send a permanent identifier for your account, so you cannot be recognised. Ask your administrator to have it send a persistent NameID."}
 	// ErrIDPDenied: the IdP answered with a non-success status.
 	ErrIDPDenied = &login.UserError{Message: "The sign-in service did not sign you in. Try again, or choose another way to sign in."}
+	// ErrNotReauthenticated: the AuthnRequest had ForceAuthn and the
+	// assertion's AuthnInstant is before the flow began (or missing): the IdP
+	// answered from its SSO session.
+	ErrNotReauthenticated = &login.UserError{Message: "The sign-in service did not ask for your credentials again, which this sign-in requires. Try again; if it keeps happening, sign out of the sign-in service first."}
 )
 
 // Connector is a SAML service provider towards one IdP.
@@ -110,6 +138,8 @@ type Connector struct {
 	binding     string
 	refresh     time.Duration
 	attrs       map[string][]string // role → candidate attribute names
+	mfaClasses  []string
+	now         func() time.Time
 	key         *rsa.PrivateKey
 	cert        *x509.Certificate
 
@@ -207,6 +237,17 @@ func New(ctx context.Context, cfg Config, store brokers.ConnectorStore, log *slo
 		}
 	}
 
+	for _, v := range cfg.MFAContextClasses {
+		if v == "" || strings.TrimSpace(v) != v {
+			return nil, fmt.Errorf("saml %s: mfa_context_classes: invalid entry %q", cfg.ID, v)
+		}
+		c.mfaClasses = append(c.mfaClasses, v)
+	}
+	c.now = cfg.Now
+	if c.now == nil {
+		c.now = func() time.Time { return saml.TimeNow() }
+	}
+
 	c.nameID = cfg.NameIDFormat
 	if c.nameID == "" {
 		c.nameID = NameIDPersistent
@@ -267,7 +308,11 @@ func (refuseTransport) RoundTrip(*http.Request) (*http.Response, error) {
 	return nil, errors.New("saml: outgoing requests are disabled")
 }
 
-// Begin sends the browser to the IdP with an AuthnRequest.
+// Begin sends the browser to the IdP with an AuthnRequest, with
+// ForceAuthn="true" when flow.ForceAuthn (flow.MaxAge has no SAML
+// equivalent). It records the request ID, when the flow began and whether
+// authentication was forced in flow.Data (DataRequestID, DataStarted,
+// DataForceAuthn).
 func (c *Connector) Begin(ctx context.Context, w http.ResponseWriter, r *http.Request, flow *brokers.Flow) error {
 	if flow == nil || flow.State == "" {
 		return errors.New("saml: Begin needs a flow with a state")
@@ -277,6 +322,10 @@ func (c *Connector) Begin(ctx context.Context, w http.ResponseWriter, r *http.Re
 		return ErrIDPUnavailable
 	}
 	sp := c.serviceProvider(md)
+	if flow.ForceAuthn {
+		yes := true
+		sp.ForceAuthn = &yes // before MakeAuthenticationRequest: the POST binding signs the XML there
+	}
 	loc := sp.GetSSOBindingLocation(c.binding)
 	if loc == "" {
 		c.log.Error("SAML IdP metadata has no SingleSignOnService for the configured binding",
@@ -290,7 +339,12 @@ func (c *Connector) Begin(ctx context.Context, w http.ResponseWriter, r *http.Re
 	if flow.Data == nil {
 		flow.Data = map[string]string{}
 	}
-	flow.Data["request_id"] = req.ID
+	flow.Data[DataRequestID] = req.ID
+	flow.Data[DataStarted] = strconv.FormatInt(c.now().Unix(), 10)
+	delete(flow.Data, DataForceAuthn)
+	if flow.ForceAuthn {
+		flow.Data[DataForceAuthn] = "1"
+	}
 	w.Header().Set("Cache-Control", "no-store")
 
 	if c.binding == saml.HTTPRedirectBinding {
@@ -407,14 +461,27 @@ func (c *Connector) serveMetadata(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write(body)
 }
 
-// Finish verifies the IdP's response to flow.
+// Finish verifies the IdP's response to flow. The identity's AuthTime and
+// ACR come from the verified assertion's AuthnStatement (AuthnInstant,
+// AuthnContextClassRef; the latest statement when there are several). When
+// Begin forced authentication, an assertion without an AuthnInstant at or
+// after the flow's start minus AuthnInstantSkew is refused with
+// ErrNotReauthenticated.
 func (c *Connector) Finish(ctx context.Context, r *http.Request, flow *brokers.Flow) (login.Identity, error) {
 	if flow == nil {
 		return login.Identity{}, c.refuse("no flow", nil)
 	}
-	requestID := flow.Data["request_id"]
+	requestID := flow.Data[DataRequestID]
 	if requestID == "" {
 		return login.Identity{}, c.refuse("the flow has no AuthnRequest ID", nil)
+	}
+	var freshSince time.Time // zero: any AuthnInstant
+	if flow.ForceAuthn || flow.Data[DataForceAuthn] == "1" {
+		secs, err := strconv.ParseInt(flow.Data[DataStarted], 10, 64)
+		if err != nil {
+			return login.Identity{}, c.refuse("the flow forced authentication but has no start time", err)
+		}
+		freshSince = time.Unix(secs, 0).Add(-AuthnInstantSkew)
 	}
 	raw, relayState, err := c.readResponse(r)
 	if err != nil {
@@ -423,7 +490,7 @@ func (c *Connector) Finish(ctx context.Context, r *http.Request, flow *brokers.F
 	if relayState != flow.State {
 		return login.Identity{}, c.refuse("RelayState does not match the flow", nil)
 	}
-	return c.verify(ctx, raw, requestID)
+	return c.verify(ctx, raw, requestID, freshSince)
 }
 
 // FinishUnsolicited verifies an IdP-initiated response; it refuses unless
@@ -444,7 +511,13 @@ func (c *Connector) FinishUnsolicited(ctx context.Context, r *http.Request) (log
 			"reason", "IdP-initiated login is not allowed for this connector (allow_idp_initiated)")
 		return login.Identity{}, ErrUnsolicited
 	}
-	return c.verify(ctx, raw, "")
+	return c.verify(ctx, raw, "", time.Time{})
+}
+
+// MultiFactor reports whether the IdP says the login used several factors:
+// its AuthnContextClassRef is one of the configured MFAContextClasses.
+func (c *Connector) MultiFactor(id login.Identity) bool {
+	return id.ACR != "" && slices.Contains(c.mfaClasses, id.ACR)
 }
 
 // readResponse reads the POSTed SAMLResponse.

@@ -525,9 +525,16 @@ func (b *browser) login(page string) htmlForm {
 // begin runs Begin for a fresh flow.
 func begin(t *testing.T, c *samlconn.Connector) (*brokers.Flow, *httptest.ResponseRecorder) {
 	t.Helper()
+	return beginFlow(t, c, false)
+}
+
+// beginFlow runs Begin for a fresh flow, with ForceAuthn set as asked.
+func beginFlow(t *testing.T, c *samlconn.Connector, forceAuthn bool) (*brokers.Flow, *httptest.ResponseRecorder) {
+	t.Helper()
 	state := make([]byte, 24)
 	_, _ = rand.Read(state)
-	flow := &brokers.Flow{State: base64.RawURLEncoding.EncodeToString(state), Callback: c.ACSURL(), Data: map[string]string{}}
+	flow := &brokers.Flow{State: base64.RawURLEncoding.EncodeToString(state), Callback: c.ACSURL(), Data: map[string]string{},
+		ForceAuthn: forceAuthn, MaxAge: -1}
 	rec := httptest.NewRecorder()
 	if err := c.Begin(context.Background(), rec, httptest.NewRequest(http.MethodGet, baseURL+"/login", nil), flow); err != nil {
 		t.Fatalf("Begin: %v", err)
@@ -544,6 +551,13 @@ func begin(t *testing.T, c *samlconn.Connector) (*brokers.Flow, *httptest.Respon
 func spLogin(t *testing.T, c *samlconn.Connector, b *browser) (*brokers.Flow, url.Values) {
 	t.Helper()
 	flow, rec := begin(t, c)
+	return flow, idpAnswer(t, b, flow, rec)
+}
+
+// idpAnswer takes the browser from Begin's answer rec through the IdP and
+// returns the form the IdP posts to the ACS.
+func idpAnswer(t *testing.T, b *browser, flow *brokers.Flow, rec *httptest.ResponseRecorder) url.Values {
+	t.Helper()
 	var page string
 	switch rec.Code {
 	case http.StatusFound:
@@ -561,7 +575,7 @@ func spLogin(t *testing.T, c *samlconn.Connector, b *browser) (*brokers.Flow, ur
 	if f.values.Get("RelayState") != flow.State {
 		t.Fatalf("RelayState %q, want the flow state", f.values.Get("RelayState"))
 	}
-	return flow, f.values
+	return f.values
 }
 
 // acsRequest is the browser's POST of the IdP's form to the ACS.

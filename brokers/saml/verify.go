@@ -80,8 +80,9 @@ func inspect(raw []byte) (shape, error) {
 }
 
 // verify checks a decoded SAMLResponse. requestID is the flow's AuthnRequest
-// ID; "" means IdP-initiated.
-func (c *Connector) verify(ctx context.Context, raw []byte, requestID string) (login.Identity, error) {
+// ID; "" means IdP-initiated. A non-zero freshSince is the earliest
+// AuthnInstant accepted (a forced authentication).
+func (c *Connector) verify(ctx context.Context, raw []byte, requestID string, freshSince time.Time) (login.Identity, error) {
 	unsolicited := requestID == ""
 	sh, err := inspect(raw)
 	if err != nil {
@@ -137,10 +138,19 @@ func (c *Connector) verify(ctx context.Context, raw []byte, requestID string) (l
 	if err := c.checkAssertion(a, requestID, now); err != nil {
 		return login.Identity{}, c.refuse("assertion", err)
 	}
+	// Only the verified assertion says how the person authenticated.
+	authTime, acr := authnContext(a, now)
+	if !freshSince.IsZero() && (authTime.IsZero() || authTime.Before(freshSince)) {
+		c.log.Warn("SAML response refused", "connector", c.cfg.ID,
+			"reason", "ForceAuthn: the AuthnInstant is before the login began (or missing); the IdP answered from its session",
+			"authn_instant", authTime, "earliest", freshSince)
+		return login.Identity{}, ErrNotReauthenticated
+	}
 	id, err := c.identity(a, md.ed.EntityID)
 	if err != nil {
 		return login.Identity{}, err
 	}
+	id.AuthTime, id.ACR = authTime, acr
 
 	first, err := c.store.Once(ctx, replayKey(a.Issuer.Value, a.ID), replayUntil(a))
 	if err != nil {
@@ -152,6 +162,27 @@ func (c *Connector) verify(ctx context.Context, raw []byte, requestID string) (l
 		return login.Identity{}, ErrReplayed
 	}
 	return id, nil
+}
+
+// authnContext is the AuthnInstant (never later than now) and
+// AuthnContextClassRef of the assertion's latest AuthnStatement; zero values
+// when it has none.
+func authnContext(a *saml.Assertion, now time.Time) (time.Time, string) {
+	var at time.Time
+	var acr string
+	for _, st := range a.AuthnStatements {
+		if st.AuthnInstant.IsZero() || (!at.IsZero() && !st.AuthnInstant.After(at)) {
+			continue
+		}
+		at, acr = st.AuthnInstant, ""
+		if ref := st.AuthnContext.AuthnContextClassRef; ref != nil {
+			acr = strings.TrimSpace(ref.Value)
+		}
+	}
+	if at.After(now) {
+		at = now
+	}
+	return at, acr
 }
 
 // parse runs crewjam's verification; a panic in the XML code is a refusal.

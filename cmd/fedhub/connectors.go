@@ -67,12 +67,12 @@ func connectorImpl(ctx context.Context, cfg *config.Config, c config.Connector, 
 			IDPMetadataFile: sc.IDPMetadataFile, MetadataRefresh: sc.MetadataRefresh, EntityID: sc.EntityID,
 			NameIDFormat: sc.NameIDFormat, SignRequests: sc.SignRequests, Binding: sc.Binding,
 			SPKeyFile: sc.SPKeyFile, SPCertFile: sc.SPCertFile, AllowIDPInitiated: sc.AllowIDPInitiated,
-			Attributes: sc.Attributes}, brokers.NewConnectorStore(db, c.ID), log)
+			Attributes: sc.Attributes, MFAContextClasses: sc.MFAContextClasses}, brokers.NewConnectorStore(db, c.ID), log)
 	case c.OIDC != nil:
 		o := c.OIDC
 		return oidc.New(oidc.Config{ID: c.ID, Name: name, Issuer: o.Issuer, ClientID: o.ClientID,
 			ClientSecret: o.ClientSecret, AuthMethod: o.AuthMethod, Scopes: o.Scopes,
-			UseUserinfo: o.UseUserinfo, Claims: o.Claims}, log)
+			UseUserinfo: o.UseUserinfo, Claims: o.Claims, MFAACRValues: o.MFAACRValues}, log)
 	}
 	return nil, fmt.Errorf("type %q is not supported", c.Type)
 }
