@@ -47,7 +47,7 @@ func (s *Service) mfaPolicy(ctx context.Context, t *login.Transaction, u *linkin
 			policy = strictest(policy, clientMFA)
 		}
 	}
-	if slices.Contains(strings.Fields(t.ACRValues), login.ACRMultiFactor) {
+	if login.NeedsMultiFactor(t.ACRValues) {
 		policy = config.MFARequired
 	}
 	return policy

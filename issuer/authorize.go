@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -207,7 +206,7 @@ func (iss *Issuer) needsLogin(req *authzRequest, sess *Session) bool {
 		return true
 	case req.hintSubject != "" && req.hintSubject != sess.UserID:
 		return true
-	case slices.Contains(strings.Fields(req.acrValues), login.ACRMultiFactor) && sess.ACR != login.ACRMultiFactor:
+	case login.NeedsMultiFactor(req.acrValues) && sess.ACR != login.ACRMultiFactor:
 		return true // step-up: the session's login had one factor
 	}
 	return false

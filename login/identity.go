@@ -1,6 +1,10 @@
 package login
 
-import "time"
+import (
+	"slices"
+	"strings"
+	"time"
+)
 
 // Identity is what a connector proved about a person.
 type Identity struct {
@@ -34,3 +38,10 @@ const (
 	ACRSingleFactor = "1" // one factor: a password, or an upstream's single-factor login
 	ACRMultiFactor  = "2" // two factors, here or at a trusted upstream
 )
+
+// NeedsMultiFactor reports whether an application's acr_values (its
+// acceptable levels, in order of preference) leave only multi-factor.
+func NeedsMultiFactor(acrValues string) bool {
+	levels := strings.Fields(acrValues)
+	return slices.Contains(levels, ACRMultiFactor) && !slices.Contains(levels, ACRSingleFactor)
+}
