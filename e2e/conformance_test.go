@@ -16,7 +16,7 @@ import (
 
 // TestConformance checks what the OpenID Foundation's conformance suite checks
 // of an OpenID Provider in its Basic and Config plans: one subtest per module,
-// named after it (see /work/shared/CONFORMANCE.md). The subtests share one
+// named after it (see ../shared/CONFORMANCE.md). The subtests share one
 // server, each with its own browser, and run in parallel.
 func TestConformance(t *testing.T) {
 	t.Parallel()

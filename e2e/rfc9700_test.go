@@ -11,7 +11,7 @@ import (
 
 // TestRFC9700 checks the OAuth 2.0 Security BCP (RFC 9700) and OAuth 2.1 rules
 // the issuer keeps beyond the conformance suite, one subtest per rule of
-// /work/shared/CONFORMANCE.md. The subtests share one server and run in parallel.
+// ../shared/CONFORMANCE.md. The subtests share one server and run in parallel.
 func TestRFC9700(t *testing.T) {
 	t.Parallel()
 	s := Start(t)
