@@ -68,23 +68,27 @@ func (s *Service) signedIn(c echo.Context, returnTo string) (*linking.User, erro
 		return nil, err
 	}
 	if id == "" {
-		token, err := s.beginPageLogin(c, returnTo)
-		if err != nil {
+		if err := s.pageLogin(c, &login.Transaction{Purpose: login.ForPage, ReturnTo: returnTo}); err != nil {
 			return nil, err
 		}
-		return nil, errors.Join(errPageShown, c.Redirect(http.StatusSeeOther, "/login?req="+url.QueryEscape(token)))
+		return nil, errPageShown
 	}
 	return s.users.UserByID(r.Context(), id)
 }
 
-// beginPageLogin starts a sign-in that no client asked for, which returns to
-// a fedhub page (returnTo, a path) with an SSO session: the account page's.
-func (s *Service) beginPageLogin(c echo.Context, returnTo string) (string, error) {
-	if !strings.HasPrefix(returnTo, "/") || strings.HasPrefix(returnTo, "//") { // never off-site
-		return "", fmt.Errorf("begin page login: %q is not a local path", returnTo)
+// pageLogin starts t, a sign-in that no client asked for, which returns to
+// a fedhub page (t.ReturnTo, a path) with an SSO session, and sends the
+// browser to its login page.
+func (s *Service) pageLogin(c echo.Context, t *login.Transaction) error {
+	if !strings.HasPrefix(t.ReturnTo, "/") || strings.HasPrefix(t.ReturnTo, "//") { // never off-site
+		return fmt.Errorf("page login: %q is not a local path", t.ReturnTo)
 	}
-	t := &login.Transaction{Purpose: login.ForPage, Step: login.StepChoose, ReturnTo: returnTo, MaxAge: -1}
-	return s.txns.Create(c.Request().Context(), t, s.cookies.BrowserID(c.Response(), c.Request()))
+	t.Step, t.MaxAge = login.StepChoose, -1
+	token, err := s.txns.Create(c.Request().Context(), t, s.cookies.BrowserID(c.Response(), c.Request()))
+	if err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, "/login?req="+url.QueryEscape(token))
 }
 
 // accountCSRF is the form token of the account pages: the browser-binding
@@ -363,11 +367,6 @@ func (s *Service) addTOTP(c echo.Context) error {
 	if !s.accountForm(c) {
 		return web.RenderError(c, http.StatusForbidden, formExpired)
 	}
-	t := &login.Transaction{Purpose: login.ForPage, Step: login.StepChoose, ReturnTo: "/account?status=factor_added",
-		ForceLogin: true, MaxAge: -1, Enrol: true}
-	token, err := s.txns.Create(c.Request().Context(), t, s.cookies.BrowserID(c.Response(), c.Request()))
-	if err != nil {
-		return err
-	}
-	return c.Redirect(http.StatusSeeOther, "/login?req="+url.QueryEscape(token))
+	return s.pageLogin(c, &login.Transaction{Purpose: login.ForPage, ReturnTo: "/account?status=factor_added",
+		ForceLogin: true, Enrol: true})
 }

@@ -1,6 +1,8 @@
 package brokers
 
 import (
+	"cmp"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -36,7 +38,7 @@ func (s *Service) browser(c echo.Context) string {
 // page saying why the sign-in cannot go on and returns errPageShown.
 func (s *Service) load(c echo.Context, token string, steps ...login.Step) (*login.Transaction, error) {
 	t, err := s.txns.Load(c.Request().Context(), token, s.browser(c))
-	if err == nil && len(steps) > 0 && !containsStep(steps, t.Step) {
+	if err == nil && len(steps) > 0 && !slices.Contains(steps, t.Step) {
 		err = login.ErrStepDone
 	}
 	if err != nil {
@@ -44,8 +46,6 @@ func (s *Service) load(c echo.Context, token string, steps ...login.Step) (*logi
 	}
 	return t, nil
 }
-
-func containsStep(steps []login.Step, s login.Step) bool { return slices.Contains(steps, s) }
 
 // loadForm reads a step's form: its CSRF token must be this browser's and
 // this transaction's, and the transaction at one of the steps.
@@ -64,7 +64,7 @@ func (s *Service) loadForm(c echo.Context, tokenField string, steps ...login.Ste
 	if !web.Equal(r.PostForm.Get("csrf"), login.CSRF(token, s.browser(c))) {
 		return "", nil, page(c, http.StatusForbidden, signInFormExpired)
 	}
-	if !containsStep(steps, t.Step) {
+	if !slices.Contains(steps, t.Step) {
 		return "", nil, s.ended(c, login.ErrStepDone)
 	}
 	return token, t, nil
@@ -106,12 +106,14 @@ func (s *Service) identified(c echo.Context, t *login.Transaction, token string,
 	if err != nil {
 		return s.resolveFailed(c, conn, err)
 	}
-	t.LoginVia, t.AMR, t.AuthTime = conn.ID, amrOf(s.Kind(conn.ID)), authTime(s.txns.Now(), id)
+	// auth_time is the upstream's word for when the person logged in there;
+	// a password connector's credential was typed just now.
+	t.LoginVia, t.AMR, t.AuthTime = conn.ID, []string{amrOf(s.Kind(conn.ID))}, cmp.Or(id.AuthTime, s.txns.Now())
 	if mf, ok := conn.Impl.(MultiFactorReporter); ok && conn.TrustUpstreamMFA && mf.MultiFactor(id) {
-		t.AMR += " mfa"
+		t.AMR = append(t.AMR, "mfa")
 	}
 	if up == nil {
-		return s.authenticated(c, t, token, u.ID)
+		return s.authenticated(c, t, token, u)
 	}
 	out, err := s.firstLogin.Begin(ctx, conn.Policy, *up, c.RealIP())
 	if err != nil {
@@ -121,7 +123,7 @@ func (s *Service) identified(c echo.Context, t *login.Transaction, token string,
 	case out.Denied != "":
 		return s.denied(c, t, out.Denied)
 	case out.UserID != "":
-		return s.authenticated(c, t, token, out.UserID)
+		return s.authenticatedAs(c, t, token, out.UserID)
 	}
 	up.Policy = conn.Policy
 	data, err := json.Marshal(up)
@@ -135,57 +137,74 @@ func (s *Service) identified(c echo.Context, t *login.Transaction, token string,
 	return s.show(c, t, token)
 }
 
-// show sends the browser to the page of t's step.
+// show sends the browser to the page of t's step; a step whose page is
+// only the answer to a form (linked, new codes) cannot be shown again.
 func (s *Service) show(c echo.Context, t *login.Transaction, token string) error {
 	q := "?t=" + url.QueryEscape(token)
 	switch t.Step {
+	case login.StepChoose:
+		return c.Redirect(http.StatusSeeOther, "/login?req="+url.QueryEscape(token))
 	case login.StepReview:
 		return c.Redirect(http.StatusSeeOther, "/first-login/review"+q)
 	case login.StepReauth:
 		return c.Redirect(http.StatusSeeOther, "/first-login/link"+q)
+	case login.StepSecondFactor:
+		return c.Redirect(http.StatusSeeOther, "/login/factor"+q)
+	case login.StepEnrolFactor:
+		return c.Redirect(http.StatusSeeOther, "/login/enrol"+q)
 	}
-	return c.Redirect(http.StatusSeeOther, "/login?req="+url.QueryEscape(token))
+	return shown(s.ended(c, login.ErrStepDone))
 }
 
-// authenticated goes on once t's person is known to be userID: to a second
-// factor when the policy asks for one, otherwise to the issuer.
-func (s *Service) authenticated(c echo.Context, t *login.Transaction, token, userID string) error {
-	ctx := c.Request().Context()
-	t.UserID = userID
-	u, err := s.users.UserByID(ctx, userID)
+// activeUser reads a user who may sign in (login.ErrAccountDisabled otherwise).
+func (s *Service) activeUser(ctx context.Context, id string) (*linking.User, error) {
+	u, err := s.users.UserByID(ctx, id)
+	if err == nil && u.Disabled {
+		err = login.ErrAccountDisabled
+	}
+	return u, err
+}
+
+// authenticatedAs is authenticated for a user known by ID.
+func (s *Service) authenticatedAs(c echo.Context, t *login.Transaction, token, userID string) error {
+	u, err := s.activeUser(c.Request().Context(), userID)
 	if err != nil {
-		return err
+		return s.resolveFailed(c, Connector{ID: t.LoginVia}, err)
 	}
-	if u.Disabled {
-		return s.resolveFailed(c, Connector{ID: t.LoginVia}, login.ErrAccountDisabled)
-	}
-	step, err := s.factorStep(ctx, t, u)
+	return s.authenticated(c, t, token, u)
+}
+
+// authenticated goes on once t's person is known to be u: to a second
+// factor when the policy asks for one, otherwise to the issuer.
+func (s *Service) authenticated(c echo.Context, t *login.Transaction, token string, u *linking.User) error {
+	t.UserID, t.Step = u.ID, login.StepIdentified
+	step, err := s.factorStep(c.Request().Context(), t, u)
 	if err != nil {
 		return err
 	}
 	if step != "" {
-		return s.showFactorStep(c, t, token, step)
+		return s.toFactorStep(c, t, token, step)
 	}
-	return s.finish(c, t)
+	return s.finish(c, t, u)
+}
+
+// resume finishes t after a later step (a second factor): the user is read
+// again, as they may have been disabled meanwhile.
+func (s *Service) resume(c echo.Context, t *login.Transaction) error {
+	u, err := s.activeUser(c.Request().Context(), t.UserID)
+	if err != nil {
+		return s.resolveFailed(c, Connector{ID: t.LoginVia}, err)
+	}
+	return s.finish(c, t, u)
 }
 
 // finish hands t to the issuer: a code for the application, the page that
 // waits, or only an SSO session.
-func (s *Service) finish(c echo.Context, t *login.Transaction) error {
+func (s *Service) finish(c echo.Context, t *login.Transaction, u *linking.User) error {
 	ctx := c.Request().Context()
-	u, err := s.users.UserByID(ctx, t.UserID)
-	if err != nil {
-		return err
-	}
-	if u.Disabled {
-		return s.resolveFailed(c, Connector{ID: t.LoginVia}, login.ErrAccountDisabled)
-	}
-	a := login.Authentication{UserID: u.ID, Connector: t.LoginVia, AMR: splitAMR(t.AMR), ACR: login.ACRSingleFactor}
+	a := login.Authentication{UserID: u.ID, Connector: t.LoginVia, AMR: t.AMR, ACR: login.ACRSingleFactor, AuthTime: t.AuthTime}
 	if slices.Contains(a.AMR, "mfa") {
 		a.ACR = login.ACRMultiFactor
-	}
-	if t.AuthTime != nil {
-		a.AuthTime = *t.AuthTime
 	}
 	to, err := s.issuer.CompleteLogin(c.Response(), c.Request(), t, a)
 	if err != nil {
@@ -261,7 +280,7 @@ func (s *Service) reviewSubmit(c echo.Context) error {
 	ctx := c.Request().Context()
 	var u *linking.User
 	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		t.Step = login.StepChoose // moved on: the same form again finds it used
+		t.Step = login.StepIdentified // moved on: the same form again finds it used
 		if err := s.txns.WithTx(tx).Save(ctx, t); err != nil {
 			return err
 		}
@@ -279,7 +298,7 @@ func (s *Service) reviewSubmit(c echo.Context) error {
 		return s.firstLoginFailed(c, err)
 	}
 	s.firstLogin.Created(ctx, u, up)
-	return s.authenticated(c, t, token, u.ID)
+	return s.authenticated(c, t, token, u)
 }
 
 func (s *Service) linkView(c echo.Context, t *login.Transaction, token string) (firstlogin.LinkView, firstlogin.Upstream, error) {
@@ -397,7 +416,7 @@ func (s *Service) linkedContinue(c echo.Context) error {
 	if err != nil {
 		return shown(err)
 	}
-	return s.authenticated(c, t, token, t.CandidateID)
+	return s.authenticatedAs(c, t, token, t.CandidateID)
 }
 
 func (s *Service) denied(c echo.Context, t *login.Transaction, reason string) error {

@@ -6,9 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"slices"
-	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -42,10 +40,7 @@ func (s *Service) mfaPolicy(ctx context.Context, t *login.Transaction, u *linkin
 	if policy == "" {
 		conn, _ := s.enabled(t.LoginVia)
 		policy = conn.MFA
-		if t.Purpose == login.ForClient {
-			_, clientMFA := s.issuer.LoginClient(ctx, t.ClientID)
-			policy = strictest(policy, clientMFA)
-		}
+		policy = strictest(policy, t.ClientMFA)
 	}
 	if login.NeedsMultiFactor(t.ACRValues) {
 		policy = config.MFARequired
@@ -66,7 +61,7 @@ func (s *Service) factorStep(ctx context.Context, t *login.Transaction, u *linki
 	if t.Enrol {
 		return login.StepEnrolFactor, nil
 	}
-	if slices.Contains(splitAMR(t.AMR), "mfa") { // a trusted upstream's multi-factor login
+	if slices.Contains(t.AMR, "mfa") { // a trusted upstream's multi-factor login
 		return "", nil
 	}
 	policy := s.mfaPolicy(ctx, t, u)
@@ -87,9 +82,10 @@ func (s *Service) factorStep(ctx context.Context, t *login.Transaction, u *linki
 }
 
 // hasMFA reports whether the password grant, which cannot ask for a second
-// factor, must be refused for u through connector for client.
-func (s *Service) hasMFA(ctx context.Context, connector, clientID string, u *linking.User) (bool, error) {
-	t := &login.Transaction{Purpose: login.ForClient, ClientID: clientID, LoginVia: connector}
+// factor, must be refused for u through connector for a client with the
+// policy clientMFA.
+func (s *Service) hasMFA(ctx context.Context, connector, clientMFA string, u *linking.User) (bool, error) {
+	t := &login.Transaction{Purpose: login.ForClient, ClientMFA: clientMFA, LoginVia: connector}
 	step, err := s.factorStep(ctx, t, u)
 	return step != "", err
 }
@@ -157,8 +153,8 @@ func (s *Service) factorSubmit(c echo.Context) error {
 	if err := s.limiter.Succeeded(ctx, userKey); err != nil {
 		return err
 	}
-	t.AMR = strings.Join(append(splitAMR(t.AMR), amr, "mfa"), " ")
-	return s.finish(c, t)
+	t.AMR = append(t.AMR, amr, "mfa")
+	return s.resume(c, t)
 }
 
 func (s *Service) enrolView(c echo.Context, t *login.Transaction, token string) (factorView, error) {
@@ -210,7 +206,7 @@ func (s *Service) enrolSubmit(c echo.Context) error {
 	}
 	_ = s.audit.Record(ctx, audit.Event{Type: audit.FactorAdded, Actor: t.UserID, UserID: t.UserID, IP: c.RealIP(),
 		Detail: "authenticator app"})
-	t.Step, t.PendingKey, t.AMR = login.StepNewCodes, "", strings.Join(append(splitAMR(t.AMR), "otp", "mfa"), " ")
+	t.Step, t.PendingKey, t.AMR = login.StepNewCodes, "", append(t.AMR, "otp", "mfa")
 	if err := s.txns.Save(ctx, t); err != nil {
 		return shown(s.ended(c, err))
 	}
@@ -223,11 +219,11 @@ func (s *Service) codesContinue(c echo.Context) error {
 	if err != nil {
 		return shown(err)
 	}
-	return s.finish(c, t)
+	return s.resume(c, t)
 }
 
-// showFactorStep moves t to a second-factor step and sends the browser there.
-func (s *Service) showFactorStep(c echo.Context, t *login.Transaction, token string, step login.Step) error {
+// toFactorStep moves t to a second-factor step and sends the browser there.
+func (s *Service) toFactorStep(c echo.Context, t *login.Transaction, token string, step login.Step) error {
 	t.Step = step
 	if step == login.StepEnrolFactor {
 		t.PendingKey = mfa.NewSecret()
@@ -235,9 +231,5 @@ func (s *Service) showFactorStep(c echo.Context, t *login.Transaction, token str
 	if err := s.txns.Save(c.Request().Context(), t); err != nil {
 		return shown(s.ended(c, err))
 	}
-	page := "/login/factor"
-	if step == login.StepEnrolFactor {
-		page = "/login/enrol"
-	}
-	return c.Redirect(http.StatusSeeOther, page+"?t="+url.QueryEscape(token))
+	return s.show(c, t, token)
 }

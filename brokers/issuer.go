@@ -9,9 +9,6 @@ import (
 
 // Issuer is the narrow part of the OpenID Provider that the dispatcher uses.
 type Issuer interface {
-	// LoginClient is how the login page names the application, and its
-	// second-factor policy.
-	LoginClient(ctx context.Context, clientID string) (name, mfa string)
 	// CompleteLogin hands a finished sign-in to the issuer: t becomes done in
 	// the same database transaction as the browser's new SSO session, and the
 	// code (for an application) is issued. It returns where to send the

@@ -70,7 +70,7 @@ func (s *Service) failed(ctx context.Context, connector, who, ip string, err err
 
 // PasswordLogin serves the issuer's password grant: the usable password
 // connectors are tried in order, with the same limiter as the login form.
-func (s *Service) PasswordLogin(ctx context.Context, clientID, username, password, ip string) (string, string, error) {
+func (s *Service) PasswordLogin(ctx context.Context, clientMFA, username, password, ip string) (string, string, error) {
 	err := error(login.ErrInvalidCredentials)
 	for _, conn := range s.connectors {
 		pc, ok := conn.Impl.(PasswordConnector)
@@ -96,7 +96,7 @@ func (s *Service) PasswordLogin(ctx context.Context, clientID, username, passwor
 			return "", "", errors.New(login.Message(err))
 		}
 		// The password grant cannot carry a second factor: never a silent bypass.
-		if needs, err := s.hasMFA(ctx, conn.ID, clientID, u); err != nil || needs {
+		if needs, err := s.hasMFA(ctx, conn.ID, clientMFA, u); err != nil || needs {
 			if err == nil {
 				err = errors.New("This account signs in with a second factor, which the password grant cannot carry. Use the authorization code flow.")
 			}

@@ -30,8 +30,7 @@ const maxUpstreamBody = 512 << 10
 func (s *Service) startFlow(c echo.Context, t *login.Transaction, conn Connector) error {
 	rc := conn.Impl.(RedirectConnector)
 	r := c.Request()
-	flow := &Flow{State: secret.Token(32), Callback: s.callbackURL(conn.ID), Data: map[string]string{},
-		ForceAuthn: t.ForceLogin, MaxAge: t.MaxAge}
+	flow := s.flowOf(t, conn, secret.Token(32))
 	buf := &bufferedResponse{header: http.Header{}}
 	if err := rc.Begin(r.Context(), buf, r, flow); err != nil {
 		s.log.Error("upstream login could not start", "connector", conn.ID, "err", err)
@@ -77,8 +76,7 @@ func (s *Service) callback(c echo.Context) error {
 	if err != nil {
 		return shown(s.ended(c, err))
 	}
-	flow := &Flow{State: state, Callback: s.callbackURL(conn.ID), Data: map[string]string{},
-		ForceAuthn: t.ForceLogin, MaxAge: t.MaxAge}
+	flow := s.flowOf(t, conn, state)
 	if err := json.Unmarshal([]byte(t.UpstreamData), &flow.Data); err != nil {
 		return fmt.Errorf("read upstream login: %w", err)
 	}
@@ -192,6 +190,15 @@ func (b *bufferedResponse) flush(w http.ResponseWriter) error {
 	w.WriteHeader(b.status)
 	_, err := w.Write(b.body.Bytes())
 	return err
+}
+
+// flowOf is t's upstream round trip with conn as the connector sees it.
+func (s *Service) flowOf(t *login.Transaction, conn Connector, state string) *Flow {
+	f := &Flow{State: state, Callback: s.callbackURL(conn.ID), Data: map[string]string{}, ForceAuthn: t.ForceLogin, MaxAge: -1}
+	if t.MaxAge > 0 {
+		f.MaxAge = t.MaxAge
+	}
+	return f
 }
 
 // callbackURL is where a connector's upstream answers.

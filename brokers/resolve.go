@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"strings"
-	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -52,24 +50,12 @@ func (s *Service) loggedIn(ctx context.Context, userID, connector, ip, detail st
 }
 
 // amrOf is how a connector of a kind authenticates (RFC 8176 "pwd"; "fed"
-// for an upstream's login), space-separated as a transaction keeps it.
+// for an upstream's login).
 func amrOf(kind string) string {
 	if kind == "password" {
 		return "pwd"
 	}
 	return "fed"
-}
-
-func splitAMR(amr string) []string { return strings.Fields(amr) }
-
-// authTime is when the person presented a credential: the upstream's word
-// for it when it gives one, otherwise now (a password typed just now).
-func authTime(now time.Time, id login.Identity) *time.Time {
-	if !id.AuthTime.IsZero() && !id.AuthTime.After(now) {
-		at := id.AuthTime.UTC()
-		return &at
-	}
-	return &now
 }
 
 func (s *Service) resolveFailed(c echo.Context, conn Connector, err error) error {

@@ -1,6 +1,7 @@
 package brokers
 
 import (
+	"cmp"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -169,19 +170,10 @@ func (s *Service) loginPage(c echo.Context) error {
 	return s.renderLogin(c, http.StatusOK, t, token, chosen, t.LoginHint, "")
 }
 
-// clientName is how the login page names who asked for the sign-in.
-func (s *Service) clientName(c echo.Context, t *login.Transaction) string {
-	if t.Purpose == login.ForClient {
-		name, _ := s.issuer.LoginClient(c.Request().Context(), t.ClientID)
-		return name
-	}
-	return "your fedhub account"
-}
-
 // renderLogin shows the login page: one button per visible connector, and
 // the form of the chosen password connector (by default the local one).
 func (s *Service) renderLogin(c echo.Context, status int, t *login.Transaction, token, chosen, username, msg string) error {
-	v := loginView{RequestID: token, CSRF: login.CSRF(token, s.browser(c)), ClientName: s.clientName(c, t),
+	v := loginView{RequestID: token, CSRF: login.CSRF(token, s.browser(c)), ClientName: cmp.Or(t.ClientName, "your fedhub account"),
 		Username: username, Error: msg}
 	if conn, ok := s.usable(chosen); ok {
 		if _, pw := conn.Impl.(PasswordConnector); pw {

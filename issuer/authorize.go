@@ -1,6 +1,7 @@
 package issuer
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -215,9 +216,9 @@ func (iss *Issuer) needsLogin(req *authzRequest, sess *Session) bool {
 // startLogin stores the request as a new sign-in and sends the browser to the login page.
 func (iss *Issuer) startLogin(c echo.Context, req *authzRequest) error {
 	t := &login.Transaction{Purpose: login.ForClient, Step: login.StepChoose,
-		ClientID: req.client.ID, RedirectURI: req.redirectURI, Scope: req.scope, State: req.state,
+		ClientID: req.client.ID, ClientName: cmp.Or(req.client.Name, req.client.ID), ClientMFA: req.client.MFA, RedirectURI: req.redirectURI, Scope: req.scope, State: req.state,
 		Nonce: req.nonce, CodeChallenge: req.challenge, LoginHint: req.loginHint, IDPHint: req.idpHint,
-		ACRValues: req.acrValues, Claims: req.claims, ForceLogin: req.prompt["login"] || req.maxAge >= 0, MaxAge: req.maxAge}
+		ACRValues: req.acrValues, Claims: req.claims, ForceLogin: req.prompt["login"] || req.maxAge == 0, MaxAge: req.maxAge}
 	token, err := iss.txns.Create(c.Request().Context(), t, iss.cookies.BrowserID(c.Response(), c.Request()))
 	if err != nil {
 		return err

@@ -23,9 +23,11 @@ type Users interface {
 }
 
 // PasswordLogin checks a username and password (for the password grant) the way
-// the login page would, brute-force protection included. brokers implements it.
+// the login page would, brute-force protection included, and refuses where a
+// second factor would be asked (clientMFA is the client's policy): the grant
+// cannot carry one. brokers implements it.
 type PasswordLogin interface {
-	PasswordLogin(ctx context.Context, clientID, username, password, clientIP string) (userID, connector string, err error)
+	PasswordLogin(ctx context.Context, clientMFA, username, password, clientIP string) (userID, connector string, err error)
 }
 
 // Issuer is fedhub's OpenID Provider.
@@ -118,9 +120,6 @@ func (iss *Issuer) purgeExpired(ctx context.Context) error {
 		if err := db.Where("expires_at < ?", now.Add(-time.Hour)).Delete(m).Error; err != nil {
 			return err
 		}
-	}
-	if err := iss.txns.Purge(ctx); err != nil {
-		return err
 	}
 	return db.Where("publish_until < ?", now).Delete(&SigningKey{}).Error
 }

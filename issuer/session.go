@@ -1,7 +1,6 @@
 package issuer
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"net/http"
@@ -47,15 +46,6 @@ func (iss *Issuer) currentSession(r *http.Request) (*Session, error) {
 		}
 	}
 	return &s, nil
-}
-
-// LoginClient is what a sign-in needs to know of a client: how the login
-// page names it, and its second-factor policy.
-func (iss *Issuer) LoginClient(ctx context.Context, clientID string) (name, mfa string) {
-	if c, err := iss.client(ctx, clientID); err == nil {
-		return cmp.Or(c.Name, clientID), c.MFA
-	}
-	return clientID, ""
 }
 
 // CompleteLogin finishes a sign-in: t becomes done in the same database

@@ -251,7 +251,7 @@ func (iss *Issuer) passwordGrant(c echo.Context, client *Client, form url.Values
 	if iss.password == nil {
 		return nil, invalidGrant("password login is not available")
 	}
-	userID, connector, err := iss.password.PasswordLogin(ctx, client.ID, username, password, c.RealIP())
+	userID, connector, err := iss.password.PasswordLogin(ctx, client.MFA, username, password, c.RealIP())
 	if err != nil {
 		return nil, invalidGrant(err.Error())
 	}

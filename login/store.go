@@ -3,6 +3,7 @@ package login
 import (
 	"context"
 	"crypto/subtle"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -167,9 +168,11 @@ func (t *Transaction) Rekey() string {
 // Answered keeps the verified identity and returns the token the browser
 // continues with.
 func (t *Transaction) Answered(id Identity) (string, error) {
-	if err := t.SetUpstreamIdentity(id); err != nil {
-		return "", err
+	b, err := json.Marshal(id)
+	if err != nil {
+		return "", fmt.Errorf("keep upstream identity: %w", err)
 	}
+	t.Identity = string(b)
 	token := secret.Token(32)
 	t.ContinueHash = secret.Hash(token)
 	return token, nil

@@ -33,6 +33,7 @@ const (
 	StepReview       Step = "review"        // first login: the person reviews the new profile
 	StepReauth       Step = "reauth"        // first login: the person proves control of the matched account
 	StepLinked       Step = "linked"        // first login: linked; the person confirms to go on
+	StepIdentified   Step = "identified"    // the person is known; the dispatcher picks what follows
 	StepSecondFactor Step = "second_factor" // a second factor is asked for
 	StepEnrolFactor  Step = "enrol_factor"  // the person enrols an authenticator app (required, or asked for)
 	StepNewCodes     Step = "new_codes"     // the new recovery codes are shown once; the person goes on
@@ -65,6 +66,8 @@ type Transaction struct {
 
 	// The application's request (ForClient).
 	ClientID      string `gorm:"size:255"`
+	ClientName    string `gorm:"size:255"` // as the login page names it
+	ClientMFA     string `gorm:"size:16"`  // the client's second-factor policy
 	RedirectURI   string `gorm:"size:2048"`
 	Scope         string `gorm:"size:2048"`
 	State         string `gorm:"size:2048"`
@@ -74,7 +77,7 @@ type Transaction struct {
 	IDPHint       string `gorm:"size:64"`
 	ACRValues     string `gorm:"size:255"`
 	Claims        string `gorm:"size:4096"`
-	ForceLogin    bool   // prompt=login or max_age: a credential must be presented, upstream too
+	ForceLogin    bool   // prompt=login or max_age=0: a credential must be presented, upstream too
 	MaxAge        int    // seconds; -1 when not asked for
 	ReturnTo      string `gorm:"size:2048"` // ForPage: the fedhub page; ForLink: where to go afterwards
 	LinkUserID    string `gorm:"size:36"`   // ForLink: the user the identity is linked to
@@ -90,10 +93,10 @@ type Transaction struct {
 	Identity     string       `gorm:"type:text"` // the verified upstream Identity, JSON
 
 	// Who signed in, and how.
-	UserID   string `gorm:"size:36"`
-	LoginVia string `gorm:"size:64"` // the connector the person signed in with (the "idp" claim)
-	AMR      string `gorm:"size:255"`
-	AuthTime *time.Time
+	UserID   string    `gorm:"size:36"`
+	LoginVia string    `gorm:"size:64"`         // the connector the person signed in with (the "idp" claim)
+	AMR      []string  `gorm:"serializer:json"` // RFC 8176 methods used so far
+	AuthTime time.Time // when the first credential was presented
 
 	// First login: the upstream identity with its mapped profile, and the
 	// account it may be linked to.
@@ -114,17 +117,7 @@ func CSRF(token, browser string) string {
 	return secret.Hash("login:" + browser + ":" + token)[:32]
 }
 
-// SetUpstreamIdentity keeps a verified upstream identity with the transaction.
-func (t *Transaction) SetUpstreamIdentity(id Identity) error {
-	b, err := json.Marshal(id)
-	if err != nil {
-		return fmt.Errorf("keep upstream identity: %w", err)
-	}
-	t.Identity = string(b)
-	return nil
-}
-
-// UpstreamIdentity is the identity kept by SetUpstreamIdentity.
+// UpstreamIdentity is the verified identity kept by Answered.
 func (t *Transaction) UpstreamIdentity() (Identity, error) {
 	var id Identity
 	if err := json.Unmarshal([]byte(t.Identity), &id); err != nil {

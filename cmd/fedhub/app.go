@@ -36,6 +36,35 @@ type app struct {
 	issuer *issuer.Issuer
 	audit  *audit.Log
 	echo   *echo.Echo
+	// purgers delete what expired in the packages outside the issuer (whose
+	// Maintain purges its own).
+	purgers []purger
+}
+
+// purger deletes a package's expired rows.
+type purger interface {
+	Purge(ctx context.Context) error
+}
+
+// purgeEvery is how often purge runs.
+const purgeEvery = time.Minute
+
+// purge runs every purger every purgeEvery until ctx ends.
+func (a *app) purge(ctx context.Context, log *slog.Logger) {
+	tick := time.NewTicker(purgeEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			for _, p := range a.purgers {
+				if err := p.Purge(ctx); err != nil {
+					log.Error("purging expired rows failed", "err", err)
+				}
+			}
+		}
+	}
 }
 
 // migrate creates or updates every package's tables.
@@ -92,12 +121,13 @@ func wire(ctx context.Context, cfg *config.Config, db *gorm.DB, log *slog.Logger
 	connectors := append([]brokers.Connector{
 		{ID: linking.LocalConnector, Name: "fedhub password", Label: "Sign in with your fedhub account", Enabled: true, Impl: local.New(users)},
 	}, upstream...)
+	factors := mfa.New(db, "fedhub", now)
 	iss, err := issuer.New(ctx, cfg, db, users, events, log, now)
 	if err != nil {
 		return nil, err
 	}
 	broker := brokers.New(brokers.Options{Connectors: connectors, Users: users, Issuer: iss,
-		Limiter: limiter, Audit: events, FirstLogin: firstlogin.New(users, events, log), Factors: mfa.New(db, "fedhub", now), DB: db, BaseURL: cfg.Issuer,
+		Limiter: limiter, Audit: events, FirstLogin: firstlogin.New(users, events, log), Factors: factors, DB: db, BaseURL: cfg.Issuer,
 		Log: log, Now: now})
 
 	renderer, err := templates.New()
@@ -115,7 +145,8 @@ func wire(ctx context.Context, cfg *config.Config, db *gorm.DB, log *slog.Logger
 	broker.Routes(e)
 	admin.New(admin.Options{DB: db, Users: users, Issuer: iss, Broker: broker, Audit: events, Handler: e,
 		FreshAge: cfg.Admin.FreshLoginAge, SessionTT: cfg.Admin.SessionTTL, Log: log}).Routes(e)
-	return &app{db: db, users: users, issuer: iss, audit: events, echo: e}, nil
+	return &app{db: db, users: users, issuer: iss, audit: events, echo: e,
+		purgers: []purger{login.NewTransactions(db, now), factors}}, nil
 }
 
 // ipExtractor finds the client's address: the connecting one, or, from the

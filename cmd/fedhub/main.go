@@ -166,6 +166,7 @@ func serve(ctx context.Context, args []string, stdout io.Writer, log *slog.Logge
 		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
 	}
 	go a.issuer.Maintain(ctx)
+	go a.purge(ctx, log)
 	if o.demo {
 		printDemoBanner(stdout, cfg)
 	}
