@@ -302,6 +302,7 @@ func testCLIHashSecret(t *testing.T) {
 }
 
 func testCLIDemo(t *testing.T) {
+	needsBinary(t)
 	dir := t.TempDir()
 	addr := freeAddr(t)
 	base := "http://" + addr
@@ -449,6 +450,7 @@ func testCLIBruteForce(t *testing.T) {
 // is not empty it is appended as the last argument (after "-c").
 func cliRun(t testing.TB, file string, env []string, stdin string, args ...string) (string, error) {
 	t.Helper()
+	needsBinary(t)
 	if file != "" {
 		args = append(args, file)
 	}

@@ -16,6 +16,7 @@ import (
 // mounts, and that configuration passes `fedhub check-config` with the
 // environment the compose file gives it.
 func TestComposeFile(t *testing.T) {
+	needsBinary(t)
 	raw, err := os.ReadFile("../docker-compose.yml")
 	if err != nil {
 		t.Fatal(err)

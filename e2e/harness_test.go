@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -24,6 +25,10 @@ import (
 var binary string // the fedhub binary under test, built once per run
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() { // every test here needs the binary or real peers: they skip (needsBinary)
+		os.Exit(m.Run())
+	}
 	dir, err := os.MkdirTemp("", "fedhub-e2e-*")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -119,6 +124,13 @@ type serverOptions struct {
 	addr   string
 }
 
+// needsBinary skips t under -short, where the binary is not built: a test
+// that runs it (Start does) is slow and belongs to the full run.
+func needsBinary(t testing.TB) {
+	t.Helper()
+	peers.SkipShort(t)
+}
+
 // WithAddr runs the server on this address (from freeAddr), for tests that
 // must know its URL before it starts.
 func WithAddr(addr string) Option { return func(o *serverOptions) { o.addr = addr } }
@@ -133,6 +145,7 @@ func WithEnv(kv ...string) Option { return func(o *serverOptions) { o.env = appe
 // loopback port and stops it when the test ends.
 func Start(t testing.TB, opts ...Option) *Server {
 	t.Helper()
+	needsBinary(t)
 	o := serverOptions{config: defaultConfig}
 	for _, opt := range opts {
 		opt(&o)

@@ -536,6 +536,7 @@ func mnTokenRequest(req *http.Request) (refresh, failure string) {
 // PostgreSQL database take turns — every start succeeds, with one set of
 // tables, one copy of each bootstrap user and exactly one signing key.
 func TestNodesStartTogether(t *testing.T) {
+	needsBinary(t)
 	for round := range 4 {
 		dsn := peers.Postgres(t)
 		dir := t.TempDir()

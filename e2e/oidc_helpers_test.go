@@ -597,6 +597,7 @@ func ocEntropyBits(s string) float64 {
 // verbs as defaultConfig) with the test secrets in the environment.
 func ocCheckConfig(t testing.TB, tmpl string) (string, error) {
 	t.Helper()
+	needsBinary(t)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "fedhub.yaml")
 	cfg := strings.NewReplacer("%[1]s", "http://127.0.0.1:1", "%[2]s", "127.0.0.1:1", "%[3]s", filepath.Join(dir, "fedhub.db")).Replace(tmpl)

@@ -106,7 +106,8 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, er
 // now is fedhub's clock; tests of packages pass their own.
 func now() time.Time { return time.Now().UTC() }
 
-func wire(ctx context.Context, cfg *config.Config, db *gorm.DB, log *slog.Logger) (*app, error) {
+// wire builds fedhub over a migrated db; extra connectors (tests' fakes) follow the configured ones.
+func wire(ctx context.Context, cfg *config.Config, db *gorm.DB, log *slog.Logger, extra ...brokers.Connector) (*app, error) {
 	users := linking.New(db)
 	if err := bootstrapUsers(ctx, users, cfg.Users, log); err != nil {
 		return nil, err
@@ -120,7 +121,7 @@ func wire(ctx context.Context, cfg *config.Config, db *gorm.DB, log *slog.Logger
 	}
 	connectors := append([]brokers.Connector{
 		{ID: linking.LocalConnector, Name: "fedhub password", Label: "Sign in with your fedhub account", Enabled: true, Impl: local.New(users)},
-	}, upstream...)
+	}, append(upstream, extra...)...)
 	factors := mfa.New(db, "fedhub", now)
 	iss, err := issuer.New(ctx, cfg, db, users, events, log, now)
 	if err != nil {

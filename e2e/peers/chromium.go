@@ -16,6 +16,7 @@ const ChromiumPath = "/usr/bin/chromium"
 // browser that a tool downloads: Debian's, which scripts/test installs.
 func Chromium(t testing.TB) context.Context {
 	t.Helper()
+	SkipShort(t)
 	if _, err := os.Stat(ChromiumPath); err != nil {
 		t.Fatalf("Chromium not found at %s: run the tests with scripts/test, which installs it", ChromiumPath)
 	}

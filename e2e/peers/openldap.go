@@ -74,6 +74,7 @@ type LDAPUser struct {
 // replica.
 func OpenLDAP(t testing.TB) *LDAPServer {
 	t.Helper()
+	SkipShort(t)
 	var s *LDAPServer
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {

@@ -40,6 +40,7 @@ const EnvPostgresURL = "FEDHUB_TEST_POSTGRES_URL"
 // server.
 func Postgres(t testing.TB) string {
 	t.Helper()
+	SkipShort(t)
 	admin := os.Getenv(EnvPostgresURL)
 	if admin == "" {
 		var err error

@@ -68,6 +68,7 @@ func TestPostgres(t *testing.T) {
 }
 
 func TestPostgresDropsDatabase(t *testing.T) {
+	peers.SkipShort(t) // the subtest alone would skip
 	var dsn string
 	t.Run("use", func(t *testing.T) {
 		// A connection left open must not stop the drop: registered first, this Close runs

@@ -60,6 +60,7 @@ type ADServer struct {
 // at the same time wait for each other (a lock file in the temporary folder).
 func SambaAD(t testing.TB) *ADServer {
 	t.Helper()
+	SkipShort(t)
 	sambaAD.once.Do(func() { sambaAD.srv, sambaAD.err = startSambaAD() })
 	if sambaAD.err != nil {
 		t.Fatalf("peers: start Samba AD DC: %v", sambaAD.err)
