@@ -1,12 +1,14 @@
 package brokers
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -15,6 +17,7 @@ import (
 	"github.com/fedhub/fedhub/linking"
 	"github.com/fedhub/fedhub/login"
 	"github.com/fedhub/fedhub/mfa"
+	"github.com/fedhub/fedhub/passkey"
 	"github.com/fedhub/fedhub/throttle"
 	"github.com/fedhub/fedhub/web"
 )
@@ -30,6 +33,7 @@ func (s *Service) factorRoutes(e *echo.Echo) {
 	e.GET("/login/enrol", s.enrolPage)
 	e.POST("/login/enrol", s.enrolSubmit)
 	e.POST("/login/codes", s.codesContinue)
+	e.POST("/login/passkey", s.passwordlessLogin)
 }
 
 // mfaPolicy is the second-factor policy of t's sign-in for u: the user's own
@@ -68,17 +72,28 @@ func (s *Service) factorStep(ctx context.Context, t *login.Transaction, u *linki
 	if policy == config.MFAOff {
 		return "", nil
 	}
-	factors, err := s.factors.Factors(ctx, u.ID)
+	has, err := s.hasFactor(ctx, u.ID)
 	if err != nil {
 		return "", err
 	}
 	switch {
-	case len(factors) > 0:
+	case has:
 		return login.StepSecondFactor, nil
 	case policy == config.MFARequired:
 		return login.StepEnrolFactor, nil
 	}
 	return "", nil
+}
+
+// hasFactor reports whether a user has a second factor: an authenticator
+// app or a passkey.
+func (s *Service) hasFactor(ctx context.Context, userID string) (bool, error) {
+	apps, err := s.factors.Factors(ctx, userID)
+	if err != nil || len(apps) > 0 {
+		return len(apps) > 0, err
+	}
+	keys, err := s.passkeyCount(ctx, userID)
+	return keys > 0, err
 }
 
 // hasMFA reports whether the password grant, which cannot ask for a second
@@ -98,20 +113,39 @@ type factorView struct {
 	Secret      string // enrolment: the key to type in
 	QR          string // enrolment: the key as a QR code image (data URL)
 	Codes       []string
+	HasApp      bool   // the person has an authenticator app (or recovery codes) to type a code of
+	Passkey     string // the WebAuthn options of a passkey ceremony; "" when none is offered
+}
+
+// factorView is the second-factor page of t: a code form when the person
+// has an authenticator app, a passkey button when they have a passkey.
+func (s *Service) factorView(c echo.Context, t *login.Transaction, token string, recovery bool) (factorView, error) {
+	ctx := c.Request().Context()
+	apps, err := s.factors.Factors(ctx, t.UserID)
+	if err != nil {
+		return factorView{}, err
+	}
+	opts, err := s.passkeyLoginOptions(ctx, t)
+	return factorView{Token: token, CSRF: login.CSRF(token, s.browser(c)), Recovery: recovery, HasApp: len(apps) > 0,
+		Passkey: opts}, err
 }
 
 func (s *Service) factorPage(c echo.Context) error {
 	token := c.QueryParam("t")
-	if _, err := s.load(c, token, login.StepSecondFactor); err != nil {
+	t, err := s.load(c, token, login.StepSecondFactor)
+	if err != nil {
 		return shown(err)
 	}
+	v, err := s.factorView(c, t, token, c.QueryParam("recovery") != "")
+	if err != nil {
+		return err
+	}
 	web.NoStore(c)
-	return c.Render(http.StatusOK, "login_factor.html", factorView{Token: token, CSRF: login.CSRF(token, s.browser(c)),
-		Recovery: c.QueryParam("recovery") != ""})
+	return c.Render(http.StatusOK, "login_factor.html", v)
 }
 
-// factorSubmit checks a TOTP code or a recovery code, behind its own
-// per-user brute-force limit.
+// factorSubmit checks a TOTP code, a recovery code or a passkey, behind its
+// own per-user brute-force limit.
 func (s *Service) factorSubmit(c echo.Context) error {
 	token, t, err := s.loadForm(c, "t", login.StepSecondFactor)
 	if err != nil {
@@ -119,7 +153,10 @@ func (s *Service) factorSubmit(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	form := c.Request().PostForm
-	v := factorView{Token: token, CSRF: login.CSRF(token, s.browser(c)), Recovery: form.Get("recovery") != ""}
+	v, err := s.factorView(c, t, token, form.Has("recovery"))
+	if err != nil {
+		return err
+	}
 	userKey, ipKey := throttle.UserKey("second-factor", t.UserID), throttle.IPKey(c.RealIP())
 	wait, err := s.limiter.Wait(ctx, userKey, ipKey)
 	if err != nil {
@@ -130,19 +167,30 @@ func (s *Service) factorSubmit(c echo.Context) error {
 		_ = s.failed(ctx, t.LoginVia, t.UserID, c.RealIP(), &login.UserError{Message: v.Error})
 		return c.Render(http.StatusTooManyRequests, "login_factor.html", v)
 	}
-	amr := "otp"
-	if v.Recovery {
-		err, amr = s.factors.UseRecoveryCode(ctx, t.UserID, form.Get("recovery")), "kba"
-	} else {
+	var amr []string
+	switch {
+	case form.Has("passkey") && s.passkeys != nil:
+		var cred passkey.Credential
+		if cred, err = s.passkeys.FinishLogin(ctx, t.ID, t.UserID, []byte(form.Get("passkey"))); err == nil {
+			amr = amrOfPasskey(cred)
+		}
+	case v.Recovery:
+		err, amr = s.factors.UseRecoveryCode(ctx, t.UserID, form.Get("recovery")), []string{"kba"}
+	default:
 		_, err = s.factors.VerifyTOTP(ctx, t.UserID, form.Get("code"))
+		amr = []string{"otp"}
 	}
-	if errors.Is(err, mfa.ErrInvalidCode) || errors.Is(err, mfa.ErrCodeUsed) || errors.Is(err, mfa.ErrNotFound) {
+	if wrongFactor(err) {
 		if ferr := s.limiter.Failed(ctx, userKey, ipKey); ferr != nil {
 			return ferr
 		}
-		v.Error = "That code is not right. Enter the current code of your authenticator app."
-		if v.Recovery {
+		switch {
+		case form.Has("passkey"):
+			v.Error = "That passkey could not be verified. Try again, or use another way."
+		case v.Recovery:
 			v.Error = "That recovery code is not right, or it was used already."
+		default:
+			v.Error = "That code is not right. Enter the current code of your authenticator app."
 		}
 		_ = s.failed(ctx, t.LoginVia, t.UserID, c.RealIP(), &login.UserError{Message: "wrong second factor"})
 		return c.Render(http.StatusUnauthorized, "login_factor.html", v)
@@ -153,21 +201,43 @@ func (s *Service) factorSubmit(c echo.Context) error {
 	if err := s.limiter.Succeeded(ctx, userKey); err != nil {
 		return err
 	}
-	t.AMR = append(t.AMR, amr, "mfa")
+	t.AMR = append(append(t.AMR, amr...), "mfa")
 	return s.resume(c, t)
 }
 
-func (s *Service) enrolView(c echo.Context, t *login.Transaction, token string) (factorView, error) {
-	u, err := s.users.UserByID(c.Request().Context(), t.UserID)
+// wrongFactor says err is the person's wrong answer, not fedhub's failure.
+func wrongFactor(err error) bool {
+	for _, e := range []error{mfa.ErrInvalidCode, mfa.ErrCodeUsed, mfa.ErrNotFound,
+		passkey.ErrChallenge, passkey.ErrVerification, passkey.ErrNotFound} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// enrolView is the enrolment page: an authenticator app's key, and a
+// passkey's registration where passkeys are offered.
+func (s *Service) enrolView(c echo.Context, t *login.Transaction, token string) (factorView, *linking.User, error) {
+	ctx := c.Request().Context()
+	u, err := s.users.UserByID(ctx, t.UserID)
 	if err != nil {
-		return factorView{}, err
+		return factorView{}, nil, err
 	}
 	key, err := s.factors.KeyFor(t.PendingKey, u.Username)
 	if err != nil {
-		return factorView{}, err
+		return factorView{}, nil, err
 	}
-	return factorView{Token: token, CSRF: login.CSRF(token, s.browser(c)), Secret: key.Secret,
-		QR: "data:image/png;base64," + base64.StdEncoding.EncodeToString(key.QRPNG)}, nil
+	v := factorView{Token: token, CSRF: login.CSRF(token, s.browser(c)), Secret: key.Secret,
+		QR: "data:image/png;base64," + base64.StdEncoding.EncodeToString(key.QRPNG)}
+	if s.passkeys != nil {
+		opts, err := s.passkeys.BeginRegistration(ctx, t.ID, passkeyUser(u))
+		if err != nil {
+			return factorView{}, nil, err
+		}
+		v.Passkey = string(opts)
+	}
+	return v, u, nil
 }
 
 func (s *Service) enrolPage(c echo.Context) error {
@@ -176,7 +246,7 @@ func (s *Service) enrolPage(c echo.Context) error {
 	if err != nil {
 		return shown(err)
 	}
-	v, err := s.enrolView(c, t, token)
+	v, _, err := s.enrolView(c, t, token)
 	if err != nil {
 		return err
 	}
@@ -184,15 +254,19 @@ func (s *Service) enrolPage(c echo.Context) error {
 	return c.Render(http.StatusOK, "login_enrol.html", v)
 }
 
-// enrolSubmit confirms the offered key with a first code; the new recovery
-// codes are shown once.
+// enrolSubmit confirms the offered key with a first code — the new recovery
+// codes are shown once — or registers a passkey.
 func (s *Service) enrolSubmit(c echo.Context) error {
 	token, t, err := s.loadForm(c, "t", login.StepEnrolFactor)
 	if err != nil {
 		return shown(err)
 	}
 	ctx := c.Request().Context()
-	v, err := s.enrolView(c, t, token)
+	form := c.Request().PostForm
+	if form.Has("passkey") && s.passkeys != nil {
+		return s.enrolPasskey(c, t, token)
+	}
+	v, _, err := s.enrolView(c, t, token)
 	if err != nil {
 		return err
 	}
@@ -232,4 +306,33 @@ func (s *Service) toFactorStep(c echo.Context, t *login.Transaction, token strin
 		return shown(s.ended(c, err))
 	}
 	return s.show(c, t, token)
+}
+
+// enrolPasskey registers the passkey the browser made on the enrolment page.
+func (s *Service) enrolPasskey(c echo.Context, t *login.Transaction, token string) error {
+	ctx := c.Request().Context()
+	u, err := s.users.UserByID(ctx, t.UserID)
+	if err != nil {
+		return err
+	}
+	form := c.Request().PostForm
+	_, err = s.passkeys.FinishRegistration(ctx, t.ID, passkeyUser(u), cmp.Or(strings.TrimSpace(form.Get("name")), passkey.DefaultName),
+		[]byte(form.Get("passkey")))
+	if wrongFactor(err) || errors.Is(err, passkey.ErrExists) || errors.Is(err, passkey.ErrName) {
+		v, _, verr := s.enrolView(c, t, token) // a new challenge for the next try
+		if verr != nil {
+			return verr
+		}
+		v.Error = "The passkey could not be registered. Try again, or set up an authenticator app."
+		return c.Render(http.StatusUnauthorized, "login_enrol.html", v)
+	}
+	if err != nil {
+		return err
+	}
+	_ = s.audit.Record(ctx, audit.Event{Type: audit.FactorAdded, Actor: t.UserID, UserID: t.UserID, IP: c.RealIP(),
+		Detail: "passkey"})
+	// The registration proved possession of the new key; with the first
+	// factor that is two.
+	t.PendingKey, t.AMR = "", append(t.AMR, "hwk", "mfa")
+	return s.resume(c, t)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/fedhub/fedhub/linking"
 	"github.com/fedhub/fedhub/login"
 	"github.com/fedhub/fedhub/mfa"
+	"github.com/fedhub/fedhub/passkey"
 	"github.com/fedhub/fedhub/throttle"
 	"github.com/fedhub/fedhub/web"
 )
@@ -32,32 +33,37 @@ type Options struct {
 	Audit      *audit.Log
 	FirstLogin *firstlogin.Service
 	Factors    *mfa.Service // second factors
-	DB         *gorm.DB     // for sign-ins in progress
-	BaseURL    string       // the issuer URL: callbacks are BaseURL/broker/{id}/callback
-	Log        *slog.Logger
-	Now        func() time.Time
+	// Passkeys is nil where passkeys are not offered (an IP address in the issuer URL).
+	Passkeys     *passkey.Service
+	Passwordless bool     // offer passwordless sign-in with a passkey on the login page
+	DB           *gorm.DB // for sign-ins in progress
+	BaseURL      string   // the issuer URL: callbacks are BaseURL/broker/{id}/callback
+	Log          *slog.Logger
+	Now          func() time.Time
 }
 
 // Service owns the login page and the broker routes.
 type Service struct {
-	connectors []Connector
-	users      *linking.Service
-	issuer     Issuer
-	limiter    *throttle.Limiter
-	audit      *audit.Log
-	firstLogin *firstlogin.Service
-	factors    *mfa.Service
-	db         *gorm.DB
-	txns       login.Transactions
-	baseURL    string
-	cookies    web.Cookies
-	log        *slog.Logger
+	connectors   []Connector
+	users        *linking.Service
+	issuer       Issuer
+	limiter      *throttle.Limiter
+	audit        *audit.Log
+	firstLogin   *firstlogin.Service
+	factors      *mfa.Service
+	passkeys     *passkey.Service
+	passwordless bool
+	db           *gorm.DB
+	txns         login.Transactions
+	baseURL      string
+	cookies      web.Cookies
+	log          *slog.Logger
 }
 
 // New returns the broker.
 func New(o Options) *Service {
 	return &Service{connectors: o.Connectors, users: o.Users, issuer: o.Issuer, limiter: o.Limiter,
-		audit: o.Audit, firstLogin: o.FirstLogin, factors: o.Factors, db: o.DB, txns: login.NewTransactions(o.DB, o.Now), baseURL: o.BaseURL, log: o.Log,
+		audit: o.Audit, firstLogin: o.FirstLogin, factors: o.Factors, passkeys: o.Passkeys, passwordless: o.Passwordless, db: o.DB, txns: login.NewTransactions(o.DB, o.Now), baseURL: o.BaseURL, log: o.Log,
 		cookies: web.Cookies{Secure: len(o.BaseURL) > 8 && o.BaseURL[:8] == "https://"}}
 }
 
@@ -148,6 +154,7 @@ type loginView struct {
 	Links      []Connector // other password connectors: a button that opens their form
 	Form       *Connector  // the password form shown
 	Others     bool        // the form of a chosen connector is shown: offer the other ways back
+	Passkey    string      // the WebAuthn options of a passwordless sign-in; "" where not offered
 }
 
 func (s *Service) loginPage(c echo.Context) error {
@@ -197,6 +204,13 @@ func (s *Service) renderLogin(c echo.Context, status int, t *login.Transaction, 
 				v.Links = append(v.Links, conn)
 			}
 		}
+	}
+	if !v.Others {
+		opts, err := s.passwordlessOptions(c.Request().Context(), t)
+		if err != nil {
+			return err
+		}
+		v.Passkey = opts
 	}
 	web.NoStore(c)
 	return c.Render(status, "login.html", v)

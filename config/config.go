@@ -19,8 +19,18 @@ type Config struct {
 	Clients        []Client    `yaml:"clients"`
 	Users          []User      `yaml:"users"`
 	Connectors     []Connector `yaml:"connectors"`
+	Passkeys       Passkeys    `yaml:"passkeys"`
 
 	lines map[string]int // key path → line, for errors found after parsing
+}
+
+// Passkeys configures WebAuthn. Passkeys need a domain name in the issuer
+// URL (their RP ID): with an IP address they are not offered.
+type Passkeys struct {
+	// Passwordless offers "Sign in with a passkey" on the login page: a
+	// discoverable passkey of a local account, with user verification, is
+	// both factors at once.
+	Passwordless bool `yaml:"passwordless"`
 }
 
 // Storage selects the database.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/fedhub/fedhub/linking"
 	"github.com/fedhub/fedhub/login"
 	"github.com/fedhub/fedhub/mfa"
+	"github.com/fedhub/fedhub/passkey"
 	"github.com/fedhub/fedhub/store"
 	"github.com/fedhub/fedhub/templates"
 	"github.com/fedhub/fedhub/throttle"
@@ -39,6 +41,25 @@ type app struct {
 	// purgers delete what expired in the packages outside the issuer (whose
 	// Maintain purges its own).
 	purgers []purger
+}
+
+// passkeys is the WebAuthn service of fedhub's issuer URL: its host is the
+// RP ID, which must be a domain name (an error for an IP address).
+func passkeys(db *gorm.DB, cfg *config.Config, now func() time.Time) (*passkey.Service, error) {
+	u, err := url.Parse(cfg.Issuer)
+	if err != nil {
+		return nil, err
+	}
+	return passkey.New(db, passkey.Config{RPID: u.Hostname(), RPName: "fedhub", Origins: []string{u.Scheme + "://" + u.Host}, Now: now})
+}
+
+// purgersOf lists the purgers that exist (passkeys may not).
+func purgersOf(txns login.Transactions, factors *mfa.Service, keys *passkey.Service) []purger {
+	ps := []purger{txns, factors}
+	if keys != nil {
+		ps = append(ps, keys)
+	}
+	return ps
 }
 
 // purger deletes a package's expired rows.
@@ -77,6 +98,7 @@ func migrate(ctx context.Context, db *gorm.DB) error {
 	models = append(models, brokers.Models()...)
 	models = append(models, login.Models()...)
 	models = append(models, mfa.Models()...)
+	models = append(models, passkey.Models()...)
 	models = append(models, admin.Models()...)
 	return store.Migrate(ctx, db, models...)
 }
@@ -123,12 +145,16 @@ func wire(ctx context.Context, cfg *config.Config, db *gorm.DB, log *slog.Logger
 		{ID: linking.LocalConnector, Name: "fedhub password", Label: "Sign in with your fedhub account", Enabled: true, Impl: local.New(users)},
 	}, append(upstream, extra...)...)
 	factors := mfa.New(db, "fedhub", now)
+	keys, err := passkeys(db, cfg, now)
+	if err != nil {
+		log.Warn("passkeys are not offered", "err", err)
+	}
 	iss, err := issuer.New(ctx, cfg, db, users, events, log, now)
 	if err != nil {
 		return nil, err
 	}
 	broker := brokers.New(brokers.Options{Connectors: connectors, Users: users, Issuer: iss,
-		Limiter: limiter, Audit: events, FirstLogin: firstlogin.New(users, events, log), Factors: factors, DB: db, BaseURL: cfg.Issuer,
+		Limiter: limiter, Audit: events, FirstLogin: firstlogin.New(users, events, log), Factors: factors, Passkeys: keys, Passwordless: keys != nil && cfg.Passkeys.Passwordless, DB: db, BaseURL: cfg.Issuer,
 		Log: log, Now: now})
 
 	renderer, err := templates.New()
@@ -147,7 +173,7 @@ func wire(ctx context.Context, cfg *config.Config, db *gorm.DB, log *slog.Logger
 	admin.New(admin.Options{DB: db, Users: users, Issuer: iss, Broker: broker, Audit: events, Handler: e,
 		FreshAge: cfg.Admin.FreshLoginAge, SessionTT: cfg.Admin.SessionTTL, Log: log}).Routes(e)
 	return &app{db: db, users: users, issuer: iss, audit: events, echo: e,
-		purgers: []purger{login.NewTransactions(db, now), factors}}, nil
+		purgers: purgersOf(login.NewTransactions(db, now), factors, keys)}, nil
 }
 
 // ipExtractor finds the client's address: the connecting one, or, from the
