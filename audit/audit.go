@@ -31,6 +31,7 @@ const (
 	FactorAdded        = "factor.added"
 	FactorRemoved      = "factor.removed"
 	FactorsReset       = "factor.reset"
+	PasswordChanged    = "password.changed"
 	Unlinked           = "link.removed"
 	LinkMoved          = "link.moved"
 	UsersMerged        = "user.merged"

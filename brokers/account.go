@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -28,7 +29,10 @@ func (s *Service) accountRoutes(e *echo.Echo) {
 	e.POST("/account/unlink", s.unlink)
 	e.GET("/account/link/:id", s.linkStart)
 	e.POST("/account/link/:id", s.linkSubmit)
-	e.POST("/account/factors/totp", s.addTOTP)
+	e.POST("/account/factors/totp", s.addFactor)
+	e.POST("/account/factors/remove", s.removeFactor)
+	e.GET("/account/password", s.passwordPage)
+	e.POST("/account/password", s.changePassword)
 }
 
 // statusMessages are the outcomes the account page reports (by code, never
@@ -37,7 +41,10 @@ var statusMessages = map[string]string{
 	"linked":         "The account is linked. You can now sign in with it.",
 	"already_linked": "That account was already linked to you.",
 	"unlinked":       "The account is unlinked.",
-	"factor_added":   "Your authenticator app is set up. fedhub asks for its code when you sign in.",
+	"factor_added":   "Your second step is set up. fedhub asks for it when you sign in.",
+	"factor_removed": "The second step is removed.",
+	"fresh":          "You signed in again: you can now make the change.",
+	"password":       "Your password is changed. Your other sessions are signed out.",
 }
 
 type accountLink struct {
@@ -48,8 +55,6 @@ type accountLink struct {
 	Local               bool
 }
 
-type accountFactor struct{ Name, Added, LastUsed string }
-
 type accountView struct {
 	Username, Name string
 	CSRF           string
@@ -57,23 +62,24 @@ type accountView struct {
 	Connectors     []Connector // that can be linked
 	Factors        []accountFactor
 	CodesLeft      int
+	HasPassword    bool
 	Status, Error  string
 }
 
 // signedIn returns the browser's user, or sends the person to log in first.
 func (s *Service) signedIn(c echo.Context, returnTo string) (*linking.User, error) {
 	r := c.Request()
-	id, err := s.issuer.SessionUser(r)
+	sess, err := s.issuer.SignedIn(r)
 	if err != nil {
 		return nil, err
 	}
-	if id == "" {
+	if sess.UserID == "" {
 		if err := s.pageLogin(c, &login.Transaction{Purpose: login.ForPage, ReturnTo: returnTo}); err != nil {
 			return nil, err
 		}
 		return nil, errPageShown
 	}
-	return s.users.UserByID(r.Context(), id)
+	return s.users.UserByID(r.Context(), sess.UserID)
 }
 
 // pageLogin starts t, a sign-in that no client asked for, which returns to
@@ -119,20 +125,10 @@ func (s *Service) renderAccount(c echo.Context, u *linking.User, status, problem
 		}
 		v.Links = append(v.Links, al)
 	}
-	factors, err := s.factors.Factors(c.Request().Context(), u.ID)
-	if err != nil {
+	if v.Factors, v.CodesLeft, err = s.accountFactors(c.Request().Context(), u.ID); err != nil {
 		return err
 	}
-	for _, f := range factors {
-		af := accountFactor{Name: f.Name, Added: f.CreatedAt.Format(time.DateOnly)}
-		if f.LastUsedAt != nil {
-			af.LastUsed = f.LastUsedAt.Format(time.DateTime)
-		}
-		v.Factors = append(v.Factors, af)
-	}
-	if v.CodesLeft, err = s.factors.RecoveryCodesLeft(c.Request().Context(), u.ID); err != nil {
-		return err
-	}
+	v.HasPassword = slices.ContainsFunc(links, func(l linking.Link) bool { return l.Connector == linking.LocalConnector })
 	for _, conn := range s.connectors {
 		if conn.Enabled && conn.ID != linking.LocalConnector && s.Kind(conn.ID) != "" {
 			v.Connectors = append(v.Connectors, conn)
@@ -217,11 +213,11 @@ func (s *Service) linkStart(c echo.Context) error {
 		}
 		return web.RenderError(c, http.StatusNotFound, unknownMethod)
 	}
-	id, err := s.issuer.SessionUser(c.Request())
+	sess, err := s.issuer.SignedIn(c.Request())
 	if err != nil {
 		return err
 	}
-	if id == "" && app != nil { // the application signs the person in first
+	if sess.UserID == "" && app != nil { // the application signs the person in first
 		return c.Redirect(http.StatusSeeOther, app.back("login_required"))
 	}
 	u, err := s.signedIn(c, c.Request().URL.RequestURI())
@@ -310,11 +306,11 @@ func (s *Service) finishLink(c echo.Context, t *login.Transaction, conn Connecto
 	if err := s.txns.Save(ctx, t); err != nil {
 		return shown(s.ended(c, err))
 	}
-	current, err := s.issuer.SessionUser(c.Request())
+	current, err := s.issuer.SignedIn(c.Request())
 	if err != nil {
 		return err
 	}
-	if current != userID {
+	if current.UserID != userID {
 		return web.RenderError(c, http.StatusConflict, web.ErrorPage{Title: "Nothing was linked",
 			What: "You signed out, or in as someone else, while linking.", Next: "Sign in again and link from your account page."})
 	}
@@ -356,17 +352,4 @@ func (s *Service) finishLink(c echo.Context, t *login.Transaction, conn Connecto
 	q.Set("link_status", status)
 	u.RawQuery = q.Encode()
 	return c.Redirect(http.StatusSeeOther, u.String())
-}
-
-// addTOTP adds an authenticator app: the person signs in again (a fresh
-// re-authentication, second factor included), enrols it, and comes back.
-func (s *Service) addTOTP(c echo.Context) error {
-	if _, err := s.signedIn(c, "/account"); err != nil {
-		return shown(err)
-	}
-	if !s.accountForm(c) {
-		return web.RenderError(c, http.StatusForbidden, formExpired)
-	}
-	return s.pageLogin(c, &login.Transaction{Purpose: login.ForPage, ReturnTo: "/account?status=factor_added",
-		ForceLogin: true, Enrol: true})
 }

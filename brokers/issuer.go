@@ -14,8 +14,10 @@ type Issuer interface {
 	// code (for an application) is issued. It returns where to send the
 	// browser ("" when nobody waits).
 	CompleteLogin(w http.ResponseWriter, r *http.Request, t *login.Transaction, a login.Authentication) (redirect string, err error)
-	// SessionUser is the user signed in to this browser, or "".
-	SessionUser(r *http.Request) (string, error)
+	// SignedIn is this browser's SSO session (a zero UserID when none).
+	SignedIn(r *http.Request) (login.SignedIn, error)
+	// EndOtherSessions ends a user's sessions but keep, and their grants.
+	EndOtherSessions(ctx context.Context, userID, keep string) error
 	// RedirectAllowed reports whether uri is registered for the client.
 	RedirectAllowed(ctx context.Context, clientID, uri string) bool
 }

@@ -42,15 +42,11 @@ func mfaFollow(t *testing.T, s *Server, b *Browser, resp *http.Response, wantPat
 	return page
 }
 
-// A person adds an authenticator app at /account (signing in again first),
-// then every sign-in asks for its code: TOTP and recovery codes each work
-// once, the step cannot be skipped, and the password grant is refused.
-func TestSecondFactorTOTP(t *testing.T) {
-	s := Start(t)
-	b := NewBrowser(t)
-	b.Authorize(s, AuthParams(), "alice", alicePass) // an SSO session
-
-	// /account → "Add an authenticator app" → sign in again → enrol.
+// mfaEnrol adds an authenticator app for a signed-in person through /account
+// (signing in again on the way) and returns its key, the code that confirmed
+// it and when, and the recovery codes.
+func mfaEnrol(t *testing.T, s *Server, b *Browser, username, password string) (secret, first string, at time.Time, codes []string) {
+	t.Helper()
 	_, account := b.Get(s.URL + "/account")
 	resp, _ := b.PostForm(s.URL+"/account/factors/totp", url.Values{"csrf": {mfaMatch(t, mfaCSRF, account)}})
 	loc := resp.Header.Get("Location")
@@ -58,21 +54,19 @@ func TestSecondFactorTOTP(t *testing.T) {
 		t.Fatalf("adding a factor answered %d %q, want the login page (a fresh sign-in)", resp.StatusCode, loc)
 	}
 	f := b.OpenLoginAt(s, loc)
-	resp, _ = b.Submit(f, "alice", alicePass)
+	resp, _ = b.Submit(f, username, password)
 	page := mfaFollow(t, s, b, resp, "/login/enrol?t=")
-	secret := mfaMatch(t, mfaSecret, page)
+	secret = mfaMatch(t, mfaSecret, page)
 	tok, csrf := mfaMatch(t, mfaToken, page), mfaMatch(t, mfaCSRF, page)
-	resp, page = b.PostForm(s.URL+"/login/enrol", url.Values{"t": {tok}, "csrf": {csrf}, "code": {"000000"}})
-	if resp.StatusCode != http.StatusUnauthorized {
+	if resp, _ = b.PostForm(s.URL+"/login/enrol", url.Values{"t": {tok}, "csrf": {csrf}, "code": {"000000"}}); resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("a wrong first code answered %d", resp.StatusCode)
 	}
-	now := time.Now()
-	first, _ := totp.GenerateCode(secret, now)
+	at = time.Now()
+	first, _ = totp.GenerateCode(secret, at)
 	resp, page = b.PostForm(s.URL+"/login/enrol", url.Values{"t": {tok}, "csrf": {csrf}, "code": {first}})
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("confirming the key answered %d:\n%s", resp.StatusCode, page)
 	}
-	var codes []string
 	for _, m := range mfaCode.FindAllStringSubmatch(page, -1) {
 		codes = append(codes, m[1])
 	}
@@ -83,6 +77,17 @@ func TestSecondFactorTOTP(t *testing.T) {
 	if loc := resp.Header.Get("Location"); loc != "/account?status=factor_added" {
 		t.Fatalf("after the codes: %d %q", resp.StatusCode, loc)
 	}
+	return secret, first, at, codes
+}
+
+// A person adds an authenticator app at /account (signing in again first),
+// then every sign-in asks for its code: TOTP and recovery codes each work
+// once, the step cannot be skipped, and the password grant is refused.
+func TestSecondFactorTOTP(t *testing.T) {
+	s := Start(t)
+	b := NewBrowser(t)
+	b.Authorize(s, AuthParams(), "alice", alicePass) // an SSO session
+	secret, first, now, codes := mfaEnrol(t, s, b, "alice", alicePass)
 
 	// A sign-in now stops at the second step.
 	signIn := func(t *testing.T, params url.Values) (*Browser, string, string) {

@@ -113,22 +113,30 @@ func (iss *Issuer) newSession(w http.ResponseWriter, r *http.Request, a login.Au
 // EndSessions ends every SSO session of a user and revokes the grants made in
 // them (for disabling a user).
 func (iss *Issuer) EndSessions(ctx context.Context, userID string) error {
+	return iss.EndOtherSessions(ctx, userID, "")
+}
+
+// EndOtherSessions ends a user's SSO sessions but keep (a session ID, "" for
+// none) and revokes the grants made outside it (for a changed password).
+func (iss *Issuer) EndOtherSessions(ctx context.Context, userID, keep string) error {
 	now := iss.now()
 	return iss.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := tx.Model(&Session{}).Where("user_id = ? AND ended_at IS NULL", userID).Update("ended_at", now).Error; err != nil {
+		if err := tx.Model(&Session{}).Where("user_id = ? AND ended_at IS NULL AND id <> ?", userID, keep).
+			Update("ended_at", now).Error; err != nil {
 			return err
 		}
-		return tx.Model(&Grant{}).Where("user_id = ? AND revoked_at IS NULL", userID).Update("revoked_at", now).Error
+		return tx.Model(&Grant{}).Where("user_id = ? AND revoked_at IS NULL AND (session_id IS NULL OR session_id <> ?)", userID, keep).
+			Update("revoked_at", now).Error
 	})
 }
 
-// SessionUser returns the user signed in to this browser, or "".
-func (iss *Issuer) SessionUser(r *http.Request) (string, error) {
+// SignedIn is the browser's SSO session (a zero UserID when there is none).
+func (iss *Issuer) SignedIn(r *http.Request) (login.SignedIn, error) {
 	sess, err := iss.currentSession(r)
 	if err != nil || sess == nil {
-		return "", err
+		return login.SignedIn{}, err
 	}
-	return sess.UserID, nil
+	return login.SignedIn{SessionID: sess.ID, UserID: sess.UserID, AuthTime: sess.AuthTime}, nil
 }
 
 // RedirectAllowed reports whether uri is registered for the client (for

@@ -33,6 +33,13 @@ type Authentication struct {
 	AuthTime  time.Time // when a credential was really presented
 }
 
+// SignedIn is a browser's SSO session as fedhub's own pages see it.
+type SignedIn struct {
+	SessionID string
+	UserID    string
+	AuthTime  time.Time // when its login presented a credential
+}
+
 // The authentication context classes fedhub issues in "acr".
 const (
 	ACRSingleFactor = "1" // one factor: a password, or an upstream's single-factor login

@@ -147,7 +147,7 @@ func wire(ctx context.Context, cfg *config.Config, db *gorm.DB, log *slog.Logger
 	factors := mfa.New(db, "fedhub", now)
 	keys, err := passkeys(db, cfg, now)
 	if err != nil {
-		log.Warn("passkeys are not offered", "err", err)
+		log.Info("passkeys are not offered", "err", err)
 	}
 	iss, err := issuer.New(ctx, cfg, db, users, events, log, now)
 	if err != nil {
