@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"html/template"
 	"net/http"
 	"slices"
 	"strings"
@@ -62,10 +63,15 @@ func strictest(a, b string) string {
 
 // factorStep is the second-factor step t's sign-in needs, or "" for none.
 func (s *Service) factorStep(ctx context.Context, t *login.Transaction, u *linking.User) (login.Step, error) {
-	if t.Enrol {
+	done := slices.Contains(t.AMR, "mfa") // a second factor, or a trusted upstream's multi-factor login
+	if t.Enrol {                          // adding a factor: the person first proves the ones they have
+		has, err := s.hasFactor(ctx, u.ID)
+		if err != nil || (has && !done) {
+			return login.StepSecondFactor, err
+		}
 		return login.StepEnrolFactor, nil
 	}
-	if slices.Contains(t.AMR, "mfa") { // a trusted upstream's multi-factor login
+	if done {
 		return "", nil
 	}
 	policy := s.mfaPolicy(ctx, t, u)
@@ -109,9 +115,9 @@ func (s *Service) hasMFA(ctx context.Context, connector, clientMFA string, u *li
 type factorView struct {
 	Token, CSRF string
 	Error       string
-	Recovery    bool   // the recovery-code form is shown
-	Secret      string // enrolment: the key to type in
-	QR          string // enrolment: the key as a QR code image (data URL)
+	Recovery    bool         // the recovery-code form is shown
+	Secret      string       // enrolment: the key to type in
+	QR          template.URL // enrolment: the key as a QR code image (a data URL, which html/template would refuse as a string)
 	Codes       []string
 	HasApp      bool   // the person has an authenticator app (or recovery codes) to type a code of
 	Passkey     string // the WebAuthn options of a passkey ceremony; "" when none is offered
@@ -153,9 +159,16 @@ func (s *Service) factorSubmit(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	form := c.Request().PostForm
-	v, err := s.factorView(c, t, token, form.Has("recovery"))
-	if err != nil {
-		return err
+	recovery := form.Has("recovery")
+	// again shows the page with a problem; its view is made only then: it
+	// begins a new passkey challenge, which would void the one answered here.
+	again := func(status int, problem string) error {
+		v, err := s.factorView(c, t, token, recovery)
+		if err != nil {
+			return err
+		}
+		v.Error = problem
+		return c.Render(status, "login_factor.html", v)
 	}
 	userKey, ipKey := throttle.UserKey("second-factor", t.UserID), throttle.IPKey(c.RealIP())
 	wait, err := s.limiter.Wait(ctx, userKey, ipKey)
@@ -163,9 +176,9 @@ func (s *Service) factorSubmit(c echo.Context) error {
 		return err
 	}
 	if wait > 0 {
-		v.Error = fmt.Sprintf("Too many wrong codes. Try again in %s.", roundUp(wait))
-		_ = s.failed(ctx, t.LoginVia, t.UserID, c.RealIP(), &login.UserError{Message: v.Error})
-		return c.Render(http.StatusTooManyRequests, "login_factor.html", v)
+		problem := fmt.Sprintf("Too many wrong codes. Try again in %s.", roundUp(wait))
+		_ = s.failed(ctx, t.LoginVia, t.UserID, c.RealIP(), &login.UserError{Message: problem})
+		return again(http.StatusTooManyRequests, problem)
 	}
 	var amr []string
 	switch {
@@ -174,26 +187,25 @@ func (s *Service) factorSubmit(c echo.Context) error {
 		if cred, err = s.passkeys.FinishLogin(ctx, t.ID, t.UserID, []byte(form.Get("passkey"))); err == nil {
 			amr = amrOfPasskey(cred)
 		}
-	case v.Recovery:
+	case recovery:
 		err, amr = s.factors.UseRecoveryCode(ctx, t.UserID, form.Get("recovery")), []string{"kba"}
 	default:
 		_, err = s.factors.VerifyTOTP(ctx, t.UserID, form.Get("code"))
 		amr = []string{"otp"}
 	}
 	if wrongFactor(err) {
+		s.log.Info("second factor refused", "user", t.UserID, "err", err)
 		if ferr := s.limiter.Failed(ctx, userKey, ipKey); ferr != nil {
 			return ferr
 		}
+		_ = s.failed(ctx, t.LoginVia, t.UserID, c.RealIP(), &login.UserError{Message: "wrong second factor"})
 		switch {
 		case form.Has("passkey"):
-			v.Error = "That passkey could not be verified. Try again, or use another way."
-		case v.Recovery:
-			v.Error = "That recovery code is not right, or it was used already."
-		default:
-			v.Error = "That code is not right. Enter the current code of your authenticator app."
+			return again(http.StatusUnauthorized, "That passkey could not be verified. Try again, or use another way.")
+		case recovery:
+			return again(http.StatusUnauthorized, "That recovery code is not right, or it was used already.")
 		}
-		_ = s.failed(ctx, t.LoginVia, t.UserID, c.RealIP(), &login.UserError{Message: "wrong second factor"})
-		return c.Render(http.StatusUnauthorized, "login_factor.html", v)
+		return again(http.StatusUnauthorized, "That code is not right. Enter the current code of your authenticator app.")
 	}
 	if err != nil {
 		return err
@@ -202,7 +214,7 @@ func (s *Service) factorSubmit(c echo.Context) error {
 		return err
 	}
 	t.AMR = append(append(t.AMR, amr...), "mfa")
-	return s.resume(c, t)
+	return s.authenticatedAs(c, t, token, t.UserID) // on to what the sign-in still needs: an enrolment, or the issuer
 }
 
 // wrongFactor says err is the person's wrong answer, not fedhub's failure.
@@ -229,7 +241,7 @@ func (s *Service) enrolView(c echo.Context, t *login.Transaction, token string) 
 		return factorView{}, nil, err
 	}
 	v := factorView{Token: token, CSRF: login.CSRF(token, s.browser(c)), Secret: key.Secret,
-		QR: "data:image/png;base64," + base64.StdEncoding.EncodeToString(key.QRPNG)}
+		QR: template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(key.QRPNG))}
 	if s.passkeys != nil {
 		opts, err := s.passkeys.BeginRegistration(ctx, t.ID, passkeyUser(u))
 		if err != nil {
@@ -319,6 +331,7 @@ func (s *Service) enrolPasskey(c echo.Context, t *login.Transaction, token strin
 	_, err = s.passkeys.FinishRegistration(ctx, t.ID, passkeyUser(u), cmp.Or(strings.TrimSpace(form.Get("name")), passkey.DefaultName),
 		[]byte(form.Get("passkey")))
 	if wrongFactor(err) || errors.Is(err, passkey.ErrExists) || errors.Is(err, passkey.ErrName) {
+		s.log.Info("passkey registration refused", "user", u.ID, "err", err)
 		v, _, verr := s.enrolView(c, t, token) // a new challenge for the next try
 		if verr != nil {
 			return verr

@@ -207,8 +207,8 @@ func (iss *Issuer) needsLogin(req *authzRequest, sess *Session) bool {
 		return true
 	case req.hintSubject != "" && req.hintSubject != sess.UserID:
 		return true
-	case login.NeedsMultiFactor(req.acrValues) && sess.ACR != login.ACRMultiFactor:
-		return true // step-up: the session's login had one factor
+	case (login.NeedsMultiFactor(req.acrValues) || req.client.MFA == config.MFARequired) && sess.ACR != login.ACRMultiFactor:
+		return true // step-up: the session's login had one factor, this request needs two
 	}
 	return false
 }
