@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,13 +23,32 @@ import (
 // testRP is a relying party built on go-oidc and x/oauth2, served on a
 // loopback port: the application a person signs in to in browser tests.
 type testRP struct {
-	URL    string
-	states map[string]string // state → nonce
+	URL       string
+	mu        sync.Mutex
+	states    map[string]string // state → nonce
+	callbacks int               // answers received at /loopback, good or bad
+}
+
+// Callbacks is how many times a browser came back to the RP's redirect URI.
+func (rp *testRP) Callbacks() int {
+	rp.mu.Lock()
+	defer rp.mu.Unlock()
+	return rp.callbacks
 }
 
 // startRP serves /start (sends the browser to fedhub) and /loopback (the
 // redirect URI registered for client rp; only the port varies on loopback).
 func startRP(t *testing.T, s *Server, extra ...oauth2.AuthCodeOption) *testRP {
+	t.Helper()
+	return startRPFor(t, s, rpID, rpSecret, extra...)
+}
+
+// startRPFor is startRP for another client, which must have
+// http://127.0.0.1/loopback among its redirect URIs. /start passes its own
+// prompt, max_age and acr_values parameters on to the authorization request.
+// The signed-in page shows the ID token's preferred_username and idp (#who),
+// groups, acr, amr (space-separated) and auth_time (Unix seconds).
+func startRPFor(t *testing.T, s *Server, clientID, secret string, extra ...oauth2.AuthCodeOption) *testRP {
 	t.Helper()
 	provider, err := oidc.NewProvider(context.Background(), s.URL)
 	if err != nil {
@@ -39,12 +59,22 @@ func startRP(t *testing.T, s *Server, extra ...oauth2.AuthCodeOption) *testRP {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/start", func(w http.ResponseWriter, r *http.Request) {
 		state, nonce := "st-"+randomSuffix(), "no-"+randomSuffix()
+		rp.mu.Lock()
 		rp.states[state] = nonce
+		rp.mu.Unlock()
 		opts := append([]oauth2.AuthCodeOption{oidc.Nonce(nonce)}, extra...)
+		for _, p := range []string{"prompt", "max_age", "acr_values"} {
+			if v := r.URL.Query().Get(p); v != "" {
+				opts = append(opts, oauth2.SetAuthURLParam(p, v))
+			}
+		}
 		http.Redirect(w, r, conf.AuthCodeURL(state, opts...), http.StatusFound)
 	})
 	mux.HandleFunc("/loopback", func(w http.ResponseWriter, r *http.Request) {
+		rp.mu.Lock()
+		rp.callbacks++
 		nonce, ok := rp.states[r.URL.Query().Get("state")]
+		rp.mu.Unlock()
 		if !ok {
 			http.Error(w, "unknown state", http.StatusBadRequest)
 			return
@@ -55,7 +85,7 @@ func startRP(t *testing.T, s *Server, extra ...oauth2.AuthCodeOption) *testRP {
 			return
 		}
 		raw, _ := tok.Extra("id_token").(string)
-		idt, err := provider.Verifier(&oidc.Config{ClientID: rpID}).Verify(r.Context(), raw)
+		idt, err := provider.Verifier(&oidc.Config{ClientID: clientID}).Verify(r.Context(), raw)
 		if err != nil || idt.Nonce != nonce {
 			http.Error(w, "bad ID token", http.StatusBadGateway)
 			return
@@ -64,15 +94,20 @@ func startRP(t *testing.T, s *Server, extra ...oauth2.AuthCodeOption) *testRP {
 			Username string   `json:"preferred_username"`
 			IDP      string   `json:"idp"`
 			Groups   []string `json:"groups"`
+			ACR      string   `json:"acr"`
+			AMR      []string `json:"amr"`
+			AuthTime int64    `json:"auth_time"`
 		}
 		_ = idt.Claims(&claims)
-		fmt.Fprintf(w, `<!doctype html><title>RP</title><p id="who">Signed in as %s via %s</p><p id="groups">%s</p>`,
-			html.EscapeString(claims.Username), html.EscapeString(claims.IDP), html.EscapeString(strings.Join(claims.Groups, ",")))
+		fmt.Fprintf(w, `<!doctype html><title>RP</title><p id="who">Signed in as %s via %s</p><p id="groups">%s</p>`+
+			`<p id="acr">%s</p><p id="amr">%s</p><p id="auth-time">%d</p>`,
+			html.EscapeString(claims.Username), html.EscapeString(claims.IDP), html.EscapeString(strings.Join(claims.Groups, ",")),
+			html.EscapeString(claims.ACR), html.EscapeString(strings.Join(claims.AMR, " ")), claims.AuthTime)
 	})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	rp.URL = srv.URL
-	conf = oauth2.Config{ClientID: rpID, ClientSecret: rpSecret, Endpoint: provider.Endpoint(),
+	conf = oauth2.Config{ClientID: clientID, ClientSecret: secret, Endpoint: provider.Endpoint(),
 		RedirectURL: srv.URL + "/loopback", Scopes: []string{oidc.ScopeOpenID, "profile", "email"}}
 	return rp
 }

@@ -161,3 +161,81 @@ func TestSecondFactorTOTP(t *testing.T) {
 		}
 	})
 }
+
+// TestSecondFactorAttacks: what a person who knows only the password, or who
+// got hold of a half-done sign-in, cannot do.
+func TestSecondFactorAttacks(t *testing.T) {
+	s := Start(t)
+	secret, codes := mbEnrolHTTP(t, s, "alice", alicePass)
+
+	// halfway signs alice in with her password and stops at the second step.
+	halfway := func(t *testing.T, params url.Values) (*Browser, string, string) {
+		t.Helper()
+		b := NewBrowser(t)
+		f := b.OpenLogin(s, s.URL+"/authorize?"+params.Encode())
+		resp, _ := b.Submit(f, "alice", alicePass)
+		if loc := resp.Header.Get("Location"); strings.Contains(loc, "code=") || strings.HasPrefix(loc, redirectURI) {
+			t.Fatalf("the password alone sent the browser to %q", loc)
+		}
+		page := mfaFollow(t, s, b, resp, "/login/factor?t=")
+		return b, mfaMatch(t, mfaToken, page), mfaMatch(t, mfaCSRF, page)
+	}
+
+	t.Run("no code, no session before the second factor", func(t *testing.T) {
+		b, tok, _ := halfway(t, AuthParams())
+		// The password step left no SSO session behind.
+		silent := AuthParams("prompt", "none")
+		ocWantAuthzError(t, s, ocSilent(t, s, b, silent), silent, "login_required")
+		resp, _ := b.Get(s.URL + "/authorize?" + AuthParams().Encode())
+		if loc := resp.Header.Get("Location"); !strings.HasPrefix(loc, "/login?") {
+			t.Fatalf("a new request after the password step answered %d %q, want the login page", resp.StatusCode, loc)
+		}
+		// Straight to the token endpoint: the sign-in's token is no code.
+		a := ocPost(t, s, "/token", &ocRP, url.Values{"grant_type": {"authorization_code"}, "code": {tok}, "redirect_uri": {redirectURI}})
+		ocWantOAuthError(t, a, http.StatusBadRequest, "invalid_grant")
+		// Nor does /account open.
+		if resp, _ := b.Get(s.URL + "/account"); resp.StatusCode == http.StatusOK {
+			t.Fatal("/account opened after the password step alone")
+		}
+	})
+
+	t.Run("the second step in another browser", func(t *testing.T) {
+		_, tok, csrf := halfway(t, AuthParams())
+		other := NewBrowser(t)
+		if resp, _ := other.Get(s.URL + "/login/factor?t=" + url.QueryEscape(tok)); resp.StatusCode == http.StatusOK {
+			t.Fatal("another browser got the second-factor page")
+		}
+		code := mbCode(t, secret, time.Now().Add(30*time.Second))
+		resp, _ := other.PostForm(s.URL+"/login/factor", url.Values{"t": {tok}, "csrf": {csrf}, "code": {code}})
+		if resp.StatusCode < 400 || strings.Contains(resp.Header.Get("Location"), "code=") {
+			t.Fatalf("another browser's second step answered %d %q", resp.StatusCode, resp.Header.Get("Location"))
+		}
+	})
+
+	t.Run("forged csrf", func(t *testing.T) {
+		b, tok, _ := halfway(t, AuthParams())
+		code := mbCode(t, secret, time.Now().Add(30*time.Second))
+		resp, _ := b.PostForm(s.URL+"/login/factor", url.Values{"t": {tok}, "csrf": {"forged"}, "code": {code}})
+		if resp.StatusCode < 400 || strings.Contains(resp.Header.Get("Location"), "code=") {
+			t.Fatalf("a forged csrf answered %d %q", resp.StatusCode, resp.Header.Get("Location"))
+		}
+	})
+
+	// Adding another authenticator app is a change of the second factor: the
+	// fresh sign-in before it asks for the factor alice has, not only her
+	// password (otherwise a password and a stolen session cookie would be
+	// enough to add an attacker's app).
+	t.Run("adding a factor asks for the one there is", func(t *testing.T) {
+		b, tok, csrf := halfway(t, AuthParams())
+		resp, _ := b.PostForm(s.URL+"/login/factor", url.Values{"t": {tok}, "csrf": {csrf}, "recovery": {codes[0]}})
+		ocCallback(t, resp, redirectURI) // signed in with both factors
+		_, account := b.Get(s.URL + "/account")
+		resp, _ = b.PostForm(s.URL+"/account/factors/totp", url.Values{"csrf": {mfaMatch(t, mfaCSRF, account)}})
+		f := b.OpenLoginAt(s, resp.Header.Get("Location"))
+		resp, _ = b.Submit(f, "alice", alicePass)
+		if loc := resp.Header.Get("Location"); !strings.HasPrefix(loc, "/login/factor?") {
+			t.Fatalf("re-authenticating to add a second authenticator app: after the password the browser is sent to %q, "+
+				"want the second-factor page (alice has an authenticator app; a password alone adds a new one)", loc)
+		}
+	})
+}
