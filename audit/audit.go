@@ -31,6 +31,7 @@ const (
 	FactorAdded        = "factor.added"
 	FactorRemoved      = "factor.removed"
 	FactorsReset       = "factor.reset"
+	MFAPolicySet       = "user.mfa_policy_set" // an administrator set a user's own second-factor policy
 	Unlinked           = "link.removed"
 	LinkMoved          = "link.moved"
 	UsersMerged        = "user.merged"
