@@ -12,6 +12,7 @@ import (
 
 	"github.com/fedhub/fedhub/audit"
 	"github.com/fedhub/fedhub/brokers"
+	"github.com/fedhub/fedhub/config"
 	"github.com/fedhub/fedhub/linking"
 	"github.com/fedhub/fedhub/web"
 )
@@ -41,6 +42,9 @@ var flashes = map[string]string{
 	"link":    "The upstream identity is linked.",
 	"move":    "The link is moved.",
 	"merge":   "The users are merged.",
+
+	"reset-factors": "The user's second factors are removed and they are signed out everywhere.",
+	"mfa-policy":    "The user's second-factor policy is set.",
 }
 
 type usersData struct {
@@ -92,6 +96,22 @@ var actions = map[string]string{
 	"link":    "Link an upstream identity",
 	"move":    "Move this link to another user",
 	"merge":   "Merge another user into this one",
+
+	"reset-factors": "Reset this user's second factors and sign them out everywhere",
+	"mfa-policy":    "Set this user's second-factor policy",
+}
+
+// policyOption is an option of the second-factor policy form.
+type policyOption struct {
+	Value, Label string
+	Selected     bool
+}
+
+var policyLabels = map[string]string{
+	policyDefault:      "Default: the connector's and the application's policy apply",
+	config.MFAOff:      "Off: never ask for a second factor",
+	config.MFAOptional: "Optional: ask when the user has a second factor",
+	config.MFARequired: "Required: always ask; a user without one sets one up when signing in",
 }
 
 type confirmData struct {
@@ -104,7 +124,8 @@ type confirmData struct {
 	FreshURL   string
 	LastLogin  bool // the link is the user's last way to sign in: the override is needed
 	Values     url.Values
-	Problem    string // why the action was refused
+	Problem    string         // why the action was refused
+	Policies   []policyOption // mfa-policy: the choices, the user's current one selected
 }
 
 func (s *Service) confirmData(c echo.Context, q url.Values) (*confirmData, error) {
@@ -132,6 +153,11 @@ func (s *Service) confirmData(c echo.Context, q url.Values) (*confirmData, error
 	}
 	if (action == "unlink" || action == "move") && cd.Link == nil {
 		return nil, errBadInput{"Choose a link."}
+	}
+	if action == "mfa-policy" {
+		for _, p := range mfaPolicies {
+			cd.Policies = append(cd.Policies, policyOption{Value: p, Label: policyLabels[p], Selected: p == d.Factors.Policy})
+		}
 	}
 	if action == "link" {
 		for _, st := range s.broker.Connectors() { // the form needs names, not a health check
@@ -184,6 +210,10 @@ func (s *Service) doAction(c echo.Context) error {
 		}
 	case "merge":
 		err = s.merge(ctx, a, userID, strings.TrimSpace(form.Get("from")))
+	case "reset-factors":
+		err = s.resetFactors(ctx, a, userID)
+	case "mfa-policy":
+		err = s.setMFAPolicy(ctx, a, userID, form.Get("policy"))
 	}
 	var bad errBadInput
 	if errors.As(err, &bad) {
