@@ -121,6 +121,7 @@ type confirmData struct {
 	Link       *linkView
 	Connectors []brokers.ConnectorStatus
 	NeedsFresh bool
+	StepUp     bool // the fresh sign-in must use the admin's second factor
 	FreshURL   string
 	LastLogin  bool // the link is the user's last way to sign in: the override is needed
 	Values     url.Values
@@ -138,8 +139,17 @@ func (s *Service) confirmData(c echo.Context, q url.Values) (*confirmData, error
 	if !ok {
 		return nil, errBadInput{"Unknown action."}
 	}
-	cd := &confirmData{User: d, Action: action, Title: title, Values: q, NeedsFresh: !s.freshLogin(c)}
-	cd.FreshURL = "/admin/login?fresh=1&return=" + url.QueryEscape("/admin/users/"+d.User.ID+"/confirm?"+q.Encode())
+	back := url.Values{}
+	for k, v := range q {
+		if k != "csrf" { // a refused form's token stays out of URLs
+			back[k] = v
+		}
+	}
+	fresh, err := s.freshLogin(c, "/admin/users/"+d.User.ID+"/confirm?"+back.Encode())
+	if err != nil {
+		return nil, err
+	}
+	cd := &confirmData{User: d, Action: action, Title: title, Values: q, NeedsFresh: fresh.Needed, StepUp: fresh.StepUp, FreshURL: fresh.URL}
 	if id, err := strconv.ParseUint(q.Get("link"), 10, 32); err == nil {
 		for i := range d.Links {
 			if d.Links[i].ID == uint(id) {
@@ -178,7 +188,8 @@ func (s *Service) confirmPage(c echo.Context) error {
 }
 
 // doAction runs a confirmed action: it needs the page's CSRF token and a
-// login younger than the configured age.
+// login younger than the configured age, with the admin's second factor
+// when they have one (see freshLogin).
 func (s *Service) doAction(c echo.Context) error {
 	if !s.csrfOK(c) {
 		return forbidden(c)
@@ -278,15 +289,18 @@ type rotateData struct {
 	Once       string // the form's single-use token
 	Used       bool   // the form was sent already (a reload): nothing rotated again
 	NeedsFresh bool
+	StepUp     bool
 	FreshURL   string
 }
 
 func (s *Service) confirmRotatePage(c echo.Context) error {
 	id := c.Param("id")
-	d := rotateData{ClientID: id, NeedsFresh: !s.freshLogin(c),
-		FreshURL: "/admin/login?fresh=1&return=" + url.QueryEscape("/admin/clients/"+url.PathEscape(id)+"/confirm")}
+	fresh, err := s.freshLogin(c, "/admin/clients/"+url.PathEscape(id)+"/confirm")
+	if err != nil {
+		return err
+	}
+	d := rotateData{ClientID: id, NeedsFresh: fresh.Needed, StepUp: fresh.StepUp, FreshURL: fresh.URL}
 	if !d.NeedsFresh {
-		var err error
 		if d.Once, err = s.issueOnce(c); err != nil {
 			return err
 		}
@@ -302,7 +316,11 @@ func (s *Service) rotatePage(c echo.Context) error {
 		return forbidden(c)
 	}
 	id := c.Param("id")
-	if !s.freshLogin(c) {
+	fresh, err := s.freshLogin(c, "")
+	if err != nil {
+		return err
+	}
+	if fresh.Needed {
 		return s.confirmRotatePage(c)
 	}
 	used, err := s.useOnce(c, c.Request().PostForm.Get("once"))
