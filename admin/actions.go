@@ -137,3 +137,60 @@ func (s *Service) rotateSecret(ctx context.Context, a Actor, clientID string) (s
 	}
 	return secret, s.audit.Record(ctx, audit.Event{Type: audit.SecretRotated, Actor: a.ID, ClientID: clientID, IP: a.IP})
 }
+
+// resetFactors removes all of a user's second factors — authenticator apps,
+// recovery codes and passkeys — and ends their sessions and grants, the admin
+// pages' included: whatever was signed in with a factor that may be in the
+// wrong hands is signed out. Their next sign-in asks for no second factor,
+// or enrols one where their policy requires it.
+func (s *Service) resetFactors(ctx context.Context, a Actor, userID string) error {
+	u, err := s.users.UserByID(ctx, userID)
+	if err != nil {
+		return err
+	}
+	before, err := s.factorsOf(ctx, u)
+	if err != nil {
+		return err
+	}
+	if s.factors != nil {
+		if err := s.factors.Reset(ctx, userID); err != nil {
+			return err
+		}
+	}
+	if s.passkeys != nil {
+		if err := s.passkeys.Reset(ctx, userID); err != nil {
+			return err
+		}
+	}
+	if err := s.issuer.EndSessions(ctx, userID); err != nil {
+		return err
+	}
+	if err := s.db.WithContext(ctx).Delete(&Session{}, "user_id = ?", userID).Error; err != nil {
+		return fmt.Errorf("end admin sessions: %w", err)
+	}
+	return s.record(ctx, a, audit.FactorsReset, userID, "", fmt.Sprintf(
+		"by an administrator: %d authenticator app(s), %d passkey(s) and %d recovery code(s) removed; sessions and grants ended",
+		len(before.TOTP), len(before.Passkeys), before.RecoveryCodesLeft))
+}
+
+// errBadPolicy refuses a second-factor policy that is not one of mfaPolicies.
+var errBadPolicy = errBadInput{"The second-factor policy must be one of: default, off, optional, required."}
+
+// setMFAPolicy sets a user's own second-factor policy, by its name (see
+// mfaPolicies); it replaces the connector's and the client's from their next
+// sign-in on.
+func (s *Service) setMFAPolicy(ctx context.Context, a Actor, userID, policy string) error {
+	stored, ok := storedPolicy(policy)
+	if !ok {
+		return errBadPolicy
+	}
+	u, err := s.users.UserByID(ctx, userID)
+	if err != nil {
+		return err
+	}
+	if err := s.users.SetMFAPolicy(ctx, userID, stored); err != nil {
+		return err
+	}
+	return s.record(ctx, a, audit.MFAPolicySet, userID, "",
+		fmt.Sprintf("second-factor policy %s (was %s) by an administrator", policy, policyName(u.MFA)))
+}

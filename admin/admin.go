@@ -14,6 +14,8 @@ import (
 	"github.com/fedhub/fedhub/brokers"
 	"github.com/fedhub/fedhub/issuer"
 	"github.com/fedhub/fedhub/linking"
+	"github.com/fedhub/fedhub/mfa"
+	"github.com/fedhub/fedhub/passkey"
 	"github.com/fedhub/fedhub/web"
 )
 
@@ -24,8 +26,10 @@ type Options struct {
 	Issuer    *issuer.Issuer
 	Broker    *brokers.Service
 	Audit     *audit.Log
-	Handler   http.Handler  // fedhub itself: the admin UI is a client of its issuer, reached in-process
-	FreshAge  time.Duration // destructive actions need a login younger than this
+	Factors   *mfa.Service     // users' authenticator apps and recovery codes
+	Passkeys  *passkey.Service // users' passkeys; nil where passkeys are unavailable
+	Handler   http.Handler     // fedhub itself: the admin UI is a client of its issuer, reached in-process
+	FreshAge  time.Duration    // destructive actions need a login younger than this
 	SessionTT time.Duration
 	Log       *slog.Logger
 }
@@ -37,6 +41,8 @@ type Service struct {
 	issuer   *issuer.Issuer
 	broker   *brokers.Service
 	audit    *audit.Log
+	factors  *mfa.Service
+	passkeys *passkey.Service // nil: passkeys are unavailable
 	rp       *relyingParty
 	fresh    time.Duration
 	ttl      time.Duration
@@ -49,6 +55,7 @@ type Service struct {
 func New(o Options) *Service {
 	url := o.Issuer.URL()
 	return &Service{db: o.DB, users: o.Users, issuer: o.Issuer, broker: o.Broker, audit: o.Audit,
+		factors: o.Factors, passkeys: o.Passkeys,
 		rp: newRelyingParty(url, o.Handler), fresh: o.FreshAge, ttl: o.SessionTT, log: o.Log, issuerID: url,
 		cookies: web.Cookies{Secure: len(url) > 8 && url[:8] == "https://"}}
 }
@@ -77,6 +84,9 @@ func (s *Service) Routes(e *echo.Echo) {
 	guarded.DELETE("/users/:id/links/:link", s.apiUnlink)
 	guarded.POST("/users/:id/links/:link/move", s.apiMove)
 	guarded.POST("/users/:id/merge", s.apiMerge)
+	guarded.GET("/users/:id/factors", s.apiFactors)
+	guarded.POST("/users/:id/factors/reset", s.apiResetFactors)
+	guarded.PUT("/users/:id/mfa", s.apiSetMFAPolicy)
 	guarded.GET("/connectors", s.apiConnectors)
 	guarded.GET("/clients", s.apiClients)
 	guarded.POST("/clients/:id/rotate-secret", s.apiRotate)

@@ -174,6 +174,44 @@ func (s *Service) apiMerge(c echo.Context) error {
 	return s.apiDone(c, c.Param("id"))
 }
 
+// apiFactors lists a user's second factors and their own policy.
+func (s *Service) apiFactors(c echo.Context) error {
+	ctx := c.Request().Context()
+	u, err := s.users.UserByID(ctx, c.Param("id"))
+	if err != nil {
+		return apiFail(c, err)
+	}
+	v, err := s.factorsOf(ctx, u)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, v)
+}
+
+func (s *Service) apiResetFactors(c echo.Context) error {
+	if err := s.resetFactors(c.Request().Context(), actor(c), c.Param("id")); err != nil {
+		return apiFail(c, err)
+	}
+	return s.apiDone(c, c.Param("id"))
+}
+
+// apiSetMFAPolicy sets a user's own second-factor policy: {"policy": "default" | "off" | "optional" | "required"}.
+func (s *Service) apiSetMFAPolicy(c echo.Context) error {
+	var in struct {
+		Policy string `json:"policy"`
+	}
+	if err := c.Bind(&in); err != nil {
+		return c.JSON(http.StatusBadRequest, apiError{"invalid_request", `the body must be JSON: {"policy": "default" | "off" | "optional" | "required"}`})
+	}
+	if _, ok := storedPolicy(in.Policy); !ok {
+		return c.JSON(http.StatusBadRequest, apiError{"invalid_request", "policy must be one of default, off, optional, required"})
+	}
+	if err := s.setMFAPolicy(c.Request().Context(), actor(c), c.Param("id"), in.Policy); err != nil {
+		return apiFail(c, err)
+	}
+	return s.apiDone(c, c.Param("id"))
+}
+
 func (s *Service) apiConnectors(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"connectors": s.connectorRows(c)})
 }

@@ -17,18 +17,21 @@ import (
 
 	"github.com/fedhub/fedhub/issuer"
 	"github.com/fedhub/fedhub/linking"
+	"github.com/fedhub/fedhub/login"
 	"github.com/fedhub/fedhub/secret"
 	"github.com/fedhub/fedhub/web"
 )
 
 // Session is an admin UI session: its cookie holds a random token whose hash
-// is TokenHash. AuthTime is when the person last proved who they are.
+// is TokenHash. AuthTime is when the person last proved who they are, ACR
+// with how many factors (the ID token's acr: "1" or "2").
 type Session struct {
 	TokenHash string `gorm:"primaryKey;size:64"`
 	UserID    string `gorm:"size:36;not null;index"`
 	CSRF      string `gorm:"size:64;not null"`
 	Once      string `gorm:"size:64"` // the token of a form that may be sent only once
 	AuthTime  time.Time
+	ACR       string `gorm:"size:16"`
 	CreatedAt time.Time
 	ExpiresAt time.Time `gorm:"index"`
 }
@@ -88,7 +91,8 @@ func localPath(p string) string {
 }
 
 // login sends the browser to fedhub's authorization endpoint as the
-// fedhub-admin client; fresh=1 forces a new login (max_age=0).
+// fedhub-admin client; fresh=1 forces a new login (max_age=0), acr=2 one
+// with a second factor (acr_values=2).
 func (s *Service) login(c echo.Context) error {
 	_, conf, err := s.rp.setup(c.Request().Context())
 	if err != nil {
@@ -100,6 +104,9 @@ func (s *Service) login(c echo.Context) error {
 	opts := []oauth2.AuthCodeOption{oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier)}
 	if c.QueryParam("fresh") == "1" {
 		opts = append(opts, oauth2.SetAuthURLParam("max_age", "0"))
+	}
+	if c.QueryParam("acr") == login.ACRMultiFactor {
+		opts = append(opts, oauth2.SetAuthURLParam("acr_values", login.ACRMultiFactor))
 	}
 	// A relative URL: the browser stays on this fedhub, whatever host it used.
 	to := conf.AuthCodeURL(state, opts...)
@@ -138,6 +145,7 @@ func (s *Service) callback(c echo.Context) error {
 	var claims struct {
 		Nonce    string `json:"nonce"`
 		AuthTime int64  `json:"auth_time"`
+		ACR      string `json:"acr"`
 	}
 	if err := idt.Claims(&claims); err != nil || !web.Equal(claims.Nonce, parts[1]) {
 		return errors.New("admin sign-in: the ID token's nonce does not match")
@@ -152,7 +160,7 @@ func (s *Service) callback(c echo.Context) error {
 	token := secret.Token(32)
 	now := time.Now().UTC()
 	sess := Session{TokenHash: secret.Hash(token), UserID: u.ID, CSRF: secret.Token(32), AuthTime: time.Unix(claims.AuthTime, 0).UTC(),
-		CreatedAt: now, ExpiresAt: now.Add(s.ttl)}
+		ACR: claims.ACR, CreatedAt: now, ExpiresAt: now.Add(s.ttl)}
 	if old := s.cookies.Get(r, sessionCookie); old != "" { // a new session ID on every login
 		s.db.WithContext(ctx).Delete(&Session{}, "token_hash = ?", secret.Hash(old))
 	}
@@ -207,10 +215,37 @@ func (s *Service) requireAdminPage(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// fresh reports whether the admin's last login is recent enough for a destructive action.
-func (s *Service) freshLogin(c echo.Context) bool {
+// freshness is whether the admin may do a destructive action now.
+type freshness struct {
+	Needed bool // the admin must sign in again first
+	StepUp bool // because their sign-in did not use the second factor they have
+	URL    string
+}
+
+// freshLogin checks the admin's session before a destructive action: its
+// login must be younger than admin.fresh_login_age (auth_time) and, once the
+// admin has a second factor, must have used it (acr "2", both read from the
+// ID token of their sign-in): a stolen password alone, or an SSO session of
+// one factor, must not be enough to change who can sign in. Otherwise the
+// admin signs in again at URL, then comes back to back: with max_age=0, and
+// with acr_values=2 when they have a factor — the issuer then asks for it,
+// because an SSO session whose login had one factor does not satisfy
+// acr_values=2.
+func (s *Service) freshLogin(c echo.Context, back string) (freshness, error) {
 	sess := c.Get(ctxSession).(*Session)
-	return time.Since(sess.AuthTime) <= s.fresh
+	has, err := s.hasFactor(c.Request().Context(), sess.UserID)
+	if err != nil {
+		return freshness{}, err
+	}
+	f := freshness{StepUp: has && sess.ACR != login.ACRMultiFactor}
+	f.Needed = f.StepUp || time.Since(sess.AuthTime) > s.fresh
+	q := url.Values{"fresh": {"1"}}
+	if has {
+		q.Set("acr", login.ACRMultiFactor)
+	}
+	q.Set("return", back)
+	f.URL = "/admin/login?" + q.Encode()
+	return f, nil
 }
 
 func (s *Service) csrfOK(c echo.Context) bool {

@@ -31,6 +31,13 @@ var apiOperations = []operation{
 		map[string]any{"to_user_id": str, "force": map[string]string{"type": "boolean"}}, nil},
 	{"post", "/users/{id}/merge", "Merge another user into this one (links, roles and groups move)",
 		map[string]any{"from_user_id": str}, nil},
+	{"get", "/users/{id}/factors", "A user's second factors (authenticator apps; passkeys where available), recovery codes left, " +
+		"and their own second-factor policy (default: the connector's and the client's apply)", nil, nil},
+	{"post", "/users/{id}/factors/reset", "Remove all of a user's second factors and recovery codes, and end their sessions and grants; " +
+		"their next sign-in asks for no second factor, or enrols one where their policy requires it", nil, nil},
+	{"put", "/users/{id}/mfa", "Set a user's own second-factor policy, which replaces the connector's and the client's: " +
+		"default (none of their own), off, optional or required",
+		map[string]any{"policy": map[string]any{"type": "string", "enum": mfaPolicies}}, nil},
 	{"get", "/connectors", "Connectors with live status, certificate expiry and logins of the last 24 hours", nil, nil},
 	{"get", "/clients", "Clients (never their secrets)", nil, nil},
 	{"post", "/clients/{id}/rotate-secret", "Give a client a new secret; the answer is the only time it is shown", nil, nil},
@@ -48,6 +55,7 @@ func (s *Service) openAPI(c echo.Context) error {
 			"security": []map[string][]string{{"bearer": {issuer.AdminScope}}},
 			"responses": map[string]any{
 				"200": map[string]string{"description": "done; JSON"},
+				"400": map[string]string{"description": "a request body that is not the JSON described, or a value out of range (e.g. an unknown policy); nothing changed"},
 				"401": map[string]string{"description": "no or an invalid access token"},
 				"403": map[string]string{"description": "the token lacks the " + issuer.AdminScope + " scope, or its user is not an administrator"},
 				"404": map[string]string{"description": "no such user or link"},

@@ -12,6 +12,7 @@ import (
 
 	"github.com/fedhub/fedhub/audit"
 	"github.com/fedhub/fedhub/brokers"
+	"github.com/fedhub/fedhub/config"
 	"github.com/fedhub/fedhub/linking"
 	"github.com/fedhub/fedhub/web"
 )
@@ -41,6 +42,9 @@ var flashes = map[string]string{
 	"link":    "The upstream identity is linked.",
 	"move":    "The link is moved.",
 	"merge":   "The users are merged.",
+
+	"reset-factors": "The user's second factors are removed and they are signed out everywhere.",
+	"mfa-policy":    "The user's second-factor policy is set.",
 }
 
 type usersData struct {
@@ -92,6 +96,22 @@ var actions = map[string]string{
 	"link":    "Link an upstream identity",
 	"move":    "Move this link to another user",
 	"merge":   "Merge another user into this one",
+
+	"reset-factors": "Reset this user's second factors and sign them out everywhere",
+	"mfa-policy":    "Set this user's second-factor policy",
+}
+
+// policyOption is an option of the second-factor policy form.
+type policyOption struct {
+	Value, Label string
+	Selected     bool
+}
+
+var policyLabels = map[string]string{
+	policyDefault:      "Default: the connector's and the application's policy apply",
+	config.MFAOff:      "Off: never ask for a second factor",
+	config.MFAOptional: "Optional: ask when the user has a second factor",
+	config.MFARequired: "Required: always ask; a user without one sets one up when signing in",
 }
 
 type confirmData struct {
@@ -101,10 +121,12 @@ type confirmData struct {
 	Link       *linkView
 	Connectors []brokers.ConnectorStatus
 	NeedsFresh bool
+	StepUp     bool // the fresh sign-in must use the admin's second factor
 	FreshURL   string
 	LastLogin  bool // the link is the user's last way to sign in: the override is needed
 	Values     url.Values
-	Problem    string // why the action was refused
+	Problem    string         // why the action was refused
+	Policies   []policyOption // mfa-policy: the choices, the user's current one selected
 }
 
 func (s *Service) confirmData(c echo.Context, q url.Values) (*confirmData, error) {
@@ -117,8 +139,17 @@ func (s *Service) confirmData(c echo.Context, q url.Values) (*confirmData, error
 	if !ok {
 		return nil, errBadInput{"Unknown action."}
 	}
-	cd := &confirmData{User: d, Action: action, Title: title, Values: q, NeedsFresh: !s.freshLogin(c)}
-	cd.FreshURL = "/admin/login?fresh=1&return=" + url.QueryEscape("/admin/users/"+d.User.ID+"/confirm?"+q.Encode())
+	back := url.Values{}
+	for k, v := range q {
+		if k != "csrf" { // a refused form's token stays out of URLs
+			back[k] = v
+		}
+	}
+	fresh, err := s.freshLogin(c, "/admin/users/"+d.User.ID+"/confirm?"+back.Encode())
+	if err != nil {
+		return nil, err
+	}
+	cd := &confirmData{User: d, Action: action, Title: title, Values: q, NeedsFresh: fresh.Needed, StepUp: fresh.StepUp, FreshURL: fresh.URL}
 	if id, err := strconv.ParseUint(q.Get("link"), 10, 32); err == nil {
 		for i := range d.Links {
 			if d.Links[i].ID == uint(id) {
@@ -132,6 +163,11 @@ func (s *Service) confirmData(c echo.Context, q url.Values) (*confirmData, error
 	}
 	if (action == "unlink" || action == "move") && cd.Link == nil {
 		return nil, errBadInput{"Choose a link."}
+	}
+	if action == "mfa-policy" {
+		for _, p := range mfaPolicies {
+			cd.Policies = append(cd.Policies, policyOption{Value: p, Label: policyLabels[p], Selected: p == d.Factors.Policy})
+		}
 	}
 	if action == "link" {
 		for _, st := range s.broker.Connectors() { // the form needs names, not a health check
@@ -152,7 +188,8 @@ func (s *Service) confirmPage(c echo.Context) error {
 }
 
 // doAction runs a confirmed action: it needs the page's CSRF token and a
-// login younger than the configured age.
+// login younger than the configured age, with the admin's second factor
+// when they have one (see freshLogin).
 func (s *Service) doAction(c echo.Context) error {
 	if !s.csrfOK(c) {
 		return forbidden(c)
@@ -184,6 +221,10 @@ func (s *Service) doAction(c echo.Context) error {
 		}
 	case "merge":
 		err = s.merge(ctx, a, userID, strings.TrimSpace(form.Get("from")))
+	case "reset-factors":
+		err = s.resetFactors(ctx, a, userID)
+	case "mfa-policy":
+		err = s.setMFAPolicy(ctx, a, userID, form.Get("policy"))
 	}
 	var bad errBadInput
 	if errors.As(err, &bad) {
@@ -248,15 +289,18 @@ type rotateData struct {
 	Once       string // the form's single-use token
 	Used       bool   // the form was sent already (a reload): nothing rotated again
 	NeedsFresh bool
+	StepUp     bool
 	FreshURL   string
 }
 
 func (s *Service) confirmRotatePage(c echo.Context) error {
 	id := c.Param("id")
-	d := rotateData{ClientID: id, NeedsFresh: !s.freshLogin(c),
-		FreshURL: "/admin/login?fresh=1&return=" + url.QueryEscape("/admin/clients/"+url.PathEscape(id)+"/confirm")}
+	fresh, err := s.freshLogin(c, "/admin/clients/"+url.PathEscape(id)+"/confirm")
+	if err != nil {
+		return err
+	}
+	d := rotateData{ClientID: id, NeedsFresh: fresh.Needed, StepUp: fresh.StepUp, FreshURL: fresh.URL}
 	if !d.NeedsFresh {
-		var err error
 		if d.Once, err = s.issueOnce(c); err != nil {
 			return err
 		}
@@ -272,7 +316,11 @@ func (s *Service) rotatePage(c echo.Context) error {
 		return forbidden(c)
 	}
 	id := c.Param("id")
-	if !s.freshLogin(c) {
+	fresh, err := s.freshLogin(c, "")
+	if err != nil {
+		return err
+	}
+	if fresh.Needed {
 		return s.confirmRotatePage(c)
 	}
 	used, err := s.useOnce(c, c.Request().PostForm.Get("once"))

@@ -32,6 +32,7 @@ const (
 	FactorRemoved      = "factor.removed"
 	FactorsReset       = "factor.reset"
 	PasswordChanged    = "password.changed"
+	MFAPolicySet       = "user.mfa_policy_set" // an administrator set a user's own second-factor policy
 	Unlinked           = "link.removed"
 	LinkMoved          = "link.moved"
 	UsersMerged        = "user.merged"

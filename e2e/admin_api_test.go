@@ -51,6 +51,9 @@ var aaOperations = []struct{ method, path string }{
 	{"delete", "/users/{id}/links/{link}"},
 	{"post", "/users/{id}/links/{link}/move"},
 	{"post", "/users/{id}/merge"},
+	{"get", "/users/{id}/factors"},
+	{"post", "/users/{id}/factors/reset"},
+	{"put", "/users/{id}/mfa"},
 	{"get", "/connectors"},
 	{"get", "/clients"},
 	{"post", "/clients/{id}/rotate-secret"},
@@ -424,6 +427,8 @@ func aaRequest(method, path string, tg aaTarget) (string, string) {
 		body = `{"to_user_id":"` + tg.otherID + `","force":true}`
 	case strings.HasSuffix(path, "/merge"):
 		body = `{"from_user_id":"` + tg.otherID + `"}`
+	case strings.HasSuffix(path, "/mfa"):
+		body = `{"policy":"required"}`
 	case method == "delete":
 		p += "?force=true"
 	}

@@ -87,6 +87,9 @@ var auFlashes = map[string]string{
 	"link":    "The upstream identity is linked.",
 	"move":    "The link is moved.",
 	"merge":   "The users are merged.",
+
+	"reset-factors": "The user's second factors are removed and they are signed out everywhere.",
+	"mfa-policy":    "The user's second-factor policy is set.",
 }
 
 // auJS quotes a string for a JavaScript expression.

@@ -170,7 +170,7 @@ func wire(ctx context.Context, cfg *config.Config, db *gorm.DB, log *slog.Logger
 	e.GET("/static/*", echo.WrapHandler(templates.Static()))
 	iss.Routes(e, broker)
 	broker.Routes(e)
-	admin.New(admin.Options{DB: db, Users: users, Issuer: iss, Broker: broker, Audit: events, Handler: e,
+	admin.New(admin.Options{DB: db, Users: users, Issuer: iss, Broker: broker, Audit: events, Factors: factors, Passkeys: keys, Handler: e,
 		FreshAge: cfg.Admin.FreshLoginAge, SessionTT: cfg.Admin.SessionTTL, Log: log}).Routes(e)
 	return &app{db: db, users: users, issuer: iss, audit: events, echo: e,
 		purgers: purgersOf(login.NewTransactions(db, now), factors, keys)}, nil
