@@ -18,8 +18,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
+	"github.com/pquerna/otp/totp"
 
 	"github.com/fedhub/fedhub/brokers"
 	"github.com/fedhub/fedhub/brokers/brokertest"
@@ -27,6 +29,7 @@ import (
 	"github.com/fedhub/fedhub/firstlogin"
 	"github.com/fedhub/fedhub/linking"
 	"github.com/fedhub/fedhub/login"
+	"github.com/fedhub/fedhub/mfa"
 	"github.com/fedhub/fedhub/secret"
 	"github.com/fedhub/fedhub/store"
 )
@@ -47,15 +50,17 @@ const (
 // laneServer is one fedhub with both fake connectors on the same first-login
 // policy, and the fake upstream of the redirect one on a server of its own.
 type laneServer struct {
-	url string
-	app *app
-	dir *brokertest.PasswordConnector
-	sso *brokertest.RedirectConnector
+	url     string
+	app     *app
+	dir     *brokertest.PasswordConnector
+	sso     *brokertest.RedirectConnector
+	mfa     mfaPolicy    // the connectors' second-factor policy
+	factors *mfa.Service // to give local users an authenticator app
 }
 
-func startLane(t *testing.T, p firstlogin.Policy) *laneServer {
+func startLane(t *testing.T, p firstlogin.Policy, policy mfaPolicy) *laneServer {
 	t.Helper()
-	l := &laneServer{dir: &brokertest.PasswordConnector{}, sso: &brokertest.RedirectConnector{}}
+	l := &laneServer{dir: &brokertest.PasswordConnector{}, sso: &brokertest.RedirectConnector{}, mfa: policy}
 	upstream := httptest.NewServer(l.sso.Handler())
 	t.Cleanup(upstream.Close)
 	l.sso.URL = upstream.URL
@@ -84,11 +89,12 @@ func startLane(t *testing.T, p firstlogin.Policy) *laneServer {
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelError}))
 	if l.app, err = wire(ctx, &cfg, db, log,
 		brokers.Connector{ID: laneDir, Name: "Corporate Directory", Label: "Sign in with Corporate Directory",
-			Enabled: true, Policy: p, Impl: l.dir},
+			Enabled: true, Policy: p, MFA: string(policy), Impl: l.dir},
 		brokers.Connector{ID: laneSSO, Name: "Corporate SSO", Label: "Sign in with Corporate SSO",
-			Enabled: true, Policy: p, Impl: l.sso}); err != nil {
+			Enabled: true, Policy: p, MFA: string(policy), Impl: l.sso}); err != nil {
 		t.Fatal(err)
 	}
+	l.factors = mfa.New(db, "fedhub", time.Now)
 	srv.Config.Handler = l.app.echo
 	srv.Start()
 	t.Cleanup(srv.Close)
@@ -114,13 +120,23 @@ var localHash = sync.OnceValue(func() string {
 // createLocal creates a local account with the password laneLocalPassword.
 func (l *laneServer) createLocal(t *testing.T, username, email string, verified bool) *linking.User {
 	t.Helper()
-	u, err := l.app.users.CreateUser(context.Background(), linking.NewUser{Username: username, Email: email,
+	ctx := context.Background()
+	u, err := l.app.users.CreateUser(ctx, linking.NewUser{Username: username, Email: email,
 		EmailVerified: verified, Name: "Local " + username, PasswordHash: localHash()})
 	if err != nil {
 		t.Fatal(err)
 	}
+	if l.mfa != mfaOff { // local users have an authenticator app wherever it may be asked for
+		code, _ := totp.GenerateCode(laneTOTPKey, time.Now())
+		if _, _, err := l.factors.ConfirmTOTP(ctx, u.ID, "Phone", laneTOTPKey, code); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return u
 }
+
+// laneTOTPKey is the key of local users' authenticator apps.
+const laneTOTPKey = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 
 // counts are the users and the links in the database.
 func (l *laneServer) counts(t *testing.T) (users, links int64) {
@@ -332,7 +348,7 @@ func connectorOf(kind string) string {
 // exchange is the application's side of a finished sign-in: p must send the
 // browser back to it with a code for rp, which it redeems at /token; the ID
 // token must verify with fedhub's JWKS. It returns the token's subject.
-func (l *laneServer) exchange(t *testing.T, p lanePage, rp laneRequest) string {
+func (l *laneServer) exchange(t *testing.T, p lanePage, rp laneRequest) (sub, acr string) {
 	t.Helper()
 	back := mustURL(t, p.location)
 	if p.status != http.StatusSeeOther || !strings.HasPrefix(p.location, laneRedirectURI+"?") {
@@ -369,5 +385,11 @@ func (l *laneServer) exchange(t *testing.T, p lanePage, rp laneRequest) string {
 	if idt.Nonce != rp.nonce {
 		t.Fatalf("ID token nonce %q, want %q", idt.Nonce, rp.nonce)
 	}
-	return idt.Subject
+	var claims struct {
+		ACR string `json:"acr"`
+	}
+	if err := idt.Claims(&claims); err != nil {
+		t.Fatal(err)
+	}
+	return idt.Subject, claims.ACR
 }

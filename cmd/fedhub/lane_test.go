@@ -4,11 +4,14 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fedhub/fedhub/firstlogin"
 	"github.com/fedhub/fedhub/login"
+	"github.com/pquerna/otp/totp"
 )
 
 // The in-process lane: the whole sign-in — the application's /authorize, the
@@ -116,23 +119,26 @@ func (c firstLoginCase) String() string {
 	return s
 }
 
-// mfaPolicy is the second-factor policy the lane runs with: off | optional |
-// required. MFA is being built: when it lands, add its policies to
-// mfaPolicies, give them to startLane, and say in secondFactor what the
-// person sees between first login and the application.
+// mfaPolicy is the connectors' second-factor policy the lane runs with.
+// Local users (jdoe) have an authenticator app unless it is off; new users
+// have none.
 type mfaPolicy string
 
-const mfaOff mfaPolicy = "off"
+const (
+	mfaOff      mfaPolicy = "off"
+	mfaOptional mfaPolicy = "optional"
+	mfaRequired mfaPolicy = "required"
+)
 
-var mfaPolicies = []mfaPolicy{mfaOff}
+var mfaPolicies = []mfaPolicy{mfaOff, mfaOptional, mfaRequired}
 
 // laneKinds are the connector kinds every case runs with.
 var laneKinds = []string{"password", "redirect"}
 
 // laneCase is one sign-in of the lane: one more dimension is one more field.
 type laneCase struct {
-	kind string    // password | redirect
-	mfa  mfaPolicy // off, until MFA lands
+	kind string // password | redirect
+	mfa  mfaPolicy
 	firstLoginCase
 }
 
@@ -152,7 +158,7 @@ func TestLaneFirstLogin(t *testing.T) {
 	for _, c := range laneCases() {
 		t.Run(fmt.Sprintf("%s/mfa=%s/%s", c.kind, c.mfa, c.firstLoginCase), func(t *testing.T) {
 			t.Parallel()
-			l := startLane(t, c.policy)
+			l := startLane(t, c.policy, c.mfa)
 			jdoe := l.createLocal(t, "jdoe", "jdoe@example.com", true)
 			l.upstreamKnows(c.as)
 			b := l.browser(t)
@@ -169,8 +175,9 @@ func TestLaneFirstLogin(t *testing.T) {
 			case denied:
 				p.must(t, http.StatusForbidden, "You cannot sign in this way")
 			}
+			wantACR := "1"
 			if c.sees != denied {
-				p = secondFactor(t, b, p, c.mfa)
+				p, wantACR = secondFactor(t, b, p, c)
 			}
 
 			users, links := l.counts(t)
@@ -189,7 +196,10 @@ func TestLaneFirstLogin(t *testing.T) {
 					t.Errorf("after linking to jdoe: %d users and %d links, want 1 and 2", users, links)
 				}
 			}
-			sub := l.exchange(t, p, rp)
+			sub, acr := l.exchange(t, p, rp)
+			if acr != wantACR {
+				t.Errorf("ID token acr %q, want %q", acr, wantACR)
+			}
 			owner := l.linkedUser(connectorOf(c.kind), c.as.Subject)
 			switch {
 			case sub != owner:
@@ -214,16 +224,36 @@ func reauthenticate(t *testing.T, b *laneBrowser, p lanePage) lanePage {
 	return b.post("/first-login/continue", p.form(t, "/first-login/continue"))
 }
 
-// secondFactor goes through the second-factor pages of policy mfa, if any.
-func secondFactor(t *testing.T, _ *laneBrowser, p lanePage, mfa mfaPolicy) lanePage {
+// secondFactor goes through the second-factor pages case c leads to, if any,
+// and returns the page after them and the acr the ID token must then have:
+// jdoe is asked for the code of his app unless the policy is off; a new user
+// enrols one when it is required.
+func secondFactor(t *testing.T, b *laneBrowser, p lanePage, c laneCase) (lanePage, string) {
 	t.Helper()
-	switch mfa {
-	case mfaOff:
-		return p
+	switch {
+	case c.mfa == mfaOff, c.ends == newUser && c.mfa == mfaOptional:
+		return p, "1"
+	case c.ends == existing:
+		p.must(t, http.StatusOK, "Confirm it is you")
+		form := p.form(t, "/login/factor")
+		code, _ := totp.GenerateCode(laneTOTPKey, time.Now().Add(30*time.Second)) // not the step its enrolment used
+		form.Set("code", code)
+		return b.post("/login/factor", form), "2"
 	}
-	t.Fatalf("MFA policy %q is not in the lane yet", mfa)
-	return p
+	p.must(t, http.StatusOK, "Set up a second step")
+	key := laneSecretShown.FindStringSubmatch(p.body)
+	if key == nil {
+		t.Fatalf("the enrolment page shows no key:\n%s", p.body)
+	}
+	form := p.form(t, "/login/enrol")
+	code, _ := totp.GenerateCode(key[1], time.Now())
+	form.Set("code", code)
+	p = b.post("/login/enrol", form)
+	p.must(t, http.StatusOK, "Save your recovery codes")
+	return b.post("/login/codes", p.form(t, "/login/codes")), "2"
 }
+
+var laneSecretShown = regexp.MustCompile(`<code id="secret">([A-Z2-7]+)</code>`)
 
 // TestLaneStepsRefused: the steps of a sign-in that must not go on.
 func TestLaneStepsRefused(t *testing.T) {
@@ -231,7 +261,7 @@ func TestLaneStepsRefused(t *testing.T) {
 	for _, kind := range laneKinds {
 		t.Run(kind+"/the same form twice", func(t *testing.T) {
 			t.Parallel()
-			l := startLane(t, reviewed)
+			l := startLane(t, reviewed, mfaOff)
 			l.upstreamKnows(newcomer)
 			b := l.browser(t)
 			rp, p := b.signIn(l, kind, newcomer)
@@ -244,7 +274,7 @@ func TestLaneStepsRefused(t *testing.T) {
 		})
 		t.Run(kind+"/another sign-in's CSRF token", func(t *testing.T) {
 			t.Parallel()
-			l := startLane(t, reviewed)
+			l := startLane(t, reviewed, mfaOff)
 			l.upstreamKnows(newcomer)
 			b := l.browser(t)
 			rp, p := b.signIn(l, kind, newcomer)
@@ -257,7 +287,7 @@ func TestLaneStepsRefused(t *testing.T) {
 		})
 		t.Run(kind+"/another browser", func(t *testing.T) {
 			t.Parallel()
-			l := startLane(t, reviewed)
+			l := startLane(t, reviewed, mfaOff)
 			l.upstreamKnows(newcomer)
 			b := l.browser(t)
 			rp, p := b.signIn(l, kind, newcomer)
@@ -272,7 +302,7 @@ func TestLaneStepsRefused(t *testing.T) {
 		})
 		t.Run(kind+"/continue before the proof", func(t *testing.T) {
 			t.Parallel()
-			l := startLane(t, lanePolicy("create", "email", confirm, false))
+			l := startLane(t, lanePolicy("create", "email", confirm, false), mfaOff)
 			l.createLocal(t, "jdoe", "jdoe@example.com", true)
 			l.upstreamKnows(sameEmail)
 			b := l.browser(t)
@@ -290,7 +320,7 @@ func TestLaneStepsRefused(t *testing.T) {
 	}
 	t.Run("redirect/a replayed upstream callback", func(t *testing.T) {
 		t.Parallel()
-		l := startLane(t, lanePolicy("create", "none", confirm, false))
+		l := startLane(t, lanePolicy("create", "none", confirm, false), mfaOff)
 		l.upstreamKnows(newcomer)
 		b := l.browser(t)
 		rp, p := b.signIn(l, "redirect", newcomer)
