@@ -269,7 +269,7 @@ func sameImage(a, b image.Image) bool {
 func mbEnrolPage(t *testing.T, ctx context.Context, base, username string) string {
 	t.Helper()
 	mbAt(t, ctx, base+"/login/enrol", "#secret")
-	if got := textOf(t, ctx, "h1"); got != "Set up an authenticator app" {
+	if got := textOf(t, ctx, "h1"); got != "Set up a second step" {
 		t.Fatalf("enrolment page heading = %q", got)
 	}
 	secret := textOf(t, ctx, "#secret")
@@ -344,7 +344,7 @@ func TestBrowserMFAEnrolAndSignIn(t *testing.T) {
 	screenshot(t, ctx, "mfa-recovery-codes")
 	mbClick(t, ctx, "#continue")
 	mbAt(t, ctx, s.URL+"/account", "#factors")
-	if got := textOf(t, ctx, ".notice"); !strings.Contains(got, "authenticator app is set up") {
+	if got := textOf(t, ctx, ".notice"); !strings.Contains(got, "second step is set up") {
 		t.Fatalf("/account status = %q", got)
 	}
 	if got := textOf(t, ctx, "#factors tbody"); !strings.Contains(got, "Authenticator app") {

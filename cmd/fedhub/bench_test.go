@@ -18,8 +18,11 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	"github.com/pquerna/otp/totp"
 
 	"github.com/fedhub/fedhub/issuer"
+	"github.com/fedhub/fedhub/linking"
+	"github.com/fedhub/fedhub/mfa"
 	"github.com/fedhub/fedhub/store"
 )
 
@@ -88,10 +91,12 @@ func (s *benchServer) token(b *testing.B, form url.Values) map[string]any {
 	return out
 }
 
-var hiddenField = regexp.MustCompile(`name="(req|csrf)" value="([^"]*)"`)
-
 // login runs authorize → login page → form POST → code → token, as a browser and an RP would.
-func (s *benchServer) login(b *testing.B) {
+func (s *benchServer) login(b *testing.B) { s.loginAs(b, "demo", "demo", "") }
+
+// loginAs is login as another user; with a TOTP key it answers the
+// second-factor step with the current code.
+func (s *benchServer) loginAs(b *testing.B, username, password, totpKey string) {
 	jar, _ := cookiejar.New(nil)
 	browser := &http.Client{Jar: jar, Transport: s.client.Transport,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -102,26 +107,85 @@ func (s *benchServer) login(b *testing.B) {
 		b.Fatal(err)
 	}
 	resp.Body.Close()
-	resp, err = browser.Get(s.url + resp.Header.Get("Location"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	page, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	form := url.Values{"username": {"demo"}, "password": {"demo"}}
-	for _, m := range hiddenField.FindAllStringSubmatch(string(page), -1) {
-		form.Set(m[1], m[2])
-	}
+	form := s.formAt(b, browser, resp.Header.Get("Location"))
+	form.Set("username", username)
+	form.Set("password", password)
 	resp, err = browser.PostForm(s.url+"/broker/local/login", form)
 	if err != nil {
 		b.Fatal(err)
 	}
 	resp.Body.Close()
+	if totpKey != "" {
+		form := s.formAt(b, browser, resp.Header.Get("Location"))
+		code, _ := totp.GenerateCode(totpKey, time.Now())
+		form.Set("code", code)
+		if resp, err = browser.PostForm(s.url+"/login/factor", form); err != nil {
+			b.Fatal(err)
+		}
+		resp.Body.Close()
+	}
 	cb, err := url.Parse(resp.Header.Get("Location"))
 	if err != nil || cb.Query().Get("code") == "" {
 		b.Fatalf("login did not return a code: %d %s", resp.StatusCode, resp.Header.Get("Location"))
 	}
 	s.token(b, url.Values{"grant_type": {"authorization_code"}, "code": {cb.Query().Get("code")}, "redirect_uri": {demoRedirectURI}})
+}
+
+var hiddenField = regexp.MustCompile(`name="(req|t|csrf)" value="([^"]*)"`)
+
+// formAt gets a page and returns its hidden fields.
+func (s *benchServer) formAt(b *testing.B, browser *http.Client, path string) url.Values {
+	resp, err := browser.Get(s.url + path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	form := url.Values{}
+	for _, m := range hiddenField.FindAllStringSubmatch(string(page), -1) {
+		form.Set(m[1], m[2])
+	}
+	return form
+}
+
+// BenchmarkSecondFactor: a full local login with an authenticator app's code
+// next to the password-only login, in the same run; "x-password" is how many
+// password-only logins one costs.
+//
+//	go test -run '^$' -bench SecondFactor -benchtime 100x ./cmd/fedhub/
+func BenchmarkSecondFactor(b *testing.B) {
+	s := startBench(b, "ES256")
+	const key = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+	ctx := context.Background()
+	u, err := s.app.users.CreateUser(ctx, linking.NewUser{Username: "otp-demo", Password: "otp-demo-password"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	code, _ := totp.GenerateCode(key, time.Now())
+	if _, _, err := mfa.New(s.app.db, "fedhub", time.Now).ConfirmTOTP(ctx, u.ID, "Phone", key, code); err != nil {
+		b.Fatal(err)
+	}
+	var passwordNs float64
+	b.Run("password", func(b *testing.B) {
+		for b.Loop() {
+			s.login(b)
+		}
+		passwordNs = float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+	})
+	b.Run("password+totp", func(b *testing.B) {
+		for b.Loop() {
+			// A code is accepted once: forget the used one, outside the measurement.
+			b.StopTimer()
+			if err := s.app.db.Exec("DELETE FROM mfa_used_steps").Error; err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+			s.loginAs(b, "otp-demo", "otp-demo-password", key)
+		}
+		if passwordNs > 0 {
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/passwordNs, "x-password")
+		}
+	})
 }
 
 func BenchmarkIssuer(b *testing.B) {
