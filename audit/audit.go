@@ -63,16 +63,17 @@ func Models() []any { return []any{&Event{}} }
 type Log struct {
 	db  *gorm.DB
 	log *slog.Logger
+	now func() time.Time
 }
 
-// New returns an audit log over db.
-func New(db *gorm.DB, log *slog.Logger) *Log { return &Log{db: db, log: log} }
+// New returns an audit log over db, with the clock now.
+func New(db *gorm.DB, log *slog.Logger, now func() time.Time) *Log { return &Log{db: db, log: log, now: now} }
 
 // Record writes an event. A failure to write is logged and returned: callers on
 // a login path decide whether to go on.
 func (l *Log) Record(ctx context.Context, e Event) error {
 	if e.Time.IsZero() {
-		e.Time = time.Now().UTC()
+		e.Time = l.now().UTC()
 	}
 	if e.Outcome == "" {
 		e.Outcome = "success"

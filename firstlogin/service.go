@@ -28,7 +28,7 @@ func New(users *linking.Service, events *audit.Log, log *slog.Logger) *Service {
 // WithTx is the service working inside a database transaction.
 func (s *Service) WithTx(tx *gorm.DB) *Service {
 	c := *s
-	c.users = linking.New(tx)
+	c.users = s.users.WithTx(tx)
 	return &c
 }
 

@@ -38,6 +38,7 @@ type Keys struct {
 	algorithm string
 	rotation  time.Duration
 	overlap   time.Duration // how long a replaced key stays published
+	now       func() time.Time
 
 	mu       sync.RWMutex
 	loadedAt time.Time
@@ -53,8 +54,8 @@ type signingKey struct {
 	atSign    jose.Signer // typ at+jwt (RFC 9068)
 }
 
-func newKeys(db *gorm.DB, algorithm string, rotation, overlap time.Duration) *Keys {
-	return &Keys{db: db, algorithm: algorithm, rotation: rotation, overlap: overlap}
+func newKeys(db *gorm.DB, algorithm string, rotation, overlap time.Duration, now func() time.Time) *Keys {
+	return &Keys{db: db, algorithm: algorithm, rotation: rotation, overlap: overlap, now: now}
 }
 
 // Rotate makes a new signing key of the configured algorithm that signs at
@@ -72,7 +73,7 @@ func (k *Keys) rotate(ctx context.Context, ahead time.Duration) error {
 	if err != nil {
 		return fmt.Errorf("rotate keys: %w", err)
 	}
-	now := time.Now().UTC()
+	now := k.now().UTC()
 	until := now.Add(ahead + k.overlap)
 	err = k.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := tx.Model(&SigningKey{}).Where("publish_until IS NULL").Update("publish_until", until).Error; err != nil {
@@ -108,7 +109,7 @@ func (k *Keys) Ensure(ctx context.Context) error {
 func (k *Keys) load(ctx context.Context) error {
 	var rows []SigningKey
 	err := k.db.WithContext(ctx).
-		Where("publish_until IS NULL OR publish_until > ?", time.Now().UTC()).
+		Where("publish_until IS NULL OR publish_until > ?", k.now().UTC()).
 		Order("created_at DESC").Find(&rows).Error
 	if err != nil {
 		return fmt.Errorf("load signing keys: %w", err)
@@ -134,7 +135,7 @@ func (k *Keys) load(ctx context.Context) error {
 		signers = append(signers, sk)
 	}
 	k.mu.Lock()
-	k.signers, k.public, k.loadedAt = signers, set, time.Now()
+	k.signers, k.public, k.loadedAt = signers, set, k.now()
 	k.mu.Unlock()
 	return nil
 }
@@ -167,7 +168,7 @@ func (k *Keys) refresh(ctx context.Context, maxAge time.Duration) error {
 
 // current is the newest key allowed to sign now.
 func (k *Keys) current() *signingKey {
-	now := time.Now().UTC()
+	now := k.now().UTC()
 	k.mu.RLock()
 	defer k.mu.RUnlock()
 	for _, sk := range k.signers {

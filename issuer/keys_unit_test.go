@@ -23,7 +23,7 @@ func TestUnitScheduledRotationPublishesFirst(t *testing.T) {
 	if err := store.Migrate(ctx, db, Models()...); err != nil {
 		t.Fatal(err)
 	}
-	k := newKeys(db, "ES256", time.Hour, time.Hour)
+	k := newKeys(db, "ES256", time.Hour, time.Hour, time.Now)
 	if err := k.Ensure(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +80,7 @@ func TestUnitJWKSHasNoPrivateMaterial(t *testing.T) {
 		if err := store.Migrate(ctx, db, Models()...); err != nil {
 			t.Fatal(err)
 		}
-		k := newKeys(db, alg, time.Hour, time.Hour)
+		k := newKeys(db, alg, time.Hour, time.Hour, time.Now)
 		if err := k.Ensure(ctx); err != nil {
 			t.Fatal(err)
 		}

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"gorm.io/gorm"
 
@@ -28,7 +29,7 @@ func TestMain(m *testing.M) {
 func forEachDB(t *testing.T, fn func(t *testing.T, db *gorm.DB, s *linking.Service)) {
 	t.Helper()
 	storetest.ForEachDB(t, linking.Models(), func(t *testing.T, db *gorm.DB) {
-		fn(t, db, linking.New(db))
+		fn(t, db, linking.New(db, time.Now))
 	})
 }
 

@@ -30,7 +30,7 @@ func (s *Service) LinkedUser(ctx context.Context, connector, subject string) (*U
 	if err != nil {
 		return nil, fmt.Errorf("find link: %w", err)
 	}
-	t := now()
+	t := s.now()
 	if err := s.db.WithContext(ctx).Model(&Link{}).Where("id = ?", link.ID).Update("last_login_at", t).Error; err != nil {
 		return nil, fmt.Errorf("touch link: %w", err)
 	}
@@ -43,12 +43,12 @@ func (s *Service) LinkedUser(ctx context.Context, connector, subject string) (*U
 func (s *Service) CreateLinkedUser(ctx context.Context, up Upstream, nu NewUser) (*User, error) {
 	var created *User
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		txs := &Service{db: tx}
+		txs := s.WithTx(tx)
 		u, err := txs.CreateUser(ctx, nu)
 		if err != nil {
 			return err
 		}
-		t := now()
+		t := s.now()
 		link := Link{UserID: u.ID, Connector: up.Connector, Subject: up.Subject,
 			Username: up.Username, Email: up.Email, LastLoginAt: &t}
 		if err := tx.Create(&link).Error; err != nil {
@@ -113,7 +113,7 @@ func (s *Service) link(ctx context.Context, userID string, version int, up Upstr
 		}
 		link := Link{UserID: userID, Connector: up.Connector, Subject: up.Subject, Username: up.Username, Email: up.Email}
 		if loggedIn {
-			t := now()
+			t := s.now()
 			link.LastLoginAt = &t
 		}
 		if err := tx.Create(&link).Error; err != nil {

@@ -201,7 +201,7 @@ func (c *sbCapture) Trace(_ context.Context, _ time.Time, fc func() (string, int
 // QUERY PLAN on SQLite, EXPLAIN ANALYZE on PostgreSQL.
 func sbExplain(ctx context.Context, db *gorm.DB, driver string, q linking.Query) (string, error) {
 	capture := &sbCapture{}
-	if _, _, err := linking.New(db.Session(&gorm.Session{Logger: capture})).Search(ctx, q); err != nil {
+	if _, _, err := linking.New(db.Session(&gorm.Session{Logger: capture}), time.Now).Search(ctx, q); err != nil {
 		return "", err
 	}
 	explain := "EXPLAIN QUERY PLAN "
@@ -278,7 +278,7 @@ func BenchmarkSearch100k(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			s := linking.New(db)
+			s := linking.New(db, time.Now)
 			queries := sbQueries(dir)
 			for _, q := range queries { // right answers first, and warm caches
 				users, more, err := s.Search(ctx, q.q)

@@ -23,7 +23,7 @@ type Profile struct {
 func (s *Service) SyncUser(ctx context.Context, userID, connector string, p Profile) error {
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		err := tx.Model(&User{}).Where("id = ?", userID).Updates(map[string]any{
-			"email": p.Email, "email_verified": p.EmailVerified, "name": p.Name, "updated_at": now(),
+			"email": p.Email, "email_verified": p.EmailVerified, "name": p.Name, "updated_at": s.now(),
 		}).Error
 		if err != nil {
 			return err

@@ -29,12 +29,19 @@ var (
 
 // Service is the users-and-links API; other packages never touch these tables.
 type Service struct {
-	db *gorm.DB
+	db  *gorm.DB
+	now func() time.Time
 }
 
-// New returns the service over db (already migrated with Models). It is
-// cheap: first logins make one inside their database transactions.
-func New(db *gorm.DB) *Service { return &Service{db: db} }
+// New returns the service over db (already migrated with Models), with the
+// clock now. It is cheap: first logins make one inside their database
+// transactions (WithTx).
+func New(db *gorm.DB, now func() time.Time) *Service {
+	return &Service{db: db, now: func() time.Time { return now().UTC() }}
+}
+
+// WithTx is the service inside a database transaction.
+func (s *Service) WithTx(tx *gorm.DB) *Service { return &Service{db: tx, now: s.now} }
 
 // dummyHash is verified against when a username does not exist, so that a
 // login takes as long for an unknown user as for a wrong password. It is
@@ -233,4 +240,3 @@ func dedupe(in []string) []string {
 	return out
 }
 
-func now() time.Time { return time.Now().UTC() }

@@ -228,7 +228,7 @@ func concurrentWriters(t *testing.T, db *gorm.DB, writers, rounds int) {
 					errs <- fmt.Errorf("writer %d, round %d: insert: %w", w, r, err)
 				}
 				// An upsert of one row everybody writes.
-				err = throttle.New(db, 1, time.Second, time.Minute).Failed(ctx, "user:local:shared", "ip:shared")
+				err = throttle.New(db, 1, time.Second, time.Minute, time.Now).Failed(ctx, "user:local:shared", "ip:shared")
 				if err != nil {
 					errs <- fmt.Errorf("writer %d, round %d: upsert: %w", w, r, err)
 				}

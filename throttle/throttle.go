@@ -32,10 +32,10 @@ type Limiter struct {
 	now       func() time.Time
 }
 
-// New returns a limiter over db.
-func New(db *gorm.DB, factor int, increment, maxWait time.Duration) *Limiter {
+// New returns a limiter over db, with the clock now.
+func New(db *gorm.DB, factor int, increment, maxWait time.Duration, now func() time.Time) *Limiter {
 	return &Limiter{db: db, factor: factor, increment: increment, maxWait: maxWait,
-		now: func() time.Time { return time.Now().UTC() }}
+		now: func() time.Time { return now().UTC() }}
 }
 
 // UserKey and IPKey name the two things that are counted.

@@ -29,9 +29,7 @@ type clock struct{ t time.Time }
 func (c *clock) now() time.Time          { return c.t }
 func (c *clock) advance(d time.Duration) { c.t = c.t.Add(d) }
 func newLimiter(db *gorm.DB, c *clock, factor int, inc, max time.Duration) *Limiter {
-	l := New(db, factor, inc, max)
-	l.now = c.now
-	return l
+	return New(db, factor, inc, max, c.now)
 }
 
 func forEachDB(t *testing.T, fn func(t *testing.T, db *gorm.DB)) {

@@ -130,13 +130,13 @@ func now() time.Time { return time.Now().UTC() }
 
 // wire builds fedhub over a migrated db; extra connectors (tests' fakes) follow the configured ones.
 func wire(ctx context.Context, cfg *config.Config, db *gorm.DB, log *slog.Logger, extra ...brokers.Connector) (*app, error) {
-	users := linking.New(db)
+	users := linking.New(db, now)
 	if err := bootstrapUsers(ctx, users, cfg.Users, log); err != nil {
 		return nil, err
 	}
-	events := audit.New(db, log)
+	events := audit.New(db, log, now)
 	bf := cfg.BruteForce
-	limiter := throttle.New(db, bf.FailureFactor, bf.WaitIncrement, bf.MaxWait)
+	limiter := throttle.New(db, bf.FailureFactor, bf.WaitIncrement, bf.MaxWait, now)
 	upstream, err := upstreamConnectors(ctx, cfg, db, log)
 	if err != nil {
 		return nil, err

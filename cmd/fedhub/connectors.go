@@ -72,7 +72,7 @@ func connectorImpl(ctx context.Context, cfg *config.Config, c config.Connector, 
 		o := c.OIDC
 		return oidc.New(oidc.Config{ID: c.ID, Name: name, Issuer: o.Issuer, ClientID: o.ClientID,
 			ClientSecret: o.ClientSecret, AuthMethod: o.AuthMethod, Scopes: o.Scopes,
-			UseUserinfo: o.UseUserinfo, Claims: o.Claims, MFAACRValues: o.MFAACRValues}, log)
+			UseUserinfo: o.UseUserinfo, Claims: o.Claims, MFAACRValues: o.MFAACRValues, Now: now}, log)
 	}
 	return nil, fmt.Errorf("type %q is not supported", c.Type)
 }
