@@ -100,7 +100,17 @@ func migrate(ctx context.Context, db *gorm.DB) error {
 	models = append(models, mfa.Models()...)
 	models = append(models, passkey.Models()...)
 	models = append(models, admin.Models()...)
-	return store.Migrate(ctx, db, models...)
+	if err := store.Migrate(ctx, db, models...); err != nil {
+		return err
+	}
+	// Sign-ins in progress lived in three tables before login.Transaction;
+	// they held only rows of minutes, so nothing is lost with them.
+	for _, table := range []string{"auth_requests", "flow_records", "pendings"} {
+		if err := db.WithContext(ctx).Migrator().DropTable(table); err != nil {
+			return fmt.Errorf("drop the old table %s: %w", table, err)
+		}
+	}
+	return nil
 }
 
 func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, error) {

@@ -1,10 +1,14 @@
 package main
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"testing"
 
+	"github.com/fedhub/fedhub/config"
+	"github.com/fedhub/fedhub/store"
 	"github.com/labstack/echo/v4"
 )
 
@@ -46,5 +50,34 @@ func TestIPExtractorTrustsOnlyConfiguredProxies(t *testing.T) {
 				t.Fatalf("client IP = %s, want %s", got, c.want)
 			}
 		})
+	}
+}
+
+// A database of a fedhub before login.Transaction loses the three tables of
+// sign-ins in progress, and nothing else.
+func TestMigrateDropsOldSignInTables(t *testing.T) {
+	ctx := context.Background()
+	db, err := store.Open(ctx, config.Storage{Driver: "sqlite", DSN: filepath.Join(t.TempDir(), "old.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close(db) })
+	for _, table := range []string{"auth_requests", "flow_records", "pendings"} {
+		if err := db.Exec("CREATE TABLE " + table + " (id TEXT)").Error; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 2 { // and a second migration finds nothing to drop
+		if err := migrate(ctx, db); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, table := range []string{"auth_requests", "flow_records", "pendings"} {
+		if db.Migrator().HasTable(table) {
+			t.Errorf("table %s is still there", table)
+		}
+	}
+	if !db.Migrator().HasTable("login_transactions") {
+		t.Error("no login_transactions table")
 	}
 }
