@@ -67,7 +67,9 @@ type Log struct {
 }
 
 // New returns an audit log over db, with the clock now.
-func New(db *gorm.DB, log *slog.Logger, now func() time.Time) *Log { return &Log{db: db, log: log, now: now} }
+func New(db *gorm.DB, log *slog.Logger, now func() time.Time) *Log {
+	return &Log{db: db, log: log, now: now}
+}
 
 // Record writes an event. A failure to write is logged and returned: callers on
 // a login path decide whether to go on.

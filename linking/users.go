@@ -239,4 +239,3 @@ func dedupe(in []string) []string {
 	}
 	return out
 }
-
