@@ -3,7 +3,6 @@ package e2e
 import (
 	"net/http"
 	"net/url"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -55,49 +54,8 @@ func sfEnrol(t testing.TB, s *Server, username, password string) (*sfKey, *Brows
 	t.Helper()
 	b := NewBrowser(t)
 	b.Authorize(s, AuthParams(), username, password) // an SSO session, for /account
-	_, account := b.Get(s.URL + "/account")
-	resp, _ := b.PostForm(s.URL+"/account/factors/totp", url.Values{"csrf": {sfMatch(t, mfaCSRF, account)}})
-	loc := resp.Header.Get("Location")
-	if !strings.HasPrefix(loc, "/login?req=") {
-		t.Fatalf("adding a factor answered %d %q, want the login page", resp.StatusCode, loc)
-	}
-	resp, _ = b.Submit(b.OpenLoginAt(s, loc), username, password)
-	page := sfFollow(t, s, b, resp, "/login/enrol?t=")
-	k := &sfKey{secret: sfMatch(t, mfaSecret, page), used: map[int64]bool{}}
-	tok, csrf := sfMatch(t, mfaToken, page), sfMatch(t, mfaCSRF, page)
-	resp, page = b.PostForm(s.URL+"/login/enrol", url.Values{"t": {tok}, "csrf": {csrf}, "code": {k.code(t)}})
-	if resp.StatusCode != http.StatusOK || !mfaCode.MatchString(page) {
-		t.Fatalf("confirming the key answered %d:\n%s", resp.StatusCode, page)
-	}
-	resp, _ = b.PostForm(s.URL+"/login/codes", url.Values{"t": {tok}, "csrf": {csrf}})
-	if loc := resp.Header.Get("Location"); loc != "/account?status=factor_added" {
-		t.Fatalf("after the recovery codes: %d %q", resp.StatusCode, loc)
-	}
-	return k, b
-}
-
-// sfMatch is mfaMatch for any testing.TB.
-func sfMatch(t testing.TB, re *regexp.Regexp, page string) string {
-	t.Helper()
-	m := re.FindStringSubmatch(page)
-	if m == nil {
-		t.Fatalf("no %v in:\n%s", re, page)
-	}
-	return m[1]
-}
-
-// sfFollow is mfaFollow for any testing.TB.
-func sfFollow(t testing.TB, s *Server, b *Browser, resp *http.Response, wantPath string) string {
-	t.Helper()
-	loc := resp.Header.Get("Location")
-	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, wantPath) {
-		t.Fatalf("answered %d Location %q, want a redirect to %s", resp.StatusCode, loc, wantPath)
-	}
-	resp, page := b.Get(s.URL + loc)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("%s answered %d:\n%s", loc, resp.StatusCode, page)
-	}
-	return page
+	secret, _, at, _ := mfaEnrol(t, s, b, username, password)
+	return &sfKey{secret: secret, used: map[int64]bool{at.Unix() / 30: true}}, b
 }
 
 // sfPasswordStep signs a user in to client rp with their password in a new
@@ -115,8 +73,8 @@ func sfLoginWithCode(t testing.TB, s *Server, username, password string, k *sfKe
 	t.Helper()
 	params := AuthParams()
 	b, resp := sfPasswordStep(t, s, params, username, password)
-	page := sfFollow(t, s, b, resp, "/login/factor?t=")
-	resp, _ = b.PostForm(s.URL+"/login/factor", url.Values{"t": {sfMatch(t, mfaToken, page)}, "csrf": {sfMatch(t, mfaCSRF, page)},
+	page := mfaFollow(t, s, b, resp, "/login/factor?t=")
+	resp, _ = b.PostForm(s.URL+"/login/factor", url.Values{"t": {mfaMatch(t, mfaToken, page)}, "csrf": {mfaMatch(t, mfaCSRF, page)},
 		"code": {k.code(t)}})
 	ts := ocWantTokens(t, ocRedeem(t, s, ocRP, ocWantCode(t, s, ocCallback(t, resp, redirectURI), params), redirectURI, ""))
 	if ts.Refresh == "" {
@@ -294,8 +252,8 @@ func TestAdminSecondFactorsAPI(t *testing.T) {
 			t.Errorf("ben's policy = %q, want required", f.Policy)
 		}
 		b, resp := sfPasswordStep(t, s, AuthParams(), "sf-ben", aaPassword)
-		page := sfFollow(t, s, b, resp, "/login/enrol?t=")
-		sfMatch(t, mfaSecret, page)
+		page := mfaFollow(t, s, b, resp, "/login/enrol?t=")
+		mfaMatch(t, mfaSecret, page)
 
 		// default again: his sign-in goes straight through.
 		aaWant(t, put(automation.Access, ben, `{"policy":"default"}`), http.StatusOK, &d, "policy default")
@@ -371,7 +329,7 @@ func TestAdminSecondFactorsUI(t *testing.T) {
 		t.Errorf("bob's policy shows %q, want required", got)
 	}
 	b, resp := sfPasswordStep(t, s, AuthParams(), "bob", bobPass)
-	sfFollow(t, s, b, resp, "/login/enrol?t=")
+	mfaFollow(t, s, b, resp, "/login/enrol?t=")
 
 	// A value the form does not offer is refused with a message, and changes nothing.
 	auOpenConfirm(t, ctx, s, bobID, "#action-mfa-policy")

@@ -19,7 +19,7 @@ var (
 	mfaCode   = regexp.MustCompile(`<li><code>([0-9a-z-]+)</code></li>`)
 )
 
-func mfaMatch(t *testing.T, re *regexp.Regexp, page string) string {
+func mfaMatch(t testing.TB, re *regexp.Regexp, page string) string {
 	t.Helper()
 	m := re.FindStringSubmatch(page)
 	if m == nil {
@@ -29,7 +29,7 @@ func mfaMatch(t *testing.T, re *regexp.Regexp, page string) string {
 }
 
 // mfaFollow gets a relative Location on the server and returns the page.
-func mfaFollow(t *testing.T, s *Server, b *Browser, resp *http.Response, wantPath string) string {
+func mfaFollow(t testing.TB, s *Server, b *Browser, resp *http.Response, wantPath string) string {
 	t.Helper()
 	loc := resp.Header.Get("Location")
 	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, wantPath) {
@@ -45,7 +45,7 @@ func mfaFollow(t *testing.T, s *Server, b *Browser, resp *http.Response, wantPat
 // mfaEnrol adds an authenticator app for a signed-in person through /account
 // (signing in again on the way) and returns its key, the code that confirmed
 // it and when, and the recovery codes.
-func mfaEnrol(t *testing.T, s *Server, b *Browser, username, password string) (secret, first string, at time.Time, codes []string) {
+func mfaEnrol(t testing.TB, s *Server, b *Browser, username, password string) (secret, first string, at time.Time, codes []string) {
 	t.Helper()
 	_, account := b.Get(s.URL + "/account")
 	resp, _ := b.PostForm(s.URL+"/account/factors/totp", url.Values{"csrf": {mfaMatch(t, mfaCSRF, account)}})
