@@ -23,8 +23,9 @@ import (
 // loads it (load, or the upstream's Upstream/Continue), does its work, and
 // calls one of the functions below, which decide what comes next:
 //
-//	choose ──password──▶ identified ──linked──▶ authenticated ──▶ finish
-//	   └──upstream round trip──┘     └─no link─▶ first login (review │ reauth ─▶ linked) ─▶ authenticated
+//	choose ──password / passkey──▶ identified ──linked──▶ authenticated ──▶ finish (the issuer)
+//	   └──upstream round trip──┘        └─no link─▶ first login ──┘   │
+//	                                   (review │ reauth ─▶ linked)     └─▶ second factor │ enrolment ─▶ finish
 //
 // No step calls another package back: firstlogin, the connectors and the
 // issuer are called, and return here.
