@@ -970,6 +970,9 @@ func flLDAPConnectors(dir *peers.LDAPServer) string {
     mappers:
       - {type: username_template, template: "` + c.prefix + `{{.Username}}"}
       - {type: group_to_role, group: engineering, role: developer}
+      - {type: group_to_group, group: engineering, to: engineering}
+      - {type: group_to_group, group: staff, to: staff}
+      - {type: group_to_group, group: auditors, to: auditors}
     ldap:
       urls: [` + dir.LDAPSURL + `]
       ca_file: ` + dir.CAFile + `
