@@ -67,7 +67,7 @@ func (s *Service) revokeSessions(ctx context.Context, a Actor, userID string) er
 // unlink removes a link; the last way to log in only with force.
 func (s *Service) unlink(ctx context.Context, a Actor, userID string, linkID uint, force bool) error {
 	connector := s.connectorOf(ctx, userID, linkID)
-	err := s.users.Unlink(ctx, userID, linkID, force)
+	err := s.users.Unlink(ctx, userID, linkID, s.broker.Usable, force)
 	if errors.Is(err, linking.ErrLastLogin) {
 		return errBadInput{"This is the user's last way to sign in. Confirm the override to remove it anyway."}
 	}
@@ -98,7 +98,7 @@ func (s *Service) link(ctx context.Context, a Actor, userID string, up linking.U
 // move moves a link to another user; a user's last way to log in only with force.
 func (s *Service) move(ctx context.Context, a Actor, fromUserID string, linkID uint, toUserID string, force bool) error {
 	connector := s.connectorOf(ctx, fromUserID, linkID)
-	err := s.users.MoveLink(ctx, linkID, toUserID, force)
+	err := s.users.MoveLink(ctx, linkID, toUserID, s.broker.Usable, force)
 	switch {
 	case errors.Is(err, linking.ErrLocalLink):
 		return errBadInput{"A local password belongs to its account and cannot move. Unlink it instead."}

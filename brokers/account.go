@@ -119,7 +119,8 @@ func (s *Service) renderAccount(c echo.Context, u *linking.User, status, problem
 	v := accountView{Username: u.Username, Name: u.Name, CSRF: s.accountCSRF(c), Status: status, Error: problem}
 	for _, l := range links {
 		al := accountLink{ID: l.ID, Connector: s.Name(l.Connector), Username: l.Username,
-			LinkedAt: l.CreatedAt.Format(time.DateOnly), Removable: len(links) > 1, Local: l.Connector == linking.LocalConnector}
+			LinkedAt: l.CreatedAt.Format(time.DateOnly), Removable: linking.Removable(links, l.ID, s.Usable),
+			Local: l.Connector == linking.LocalConnector}
 		if l.LastLoginAt != nil {
 			al.LastUsed = l.LastLoginAt.Format(time.DateTime)
 		}
@@ -144,6 +145,14 @@ func (s *Service) accountForm(c echo.Context) bool {
 	return r.ParseForm() == nil && web.Equal(r.PostForm.Get("csrf"), s.accountCSRF(c))
 }
 
+// Usable says whether a connector is a way to log in now: enabled and not
+// link-only (the local password's connector included). Unlinking never
+// takes a user's last usable one, here or in the admin pages.
+func (s *Service) Usable(id string) bool {
+	_, ok := s.usable(id)
+	return ok
+}
+
 func (s *Service) unlink(c echo.Context) error {
 	u, err := s.signedIn(c, "/account")
 	if err != nil {
@@ -156,7 +165,7 @@ func (s *Service) unlink(c echo.Context) error {
 	if err != nil {
 		return s.renderAccount(c, u, "", "That account is not linked to you.")
 	}
-	switch err := s.users.Unlink(c.Request().Context(), u.ID, uint(id), false); {
+	switch err := s.users.Unlink(c.Request().Context(), u.ID, uint(id), s.Usable, false); {
 	case errors.Is(err, linking.ErrLastLogin):
 		return s.renderAccount(c, u, "", "This is your last way to sign in, so it cannot be unlinked.")
 	case errors.Is(err, linking.ErrNotLinked):

@@ -130,18 +130,30 @@ func TestAccountLinking(t *testing.T) {
 			t.Fatalf("unlink without CSRF answered %d", resp.StatusCode)
 		}
 	})
-	t.Run("unlink, but never the last way in", func(t *testing.T) {
+	// Partner SSO is link-only: it is no way to sign in, so alice's password
+	// is her last usable way in, although she has two links.
+	t.Run("unlink, but never the last usable way in", func(t *testing.T) {
+		var local, partner string
+		flRow(t, s, "SELECT id FROM links WHERE connector = 'local' AND user_id = (SELECT id FROM users WHERE username = 'alice')", nil, &local)
+		flRow(t, s, "SELECT id FROM links WHERE connector = 'zitadel' AND user_id = (SELECT id FROM users WHERE username = 'alice')", nil, &partner)
 		_, page := b.Get(s.URL + "/account")
 		ids := regexp.MustCompile(`name="link_id" value="(\d+)"`).FindAllStringSubmatch(page, -1)
 		csrf := accountCSRF.FindStringSubmatch(page)[1]
-		if len(ids) != 2 {
-			t.Fatalf("want two removable links, page:\n%s", page)
+		if len(ids) != 1 || ids[0][1] != partner {
+			t.Fatalf("want only the Partner SSO link (%s) removable, not the password (%s); page:\n%s", partner, local, page)
 		}
-		resp, _ := b.PostForm(s.URL+"/account/unlink", url.Values{"csrf": {csrf}, "link_id": {ids[1][1]}})
+		resp, page := b.PostForm(s.URL+"/account/unlink", url.Values{"csrf": {csrf}, "link_id": {local}})
+		if resp.StatusCode != http.StatusOK || !strings.Contains(page, "last way to sign in") {
+			t.Fatalf("unlinking the password beside a link-only identity answered %d %q:\n%s", resp.StatusCode, resp.Header.Get("Location"), page)
+		}
+		if n := flCount(t, s, "SELECT COUNT(*) FROM links WHERE id = ?", local); n != 1 {
+			t.Fatal("the password link is gone")
+		}
+		resp, _ = b.PostForm(s.URL+"/account/unlink", url.Values{"csrf": {csrf}, "link_id": {partner}})
 		if resp.Header.Get("Location") != "/account?status=unlinked" {
 			t.Fatalf("unlink answered %d %q", resp.StatusCode, resp.Header.Get("Location"))
 		}
-		resp, page = b.PostForm(s.URL+"/account/unlink", url.Values{"csrf": {csrf}, "link_id": {ids[0][1]}})
+		resp, page = b.PostForm(s.URL+"/account/unlink", url.Values{"csrf": {csrf}, "link_id": {local}})
 		if !strings.Contains(page, "last way to sign in") {
 			t.Fatalf("unlinking the last link answered %d:\n%s", resp.StatusCode, page)
 		}

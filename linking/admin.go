@@ -75,9 +75,9 @@ func (s *Service) AdminLink(ctx context.Context, userID string, up Upstream) err
 	return s.link(ctx, userID, u.LinkVersion, up, false)
 }
 
-// MoveLink moves a link to another user. Taking a user's last way to log in
-// needs force.
-func (s *Service) MoveLink(ctx context.Context, linkID uint, toUserID string, force bool) error {
+// MoveLink moves a link to another user. Taking a user's last way to log in,
+// or their last usable one (see Removable), needs force.
+func (s *Service) MoveLink(ctx context.Context, linkID uint, toUserID string, usable Usable, force bool) error {
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var link Link
 		if err := tx.Take(&link, "id = ?", linkID).Error; err != nil {
@@ -99,11 +99,11 @@ func (s *Service) MoveLink(ctx context.Context, linkID uint, toUserID string, fo
 			}
 			return err
 		}
-		var n int64
-		if err := tx.Model(&Link{}).Where("user_id = ?", link.UserID).Count(&n).Error; err != nil {
+		var links []Link
+		if err := tx.Where("user_id = ?", link.UserID).Find(&links).Error; err != nil {
 			return err
 		}
-		if n == 1 && !force {
+		if !force && !Removable(links, linkID, usable) {
 			return ErrLastLogin
 		}
 		if err := tx.Model(&Link{}).Where("id = ?", linkID).Update("user_id", toUserID).Error; err != nil {

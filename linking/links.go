@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"gorm.io/gorm"
@@ -130,22 +131,47 @@ func (s *Service) link(ctx context.Context, userID string, version int, up Upstr
 	return nil
 }
 
-// Unlink removes a link, but never a user's last way to log in (a local
-// password counts as one) unless force says an administrator overrides that.
-func (s *Service) Unlink(ctx context.Context, userID string, linkID uint, force bool) error {
+// Usable says whether a connector is a way to log in now: it is enabled and
+// not link-only. Linking does not know connectors: brokers does, and the
+// callers pass it in. The local password's connector is LocalConnector.
+type Usable func(connector string) bool
+
+// Removable says whether a user whose links are links may lose the link
+// linkID and still log in: it is never their last link, nor their last
+// usable one (a link-only or disabled connector is not a way in, however
+// many of them remain). A nil usable counts every connector as usable.
+func Removable(links []Link, linkID uint, usable Usable) bool {
+	if usable == nil {
+		usable = func(string) bool { return true }
+	}
+	var removed *Link
+	others, usableOthers := 0, 0
+	for i, l := range links {
+		if l.ID == linkID {
+			removed = &links[i]
+			continue
+		}
+		others++
+		if usable(l.Connector) {
+			usableOthers++
+		}
+	}
+	return removed != nil && others > 0 && (usableOthers > 0 || !usable(removed.Connector))
+}
+
+// Unlink removes a link, but never a user's last way to log in, nor their
+// last usable one (see Removable; a local password counts as one) unless
+// force says an administrator overrides that.
+func (s *Service) Unlink(ctx context.Context, userID string, linkID uint, usable Usable, force bool) error {
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var links []Link
 		if err := tx.Where("user_id = ?", userID).Find(&links).Error; err != nil {
 			return err
 		}
-		found := false
-		for _, l := range links {
-			found = found || l.ID == linkID
-		}
-		if !found {
+		if !slices.ContainsFunc(links, func(l Link) bool { return l.ID == linkID }) {
 			return ErrNotLinked
 		}
-		if len(links) == 1 && !force {
+		if !force && !Removable(links, linkID, usable) {
 			return ErrLastLogin
 		}
 		if err := tx.Delete(&Link{}, "id = ? AND user_id = ?", linkID, userID).Error; err != nil {
