@@ -17,6 +17,9 @@ type Connector struct {
 	// Groups is what becomes of the upstream groups no group_to_group mapper
 	// maps: drop (default) or passthrough, kept as "<id>:<group>".
 	Groups string `yaml:"groups"`
+	// MultipleIdentities lets one user link several identities of this
+	// connector; by default a user has at most one.
+	MultipleIdentities bool `yaml:"multiple_identities"`
 
 	// TrustEmail says the upstream verifies the emails it vouches for, so
 	// that email_verified from it may count (for link_automatically).

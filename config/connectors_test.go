@@ -30,6 +30,7 @@ connectors:
     type: saml
     hidden: true
     groups: passthrough
+    multiple_identities: true
     saml:
       idp_metadata_url: https://idp.partner.example/metadata
       attributes: {email: mail}
@@ -54,7 +55,7 @@ connectors:
 		t.Errorf("ldap connector = %+v", ad)
 	}
 	if partner.SAML == nil || !partner.Hidden || partner.SAML.Attributes["email"] != "mail" || !partner.IsEnabled() ||
-		partner.Groups != config.GroupsPassthrough || ad.Groups != "" ||
+		partner.Groups != config.GroupsPassthrough || !partner.MultipleIdentities || ad.Groups != "" || ad.MultipleIdentities ||
 		!slices.Equal(partner.SAML.MFAContextClasses, []string{"urn:oasis:names:tc:SAML:2.0:ac:classes:MobileTwoFactorContract",
 			"http://schemas.openid.net/pape/policies/2007/06/multi-factor"}) {
 		t.Errorf("saml connector = %+v", partner)

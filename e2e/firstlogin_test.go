@@ -68,7 +68,8 @@ var flChainConnectors = []struct{ id, extra string }{
 	{"corp-review-locked", "    first_login: {on_new: review_then_create, match_existing_by: email}\n"},
 	{"corp-deny", "    first_login: {on_new: deny}\n"},
 	{"corp-confirm", "    first_login: {match_existing_by: email}\n"},
-	{"corp-auto", "    trust_email: true\n    first_login: {match_existing_by: email, on_match: link_automatically}\n"},
+	// corp-auto lets a user link several of its identities: alice's link page offers it to mallory.
+	{"corp-auto", "    trust_email: true\n    multiple_identities: true\n    first_login: {match_existing_by: email, on_match: link_automatically}\n"},
 	{"corp-untrusted", "    first_login: {match_existing_by: email, on_match: confirm_and_reauthenticate}\n"},
 }
 
@@ -730,6 +731,23 @@ func TestFirstLoginOIDC(t *testing.T) {
 			if claims := flAfterPost(br, b, c.r.Params, resp, page).flClaims(t, b); claims["sub"] != flUserID(t, b, c.user) {
 				t.Fatalf("the RP of %s's login got sub %v", c.user, claims["sub"])
 			}
+		}
+	})
+
+	// alice has her one identity of corp-confirm (above): another person
+	// there who says she is alice@example.com is no candidate for a link.
+	t.Run("one identity per connector: an account with one is no candidate", func(t *testing.T) {
+		alice := flUserID(t, b, "alice")
+		if e.flLinkedTo(t, "corp-confirm", "alice") != alice {
+			t.Fatal("alice has no corp-confirm identity: the case does not hold")
+		}
+		br, _ := flNewBrowser(t)
+		claims := e.flLogin(t, br, "corp-confirm", "mallory").flClaims(t, b) // on_new: create
+		if claims["sub"] == alice || claims["preferred_username"] != "mallory" || e.flLinkedTo(t, "corp-confirm", "mallory") != claims["sub"] {
+			t.Fatalf("claims = %v, want a new user (alice is %s)", claims, alice)
+		}
+		if n := flCount(t, b, "SELECT COUNT(*) FROM links WHERE user_id = ? AND connector = 'corp-confirm'", alice); n != 1 {
+			t.Fatalf("alice has %d corp-confirm identities", n)
 		}
 	})
 

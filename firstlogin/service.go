@@ -68,7 +68,7 @@ func (s *Service) Begin(ctx context.Context, p Policy, up Upstream, ip string) (
 	case d.Reauth:
 		return Outcome{Step: login.StepReauth, CandidateID: d.Candidate.ID, LinkVersion: d.Candidate.LinkVersion}, nil
 	}
-	if err := s.users.Link(ctx, d.Candidate.ID, d.Candidate.LinkVersion, s.linkOf(up)); err != nil {
+	if err := s.users.Link(ctx, d.Candidate.ID, d.Candidate.LinkVersion, s.linkOf(p, up)); err != nil {
 		return Outcome{}, err
 	}
 	s.linked(ctx, ip, d.Candidate.ID, up, "automatically (trusted, verified email)")
@@ -103,7 +103,7 @@ func (s *Service) create(ctx context.Context, p Policy, up Upstream, review *Rev
 			nu.Email, nu.EmailVerified = review.Email, false
 		}
 	}
-	return s.users.CreateLinkedUser(ctx, s.linkOf(up), nu)
+	return s.users.CreateLinkedUser(ctx, s.linkOf(p, up), nu)
 }
 
 // created audits a user made by a first login (after its transaction: SQLite
@@ -115,12 +115,13 @@ func (s *Service) created(ctx context.Context, u *linking.User, up Upstream) {
 
 // linkOf is what a link records: the upstream's own name for the person, so
 // that signing in through that connector again (re-authentication) uses it.
-func (s *Service) linkOf(up Upstream) linking.Upstream {
+func (s *Service) linkOf(p Policy, up Upstream) linking.Upstream {
 	name := up.LoginName
 	if name == "" {
 		name = up.Username
 	}
-	return linking.Upstream{Connector: up.Connector, Subject: up.Subject, Username: name, Email: up.Email}
+	return linking.Upstream{Connector: up.Connector, Subject: up.Subject, Username: name, Email: up.Email,
+		Several: p.MultipleIdentities}
 }
 
 func (s *Service) record(ctx context.Context, ip string, up Upstream, d Decision) {
@@ -154,6 +155,8 @@ func FailureMessage(err error) (string, bool) {
 		return "That username is already taken. Choose another one.", true
 	case errors.Is(err, linking.ErrAlreadyLinked):
 		return "This account is already linked to another fedhub user. Contact your administrator.", true
+	case errors.Is(err, linking.ErrConnectorLinked):
+		return "Your fedhub account already has another account of this sign-in service linked, and it can have only one. Contact your administrator.", true
 	case errors.Is(err, linking.ErrLinksChanged):
 		return "The accounts linked to this fedhub user changed while you were signing in, so nothing was linked. Sign in again.", true
 	}

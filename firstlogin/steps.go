@@ -136,5 +136,5 @@ func (s *Service) LinkProven(ctx context.Context, candidateID string, linkVersio
 	if err != nil {
 		return err
 	}
-	return s.users.Link(ctx, candidateID, linkVersion, s.linkOf(up))
+	return s.users.Link(ctx, candidateID, linkVersion, s.linkOf(up.Policy, up))
 }

@@ -18,6 +18,35 @@ type Upstream struct {
 	Subject   string // the upstream's stable subject, never an email
 	Username  string
 	Email     string
+	// Several says its connector lets one user link several of its
+	// identities (multiple_identities); by default a user has at most one.
+	Several bool
+}
+
+// ErrConnectorLinked says a user already has another identity of the
+// connector, which allows one per user: a second one would make another
+// person's logins there come out as this user.
+var ErrConnectorLinked = errors.New("the user already has an identity of this connector")
+
+// Several says whether a connector lets one user link several of its
+// identities. Linking does not know connectors: the callers pass it in.
+type Several func(connector string) bool
+
+// secondOf refuses a link of (connector, subject) to a user who already has
+// another identity of that connector, unless several are allowed.
+func secondOf(tx *gorm.DB, userID, connector, subject string, several bool) error {
+	if several {
+		return nil
+	}
+	var n int64
+	if err := tx.Model(&Link{}).Where("user_id = ? AND connector = ? AND subject <> ?", userID, connector, subject).
+		Count(&n).Error; err != nil {
+		return err
+	}
+	if n > 0 {
+		return ErrConnectorLinked
+	}
+	return nil
 }
 
 // LinkedUser returns the user an upstream identity is linked to and records the
@@ -95,8 +124,10 @@ func (s *Service) UsersByEmail(ctx context.Context, email string) ([]User, error
 
 // Link attaches an upstream identity to a user whose links are still at
 // version (what the caller saw when it asked for proof of control). It fails
-// with ErrAlreadyLinked when the identity belongs to someone, and with
-// ErrLinksChanged when the user's links changed in between.
+// with ErrAlreadyLinked when the identity belongs to someone, with
+// ErrConnectorLinked when the user has another identity of its connector
+// (unless up.Several), and with ErrLinksChanged when the user's links changed
+// in between.
 func (s *Service) Link(ctx context.Context, userID string, version int, up Upstream) error {
 	return s.link(ctx, userID, version, up, true)
 }
@@ -111,6 +142,10 @@ func (s *Service) link(ctx context.Context, userID string, version int, up Upstr
 		}
 		if res.RowsAffected != 1 {
 			return ErrLinksChanged
+		}
+		// After the version's update, which serialises the user's links.
+		if err := secondOf(tx, userID, up.Connector, up.Subject, up.Several); err != nil {
+			return err
 		}
 		link := Link{UserID: userID, Connector: up.Connector, Subject: up.Subject, Username: up.Username, Email: up.Email}
 		if loggedIn {

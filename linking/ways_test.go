@@ -3,6 +3,7 @@ package linking_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 
 	"gorm.io/gorm"
@@ -72,10 +73,10 @@ func TestUnlinkUsable(t *testing.T) {
 			t.Fatal(err)
 		}
 		corp := links(t, s, u.ID)[2].ID
-		if err := s.MoveLink(ctx, corp, other.ID, vaultOnly, false); err != nil {
+		if err := s.MoveLink(ctx, corp, other.ID, vaultOnly, nil, false); err != nil {
 			t.Fatalf("MoveLink of one of two usable ways: %v", err)
 		}
-		if err := s.MoveLink(ctx, corp, u.ID, vaultOnly, false); !errors.Is(err, linking.ErrLastLogin) {
+		if err := s.MoveLink(ctx, corp, u.ID, vaultOnly, nil, false); !errors.Is(err, linking.ErrLastLogin) {
 			t.Fatalf("MoveLink of quinn's only link: %v, want ErrLastLogin", err)
 		}
 		if len(links(t, s, u.ID)) != 2 {
@@ -92,6 +93,73 @@ func TestUnlinkUsable(t *testing.T) {
 		}
 		if n := len(links(t, s, u.ID)); n != 0 {
 			t.Fatalf("%d links left", n)
+		}
+	})
+}
+
+// TestOneIdentityPerConnector: a user has at most one identity of a connector
+// (finding 11 of issue 15) — through Link, AdminLink, MoveLink and Merge —
+// unless the connector allows several.
+func TestOneIdentityPerConnector(t *testing.T) {
+	ctx := context.Background()
+	severalOf := func(connectors ...string) linking.Several { // these allow several identities per user
+		return func(c string) bool { return slices.Contains(connectors, c) }
+	}
+	forEachDB(t, func(t *testing.T, db *gorm.DB, s *linking.Service) {
+		pat := mustCreate(t, s, linking.NewUser{Username: "pat", Password: "pat-Passw0rd!"})
+		quinn := mustCreate(t, s, linking.NewUser{Username: "quinn", Password: "quinn-Passw0rd!"})
+		link := func(userID string, up linking.Upstream) error {
+			u, err := s.UserByID(ctx, userID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s.Link(ctx, userID, u.LinkVersion, up)
+		}
+		if err := link(pat.ID, linking.Upstream{Connector: "corp", Subject: "pat"}); err != nil {
+			t.Fatal(err)
+		}
+		// Another identity of corp: refused, by the person and the administrator alike.
+		if err := link(pat.ID, linking.Upstream{Connector: "corp", Subject: "quinn"}); !errors.Is(err, linking.ErrConnectorLinked) {
+			t.Fatalf("Link of a second corp identity: %v, want ErrConnectorLinked", err)
+		}
+		if err := s.AdminLink(ctx, pat.ID, linking.Upstream{Connector: "corp", Subject: "quinn"}); !errors.Is(err, linking.ErrConnectorLinked) {
+			t.Fatalf("AdminLink of a second corp identity: %v, want ErrConnectorLinked", err)
+		}
+		// The same identity again is the old answer; another connector is fine.
+		if err := link(pat.ID, linking.Upstream{Connector: "corp", Subject: "pat"}); !errors.Is(err, linking.ErrAlreadyLinked) {
+			t.Fatalf("Link of the same identity: %v, want ErrAlreadyLinked", err)
+		}
+		if err := link(pat.ID, linking.Upstream{Connector: "partner", Subject: "pat"}); err != nil {
+			t.Fatalf("Link of another connector: %v", err)
+		}
+		// A connector that allows several.
+		for _, sub := range []string{"p1", "p2"} {
+			if err := link(pat.ID, linking.Upstream{Connector: "shared", Subject: sub, Several: true}); err != nil {
+				t.Fatalf("Link of shared/%s, which allows several: %v", sub, err)
+			}
+		}
+		if err := link(quinn.ID, linking.Upstream{Connector: "corp", Subject: "quinn"}); err != nil {
+			t.Fatal(err)
+		}
+		quinnCorp := links(t, s, quinn.ID)[1]
+		if err := s.MoveLink(ctx, quinnCorp.ID, pat.ID, nil, severalOf("shared"), true); !errors.Is(err, linking.ErrConnectorLinked) {
+			t.Fatalf("MoveLink of quinn's corp to pat (force): %v, want ErrConnectorLinked", err)
+		}
+		if err := s.Merge(ctx, pat.ID, quinn.ID, severalOf("shared")); !errors.Is(err, linking.ErrConnectorLinked) {
+			t.Fatalf("Merge of two corp identities: %v, want ErrConnectorLinked", err)
+		}
+		if n := len(links(t, s, pat.ID)); n != 5 {
+			t.Fatalf("pat has %d links after the refusals, want 5", n)
+		}
+		if n := len(links(t, s, quinn.ID)); n != 2 {
+			t.Fatalf("quinn has %d links after the refusals, want 2", n)
+		}
+		// Where corp allows several, both go.
+		if err := s.Merge(ctx, pat.ID, quinn.ID, severalOf("shared", "corp")); err != nil {
+			t.Fatalf("Merge where corp allows several: %v", err)
+		}
+		if n := len(links(t, s, pat.ID)); n != 6 {
+			t.Fatalf("pat has %d links after the merge, want 6", n)
 		}
 	})
 }

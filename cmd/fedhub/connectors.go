@@ -97,7 +97,8 @@ func buildMappers(list []config.Mapper) (brokers.Mappers, error) {
 // policy is a connector's first-login configuration, with its defaults.
 func policy(c config.Connector) firstlogin.Policy {
 	p := firstlogin.Policy{OnNew: c.FirstLogin.OnNew, MatchBy: c.FirstLogin.MatchExistingBy,
-		OnMatch: c.FirstLogin.OnMatch, TrustEmail: c.TrustEmail, Required: c.FirstLogin.RequiredFields}
+		OnMatch: c.FirstLogin.OnMatch, TrustEmail: c.TrustEmail, Required: c.FirstLogin.RequiredFields,
+		MultipleIdentities: c.MultipleIdentities}
 	if p.OnNew == "" {
 		p.OnNew = "create"
 	}
