@@ -33,6 +33,10 @@ type Upstream struct {
 	Roles         []string
 	Groups        []string
 	Policy        Policy // of its connector, kept with a pending first login
+	// Separate says the person declined a proposed link and makes an
+	// account of their own: its email is not marked verified, so that it
+	// never becomes a second candidate beside the account they declined.
+	Separate bool
 }
 
 // Action is what a first login does.
@@ -55,7 +59,13 @@ type Decision struct {
 	Reason    string        // DENY: what to tell the person
 }
 
-// Decide chooses the action for an identity that has no link.
+// SeparateAllowed says whether a person whose identity matched an account may
+// create a separate account instead: whenever the policy creates accounts.
+func SeparateAllowed(p Policy) bool { return p.OnNew != "deny" }
+
+// Decide chooses the action for an identity that has no link. Only verified
+// local emails are matched: an email someone only typed never captures
+// another person's first login.
 func Decide(ctx context.Context, users *linking.Service, p Policy, up Upstream) (Decision, error) {
 	candidate, ambiguous, err := match(ctx, users, p.MatchBy, up)
 	if err != nil {
@@ -106,7 +116,7 @@ func autoLinkAllowed(p Policy, up Upstream, u *linking.User) bool {
 func match(ctx context.Context, users *linking.Service, by string, up Upstream) (*linking.User, bool, error) {
 	switch by {
 	case "email":
-		found, err := users.UsersByEmail(ctx, up.Email)
+		found, err := users.UsersByVerifiedEmail(ctx, up.Email) // never an email someone only typed
 		if err != nil || len(found) == 0 {
 			return nil, false, err
 		}

@@ -60,6 +60,9 @@ func (s *Service) Begin(ctx context.Context, p Policy, up Upstream, ip string) (
 		return Outcome{Step: login.StepReview}, nil
 	case d.Action == Enroll:
 		u, err := s.create(ctx, p, up, nil)
+		if errors.Is(err, linking.ErrUsernameTaken) { // another's username: the person chooses one
+			return Outcome{Step: login.StepReview}, nil
+		}
 		if err != nil {
 			return Outcome{}, err
 		}
@@ -87,6 +90,9 @@ func (s *Service) Enroll(ctx context.Context, p Policy, up Upstream, ip string) 
 		return nil, ErrNeedsBrowser
 	}
 	u, err := s.create(ctx, p, up, nil)
+	if errors.Is(err, linking.ErrUsernameTaken) { // choosing another needs the review page
+		return nil, ErrNeedsBrowser
+	}
 	if err == nil {
 		s.created(ctx, u, up)
 	}
@@ -95,7 +101,7 @@ func (s *Service) Enroll(ctx context.Context, p Policy, up Upstream, ip string) 
 
 // create makes the user and its link in one transaction (linking does both).
 func (s *Service) create(ctx context.Context, p Policy, up Upstream, review *Review) (*linking.User, error) {
-	nu := linking.NewUser{Username: up.Username, Email: up.Email, EmailVerified: up.EmailVerified && p.TrustEmail,
+	nu := linking.NewUser{Username: up.Username, Email: up.Email, EmailVerified: up.EmailVerified && p.TrustEmail && !up.Separate,
 		Name: up.Name, Roles: up.Roles, Groups: up.Groups, Source: up.Connector}
 	if review != nil {
 		nu.Username, nu.Name = review.Username, review.Name

@@ -109,14 +109,16 @@ func (s *Service) Links(ctx context.Context, userID string) ([]Link, error) {
 	return links, nil
 }
 
-// UsersByEmail returns the users with this email, case-insensitively.
-func (s *Service) UsersByEmail(ctx context.Context, email string) ([]User, error) {
+// UsersByVerifiedEmail returns the users with this email, case-insensitively,
+// whose email is verified. An unverified email is only what someone typed: it
+// never makes its account a candidate for another person's identity.
+func (s *Service) UsersByVerifiedEmail(ctx context.Context, email string) ([]User, error) {
 	email = strings.ToLower(strings.TrimSpace(email))
 	if email == "" {
 		return nil, nil
 	}
 	var users []User
-	if err := s.db.WithContext(ctx).Where("LOWER(email) = ?", email).Limit(10).Find(&users).Error; err != nil {
+	if err := s.db.WithContext(ctx).Where("LOWER(email) = ? AND email_verified = ?", email, true).Limit(10).Find(&users).Error; err != nil {
 		return nil, fmt.Errorf("find users by email: %w", err)
 	}
 	return users, nil
