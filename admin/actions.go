@@ -67,7 +67,7 @@ func (s *Service) revokeSessions(ctx context.Context, a Actor, userID string) er
 // unlink removes a link; the last way to log in only with force.
 func (s *Service) unlink(ctx context.Context, a Actor, userID string, linkID uint, force bool) error {
 	connector := s.connectorOf(ctx, userID, linkID)
-	err := s.users.Unlink(ctx, userID, linkID, force)
+	err := s.users.Unlink(ctx, userID, linkID, s.broker.Usable, force)
 	if errors.Is(err, linking.ErrLastLogin) {
 		return errBadInput{"This is the user's last way to sign in. Confirm the override to remove it anyway."}
 	}
@@ -85,9 +85,13 @@ func (s *Service) link(ctx context.Context, a Actor, userID string, up linking.U
 	if !s.connectorExists(up.Connector) || up.Connector == linking.LocalConnector {
 		return errBadInput{"There is no upstream connector " + up.Connector + "."}
 	}
+	up.Several = s.broker.AllowsSeveral(up.Connector)
 	err := s.users.AdminLink(ctx, userID, up)
-	if errors.Is(err, linking.ErrAlreadyLinked) {
+	switch {
+	case errors.Is(err, linking.ErrAlreadyLinked):
 		return errBadInput{"That upstream identity is already linked to a user: move that link instead."}
+	case errors.Is(err, linking.ErrConnectorLinked):
+		return errBadInput{oneIdentity(up.Connector)}
 	}
 	if err != nil {
 		return err
@@ -95,11 +99,19 @@ func (s *Service) link(ctx context.Context, a Actor, userID string, up linking.U
 	return s.record(ctx, a, audit.Linked, userID, up.Connector, "linked "+up.Subject+" by an administrator")
 }
 
+// oneIdentity refuses a second identity of a connector for one user.
+func oneIdentity(connector string) string {
+	return "This user already has an identity of " + connector + ", which allows one per user (multiple_identities). " +
+		"Unlink or move that one first."
+}
+
 // move moves a link to another user; a user's last way to log in only with force.
 func (s *Service) move(ctx context.Context, a Actor, fromUserID string, linkID uint, toUserID string, force bool) error {
 	connector := s.connectorOf(ctx, fromUserID, linkID)
-	err := s.users.MoveLink(ctx, linkID, toUserID, force)
+	err := s.users.MoveLink(ctx, linkID, toUserID, s.broker.Usable, s.broker.AllowsSeveral, force)
 	switch {
+	case errors.Is(err, linking.ErrConnectorLinked):
+		return errBadInput{"The other user already has an identity of " + connector + ", which allows one per user (multiple_identities). Unlink that one first."}
 	case errors.Is(err, linking.ErrLocalLink):
 		return errBadInput{"A local password belongs to its account and cannot move. Unlink it instead."}
 	case errors.Is(err, linking.ErrLastLogin):
@@ -120,13 +132,44 @@ func (s *Service) merge(ctx context.Context, a Actor, intoUserID, fromUserID str
 	if _, err := s.users.UserByID(ctx, fromUserID); err != nil {
 		return errBadInput{"There is no user " + fromUserID + "."}
 	}
+	if connector, err := s.sharedConnector(ctx, intoUserID, fromUserID); err != nil || connector != "" {
+		if err != nil {
+			return err
+		}
+		return errBadInput{"Both users have an identity of " + connector + ", which allows one per user (multiple_identities). Unlink one of them first."}
+	}
 	if err := s.issuer.EndSessions(ctx, fromUserID); err != nil { // its tokens describe a user that goes away
 		return err
 	}
-	if err := s.users.Merge(ctx, intoUserID, fromUserID); err != nil {
+	if err := s.users.Merge(ctx, intoUserID, fromUserID, s.broker.AllowsSeveral); err != nil {
+		if errors.Is(err, linking.ErrConnectorLinked) { // linked meanwhile
+			return errBadInput{"Both users have an identity of a connector that allows one per user (multiple_identities). Unlink one of them first."}
+		}
 		return err
 	}
 	return s.record(ctx, a, audit.UsersMerged, intoUserID, "", "merged user "+fromUserID+" into this one")
+}
+
+// sharedConnector is a connector, other than the local password, of which
+// both users have an identity and which allows one per user: merging them
+// would give one user two. "" when there is none.
+func (s *Service) sharedConnector(ctx context.Context, intoUserID, fromUserID string) (string, error) {
+	into, err := s.users.Links(ctx, intoUserID)
+	if err != nil {
+		return "", err
+	}
+	from, err := s.users.Links(ctx, fromUserID)
+	if err != nil {
+		return "", err
+	}
+	for _, f := range from {
+		for _, i := range into {
+			if f.Connector == i.Connector && f.Connector != linking.LocalConnector && !s.broker.AllowsSeveral(f.Connector) {
+				return f.Connector, nil
+			}
+		}
+	}
+	return "", nil
 }
 
 // rotateSecret gives a client a new secret and returns it (shown once).

@@ -159,7 +159,11 @@ func (s *Service) confirmData(c echo.Context, q url.Values) (*confirmData, error
 		if cd.Link == nil {
 			return nil, errBadInput{"That link is not this user's."}
 		}
-		cd.LastLogin = len(d.Links) == 1
+		links, err := s.users.Links(c.Request().Context(), d.User.ID)
+		if err != nil {
+			return nil, err
+		}
+		cd.LastLogin = !linking.Removable(links, cd.Link.ID, s.broker.Usable)
 	}
 	if (action == "unlink" || action == "move") && cd.Link == nil {
 		return nil, errBadInput{"Choose a link."}

@@ -119,7 +119,8 @@ func (s *Service) renderAccount(c echo.Context, u *linking.User, status, problem
 	v := accountView{Username: u.Username, Name: u.Name, CSRF: s.accountCSRF(c), Status: status, Error: problem}
 	for _, l := range links {
 		al := accountLink{ID: l.ID, Connector: s.Name(l.Connector), Username: l.Username,
-			LinkedAt: l.CreatedAt.Format(time.DateOnly), Removable: len(links) > 1, Local: l.Connector == linking.LocalConnector}
+			LinkedAt: l.CreatedAt.Format(time.DateOnly), Removable: linking.Removable(links, l.ID, s.Usable),
+			Local: l.Connector == linking.LocalConnector}
 		if l.LastLoginAt != nil {
 			al.LastUsed = l.LastLoginAt.Format(time.DateTime)
 		}
@@ -130,7 +131,7 @@ func (s *Service) renderAccount(c echo.Context, u *linking.User, status, problem
 	}
 	v.HasPassword = slices.ContainsFunc(links, func(l linking.Link) bool { return l.Connector == linking.LocalConnector })
 	for _, conn := range s.connectors {
-		if conn.Enabled && conn.ID != linking.LocalConnector && s.Kind(conn.ID) != "" {
+		if conn.Enabled && conn.ID != linking.LocalConnector && s.Kind(conn.ID) != "" && s.linkable(links, conn.ID) {
 			v.Connectors = append(v.Connectors, conn)
 		}
 	}
@@ -142,6 +143,32 @@ func (s *Service) accountForm(c echo.Context) bool {
 	r := c.Request()
 	r.Body = http.MaxBytesReader(c.Response(), r.Body, web.MaxBody)
 	return r.ParseForm() == nil && web.Equal(r.PostForm.Get("csrf"), s.accountCSRF(c))
+}
+
+// AllowsSeveral says whether a connector lets one user link several of its
+// identities (multiple_identities); by default a user has at most one, in
+// /account and the admin pages alike.
+func (s *Service) AllowsSeveral(id string) bool {
+	for _, c := range s.connectors {
+		if c.ID == id {
+			return c.Policy.MultipleIdentities
+		}
+	}
+	return false
+}
+
+// linkable says whether a user whose links are links may link another
+// identity of the connector: not when they have one and it allows one.
+func (s *Service) linkable(links []linking.Link, connector string) bool {
+	return s.AllowsSeveral(connector) || !slices.ContainsFunc(links, func(l linking.Link) bool { return l.Connector == connector })
+}
+
+// Usable says whether a connector is a way to log in now: enabled and not
+// link-only (the local password's connector included). Unlinking never
+// takes a user's last usable one, here or in the admin pages.
+func (s *Service) Usable(id string) bool {
+	_, ok := s.usable(id)
+	return ok
 }
 
 func (s *Service) unlink(c echo.Context) error {
@@ -156,7 +183,7 @@ func (s *Service) unlink(c echo.Context) error {
 	if err != nil {
 		return s.renderAccount(c, u, "", "That account is not linked to you.")
 	}
-	switch err := s.users.Unlink(c.Request().Context(), u.ID, uint(id), false); {
+	switch err := s.users.Unlink(c.Request().Context(), u.ID, uint(id), s.Usable, false); {
 	case errors.Is(err, linking.ErrLastLogin):
 		return s.renderAccount(c, u, "", "This is your last way to sign in, so it cannot be unlinked.")
 	case errors.Is(err, linking.ErrNotLinked):
@@ -224,7 +251,29 @@ func (s *Service) linkStart(c echo.Context) error {
 	if err != nil {
 		return shown(err)
 	}
+	if page, err := s.oneIdentity(c, u, conn, app); page || err != nil {
+		return err
+	}
 	return s.renderLinkPage(c, conn, u, app, "")
+}
+
+// oneIdentity answers a request to link a connector of which the user has an
+// identity already, where it allows one per user: the application hears
+// already_linked (the person has an identity of it), the account page says
+// so. It reports whether it answered.
+func (s *Service) oneIdentity(c echo.Context, u *linking.User, conn Connector, app *appLink) (bool, error) {
+	links, err := s.users.Links(c.Request().Context(), u.ID)
+	if err != nil || s.linkable(links, conn.ID) {
+		return false, err
+	}
+	if app != nil {
+		return true, c.Redirect(http.StatusSeeOther, app.back("already_linked"))
+	}
+	return true, s.renderAccount(c, u, "", oneIdentityMessage(conn))
+}
+
+func oneIdentityMessage(conn Connector) string {
+	return "You already have a " + conn.Name + " account linked, and you can link only one. Unlink it first to link another."
 }
 
 func (s *Service) renderLinkPage(c echo.Context, conn Connector, u *linking.User, app *appLink, problem string) error {
@@ -274,6 +323,9 @@ func (s *Service) linkSubmit(c echo.Context) error {
 	conn, ok := s.enabled(c.Param("id"))
 	if !ok || conn.ID == linking.LocalConnector {
 		return web.RenderError(c, http.StatusNotFound, unknownMethod)
+	}
+	if page, err := s.oneIdentity(c, u, conn, app); page || err != nil {
+		return err
 	}
 	returnTo := "/account"
 	if app != nil {
@@ -328,24 +380,35 @@ func (s *Service) finishLink(c echo.Context, t *login.Transaction, conn Connecto
 		if err != nil {
 			return err
 		}
-		up := linking.Upstream{Connector: conn.ID, Subject: id.Subject, Username: id.Username, Email: id.Email}
-		if err := s.users.Link(ctx, userID, u.LinkVersion, up); err != nil {
+		up := linking.Upstream{Connector: conn.ID, Subject: id.Subject, Username: id.Username, Email: id.Email,
+			Several: s.AllowsSeveral(conn.ID)}
+		switch err := s.users.Link(ctx, userID, u.LinkVersion, up); {
+		case errors.Is(err, linking.ErrConnectorLinked):
+			status = "connector_linked"
+		case err != nil:
 			status = "failed"
 			s.log.Warn("account link failed", "user", userID, "connector", conn.ID, "err", err)
-		} else {
+		default:
 			_ = s.audit.Record(ctx, audit.Event{Type: audit.Linked, Actor: userID, UserID: userID, Connector: conn.ID,
 				IP: c.RealIP(), Detail: "linked from the account page"})
 		}
 	}
 	if returnTo == "/account" {
-		if status == "linked_elsewhere" || status == "failed" {
+		if status == "linked_elsewhere" || status == "failed" || status == "connector_linked" {
 			u, err := s.users.UserByID(ctx, userID)
 			if err != nil {
 				return err
 			}
-			return s.renderAccount(c, u, "", "That "+conn.Name+" account is linked to another fedhub user, so it was not linked to you.")
+			problem := "That " + conn.Name + " account is linked to another fedhub user, so it was not linked to you."
+			if status == "connector_linked" {
+				problem = oneIdentityMessage(conn)
+			}
+			return s.renderAccount(c, u, "", problem)
 		}
 		return c.Redirect(http.StatusSeeOther, "/account?status="+status)
+	}
+	if status == "connector_linked" { // for the application: the person has an identity of it
+		status = "already_linked"
 	}
 	u, _ := url.Parse(returnTo)
 	q := u.Query()

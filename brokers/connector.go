@@ -82,10 +82,22 @@ type Connector struct {
 	Enabled  bool
 	Sync     bool // update profile, roles and groups on every login, not just the first
 	Mappers  Mappers
-	Policy   firstlogin.Policy // what happens at an identity's first login
-	MFA      string            // second-factor policy: off | optional | required ("" optional)
+	// GroupsPassthrough keeps the upstream groups no group_to_group mapper
+	// maps, as "<ID>:<group>" (`groups: passthrough`); otherwise they are dropped.
+	GroupsPassthrough bool
+	Policy            firstlogin.Policy // what happens at an identity's first login
+	MFA               string            // second-factor policy: off | optional | required ("" optional)
 	// TrustUpstreamMFA lets an upstream's own multi-factor login (as its
 	// MultiFactorReporter says) satisfy the second factor.
 	TrustUpstreamMFA bool
 	Impl             any // a PasswordConnector or a RedirectConnector, maybe more
+}
+
+// profile maps an identity of this connector to a local profile.
+func (c Connector) profile(id login.Identity) (Profile, error) {
+	namespace := ""
+	if c.GroupsPassthrough {
+		namespace = c.ID
+	}
+	return c.Mappers.Apply(id, namespace)
 }

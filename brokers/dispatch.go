@@ -230,6 +230,7 @@ func (s *Service) firstLoginRoutes(e *echo.Echo) {
 	e.POST("/first-login/review", s.reviewSubmit)
 	e.GET("/first-login/link", s.linkPage)
 	e.POST("/first-login/link", s.reauthSubmit)
+	e.POST("/first-login/separate", s.separateSubmit)
 	e.POST("/first-login/continue", s.linkedContinue)
 }
 
@@ -261,6 +262,9 @@ func (s *Service) reviewPage(c echo.Context) error {
 	v, _, err := s.reviewView(c, t, token)
 	if err != nil {
 		return err
+	}
+	if _, err := s.users.UserByUsername(c.Request().Context(), v.Username); err == nil { // say so before the person submits
+		v.Error = "The username " + v.Username + " is already taken. Choose another one."
 	}
 	web.NoStore(c)
 	return c.Render(http.StatusOK, "first_login_review.html", v)
@@ -358,6 +362,65 @@ func (s *Service) reauthSubmit(c echo.Context) error {
 	}
 	return s.proven(c, t, token, up, connector, id)
 }
+
+// separateSubmit declines the link to the matched account for an account of
+// the person's own, where the connector's policy creates accounts: created at
+// once with "create", after the review page with review_then_create or when
+// the upstream's username is taken.
+func (s *Service) separateSubmit(c echo.Context) error {
+	token, t, err := s.loadForm(c, "t", login.StepReauth)
+	if err != nil {
+		return shown(err)
+	}
+	up, err := upstreamOf(t)
+	if err != nil {
+		return err
+	}
+	if !firstlogin.SeparateAllowed(up.Policy) {
+		return web.RenderError(c, http.StatusForbidden, web.ErrorPage{Title: "A separate account cannot be created here",
+			What: "Only people who already have a fedhub account can sign in this way.", Next: "Go back and sign in to the account, or ask an administrator."})
+	}
+	ctx := c.Request().Context()
+	candidate := t.CandidateID
+	up.Separate = true
+	data, err := json.Marshal(up)
+	if err != nil {
+		return fmt.Errorf("keep first login: %w", err)
+	}
+	t.FirstLogin, t.CandidateID, t.LinkVersion = string(data), "", 0
+	var u *linking.User
+	version := t.Version // as loaded, for a save after a rolled-back transaction
+	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		t.Step = login.StepIdentified // moved on: the same form again finds it used
+		if err := s.txns.WithTx(tx).Save(ctx, t); err != nil {
+			return err
+		}
+		var err error
+		if u, err = s.firstLogin.WithTx(tx).CreateSeparate(ctx, up); err == nil && u == nil {
+			err = errReviewFirst
+		}
+		return err
+	})
+	switch {
+	case errors.Is(err, login.ErrStepDone):
+		return shown(s.ended(c, err))
+	case errors.Is(err, errReviewFirst), errors.Is(err, linking.ErrUsernameTaken):
+		s.firstLogin.DeclinedLink(ctx, c.RealIP(), candidate, up)
+		t.Step, t.Version = login.StepReview, version
+		if err := s.txns.Save(ctx, t); err != nil {
+			return shown(s.ended(c, err))
+		}
+		return s.show(c, t, token)
+	case err != nil:
+		return s.firstLoginFailed(c, err)
+	}
+	s.firstLogin.DeclinedLink(ctx, c.RealIP(), candidate, up)
+	s.firstLogin.Created(ctx, u, up)
+	return s.authenticated(c, t, token, u)
+}
+
+// errReviewFirst rolls back a separate account's transaction that goes to the review page first.
+var errReviewFirst = errors.New("review first")
 
 func indexOfMethod(ms []firstlogin.Method, id string) int {
 	for i, m := range ms {

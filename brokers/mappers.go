@@ -38,13 +38,17 @@ type Profile struct {
 	Email    string
 	Name     string
 	Roles    []string
-	Groups   []string // upstream groups pass through unless mapped
+	Groups   []string // local groups: only what group_to_group mappers grant, and namespaced passthrough
 }
 
-// Apply maps an identity to a local profile. Upstream groups are kept as
-// groups; group mappers add roles or rename groups.
-func (ms Mappers) Apply(id login.Identity) (Profile, error) {
-	p := Profile{Username: id.Username, Email: id.Email, Name: id.Name, Groups: slices.Clone(id.Groups)}
+// Apply maps an identity to a local profile. An upstream group becomes a
+// local group only through a group_to_group mapper: an upstream's "ops" is
+// not the local "ops". The groups no such mapper maps are dropped, or, with
+// a passthrough namespace (the connector's ID, `groups: passthrough`), kept
+// as "<namespace>:<group>", where they cannot be taken for local groups.
+func (ms Mappers) Apply(id login.Identity, passthrough string) (Profile, error) {
+	p := Profile{Username: id.Username, Email: id.Email, Name: id.Name}
+	mapped := map[string]bool{}
 	for _, m := range ms {
 		switch m.Kind {
 		case MapAttribute:
@@ -65,8 +69,9 @@ func (ms Mappers) Apply(id login.Identity) (Profile, error) {
 				p.Roles = appendNew(p.Roles, m.Role)
 			}
 		case MapGroupToGroup:
+			mapped[m.Group] = true
 			if slices.Contains(id.Groups, m.Group) {
-				p.Groups = appendNew(slices.DeleteFunc(p.Groups, func(g string) bool { return g == m.Group }), m.To)
+				p.Groups = appendNew(p.Groups, m.To)
 			}
 		case MapHardcodedRole:
 			p.Roles = appendNew(p.Roles, m.Role)
@@ -76,6 +81,13 @@ func (ms Mappers) Apply(id login.Identity) (Profile, error) {
 				return Profile{}, fmt.Errorf("username template: %w", err)
 			}
 			p.Username = b.String()
+		}
+	}
+	if passthrough != "" {
+		for _, g := range id.Groups {
+			if !mapped[g] && strings.TrimSpace(g) != "" {
+				p.Groups = appendNew(p.Groups, passthrough+":"+g)
+			}
 		}
 	}
 	if strings.TrimSpace(p.Username) == "" {

@@ -18,7 +18,7 @@ import (
 // profile in sync when the connector says so. An identity with no link yet
 // comes back as the Upstream its first login starts from.
 func (s *Service) resolve(ctx context.Context, conn Connector, id login.Identity) (*linking.User, *firstlogin.Upstream, error) {
-	p, err := conn.Mappers.Apply(id)
+	p, err := conn.profile(id)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -14,6 +14,12 @@ type Connector struct {
 	Enabled  *bool    `yaml:"enabled"` // default true
 	Sync     string   `yaml:"sync"`    // import (default) | force
 	Mappers  []Mapper `yaml:"mappers"`
+	// Groups is what becomes of the upstream groups no group_to_group mapper
+	// maps: drop (default) or passthrough, kept as "<id>:<group>".
+	Groups string `yaml:"groups"`
+	// MultipleIdentities lets one user link several identities of this
+	// connector; by default a user has at most one.
+	MultipleIdentities bool `yaml:"multiple_identities"`
 
 	// TrustEmail says the upstream verifies the emails it vouches for, so
 	// that email_verified from it may count (for link_automatically).
@@ -112,3 +118,9 @@ type OIDC struct {
 	// several factors; amr "mfa" always counts.
 	MFAACRValues []string `yaml:"mfa_acr_values"`
 }
+
+// What becomes of upstream groups that no group_to_group mapper maps.
+const (
+	GroupsDrop        = "drop"        // dropped (the default)
+	GroupsPassthrough = "passthrough" // kept as "<connector-id>:<group>"
+)

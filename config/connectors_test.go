@@ -29,6 +29,8 @@ connectors:
   - id: partner
     type: saml
     hidden: true
+    groups: passthrough
+    multiple_identities: true
     saml:
       idp_metadata_url: https://idp.partner.example/metadata
       attributes: {email: mail}
@@ -53,6 +55,7 @@ connectors:
 		t.Errorf("ldap connector = %+v", ad)
 	}
 	if partner.SAML == nil || !partner.Hidden || partner.SAML.Attributes["email"] != "mail" || !partner.IsEnabled() ||
+		partner.Groups != config.GroupsPassthrough || !partner.MultipleIdentities || ad.Groups != "" || ad.MultipleIdentities ||
 		!slices.Equal(partner.SAML.MFAContextClasses, []string{"urn:oasis:names:tc:SAML:2.0:ac:classes:MobileTwoFactorContract",
 			"http://schemas.openid.net/pape/policies/2007/06/multi-factor"}) {
 		t.Errorf("saml connector = %+v", partner)
@@ -93,6 +96,8 @@ func TestConnectorErrors(t *testing.T) {
 			[]string{"line 5: connectors[0].mappers[0].type: must be attribute, group_to_role"}},
 		{"bad template", "  - id: x\n    type: oidc\n    mappers:\n      - type: username_template\n        template: \"{{.Username\"\n    oidc: {issuer: https://a.example, client_id: c, client_secret: \"${S}\"}\n",
 			[]string{"line 7: connectors[0].mappers[0].template: is not a valid template"}},
+		{"bad groups", "  - id: x\n    type: oidc\n    groups: keep\n    oidc: {issuer: https://a.example, client_id: c, client_secret: \"${S}\"}\n",
+			[]string{"line 5: connectors[0].groups: must be drop"}},
 		{"bad sync", "  - id: x\n    type: oidc\n    sync: always\n    oidc: {issuer: https://a.example, client_id: c, client_secret: \"${S}\"}\n",
 			[]string{"line 5: connectors[0].sync: must be import"}},
 		{"saml mfa classes", "  - id: x\n    type: saml\n    saml:\n      idp_metadata_file: m.xml\n      mfa_context_classes:\n        - urn:a\n        - \"\"\n        - urn:a\n        - \"urn:b \"\n",

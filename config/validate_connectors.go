@@ -38,6 +38,9 @@ func (v *validator) connector(key string, c Connector, ids map[string]bool) {
 	if c.Sync != "" && c.Sync != "import" && c.Sync != "force" {
 		v.fail(key+".sync", "must be import (once, at the first login) or force (on every login)")
 	}
+	if c.Groups != "" && c.Groups != GroupsDrop && c.Groups != GroupsPassthrough {
+		v.fail(key+".groups", "must be drop (upstream groups without a group_to_group mapper are dropped) or passthrough (kept as %s:<group>)", c.ID)
+	}
 	if c.Icon != "" {
 		if u, err := url.Parse(c.Icon); err != nil || (u.Scheme != "https" && !strings.HasPrefix(c.Icon, "/")) {
 			v.fail(key+".icon", "must be an https URL or a path on fedhub")

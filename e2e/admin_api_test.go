@@ -783,6 +783,11 @@ func aaHappyPath(t *testing.T, s *Server, a aaActor, svcSecret *string) {
 
 		aaWantError(t, post("/users/"+cat+"/links", linkBody(aaZitadelConnID, sub)), http.StatusUnprocessableEntity, "refused", "link an identity linked to another user")
 		aaWantError(t, post("/users/"+ann+"/links", linkBody(aaZitadelConnID, sub)), http.StatusUnprocessableEntity, "refused", "link an identity twice")
+		// One identity per connector per user: the connector does not allow several.
+		aaWantError(t, post("/users/"+ann+"/links", linkBody(aaZitadelConnID, name("zsub-ann-2"))), http.StatusUnprocessableEntity, "refused", "link a second identity of the connector")
+		if d := aaDetailOf(t, s, tok, ann); len(d.Links) != 2 {
+			t.Errorf("a refused second identity left ann with %+v", d.Links)
+		}
 		aaWantError(t, post("/users/"+cat+"/links", linkBody("local", name("x"))), http.StatusUnprocessableEntity, "refused", "link to the local connector")
 		aaWantError(t, post("/users/"+cat+"/links", linkBody("nope", name("x"))), http.StatusUnprocessableEntity, "refused", "link to an unknown connector")
 		aaWantError(t, post("/users/"+cat+"/links", linkBody(aaZitadelConnID, "")), http.StatusUnprocessableEntity, "refused", "link without a subject")
@@ -824,6 +829,9 @@ func aaHappyPath(t *testing.T, s *Server, a aaActor, svcSecret *string) {
 		aaWantError(t, post(fmt.Sprintf("/users/%s/links/%d/move", ann, catLink.ID), `{"to_user_id":"`+ben+`","force":true}`),
 			http.StatusNotFound, "not_found", "move a link through a user who does not have it")
 		aaWantError(t, post(path, `to_user_id=`+ben), http.StatusBadRequest, "invalid_request", "move with a body that is not JSON")
+
+		// ann has an identity of the connector: no second one, override or not.
+		aaWantError(t, post(path, `{"to_user_id":"`+ann+`","force":true}`), http.StatusUnprocessableEntity, "refused", "move to a user with an identity of the connector")
 
 		var d aaDetail
 		aaWant(t, post(path, `{"to_user_id":"`+ben+`","force":true}`), http.StatusOK, &d, "move with force")
@@ -890,6 +898,15 @@ func aaHappyPath(t *testing.T, s *Server, a aaActor, svcSecret *string) {
 		aaWantError(t, post("/users/"+aaNoSuchUser+"/merge", `{"from_user_id":"`+dan+`"}`), http.StatusNotFound, "not_found", "merge into an unknown user")
 		aaWantError(t, post("/users/"+ann+"/merge", `{}`), http.StatusBadRequest, "invalid_request", "merge without from_user_id")
 		aaDetailOf(t, s, tok, dan) // still there
+
+		// Both with an identity of the connector: refused, and dan keeps his sessions.
+		aaWant(t, post("/users/"+cat+"/links", linkBody(aaZitadelConnID, name("zsub-cat"))), http.StatusOK, nil, "link cat")
+		aaWantError(t, post("/users/"+cat+"/merge", `{"from_user_id":"`+dan+`"}`), http.StatusUnprocessableEntity, "refused", "merge two identities of one connector")
+		if d := aaDetailOf(t, s, tok, dan); len(d.Sessions) == 0 || len(d.Links) != 2 {
+			t.Errorf("a refused merge left dan with sessions %+v and links %+v", d.Sessions, d.Links)
+		}
+		catLink, _ := aaDetailOf(t, s, tok, cat).link(aaZitadelConnID, name("zsub-cat"))
+		aaWant(t, aaCall(t, s, "DELETE", fmt.Sprintf("/users/%s/links/%d?force=true", cat, catLink.ID), tok, ""), http.StatusOK, nil, "unlink cat")
 
 		var d aaDetail
 		aaWant(t, post("/users/"+ann+"/merge", `{"from_user_id":"`+dan+`"}`), http.StatusOK, &d, "merge")

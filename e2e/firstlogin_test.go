@@ -48,8 +48,10 @@ var flUpstreamPeople = []flUpstreamPerson{
 	{"rita", "rita@up.test", true, "Rita Review"},          // review then create
 	{"dan", "dan@up.test", true, "Dan Denied"},             // deny
 	{"alice", "alice@example.com", true, "Alice Upstream"}, // auto link; proof bound to the subject
-	{"bob", "bob@example.com", true, "Bob Upstream"},       // the local bob's email is not verified
+	{"bob", "bob@example.com", true, "Bob Upstream"},       // the local bob's email is not verified: no candidate
 	{"carol", "carol@example.com", false, "Carol Upstream"},
+	{"dave", "dave@example.com", true, "Dave Upstream"},  // declines the link; his username is taken
+	{"dora", "dave@example.com", true, "Dora Doppel"},    // declines the link
 	{"erin", "erin@example.com", true, "Erin Upstream"},  // link after re-authentication
 	{"vic", "victim@example.com", true, "Victor Victim"}, // an attacker pre-registered this email
 	{"mallory", "alice@example.com", false, "Mallory"},   // says she is alice@example.com, unverified
@@ -68,8 +70,10 @@ var flChainConnectors = []struct{ id, extra string }{
 	{"corp-review-locked", "    first_login: {on_new: review_then_create, match_existing_by: email}\n"},
 	{"corp-deny", "    first_login: {on_new: deny}\n"},
 	{"corp-confirm", "    first_login: {match_existing_by: email}\n"},
-	{"corp-auto", "    trust_email: true\n    first_login: {match_existing_by: email, on_match: link_automatically}\n"},
+	// corp-auto lets a user link several of its identities: alice's link page offers it to mallory.
+	{"corp-auto", "    trust_email: true\n    multiple_identities: true\n    first_login: {match_existing_by: email, on_match: link_automatically}\n"},
 	{"corp-untrusted", "    first_login: {match_existing_by: email, on_match: confirm_and_reauthenticate}\n"},
+	{"corp-members", "    first_login: {on_new: deny, match_existing_by: email}\n"},
 }
 
 // flBrokerUsers are the broker's local accounts (alice verified, bob not).
@@ -540,13 +544,20 @@ func TestFirstLoginOIDC(t *testing.T) {
 			t.Fatalf("%s's identity got %d links without a proof of control", person, n)
 		}
 	}
-	t.Run("no automatic link: local email not verified", func(t *testing.T) {
+	// Only a verified local email makes a candidate; the upstream's
+	// username, bob, is taken: he chooses another on the review page.
+	t.Run("no match: local email not verified", func(t *testing.T) {
 		var verified bool
 		flRow(t, b, "SELECT email_verified FROM users WHERE username = 'bob'", nil, &verified)
 		if verified {
 			t.Fatal("the local bob's email is verified: the case does not hold")
 		}
-		noAutoLink(t, "corp-auto", "bob", "bob", "bob@example.com")
+		br, _ := flNewBrowser(t)
+		r := e.flLogin(t, br, "corp-auto", "bob")
+		r.flWantPage(t, http.StatusOK, "/first-login/review", "Set up your account", "The username bob is already taken. Choose another one.")
+		if n := e.flLinksOf(t, "corp-auto", "bob"); n != 0 {
+			t.Fatalf("bob's identity got %d links before the review", n)
+		}
 	})
 	t.Run("no automatic link: upstream email not verified", func(t *testing.T) {
 		noAutoLink(t, "corp-auto", "carol", "carol", "carol@example.com")
@@ -583,13 +594,16 @@ func TestFirstLoginOIDC(t *testing.T) {
 		if verified {
 			t.Fatal("users add made the email verified")
 		}
+		// An email evil only typed proposes nothing: victor signs in to an
+		// account of his own, not "sign in to evil's account".
 		br, _ := flNewBrowser(t)
-		r := e.flLogin(t, br, "corp-auto", "vic") // trusted connector, verified upstream email
-		r.flWantPage(t, http.StatusOK, "/first-login/link", "(<strong>victim@example.com</strong>)", "<strong>evil</strong>")
-		if n := e.flLinksOf(t, "corp-auto", "vic"); n != 0 {
-			t.Fatalf("the victim's identity got %d links", n)
+		claims := e.flLogin(t, br, "corp-auto", "vic").flClaims(t, b) // trusted connector, verified upstream email
+		evil := flUserID(t, b, "evil")
+		if claims["sub"] == evil || claims["preferred_username"] != "vic" || claims["email"] != "victim@example.com" ||
+			e.flLinkedTo(t, "corp-auto", "vic") != claims["sub"] {
+			t.Fatalf("claims = %v, want a new user vic (evil is %s)", claims, evil)
 		}
-		if n := flCount(t, b, "SELECT COUNT(*) FROM links WHERE user_id = ?", flUserID(t, b, "evil")); n != 1 {
+		if n := flCount(t, b, "SELECT COUNT(*) FROM links WHERE user_id = ?", evil); n != 1 {
 			t.Fatalf("the attacker's account has %d links, want its local password only", n)
 		}
 	})
@@ -631,13 +645,13 @@ func TestFirstLoginOIDC(t *testing.T) {
 	})
 
 	t.Run("attack: proof of control used for another upstream identity", func(t *testing.T) {
-		// Two pending first logins in one browser: alice and bob at the upstream.
+		// Two pending first logins in one browser: alice and carol at the upstream.
 		br, jar := flNewBrowser(t)
 		r1 := e.flLogin(t, br, "corp-confirm", "alice")
 		r1.flWantPage(t, http.StatusOK, "/first-login/link", "<strong>alice</strong>")
-		jar.forget(e.a.URL) // signed out at the upstream, signs in as bob
-		r2 := e.flLogin(t, br, "corp-confirm", "bob")
-		r2.flWantPage(t, http.StatusOK, "/first-login/link", "<strong>bob</strong>")
+		jar.forget(e.a.URL) // signed out at the upstream, signs in as carol
+		r2 := e.flLogin(t, br, "corp-confirm", "carol")
+		r2.flWantPage(t, http.StatusOK, "/first-login/link", "<strong>carol</strong>")
 		// A third, also for the local alice (mallory says she is alice@example.com).
 		jar.forget(e.a.URL)
 		r3 := e.flLogin(t, br, "corp-confirm", "mallory")
@@ -650,20 +664,20 @@ func TestFirstLoginOIDC(t *testing.T) {
 		}
 		noLinks := func(when string) {
 			t.Helper()
-			if n := e.flLinksOf(t, "corp-confirm", "bob"); n != 0 {
-				t.Fatalf("%s: bob's upstream identity has %d links", when, n)
+			if n := e.flLinksOf(t, "corp-confirm", "carol"); n != 0 {
+				t.Fatalf("%s: carol's upstream identity has %d links", when, n)
 			}
 		}
 		// The first's form token against the second, and the other way round.
-		if resp, page := link(t2, c1, bobPass); resp.StatusCode != http.StatusForbidden {
+		if resp, page := link(t2, c1, flLocalPass); resp.StatusCode != http.StatusForbidden {
 			t.Fatalf("the second's token with the first's csrf answered %d:\n%s", resp.StatusCode, page)
 		}
 		if resp, page := link(t1, c2, alicePass); resp.StatusCode != http.StatusForbidden {
 			t.Fatalf("the first's token with the second's csrf answered %d:\n%s", resp.StatusCode, page)
 		}
-		// bob's password does not prove alice.
-		if resp, page := link(t1, c1, bobPass); resp.StatusCode != http.StatusUnauthorized {
-			t.Fatalf("bob's password on alice's link page answered %d:\n%s", resp.StatusCode, page)
+		// carol's password does not prove alice.
+		if resp, page := link(t1, c1, flLocalPass); resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("carol's password on alice's link page answered %d:\n%s", resp.StatusCode, page)
 		}
 		noLinks("after the forged posts")
 		if e.flLinksOf(t, "corp-confirm", "alice") != 0 {
@@ -702,34 +716,128 @@ func TestFirstLoginOIDC(t *testing.T) {
 		noLinks("after carrying the first's proof")
 		// The second still needs its own proof.
 		resp, page := br.Get(b.URL + "/first-login/link?t=" + url.QueryEscape(t2))
-		if resp.StatusCode != http.StatusOK || !strings.Contains(page, "<strong>bob</strong>") {
+		if resp.StatusCode != http.StatusOK || !strings.Contains(page, "<strong>carol</strong>") {
 			t.Fatalf("the second's link page answered %d:\n%s", resp.StatusCode, page)
 		}
 		if resp, page := link(t2, c2, alicePass); resp.StatusCode != http.StatusUnauthorized {
-			t.Fatalf("alice's password on bob's link page answered %d:\n%s", resp.StatusCode, page)
+			t.Fatalf("alice's password on carol's link page answered %d:\n%s", resp.StatusCode, page)
 		}
 		if resp, page := flPost(br, b, "/first-login/link", url.Values{"t": {t2}, "csrf": {c2}, "connector": {"corp-auto"}}); resp.StatusCode != http.StatusBadRequest {
-			t.Fatalf("alice's corp-auto on bob's link page answered %d:\n%s", resp.StatusCode, page)
+			t.Fatalf("alice's corp-auto on carol's link page answered %d:\n%s", resp.StatusCode, page)
 		}
 		noLinks("after alice's ways to sign in")
-		resp, linked2 := link(t2, c2, bobPass)
-		if resp.StatusCode != http.StatusOK || !strings.Contains(linked2, "<strong>bob</strong>") {
-			t.Fatalf("bob's re-authentication answered %d:\n%s", resp.StatusCode, linked2)
+		resp, linked2 := link(t2, c2, flLocalPass)
+		if resp.StatusCode != http.StatusOK || !strings.Contains(linked2, "<strong>carol</strong>") {
+			t.Fatalf("carol's re-authentication answered %d:\n%s", resp.StatusCode, linked2)
 		}
-		if e.flLinkedTo(t, "corp-confirm", "bob") != flUserID(t, b, "bob") {
-			t.Fatal("bob's upstream identity is not linked to bob")
+		if e.flLinkedTo(t, "corp-confirm", "carol") != flUserID(t, b, "carol") {
+			t.Fatal("carol's upstream identity is not linked to carol")
 		}
 		// Each login ends as its own account.
 		for _, c := range []struct {
 			r      flResult
 			linked string
 			user   string
-		}{{r1, linked1, "alice"}, {r2, linked2, "bob"}} {
+		}{{r1, linked1, "alice"}, {r2, linked2, "carol"}} {
 			tok, csrf := flTokens(t, c.linked)
 			resp, page := flPost(br, b, "/first-login/continue", url.Values{"t": {tok}, "csrf": {csrf}})
 			if claims := flAfterPost(br, b, c.r.Params, resp, page).flClaims(t, b); claims["sub"] != flUserID(t, b, c.user) {
 				t.Fatalf("the RP of %s's login got sub %v", c.user, claims["sub"])
 			}
+		}
+	})
+
+	// alice has her one identity of corp-confirm (above): another person
+	// there who says she is alice@example.com is no candidate for a link.
+	t.Run("one identity per connector: an account with one is no candidate", func(t *testing.T) {
+		alice := flUserID(t, b, "alice")
+		if e.flLinkedTo(t, "corp-confirm", "alice") != alice {
+			t.Fatal("alice has no corp-confirm identity: the case does not hold")
+		}
+		br, _ := flNewBrowser(t)
+		claims := e.flLogin(t, br, "corp-confirm", "mallory").flClaims(t, b) // on_new: create
+		if claims["sub"] == alice || claims["preferred_username"] != "mallory" || e.flLinkedTo(t, "corp-confirm", "mallory") != claims["sub"] {
+			t.Fatalf("claims = %v, want a new user (alice is %s)", claims, alice)
+		}
+		if n := flCount(t, b, "SELECT COUNT(*) FROM links WHERE user_id = ? AND connector = 'corp-confirm'", alice); n != 1 {
+			t.Fatalf("alice has %d corp-confirm identities", n)
+		}
+	})
+
+	// Whoever is shown "you already have an account" may decline it for an
+	// account of their own wherever the connector creates accounts: at once
+	// (on_new: create), or after the review page (review_then_create, or a
+	// taken username). Its email is not marked verified: the declined account
+	// stays the only candidate for it.
+	t.Run("create a separate account instead of linking", func(t *testing.T) {
+		dave := flUserID(t, b, "dave")
+		separate := func(t *testing.T, br *Browser, r flResult) flResult {
+			t.Helper()
+			r.flWantPage(t, http.StatusOK, "/first-login/link", "You already have an account", "<strong>dave</strong>", "Create a separate account")
+			tok, csrf := flTokens(t, r.Body)
+			resp, page := flPost(br, b, "/first-login/separate", url.Values{"t": {tok}, "csrf": {csrf}})
+			return flAfterPost(br, b, r.Params, resp, page)
+		}
+		wantNew := func(t *testing.T, claims map[string]any, connector, person, username string) {
+			t.Helper()
+			if claims["sub"] == dave || claims["preferred_username"] != username || claims["email"] != "dave@example.com" ||
+				claims["email_verified"] != false || e.flLinkedTo(t, connector, person) != claims["sub"] {
+				t.Fatalf("claims = %v, want a new user %s with dave's email unverified (dave is %s)", claims, username, dave)
+			}
+		}
+
+		// on_new: create — at once.
+		br, _ := flNewBrowser(t)
+		r := e.flLogin(t, br, "corp-confirm", "dora")
+		tok, csrf := flTokens(t, r.Body)
+		wantNew(t, separate(t, br, r).flClaims(t, b), "corp-confirm", "dora", "dora")
+		if resp, page := flPost(br, b, "/first-login/separate", url.Values{"t": {tok}, "csrf": {csrf}}); resp.StatusCode != http.StatusBadRequest ||
+			!strings.Contains(page, "already completed") {
+			t.Fatalf("the same form again answered %d:\n%s", resp.StatusCode, page)
+		}
+
+		// dave's username is taken: the review page, where he chooses another.
+		br, _ = flNewBrowser(t)
+		r = e.flLogin(t, br, "corp-confirm", "dave")
+		rv := separate(t, br, r)
+		rv.flWantPage(t, http.StatusOK, "/first-login/review", "The username dave is already taken. Choose another one.")
+		tok, csrf = flTokens(t, rv.Body)
+		resp, page := flPost(br, b, "/first-login/review", url.Values{"t": {tok}, "csrf": {csrf}, "username": {"dave-up"}, "name": {"Dave Up"}})
+		wantNew(t, flAfterPost(br, b, r.Params, resp, page).flClaims(t, b), "corp-confirm", "dave", "dave-up")
+
+		// review_then_create: the review page first.
+		br, _ = flNewBrowser(t)
+		r = e.flLogin(t, br, "corp-review-locked", "dora")
+		rv = separate(t, br, r)
+		rv.flWantPage(t, http.StatusOK, "/first-login/review", "Set up your account")
+		tok, csrf = flTokens(t, rv.Body)
+		resp, page = flPost(br, b, "/first-login/review", url.Values{"t": {tok}, "csrf": {csrf}, "username": {"dora-2"}, "name": {"Dora"}})
+		wantNew(t, flAfterPost(br, b, r.Params, resp, page).flClaims(t, b), "corp-review-locked", "dora", "dora-2")
+
+		// on_new: deny creates no accounts: linking is the only way, and the form is refused.
+		br, _ = flNewBrowser(t)
+		r = e.flLogin(t, br, "corp-members", "dora")
+		r.flWantPage(t, http.StatusOK, "/first-login/link", "<strong>dave</strong>")
+		if strings.Contains(r.Body, "create-separate") {
+			t.Fatalf("corp-members (on_new: deny) offers a separate account:\n%s", r.Body)
+		}
+		tok, csrf = flTokens(t, r.Body)
+		if resp, page := flPost(br, b, "/first-login/separate", url.Values{"t": {tok}, "csrf": {csrf}}); resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("a separate account through corp-members answered %d:\n%s", resp.StatusCode, page)
+		}
+		if n := e.flLinksOf(t, "corp-members", "dora"); n != 0 {
+			t.Fatalf("dora's corp-members identity has %d links", n)
+		}
+
+		// dave is untouched, and still the only candidate for his email.
+		if n := flCount(t, b, "SELECT COUNT(*) FROM links WHERE user_id = ?", dave); n != 1 {
+			t.Fatalf("dave has %d links", n)
+		}
+		if n := flCount(t, b, "SELECT COUNT(*) FROM users WHERE email = 'dave@example.com' AND email_verified"); n != 1 {
+			t.Fatalf("%d users with dave's email verified", n)
+		}
+		if n := flCount(t, b, "SELECT COUNT(*) FROM events WHERE type = 'first_login.decision' AND user_id = ? AND detail LIKE '%separate%'", dave); n != 3 {
+			t.Fatalf("%d audit events of a declined link", n)
 		}
 	})
 
@@ -956,11 +1064,12 @@ func (e *flChain) flCheckRace(t *testing.T, attempts []flAttempt, outcomes []flO
 }
 
 // flLDAPConnectors are three connectors to one directory: sync force (its
-// identities also matched by email), sync import, and one that proposes links by email.
+// identities also matched by email), sync import, and one that proposes links
+// by username (ldap-force's: a directory's emails are never verified).
 func flLDAPConnectors(dir *peers.LDAPServer) string {
 	var b strings.Builder
 	for _, c := range []struct{ id, sync, prefix, match string }{
-		{"ldap-force", "force", "f-", "email"}, {"ldap-import", "import", "i-", "none"}, {"ldap-match", "import", "m-", "email"},
+		{"ldap-force", "force", "f-", "email"}, {"ldap-import", "import", "i-", "none"}, {"ldap-match", "import", "f-", "username"},
 	} {
 		b.WriteString(`  - id: ` + c.id + `
     type: ldap
@@ -970,6 +1079,9 @@ func flLDAPConnectors(dir *peers.LDAPServer) string {
     mappers:
       - {type: username_template, template: "` + c.prefix + `{{.Username}}"}
       - {type: group_to_role, group: engineering, role: developer}
+      - {type: group_to_group, group: engineering, to: engineering}
+      - {type: group_to_group, group: staff, to: staff}
+      - {type: group_to_group, group: auditors, to: auditors}
     ldap:
       urls: [` + dir.LDAPSURL + `]
       ca_file: ` + dir.CAFile + `
@@ -1142,7 +1254,7 @@ connectors:
 
 	t.Run("re-authentication through a linked directory connector", func(t *testing.T) {
 		// bob's first login through ldap-force makes f-bob; his first login
-		// through ldap-match finds f-bob by email and asks him to prove
+		// through ldap-match finds f-bob by username and asks him to prove
 		// control of it: through ldap-force, with his directory password.
 		bob := dir.Users["bob"]
 		fbob := flLDAPClaims(t, s, "ldap-force", "bob", bob.Password)["sub"]
@@ -1150,7 +1262,7 @@ connectors:
 		params := AuthParams("scope", "openid profile email")
 		resp, page := br.ldapLogin(s, params, "ldap-match", "bob", bob.Password)
 		r := flAfterPost(br, s, params, resp, page)
-		r.flWantPage(t, http.StatusOK, "/first-login/link", "(<strong>bob@example.test</strong>)", "<strong>f-bob</strong>")
+		r.flWantPage(t, http.StatusOK, "/first-login/link", "this username (<strong>f-bob</strong>)", "<strong>f-bob</strong>")
 		if !strings.Contains(r.Body, `id="reauth-ldap-force"`) {
 			t.Fatalf("no ldap-force form on the link page:\n%s", r.Body)
 		}

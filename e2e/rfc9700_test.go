@@ -153,10 +153,16 @@ func TestRFC9700(t *testing.T) {
 			t.Helper()
 			return ocWantCode(t, s, ocAuthorize(t, s, b, p), p)
 		}
-		// Bound to the client.
-		code = newCode(AuthParams())
+		// Bound to the client, which is checked before the code is touched:
+		// another client's attempt neither burns the code nor, once it was
+		// redeemed, revokes what its own client got.
+		p = AuthParams()
+		code = newCode(p)
 		ocWantOAuthError(t, ocRedeem(t, s, ocRP2, code, redirectURI, ""), http.StatusBadRequest, "invalid_grant")
 		ocWantOAuthError(t, ocRedeem(t, s, ocPublic, code, redirectURI, ""), http.StatusBadRequest, "invalid_grant")
+		mine, _ := ocRedeemAndVerify(t, s, ocRP, code, p) // still good for its own client
+		ocWantOAuthError(t, ocRedeem(t, s, ocRP2, code, redirectURI, ""), http.StatusBadRequest, "invalid_grant")
+		ocWantTokens(t, ocRefresh(t, s, ocRP, mine.Refresh))
 		// Bound to the redirect URI, even another registered one.
 		code = newCode(AuthParams())
 		ocWantOAuthError(t, ocRedeem(t, s, ocRP, code, "http://127.0.0.1/loopback", ""), http.StatusBadRequest, "invalid_grant")

@@ -52,7 +52,8 @@ func ldapClaims(t *testing.T, s *Server, connector, username, password string) m
 
 func groupsOf(claims map[string]any) []string {
 	var out []string
-	for _, g := range claims["groups"].([]any) {
+	groups, _ := claims["groups"].([]any) // none: no claim
+	for _, g := range groups {
 		out = append(out, g.(string))
 	}
 	return out
@@ -66,8 +67,10 @@ func TestUpstreamLDAP(t *testing.T) {
     type: ldap
     name: Corporate LDAP
     label: Login with Corporate LDAP
+    groups: passthrough
     mappers:
       - {type: group_to_role, group: engineering, role: developer}
+      - {type: group_to_group, group: engineering, to: eng}
     ldap:
       urls: [`+dead+`, `+dir.LDAPSURL+`]
       ca_file: `+dir.CAFile+`
@@ -90,18 +93,21 @@ func TestUpstreamLDAP(t *testing.T) {
 `))
 	alice, bob := dir.Users["alice"], dir.Users["bob"]
 
+	// groups: passthrough keeps the unmapped staff under the connector's
+	// namespace; group_to_group makes engineering the local eng.
 	t.Run("login with groups in the token, after failover", func(t *testing.T) {
 		claims := ldapClaims(t, s, "corp-ldap", "alice", alice.Password)
 		roles := claims["realm_access"].(map[string]any)["roles"].([]any)
 		if claims["idp"] != "corp-ldap" || claims["preferred_username"] != "alice" || claims["email"] != alice.Email ||
-			!slices.Contains(groupsOf(claims), "engineering") || !slices.Contains(groupsOf(claims), "staff") ||
+			!slices.Equal(slices.Sorted(slices.Values(groupsOf(claims))), []string{"corp-ldap:staff", "eng"}) ||
 			len(roles) != 1 || roles[0] != "developer" {
 			t.Fatalf("claims = %v", claims)
 		}
 	})
-	t.Run("StartTLS", func(t *testing.T) {
+	// By default the directory's groups are dropped: its staff is not the local staff.
+	t.Run("StartTLS, unmapped groups dropped", func(t *testing.T) {
 		claims := ldapClaims(t, s, "ldap-starttls", "bob", bob.Password)
-		if claims["idp"] != "ldap-starttls" || claims["preferred_username"] != "bob" {
+		if claims["idp"] != "ldap-starttls" || claims["preferred_username"] != "bob" || len(groupsOf(claims)) != 0 {
 			t.Fatalf("claims = %v", claims)
 		}
 	})
@@ -142,6 +148,8 @@ func corpAD(ad *peers.ADServer) string {
     label: Login with Corporate AD
     mappers:
       - {type: group_to_role, group: AllStaff, role: employee}
+      - {type: group_to_group, group: AllStaff, to: AllStaff}
+      - {type: group_to_group, group: Engineering, to: Engineering}
     ldap:
       urls: [` + ad.LDAPSURL + `]
       ca_file: ` + ad.CAFile + `

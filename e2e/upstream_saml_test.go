@@ -470,9 +470,13 @@ func samlWantCarol(t testing.TB, idt ocIDToken, connector, username string) {
 	}
 	groups, ok := ocStrings(c["groups"])
 	slices.Sort(groups)
-	want := slices.Sorted(slices.Values(samlGroups))
+	var want []string // groups: passthrough keeps them under the connector's namespace
+	for _, g := range samlGroups {
+		want = append(want, connector+":"+g)
+	}
+	slices.Sort(want)
 	if !ok || !slices.Equal(groups, want) {
-		t.Fatalf("groups = %v, want %v (the IdP's eduPersonAffiliation)", c["groups"], want)
+		t.Fatalf("groups = %v, want %v (the IdP's eduPersonAffiliation, namespaced)", c["groups"], want)
 	}
 	if amr, _ := ocStrings(c["amr"]); !slices.Contains(amr, "fed") {
 		t.Fatalf("amr = %v, want fed", c["amr"])
@@ -491,6 +495,7 @@ func TestUpstreamSAML(t *testing.T) {
     type: saml
     name: Partner IdP
     label: Login with Partner IdP
+    groups: passthrough
     saml:
       idp_metadata_url: `+idp.URL+`/metadata
       sign_requests: true
@@ -498,6 +503,7 @@ func TestUpstreamSAML(t *testing.T) {
   - id: portal
     type: saml
     name: Partner Portal
+    groups: passthrough
     mappers:
       - type: username_template
         template: "portal-{{.Username}}"

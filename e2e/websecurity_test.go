@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"html"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -100,4 +102,60 @@ func TestSecretsNotLogged(t *testing.T) {
 	if !strings.Contains(out, "login failed") { // the log was written, and read
 		t.Fatalf("the log has no failed login:\n%s", out)
 	}
+}
+
+// TestLogoutHintOfAnotherSession: an id_token_hint signs the browser out
+// without asking only when it was issued in this browser's session (its sub
+// and its sid). Any other valid ID token — another user's, or the same user's
+// from another browser — gets the confirmation page and ends nothing.
+func TestLogoutHintOfAnotherSession(t *testing.T) {
+	s := Start(t)
+	aliceBr, otherAliceBr, bobBr := NewBrowser(t), NewBrowser(t), NewBrowser(t)
+	alice, _ := ocCodeFlow(t, s, aliceBr, ocRP, AuthParams())
+	otherAlice, _ := ocCodeFlow(t, s, otherAliceBr, ocRP, AuthParams())
+	p := AuthParams()
+	bob, _ := ocRedeemAndVerify(t, s, ocRP, ocWantCode(t, s, ocAuthorizeAs(t, s, bobBr, p, "bob", bobPass), p), p)
+
+	stillSignedIn := func(b *Browser, who string) {
+		t.Helper()
+		p := AuthParams("prompt", "none")
+		if got := ocSilent(t, s, b, p); got.Get("code") == "" {
+			t.Fatalf("%s: prompt=none answered %v, want a code (the session is gone)", who, got)
+		}
+	}
+	confirmForm := regexp.MustCompile(`name="([a-z_]+)" value="([^"]*)"`)
+	var confirm url.Values
+	for _, c := range []struct{ name, hint string }{{"bob's ID token", bob.ID}, {"alice's ID token of another session", otherAlice.ID}} {
+		q := url.Values{"id_token_hint": {c.hint}, "post_logout_redirect_uri": {logoutURI}, "state": {"bye"}}
+		resp, page := aliceBr.Get(s.URL + "/logout?" + q.Encode())
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Location") != "" || !strings.Contains(page, `id="confirm-logout"`) {
+			t.Fatalf("logout with %s as the hint answered %d Location %q, want the confirmation page:\n%s",
+				c.name, resp.StatusCode, resp.Header.Get("Location"), page)
+		}
+		stillSignedIn(aliceBr, "alice, after a hint of "+c.name)
+		if confirm == nil {
+			confirm = url.Values{}
+			for _, m := range confirmForm.FindAllStringSubmatch(page, -1) {
+				confirm.Set(m[1], html.UnescapeString(m[2]))
+			}
+		}
+	}
+	ocWantUserinfo(t, s, alice.Access, ocVerifyIDToken(t, s, rpID, alice.ID))
+	// The page asks, and the person's answer signs them out (back to the hint's client).
+	resp, _ := aliceBr.PostForm(s.URL+"/logout", confirm)
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != logoutURI+"?state=bye" {
+		t.Fatalf("confirming answered %d Location %q (form %v)", resp.StatusCode, resp.Header.Get("Location"), confirm)
+	}
+	ocWantUserinfoRefused(t, s, alice.Access)
+	stillSignedIn(otherAliceBr, "alice in her other browser")
+	stillSignedIn(bobBr, "bob")
+
+	// The session's own ID token signs out at once.
+	q := url.Values{"id_token_hint": {bob.ID}, "post_logout_redirect_uri": {logoutURI}, "state": {"bye"}}
+	resp, page := bobBr.Get(s.URL + "/logout?" + q.Encode())
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != logoutURI+"?state=bye" {
+		t.Fatalf("logout with the session's own ID token answered %d Location %q:\n%s", resp.StatusCode, resp.Header.Get("Location"), page)
+	}
+	p = AuthParams("prompt", "none")
+	ocWantAuthzError(t, s, ocSilent(t, s, bobBr, p), p, "login_required")
 }

@@ -2,6 +2,7 @@ package firstlogin
 
 import (
 	"context"
+	"slices"
 	"strings"
 
 	"github.com/fedhub/fedhub/linking"
@@ -14,6 +15,10 @@ type Policy struct {
 	OnMatch    string // confirm_and_reauthenticate | link_automatically | deny
 	TrustEmail bool
 	Required   []string // fields the review page requires: email, name
+	// MultipleIdentities lets one user link several identities of the
+	// connector; by default a user has at most one (and an account that has
+	// one is no candidate for another).
+	MultipleIdentities bool
 }
 
 // Upstream is an upstream identity, mapped to the local profile it would get.
@@ -28,6 +33,10 @@ type Upstream struct {
 	Roles         []string
 	Groups        []string
 	Policy        Policy // of its connector, kept with a pending first login
+	// Separate says the person declined a proposed link and makes an
+	// account of their own: its email is not marked verified, so that it
+	// never becomes a second candidate beside the account they declined.
+	Separate bool
 }
 
 // Action is what a first login does.
@@ -50,7 +59,13 @@ type Decision struct {
 	Reason    string        // DENY: what to tell the person
 }
 
-// Decide chooses the action for an identity that has no link.
+// SeparateAllowed says whether a person whose identity matched an account may
+// create a separate account instead: whenever the policy creates accounts.
+func SeparateAllowed(p Policy) bool { return p.OnNew != "deny" }
+
+// Decide chooses the action for an identity that has no link. Only verified
+// local emails are matched: an email someone only typed never captures
+// another person's first login.
 func Decide(ctx context.Context, users *linking.Service, p Policy, up Upstream) (Decision, error) {
 	candidate, ambiguous, err := match(ctx, users, p.MatchBy, up)
 	if err != nil {
@@ -58,6 +73,17 @@ func Decide(ctx context.Context, users *linking.Service, p Policy, up Upstream) 
 	}
 	if ambiguous {
 		return Decision{Action: Deny, Reason: "Several fedhub accounts have your email address, so fedhub cannot tell which one is yours. Ask an administrator to link your account."}, nil
+	}
+	if candidate != nil && !p.MultipleIdentities {
+		// An account with its one identity of this connector cannot get a
+		// second: the person is someone else there (or has a second account),
+		// and gets an account of their own, as on_new says.
+		if has, err := hasIdentityOf(ctx, users, candidate.ID, up.Connector); err != nil || has {
+			if err != nil {
+				return Decision{}, err
+			}
+			candidate = nil
+		}
 	}
 	if candidate != nil {
 		switch {
@@ -90,7 +116,7 @@ func autoLinkAllowed(p Policy, up Upstream, u *linking.User) bool {
 func match(ctx context.Context, users *linking.Service, by string, up Upstream) (*linking.User, bool, error) {
 	switch by {
 	case "email":
-		found, err := users.UsersByEmail(ctx, up.Email)
+		found, err := users.UsersByVerifiedEmail(ctx, up.Email) // never an email someone only typed
 		if err != nil || len(found) == 0 {
 			return nil, false, err
 		}
@@ -107,6 +133,15 @@ func match(ctx context.Context, users *linking.Service, by string, up Upstream) 
 		return u, false, err
 	}
 	return nil, false, nil
+}
+
+// hasIdentityOf says whether a user has an identity of the connector linked.
+func hasIdentityOf(ctx context.Context, users *linking.Service, userID, connector string) (bool, error) {
+	links, err := users.Links(ctx, userID)
+	if err != nil {
+		return false, err
+	}
+	return slices.ContainsFunc(links, func(l linking.Link) bool { return l.Connector == connector }), nil
 }
 
 func matchedOn(p Policy) string {

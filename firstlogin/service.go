@@ -60,6 +60,9 @@ func (s *Service) Begin(ctx context.Context, p Policy, up Upstream, ip string) (
 		return Outcome{Step: login.StepReview}, nil
 	case d.Action == Enroll:
 		u, err := s.create(ctx, p, up, nil)
+		if errors.Is(err, linking.ErrUsernameTaken) { // another's username: the person chooses one
+			return Outcome{Step: login.StepReview}, nil
+		}
 		if err != nil {
 			return Outcome{}, err
 		}
@@ -68,7 +71,7 @@ func (s *Service) Begin(ctx context.Context, p Policy, up Upstream, ip string) (
 	case d.Reauth:
 		return Outcome{Step: login.StepReauth, CandidateID: d.Candidate.ID, LinkVersion: d.Candidate.LinkVersion}, nil
 	}
-	if err := s.users.Link(ctx, d.Candidate.ID, d.Candidate.LinkVersion, s.linkOf(up)); err != nil {
+	if err := s.users.Link(ctx, d.Candidate.ID, d.Candidate.LinkVersion, s.linkOf(p, up)); err != nil {
 		return Outcome{}, err
 	}
 	s.linked(ctx, ip, d.Candidate.ID, up, "automatically (trusted, verified email)")
@@ -87,6 +90,9 @@ func (s *Service) Enroll(ctx context.Context, p Policy, up Upstream, ip string) 
 		return nil, ErrNeedsBrowser
 	}
 	u, err := s.create(ctx, p, up, nil)
+	if errors.Is(err, linking.ErrUsernameTaken) { // choosing another needs the review page
+		return nil, ErrNeedsBrowser
+	}
 	if err == nil {
 		s.created(ctx, u, up)
 	}
@@ -95,7 +101,7 @@ func (s *Service) Enroll(ctx context.Context, p Policy, up Upstream, ip string) 
 
 // create makes the user and its link in one transaction (linking does both).
 func (s *Service) create(ctx context.Context, p Policy, up Upstream, review *Review) (*linking.User, error) {
-	nu := linking.NewUser{Username: up.Username, Email: up.Email, EmailVerified: up.EmailVerified && p.TrustEmail,
+	nu := linking.NewUser{Username: up.Username, Email: up.Email, EmailVerified: up.EmailVerified && p.TrustEmail && !up.Separate,
 		Name: up.Name, Roles: up.Roles, Groups: up.Groups, Source: up.Connector}
 	if review != nil {
 		nu.Username, nu.Name = review.Username, review.Name
@@ -103,7 +109,7 @@ func (s *Service) create(ctx context.Context, p Policy, up Upstream, review *Rev
 			nu.Email, nu.EmailVerified = review.Email, false
 		}
 	}
-	return s.users.CreateLinkedUser(ctx, s.linkOf(up), nu)
+	return s.users.CreateLinkedUser(ctx, s.linkOf(p, up), nu)
 }
 
 // created audits a user made by a first login (after its transaction: SQLite
@@ -115,12 +121,13 @@ func (s *Service) created(ctx context.Context, u *linking.User, up Upstream) {
 
 // linkOf is what a link records: the upstream's own name for the person, so
 // that signing in through that connector again (re-authentication) uses it.
-func (s *Service) linkOf(up Upstream) linking.Upstream {
+func (s *Service) linkOf(p Policy, up Upstream) linking.Upstream {
 	name := up.LoginName
 	if name == "" {
 		name = up.Username
 	}
-	return linking.Upstream{Connector: up.Connector, Subject: up.Subject, Username: name, Email: up.Email}
+	return linking.Upstream{Connector: up.Connector, Subject: up.Subject, Username: name, Email: up.Email,
+		Several: p.MultipleIdentities}
 }
 
 func (s *Service) record(ctx context.Context, ip string, up Upstream, d Decision) {
@@ -154,6 +161,8 @@ func FailureMessage(err error) (string, bool) {
 		return "That username is already taken. Choose another one.", true
 	case errors.Is(err, linking.ErrAlreadyLinked):
 		return "This account is already linked to another fedhub user. Contact your administrator.", true
+	case errors.Is(err, linking.ErrConnectorLinked):
+		return "Your fedhub account already has another account of this sign-in service linked, and it can have only one. Contact your administrator.", true
 	case errors.Is(err, linking.ErrLinksChanged):
 		return "The accounts linked to this fedhub user changed while you were signing in, so nothing was linked. Sign in again.", true
 	}

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/fedhub/fedhub/audit"
 	"github.com/fedhub/fedhub/linking"
 )
 
@@ -81,6 +82,7 @@ type LinkView struct {
 	Error              string
 	MatchedOnEmail     bool
 	UpstreamIdentifier string
+	Separate           bool // the person may create a separate account instead (SeparateAllowed)
 }
 
 // Describe tells how a connector can re-authenticate: kind "password",
@@ -99,7 +101,7 @@ func (s *Service) NewLinkView(ctx context.Context, candidateID string, up Upstre
 		return LinkView{}, err
 	}
 	v := LinkView{Connector: connectorName, AccountName: u.Username, MatchedOnEmail: up.Policy.MatchBy == "email",
-		UpstreamIdentifier: up.Email}
+		UpstreamIdentifier: up.Email, Separate: SeparateAllowed(up.Policy)}
 	if !v.MatchedOnEmail {
 		v.UpstreamIdentifier = up.Username
 	}
@@ -119,6 +121,33 @@ func (s *Service) NewLinkView(ctx context.Context, candidateID string, up Upstre
 	return v, nil
 }
 
+// ErrNoSeparate says the connector's policy creates no accounts, so the
+// person cannot decline the link for an account of their own.
+var ErrNoSeparate = errors.New("the connector creates no accounts")
+
+// CreateSeparate makes an account of up's own, declining the link to the
+// account it matched (up.Separate is set): at once, on a service WithTx in
+// the caller's transaction. With review_then_create it creates nothing and
+// returns (nil, nil): the review page comes first. A taken username fails
+// with linking.ErrUsernameTaken: the person chooses another on the review page.
+func (s *Service) CreateSeparate(ctx context.Context, up Upstream) (*linking.User, error) {
+	switch {
+	case !SeparateAllowed(up.Policy):
+		return nil, ErrNoSeparate
+	case up.Policy.OnNew == "review_then_create":
+		return nil, nil
+	}
+	up.Separate = true
+	return s.create(ctx, up.Policy, up, nil)
+}
+
+// DeclinedLink audits a person's choice of a separate account over the link
+// to candidateID.
+func (s *Service) DeclinedLink(ctx context.Context, ip, candidateID string, up Upstream) {
+	_ = s.audit.Record(ctx, audit.Event{Type: audit.FirstLoginDecision, Actor: up.Connector + ":" + up.Subject,
+		UserID: candidateID, Connector: up.Connector, IP: ip, Detail: string(Enroll) + " of a separate account, the link declined"})
+}
+
 // ErrOtherAccount says a re-authentication proved an account other than the matched one.
 var ErrOtherAccount = errors.New("re-authentication proved another account")
 
@@ -136,5 +165,5 @@ func (s *Service) LinkProven(ctx context.Context, candidateID string, linkVersio
 	if err != nil {
 		return err
 	}
-	return s.users.Link(ctx, candidateID, linkVersion, s.linkOf(up))
+	return s.users.Link(ctx, candidateID, linkVersion, s.linkOf(up.Policy, up))
 }

@@ -14,8 +14,9 @@ import (
 )
 
 // logout is RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0). With a
-// valid id_token_hint it signs out at once; without one it asks the person
-// first, so that a cross-site link cannot sign anyone out.
+// valid id_token_hint of this browser's session (its sub, and its sid when it
+// has one) it signs out at once; otherwise it asks the person first, so that a
+// cross-site link cannot sign anyone out, not even with another user's ID token.
 func (iss *Issuer) logout(c echo.Context) error {
 	web.NoStore(c)
 	form, err := requestParams(c.Request())
@@ -24,9 +25,9 @@ func (iss *Issuer) logout(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	clientID := form.Get("client_id")
-	hintValid := false
-	if hint := form.Get("id_token_hint"); hint != "" {
-		claims, err := iss.keys.verify(ctx, hint, typID, iss.url)
+	var hint *tokenClaims
+	if raw := form.Get("id_token_hint"); raw != "" {
+		claims, err := iss.keys.verify(ctx, raw, typID, iss.url)
 		if err != nil {
 			return iss.logoutError(c, "The application sent an ID token that fedhub did not issue.")
 		}
@@ -37,7 +38,7 @@ func (iss *Issuer) logout(c echo.Context) error {
 		if len(aud) > 0 {
 			clientID = aud[0]
 		}
-		hintValid = true
+		hint = claims
 	}
 	var client *Client
 	if clientID != "" {
@@ -55,14 +56,17 @@ func (iss *Issuer) logout(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if sess != nil && !hintValid {
+	if sess != nil && !hintOf(hint, sess) {
 		csrf := secret.Hash("logout:" + token)
 		if form.Get("confirm") != "yes" || subtle.ConstantTimeCompare([]byte(form.Get("csrf")), []byte(csrf)) != 1 {
 			params := map[string]string{}
-			for _, k := range []string{"client_id", "post_logout_redirect_uri", "state"} {
+			for _, k := range []string{"post_logout_redirect_uri", "state"} {
 				if v := form.Get(k); v != "" {
 					params[k] = v
 				}
+			}
+			if clientID != "" { // the hint's audience when the request named no client
+				params["client_id"] = clientID
 			}
 			name := ""
 			if client != nil {
@@ -87,6 +91,13 @@ func (iss *Issuer) logout(c echo.Context) error {
 		u.RawQuery = q.Encode()
 	}
 	return c.Redirect(http.StatusSeeOther, u.String())
+}
+
+// hintOf says whether an id_token_hint was issued in sess: the same user and,
+// when the token names its session, the same session. A hint of another user
+// or another session does not stand for the person at this browser.
+func hintOf(hint *tokenClaims, sess *Session) bool {
+	return hint != nil && hint.Subject == sess.UserID && (hint.SessionID == "" || hint.SessionID == sess.ID)
 }
 
 // endSession ends an SSO session and revokes the grants made in it.

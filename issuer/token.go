@@ -130,6 +130,9 @@ func (iss *Issuer) codeGrant(c echo.Context, client *Client, form url.Values) (*
 		}
 		return nil, err
 	}
+	if ac.ClientID != client.ID { // checked before the code is touched: another client can neither use nor burn it
+		return nil, invalidGrant("the code was issued to another client")
+	}
 	now := iss.now()
 	if ac.UsedAt == nil && now.After(ac.ExpiresAt) { // refused without a trace: nothing was issued
 		return nil, invalidGrant("the code has expired")
@@ -147,8 +150,6 @@ func (iss *Issuer) codeGrant(c echo.Context, client *Client, form url.Values) (*
 		return nil, invalidGrant("the code was already used; the tokens issued for it are revoked")
 	}
 	switch {
-	case ac.ClientID != client.ID:
-		return nil, invalidGrant("the code was issued to another client")
 	case now.After(ac.ExpiresAt):
 		return nil, invalidGrant("the code has expired")
 	case form.Get("redirect_uri") != ac.RedirectURI:

@@ -66,7 +66,8 @@ func (s *Service) Search(ctx context.Context, q Query) ([]User, bool, error) {
 	return out, more, nil
 }
 
-// AdminLink links an upstream identity to a user on an administrator's word.
+// AdminLink links an upstream identity to a user on an administrator's word
+// (ErrConnectorLinked as Link).
 func (s *Service) AdminLink(ctx context.Context, userID string, up Upstream) error {
 	u, err := s.UserByID(ctx, userID)
 	if err != nil {
@@ -75,9 +76,11 @@ func (s *Service) AdminLink(ctx context.Context, userID string, up Upstream) err
 	return s.link(ctx, userID, u.LinkVersion, up, false)
 }
 
-// MoveLink moves a link to another user. Taking a user's last way to log in
-// needs force.
-func (s *Service) MoveLink(ctx context.Context, linkID uint, toUserID string, force bool) error {
+// MoveLink moves a link to another user. Taking a user's last way to log in,
+// or their last usable one (see Removable), needs force. A user who already
+// has an identity of the link's connector gets no second one, unless several
+// says the connector allows it (ErrConnectorLinked, with or without force).
+func (s *Service) MoveLink(ctx context.Context, linkID uint, toUserID string, usable Usable, several Several, force bool) error {
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var link Link
 		if err := tx.Take(&link, "id = ?", linkID).Error; err != nil {
@@ -99,12 +102,15 @@ func (s *Service) MoveLink(ctx context.Context, linkID uint, toUserID string, fo
 			}
 			return err
 		}
-		var n int64
-		if err := tx.Model(&Link{}).Where("user_id = ?", link.UserID).Count(&n).Error; err != nil {
+		var links []Link
+		if err := tx.Where("user_id = ?", link.UserID).Find(&links).Error; err != nil {
 			return err
 		}
-		if n == 1 && !force {
+		if !force && !Removable(links, linkID, usable) {
 			return ErrLastLogin
+		}
+		if err := secondOf(tx, toUserID, link.Connector, link.Subject, several != nil && several(link.Connector)); err != nil {
+			return err
 		}
 		if err := tx.Model(&Link{}).Where("id = ?", linkID).Update("user_id", toUserID).Error; err != nil {
 			return err
@@ -120,8 +126,10 @@ func (s *Service) MoveLink(ctx context.Context, linkID uint, toUserID string, fo
 
 // Merge moves everything of user from — links, roles and groups — to user
 // into and deletes from; one user remains. A local password of from is
-// dropped: into keeps its own.
-func (s *Service) Merge(ctx context.Context, intoID, fromID string) error {
+// dropped: into keeps its own. Two identities of one connector on the merged
+// user are refused (ErrConnectorLinked) unless several says the connector
+// allows them.
+func (s *Service) Merge(ctx context.Context, intoID, fromID string, several Several) error {
 	if intoID == fromID {
 		return errors.New("merge: a user cannot be merged into itself")
 	}
@@ -136,6 +144,15 @@ func (s *Service) Merge(ctx context.Context, intoID, fromID string) error {
 		}
 		if err := tx.Where("user_id = ? AND connector = ?", fromID, LocalConnector).Delete(&Link{}).Error; err != nil {
 			return err
+		}
+		var moving []Link
+		if err := tx.Where("user_id = ?", fromID).Find(&moving).Error; err != nil {
+			return err
+		}
+		for _, l := range moving {
+			if err := secondOf(tx, intoID, l.Connector, l.Subject, several != nil && several(l.Connector)); err != nil {
+				return fmt.Errorf("%s: %w", l.Connector, err)
+			}
 		}
 		if err := tx.Model(&Link{}).Where("user_id = ?", fromID).Update("user_id", intoID).Error; err != nil {
 			return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"gorm.io/gorm"
@@ -17,6 +18,35 @@ type Upstream struct {
 	Subject   string // the upstream's stable subject, never an email
 	Username  string
 	Email     string
+	// Several says its connector lets one user link several of its
+	// identities (multiple_identities); by default a user has at most one.
+	Several bool
+}
+
+// ErrConnectorLinked says a user already has another identity of the
+// connector, which allows one per user: a second one would make another
+// person's logins there come out as this user.
+var ErrConnectorLinked = errors.New("the user already has an identity of this connector")
+
+// Several says whether a connector lets one user link several of its
+// identities. Linking does not know connectors: the callers pass it in.
+type Several func(connector string) bool
+
+// secondOf refuses a link of (connector, subject) to a user who already has
+// another identity of that connector, unless several are allowed.
+func secondOf(tx *gorm.DB, userID, connector, subject string, several bool) error {
+	if several {
+		return nil
+	}
+	var n int64
+	if err := tx.Model(&Link{}).Where("user_id = ? AND connector = ? AND subject <> ?", userID, connector, subject).
+		Count(&n).Error; err != nil {
+		return err
+	}
+	if n > 0 {
+		return ErrConnectorLinked
+	}
+	return nil
 }
 
 // LinkedUser returns the user an upstream identity is linked to and records the
@@ -79,14 +109,16 @@ func (s *Service) Links(ctx context.Context, userID string) ([]Link, error) {
 	return links, nil
 }
 
-// UsersByEmail returns the users with this email, case-insensitively.
-func (s *Service) UsersByEmail(ctx context.Context, email string) ([]User, error) {
+// UsersByVerifiedEmail returns the users with this email, case-insensitively,
+// whose email is verified. An unverified email is only what someone typed: it
+// never makes its account a candidate for another person's identity.
+func (s *Service) UsersByVerifiedEmail(ctx context.Context, email string) ([]User, error) {
 	email = strings.ToLower(strings.TrimSpace(email))
 	if email == "" {
 		return nil, nil
 	}
 	var users []User
-	if err := s.db.WithContext(ctx).Where("LOWER(email) = ?", email).Limit(10).Find(&users).Error; err != nil {
+	if err := s.db.WithContext(ctx).Where("LOWER(email) = ? AND email_verified = ?", email, true).Limit(10).Find(&users).Error; err != nil {
 		return nil, fmt.Errorf("find users by email: %w", err)
 	}
 	return users, nil
@@ -94,8 +126,10 @@ func (s *Service) UsersByEmail(ctx context.Context, email string) ([]User, error
 
 // Link attaches an upstream identity to a user whose links are still at
 // version (what the caller saw when it asked for proof of control). It fails
-// with ErrAlreadyLinked when the identity belongs to someone, and with
-// ErrLinksChanged when the user's links changed in between.
+// with ErrAlreadyLinked when the identity belongs to someone, with
+// ErrConnectorLinked when the user has another identity of its connector
+// (unless up.Several), and with ErrLinksChanged when the user's links changed
+// in between.
 func (s *Service) Link(ctx context.Context, userID string, version int, up Upstream) error {
 	return s.link(ctx, userID, version, up, true)
 }
@@ -110,6 +144,10 @@ func (s *Service) link(ctx context.Context, userID string, version int, up Upstr
 		}
 		if res.RowsAffected != 1 {
 			return ErrLinksChanged
+		}
+		// After the version's update, which serialises the user's links.
+		if err := secondOf(tx, userID, up.Connector, up.Subject, up.Several); err != nil {
+			return err
 		}
 		link := Link{UserID: userID, Connector: up.Connector, Subject: up.Subject, Username: up.Username, Email: up.Email}
 		if loggedIn {
@@ -130,22 +168,47 @@ func (s *Service) link(ctx context.Context, userID string, version int, up Upstr
 	return nil
 }
 
-// Unlink removes a link, but never a user's last way to log in (a local
-// password counts as one) unless force says an administrator overrides that.
-func (s *Service) Unlink(ctx context.Context, userID string, linkID uint, force bool) error {
+// Usable says whether a connector is a way to log in now: it is enabled and
+// not link-only. Linking does not know connectors: brokers does, and the
+// callers pass it in. The local password's connector is LocalConnector.
+type Usable func(connector string) bool
+
+// Removable says whether a user whose links are links may lose the link
+// linkID and still log in: it is never their last link, nor their last
+// usable one (a link-only or disabled connector is not a way in, however
+// many of them remain). A nil usable counts every connector as usable.
+func Removable(links []Link, linkID uint, usable Usable) bool {
+	if usable == nil {
+		usable = func(string) bool { return true }
+	}
+	var removed *Link
+	others, usableOthers := 0, 0
+	for i, l := range links {
+		if l.ID == linkID {
+			removed = &links[i]
+			continue
+		}
+		others++
+		if usable(l.Connector) {
+			usableOthers++
+		}
+	}
+	return removed != nil && others > 0 && (usableOthers > 0 || !usable(removed.Connector))
+}
+
+// Unlink removes a link, but never a user's last way to log in, nor their
+// last usable one (see Removable; a local password counts as one) unless
+// force says an administrator overrides that.
+func (s *Service) Unlink(ctx context.Context, userID string, linkID uint, usable Usable, force bool) error {
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		var links []Link
 		if err := tx.Where("user_id = ?", userID).Find(&links).Error; err != nil {
 			return err
 		}
-		found := false
-		for _, l := range links {
-			found = found || l.ID == linkID
-		}
-		if !found {
+		if !slices.ContainsFunc(links, func(l Link) bool { return l.ID == linkID }) {
 			return ErrNotLinked
 		}
-		if len(links) == 1 && !force {
+		if !force && !Removable(links, linkID, usable) {
 			return ErrLastLogin
 		}
 		if err := tx.Delete(&Link{}, "id = ? AND user_id = ?", linkID, userID).Error; err != nil {

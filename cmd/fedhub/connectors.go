@@ -38,7 +38,8 @@ func upstreamConnectors(ctx context.Context, cfg *config.Config, db *gorm.DB, lo
 			label = "Sign in with " + name
 		}
 		out = append(out, brokers.Connector{ID: c.ID, Name: name, Label: label, Icon: c.Icon, Hidden: c.Hidden,
-			LinkOnly: c.LinkOnly, Enabled: c.IsEnabled(), Sync: c.Sync == "force", Mappers: mappers, Impl: impl,
+			LinkOnly: c.LinkOnly, Enabled: c.IsEnabled(), Sync: c.Sync == "force", Mappers: mappers,
+			GroupsPassthrough: c.Groups == config.GroupsPassthrough, Impl: impl,
 			Policy: policy(c), MFA: c.MFA, TrustUpstreamMFA: c.TrustUpstreamMFA})
 	}
 	return out, nil
@@ -96,7 +97,8 @@ func buildMappers(list []config.Mapper) (brokers.Mappers, error) {
 // policy is a connector's first-login configuration, with its defaults.
 func policy(c config.Connector) firstlogin.Policy {
 	p := firstlogin.Policy{OnNew: c.FirstLogin.OnNew, MatchBy: c.FirstLogin.MatchExistingBy,
-		OnMatch: c.FirstLogin.OnMatch, TrustEmail: c.TrustEmail, Required: c.FirstLogin.RequiredFields}
+		OnMatch: c.FirstLogin.OnMatch, TrustEmail: c.TrustEmail, Required: c.FirstLogin.RequiredFields,
+		MultipleIdentities: c.MultipleIdentities}
 	if p.OnNew == "" {
 		p.OnNew = "create"
 	}
