@@ -12,7 +12,14 @@ import (
 // PasswordConnector checks a username and password (local accounts, LDAP):
 // the login page shows a form for it.
 type PasswordConnector interface {
-	Login(ctx context.Context, username, password string) (login.Identity, error)
+	// Login checks username and password. Once it found the account the
+	// username names, and before it checks the password, it calls admit (when
+	// not nil) with the account's subject, what Identity.Subject is after a
+	// success; if admit returns an error, Login returns that error without
+	// checking the password. A wrong password is a *login.CredentialsError
+	// naming the account; a username that names no account is
+	// login.ErrInvalidCredentials alone.
+	Login(ctx context.Context, username, password string, admit func(account string) error) (login.Identity, error)
 }
 
 // RedirectConnector sends the browser to the upstream and verifies what comes

@@ -459,6 +459,12 @@ func TestParseErrors(t *testing.T) {
 			want: []problem{{4, "users[1].username", `"alice" is used by another user`}}},
 		{name: "duplicate usernames in other case", yaml: head + "users:\n  - username: Alice\n  - username: bob\n  - username: ALICE\n",
 			want: []problem{{5, "users[2].username", `"ALICE" is used by another user`}}},
+		{name: "duplicate usernames in full width", yaml: head + "users:\n  - username: alice\n  - username: ａｌｉｃｅ\n",
+			want: []problem{{4, "users[1].username", `"ａｌｉｃｅ" is used by another user`}}},
+		{name: "look-alike username", yaml: head + "users:\n  - username: \"\u0430lice\"\n",
+			want: []problem{{3, "users[0].username", "cannot mix letters of different scripts"}}, partial: true},
+		{name: "invisible character in a username", yaml: head + "users:\n  - username: \"ali\\u200bce\"\n",
+			want: []problem{{3, "users[0].username", "invisible"}}, partial: true},
 		{name: "user without a username", yaml: head + "users:\n  - email: a@example.com\n",
 			want: []problem{{3, "users[0].username", "is required"}}},
 

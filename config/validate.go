@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+
+	"github.com/fedhub/fedhub/usernames"
 )
 
 // Validate checks the decoded configuration and returns every problem found.
@@ -176,13 +178,16 @@ func checkRedirectURI(raw string) string {
 }
 
 func (v *validator) user(key string, u User, names map[string]bool) {
+	_, name, err := usernames.New(u.Username)
 	switch {
 	case u.Username == "":
 		v.fail(key+".username", "is required")
-	case names[strings.ToLower(u.Username)]:
+	case err != nil:
+		v.fail(key+".username", "%q: %v", u.Username, err)
+	case names[name]:
 		v.fail(key+".username", "%q is used by another user", u.Username)
 	}
-	names[strings.ToLower(u.Username)] = true
+	names[name] = true
 	if u.Password != "" && !v.fromEnv(key+".password") {
 		v.fail(key+".password", "must be a ${ENV} reference, never a literal; or give password_hash")
 	}

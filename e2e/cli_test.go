@@ -120,6 +120,24 @@ func testCLIUsers(t *testing.T) {
 	}
 	carolID := rpUserID(t, s, "carol")
 
+	t.Run("look-alike usernames refused", func(t *testing.T) {
+		for _, c := range []struct{ username, says string }{
+			{"ｃａｒｏｌ", "username is taken"}, // full width: carol's name
+			{"CAROL", "username is taken"},
+			{"\u0430lice", "cannot mix letters of different scripts (here Cyrillic and Latin)"},
+			{"ali\u200bce", "cannot contain invisible or control characters"},
+		} {
+			out, err := s.CLI(t, "", "users", "add", "--username", c.username)
+			if err == nil || !strings.Contains(out, c.says) {
+				t.Errorf("users add --username %q = %v, want a refusal saying %q:\n%s", c.username, err, c.says, out)
+			}
+		}
+		out, err := s.CLI(t, "", "users", "list")
+		if err != nil || strings.Count(strings.TrimSpace(out), "\n") != 3 {
+			t.Errorf("users list after refused look-alikes = %v, want the header and three users:\n%s", err, out)
+		}
+	})
+
 	t.Run("added user logs in", func(t *testing.T) {
 		_, idt, claims := rp.login(t, NewBrowser(t), "carol", carolPass)
 		if idt.Subject != carolID || claims["preferred_username"] != "carol" {
@@ -416,7 +434,8 @@ func testCLIBruteForce(t *testing.T) {
 	formLocked(t, "alice", alicePass)
 	grantLocked(t, "alice", alicePass)
 	var count int
-	biQueryDB(t, biServerDB(s), "SELECT count FROM failures WHERE counter_key = ?", []any{"user:local:alice"}, &count)
+	// Counted against alice's account (her user ID), however her name is typed.
+	biQueryDB(t, biServerDB(s), "SELECT count FROM failures WHERE counter_key = ?", []any{"user:local:" + rpUserID(t, s, "alice")}, &count)
 	if count != 3 {
 		t.Errorf("failures of alice in the database = %d, want 3", count)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/fedhub/fedhub/audit"
 	"github.com/fedhub/fedhub/linking"
 	"github.com/fedhub/fedhub/login"
+	"github.com/fedhub/fedhub/usernames"
 )
 
 // Service runs the work of first logins.
@@ -159,6 +160,12 @@ func FailureMessage(err error) (string, bool) {
 	switch {
 	case errors.Is(err, linking.ErrUsernameTaken):
 		return "That username is already taken. Choose another one.", true
+	case errors.Is(err, usernames.ErrInvalid): // the upstream's username, taken as it is
+		msg := "Your username cannot be used here."
+		if ue := (*usernames.Error)(nil); errors.As(err, &ue) {
+			msg += " " + ue.Reason
+		}
+		return msg + " Contact your administrator.", true
 	case errors.Is(err, linking.ErrAlreadyLinked):
 		return "This account is already linked to another fedhub user. Contact your administrator.", true
 	case errors.Is(err, linking.ErrConnectorLinked):

@@ -9,6 +9,7 @@ import (
 
 	"github.com/fedhub/fedhub/audit"
 	"github.com/fedhub/fedhub/linking"
+	"github.com/fedhub/fedhub/usernames"
 )
 
 // ReviewView is the review page: the profile the new account gets.
@@ -39,9 +40,10 @@ func (v *ReviewView) Read(form url.Values) string {
 	if !v.EmailLocked { // a locked email is the upstream's, whatever was posted
 		v.Email = strings.TrimSpace(form.Get("email"))
 	}
+	_, _, err := usernames.New(v.Username)
 	switch {
-	case v.Username == "" || len(v.Username) > 255:
-		return "Choose a username."
+	case err != nil: // the same check as linking's when it creates the user, with its reason
+		return err.Error()
 	case v.EmailRequired && v.Email == "":
 		return "Enter your email address."
 	case v.Email != "" && (!strings.Contains(v.Email, "@") || len(v.Email) > 320):

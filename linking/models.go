@@ -6,7 +6,7 @@ import "time"
 type User struct {
 	ID            string `gorm:"primaryKey;size:36"`
 	Username      string `gorm:"size:255;not null"`
-	UsernameKey   string `gorm:"size:255;not null;uniqueIndex"` // lower-cased, for case-insensitive uniqueness
+	UsernameKey   string `gorm:"size:255;not null;uniqueIndex"` // usernames.Key: one key per name, however spelled
 	Email         string `gorm:"size:320;index;index:idx_users_email_lower,expression:LOWER(email)"`
 	EmailVerified bool
 	Name          string `gorm:"size:255"`

@@ -12,6 +12,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/fedhub/fedhub/store"
+	"github.com/fedhub/fedhub/usernames"
 )
 
 // Errors callers tell apart.
@@ -71,9 +72,9 @@ type NewUser struct {
 // CreateUser creates a user, its roles and groups and, with a password, its
 // local link — all or nothing.
 func (s *Service) CreateUser(ctx context.Context, nu NewUser) (*User, error) {
-	username := strings.TrimSpace(nu.Username)
-	if username == "" {
-		return nil, errors.New("create user: username is required")
+	username, key, err := usernames.New(nu.Username)
+	if err != nil {
+		return nil, fmt.Errorf("create user %q: %w", nu.Username, err)
 	}
 	hash := nu.PasswordHash
 	if nu.Password != "" {
@@ -85,11 +86,11 @@ func (s *Service) CreateUser(ctx context.Context, nu NewUser) (*User, error) {
 		return nil, errors.New("create user: password hash is not argon2id")
 	}
 	u := &User{
-		ID: NewID(), Username: username, UsernameKey: strings.ToLower(username),
+		ID: NewID(), Username: username, UsernameKey: key,
 		Email: strings.TrimSpace(nu.Email), EmailVerified: nu.EmailVerified, Name: nu.Name,
 		PasswordHash: hash, Roles: nu.Roles, Groups: nu.Groups,
 	}
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := tx.Create(u).Error; err != nil {
 			if store.IsDuplicate(err) {
 				return ErrUsernameTaken
@@ -115,9 +116,14 @@ func (s *Service) UserByID(ctx context.Context, id string) (*User, error) {
 	return s.findUser(ctx, "id = ?", id)
 }
 
-// UserByUsername returns a user by username, case-insensitively.
+// UserByUsername returns a user by username, under its key (usernames.Key):
+// case, width and spacing do not matter.
 func (s *Service) UserByUsername(ctx context.Context, username string) (*User, error) {
-	return s.findUser(ctx, "username_key = ?", strings.ToLower(strings.TrimSpace(username)))
+	key, err := usernames.Key(username)
+	if err != nil {
+		return nil, ErrNotFound
+	}
+	return s.findUser(ctx, "username_key = ?", key)
 }
 
 func (s *Service) findUser(ctx context.Context, query string, arg any) (*User, error) {
@@ -182,8 +188,11 @@ func (s *Service) SetPassword(ctx context.Context, username, password string) er
 
 // SetDisabled disables or re-enables a user.
 func (s *Service) SetDisabled(ctx context.Context, username string, disabled bool) error {
-	res := s.db.WithContext(ctx).Model(&User{}).
-		Where("username_key = ?", strings.ToLower(username)).Update("disabled", disabled)
+	key, err := usernames.Key(username)
+	if err != nil {
+		return fmt.Errorf("set disabled: %w", ErrNotFound)
+	}
+	res := s.db.WithContext(ctx).Model(&User{}).Where("username_key = ?", key).Update("disabled", disabled)
 	if res.Error != nil {
 		return fmt.Errorf("set disabled: %w", res.Error)
 	}

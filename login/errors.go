@@ -36,3 +36,25 @@ var (
 	ErrStepDone   = errors.New("sign-in step already completed") // the transaction moved on meanwhile
 	ErrAnswerUsed = errors.New("upstream answer already used")
 )
+
+// CredentialsError is ErrInvalidCredentials (errors.Is) from a connector that
+// found the account the username names: the password was wrong for Account,
+// the account's subject at the connector (what Identity.Subject would have
+// been). A connector that found no account returns ErrInvalidCredentials
+// itself. The brute-force limiter counts failures per account, however the
+// username was spelled.
+type CredentialsError struct{ Account string }
+
+func (e *CredentialsError) Error() string { return ErrInvalidCredentials.Error() }
+
+// Unwrap makes a CredentialsError an ErrInvalidCredentials.
+func (e *CredentialsError) Unwrap() error { return ErrInvalidCredentials }
+
+// AccountOf is the account of a *CredentialsError in err, or "".
+func AccountOf(err error) string {
+	var ce *CredentialsError
+	if errors.As(err, &ce) {
+		return ce.Account
+	}
+	return ""
+}

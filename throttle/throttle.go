@@ -2,6 +2,8 @@ package throttle
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"time"
 
@@ -38,8 +40,22 @@ func New(db *gorm.DB, factor int, increment, maxWait time.Duration, now func() t
 		now: func() time.Time { return now().UTC() }}
 }
 
-// UserKey and IPKey name the two things that are counted.
-func UserKey(connector, username string) string { return "user:" + connector + ":" + username }
+// UserKey and IPKey name the two things that are counted. UserKey is an
+// account of a connector: its subject there (the local user ID, a directory
+// entry's entryUUID or objectGUID), never the username as typed, so that
+// every spelling of a name counts once. A key too long for its column ends
+// in a hash of the account.
+func UserKey(connector, account string) string {
+	key := "user:" + connector + ":" + account
+	if len(key) > maxKey {
+		sum := sha256.Sum256([]byte(account))
+		key = "user:" + connector + ":sha256:" + hex.EncodeToString(sum[:])
+	}
+	return key
+}
+
+// maxKey is the size of the key column.
+const maxKey = 320
 
 // IPKey is the key of a client address.
 func IPKey(ip string) string { return "ip:" + ip }
@@ -73,10 +89,14 @@ func (l *Limiter) Wait(ctx context.Context, userKey, ipKey string) (time.Duratio
 	return wait, nil
 }
 
-// Failed records a failed attempt for both keys.
-func (l *Limiter) Failed(ctx context.Context, userKey, ipKey string) error {
+// Failed records a failed attempt for each key given ("" is none: an
+// attempt at no known account counts for its IP only).
+func (l *Limiter) Failed(ctx context.Context, keys ...string) error {
 	now := l.now()
-	for _, key := range []string{userKey, ipKey} {
+	for _, key := range keys {
+		if key == "" {
+			continue
+		}
 		err := l.db.WithContext(ctx).Clauses(clause.OnConflict{
 			Columns: []clause.Column{{Name: "counter_key"}},
 			DoUpdates: clause.Assignments(map[string]any{

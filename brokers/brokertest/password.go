@@ -23,7 +23,10 @@ type account struct {
 var _ brokers.PasswordConnector = (*PasswordConnector)(nil)
 
 // Set makes username and password sign in as id (its Username defaults to
-// username), replacing what was set for username before.
+// username), replacing what was set for username before. Setting several
+// usernames with one id.Subject makes them spellings of one directory
+// entry, as a directory's own matching (case, spaces) or Active Directory's
+// DOMAIN\user and user@domain forms do.
 func (c *PasswordConnector) Set(username, password string, id login.Identity) {
 	if id.Username == "" {
 		id.Username = username
@@ -36,14 +39,23 @@ func (c *PasswordConnector) Set(username, password string, id login.Identity) {
 	c.users[username] = account{password: password, id: id}
 }
 
-// Login implements brokers.PasswordConnector: an unknown username or a wrong
-// password is login.ErrInvalidCredentials, as with a real directory.
-func (c *PasswordConnector) Login(_ context.Context, username, password string) (login.Identity, error) {
+// Login implements brokers.PasswordConnector, as a directory does: an unknown
+// username is login.ErrInvalidCredentials, a wrong password a
+// *login.CredentialsError naming the entry's subject.
+func (c *PasswordConnector) Login(_ context.Context, username, password string, admit func(account string) error) (login.Identity, error) {
 	c.mu.Lock()
 	a, ok := c.users[username]
 	c.mu.Unlock()
-	if !ok || a.password != password {
+	if !ok {
 		return login.Identity{}, login.ErrInvalidCredentials
+	}
+	if admit != nil {
+		if err := admit(a.id.Subject); err != nil {
+			return login.Identity{}, err
+		}
+	}
+	if a.password != password {
+		return login.Identity{}, &login.CredentialsError{Account: a.id.Subject}
 	}
 	return a.id, nil
 }

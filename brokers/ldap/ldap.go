@@ -20,6 +20,7 @@ import (
 	"github.com/go-ldap/ldap/v3"
 
 	"github.com/fedhub/fedhub/brokers"
+	"github.com/fedhub/fedhub/usernames"
 )
 
 // Connector logs people in against one LDAP directory or Active Directory domain.
@@ -114,10 +115,12 @@ func (c *Connector) Health(ctx context.Context) error {
 }
 
 // Login checks username and password against the directory. It returns
-// login.ErrInvalidCredentials, login.ErrAccountDisabled or a *login.UserError for what
-// the person should be told, and another error (logged by the caller, shown as a generic
-// failure) when the directory could not answer.
-func (c *Connector) Login(ctx context.Context, username, password string) (login.Identity, error) {
+// login.ErrInvalidCredentials (a *login.CredentialsError naming the entry's subject when
+// the username found one), login.ErrAccountDisabled or a *login.UserError for what the
+// person should be told, another error (logged by the caller, shown as a generic failure)
+// when the directory could not answer, and admit's error when admit refuses the entry
+// found: then its password is not tried.
+func (c *Connector) Login(ctx context.Context, username, password string, admit func(account string) error) (login.Identity, error) {
 	// RFC 4513 §5.1.2: a simple bind with a DN and no password is an unauthenticated bind,
 	// which servers answer with success. Refuse it before any network I/O.
 	if password == "" {
@@ -151,6 +154,15 @@ func (c *Connector) Login(ctx context.Context, username, password string) (login
 		return login.Identity{}, fmt.Errorf("ldap: user search: %w", err)
 	}
 
+	// Failures count against the entry, whichever form of its name was typed (uid, AD's
+	// DOMAIN\user and user@domain, other cases and spacings).
+	account := c.subject(entry)
+	if admit != nil {
+		if err := admit(account); err != nil {
+			return login.Identity{}, err
+		}
+	}
+
 	// The password is checked on a connection of its own: a pooled connection must stay
 	// bound as the service account. The server that found the entry is tried first, as it
 	// surely knows it.
@@ -168,10 +180,13 @@ func (c *Connector) Login(ctx context.Context, username, password string) (login
 			attrs = append(attrs, "ad_code", sub, "ad_meaning", cmp.Or(meaning, "unknown"))
 		}
 		c.log.Info("ldap: login failed: bind refused", attrs...)
+		if result == login.ErrInvalidCredentials {
+			result = &login.CredentialsError{Account: account}
+		}
 		return login.Identity{}, result
 	}
 
-	id := c.identity(entry)
+	id := c.identity(entry) // its Subject is account
 	err = c.withService(ctx, func(conn *ldap.Conn, _ string) error {
 		var err error
 		id.Groups, err = c.groups(conn, entry)
@@ -184,11 +199,13 @@ func (c *Connector) Login(ctx context.Context, username, password string) (login
 	return id, nil
 }
 
-// userFilter builds the search filter for what the person typed; ok is false for a username
-// that cannot name anyone.
+// userFilter builds the search filter for what the person typed, in fedhub's one
+// normalisation of usernames with its case kept (usernames.Display: trimmed, one space
+// between parts, full-width letters as ASCII; the directory's matching rules ignore case
+// themselves); ok is false for a username that cannot name anyone.
 func (c *Connector) userFilter(username string) (filter string, ok bool) {
-	u := strings.TrimSpace(username)
-	if u == "" || len(u) > maxUsername || !utf8.ValidString(u) {
+	u, err := usernames.Display(username)
+	if err != nil || len(u) > maxUsername {
 		return "", false
 	}
 	eq := func(attr, value string) string { return "(" + attr + "=" + ldap.EscapeFilter(value) + ")" }

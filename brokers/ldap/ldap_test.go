@@ -149,7 +149,7 @@ func TestLoginOpenLDAP(t *testing.T) {
 	c, _ := connector(t, openLDAPConfig(s))
 	alice := s.Users["alice"]
 
-	id, err := c.Login(ctx(t), "alice", alice.Password)
+	id, err := c.Login(ctx(t), "alice", alice.Password, nil)
 	if err != nil {
 		t.Fatalf("Login: %v", err)
 	}
@@ -176,13 +176,13 @@ func TestLoginOpenLDAP(t *testing.T) {
 	cfg.PoolSize = 1
 	c, _ = connector(t, cfg)
 	for range 2 {
-		id, err = c.Login(ctx(t), "jdoe1", s.Users["jdoe1"].Password)
+		id, err = c.Login(ctx(t), "jdoe1", s.Users["jdoe1"].Password, nil)
 		if err != nil || id.Username != "jdoe1" || len(id.Groups) != 0 {
 			t.Errorf("Login jdoe1 = %+v, %v; want jdoe1 without groups", id, err)
 		}
 	}
 	// Leading and trailing spaces typed by a person do not matter.
-	if id, err := c.Login(ctx(t), " alice ", alice.Password); err != nil || id.Subject != alice.ID || len(id.Groups) != 2 {
+	if id, err := c.Login(ctx(t), " alice ", alice.Password, nil); err != nil || id.Subject != alice.ID || len(id.Groups) != 2 {
 		t.Errorf("Login with spaces = %+v, %v", id, err)
 	}
 }
@@ -196,7 +196,7 @@ func TestWrongPassword(t *testing.T) {
 		{"nobody", s.Users["alice"].Password},
 		{"", s.Users["alice"].Password},
 	} {
-		_, err := c.Login(ctx(t), tc.user, tc.password)
+		_, err := c.Login(ctx(t), tc.user, tc.password, nil)
 		if !errors.Is(err, login.ErrInvalidCredentials) {
 			t.Errorf("Login(%q, …) = %v, want ErrInvalidCredentials", tc.user, err)
 		}
@@ -219,7 +219,7 @@ func TestEmptyPasswordNoNetwork(t *testing.T) {
 	}
 	c, _ := connector(t, cfg)
 	for _, user := range []string{"alice", "", "cn=admin,dc=example,dc=test"} {
-		if _, err := c.Login(ctx(t), user, ""); !errors.Is(err, login.ErrInvalidCredentials) {
+		if _, err := c.Login(ctx(t), user, "", nil); !errors.Is(err, login.ErrInvalidCredentials) {
 			t.Errorf("Login(%q, \"\") = %v, want ErrInvalidCredentials", user, err)
 		}
 	}
@@ -228,7 +228,7 @@ func TestEmptyPasswordNoNetwork(t *testing.T) {
 		t.Fatalf("the server got %d connections for empty passwords, want none", n)
 	}
 	// The counting works: a real password does reach the server (which never answers).
-	if _, err := c.Login(ctx(t), "alice", "x"); err == nil || errors.Is(err, login.ErrInvalidCredentials) {
+	if _, err := c.Login(ctx(t), "alice", "x", nil); err == nil || errors.Is(err, login.ErrInvalidCredentials) {
 		t.Errorf("Login against a silent server = %v, want a failure that is not invalid credentials", err)
 	}
 	if n := l.accepted.Load(); n == 0 {
@@ -246,7 +246,7 @@ func TestTimeout(t *testing.T) {
 		Timeout:  300 * time.Millisecond,
 	})
 	start := time.Now()
-	_, err := c.Login(ctx(t), "alice", "secret")
+	_, err := c.Login(ctx(t), "alice", "secret", nil)
 	if err == nil || errors.Is(err, login.ErrInvalidCredentials) {
 		t.Errorf("Login = %v, want a failure", err)
 	}
@@ -263,7 +263,7 @@ func TestTimeout(t *testing.T) {
 		Timeout:  time.Minute,
 	})
 	start = time.Now()
-	if _, err := c2.Login(short, "alice", "secret"); err == nil {
+	if _, err := c2.Login(short, "alice", "secret", nil); err == nil {
 		t.Error("Login with an expired context succeeded")
 	}
 	if d := time.Since(start); d > 3*time.Second {
@@ -280,7 +280,7 @@ func TestFilterMetacharacters(t *testing.T) {
 	mallory, alice := s.Users["mallory"], s.Users["alice"]
 
 	// The username made of metacharacters finds exactly its own entry.
-	id, err := c.Login(ctx(t), mallory.Username, mallory.Password)
+	id, err := c.Login(ctx(t), mallory.Username, mallory.Password, nil)
 	if err != nil {
 		t.Fatalf("Login(%q): %v", mallory.Username, err)
 	}
@@ -289,12 +289,12 @@ func TestFilterMetacharacters(t *testing.T) {
 	}
 	// Injections that would match alice (or everyone) unescaped match no one.
 	for _, user := range []string{"*", "al*", "alice)(uid=*", "*)(|(uid=*", `alice\`, "alice)(objectClass=*"} {
-		if _, err := c.Login(ctx(t), user, alice.Password); !errors.Is(err, login.ErrInvalidCredentials) {
+		if _, err := c.Login(ctx(t), user, alice.Password, nil); !errors.Is(err, login.ErrInvalidCredentials) {
 			t.Errorf("Login(%q, alice's password) = %v, want ErrInvalidCredentials", user, err)
 		}
 	}
 	// mallory's name does not log in as anyone else.
-	if _, err := c.Login(ctx(t), mallory.Username, alice.Password); !errors.Is(err, login.ErrInvalidCredentials) {
+	if _, err := c.Login(ctx(t), mallory.Username, alice.Password, nil); !errors.Is(err, login.ErrInvalidCredentials) {
 		t.Errorf("Login(%q, alice's password) = %v, want ErrInvalidCredentials", mallory.Username, err)
 	}
 }
@@ -304,7 +304,7 @@ func TestMoreThanOneEntry(t *testing.T) {
 	cfg := openLDAPConfig(s)
 	cfg.UsernameAttr = "sn" // jdoe1 and jdoe2 are both "Doe"
 	c, logs := connector(t, cfg)
-	_, err := c.Login(ctx(t), "Doe", s.Users["jdoe1"].Password)
+	_, err := c.Login(ctx(t), "Doe", s.Users["jdoe1"].Password, nil)
 	if err == nil || errors.Is(err, login.ErrInvalidCredentials) || errors.As(err, new(*login.UserError)) {
 		t.Fatalf("Login = %v, want a generic failure", err)
 	}
@@ -314,7 +314,7 @@ func TestMoreThanOneEntry(t *testing.T) {
 	// A filter that leaves one of them out makes the search unambiguous again.
 	cfg.UserFilter = "(&(objectClass=person)(!(uid=jdoe2)))"
 	c2, _ := connector(t, cfg)
-	if id, err := c2.Login(ctx(t), "Doe", s.Users["jdoe1"].Password); err != nil || id.Username != "Doe" {
+	if id, err := c2.Login(ctx(t), "Doe", s.Users["jdoe1"].Password, nil); err != nil || id.Username != "Doe" {
 		t.Errorf("Login with a narrower filter = %+v, %v", id, err)
 	}
 }
@@ -324,7 +324,7 @@ func TestTLS(t *testing.T) {
 	alice := s.Users["alice"]
 	tryLogin := func(t *testing.T, cfg ldap.Config) error {
 		c, _ := connector(t, cfg)
-		id, err := c.Login(ctx(t), "alice", alice.Password)
+		id, err := c.Login(ctx(t), "alice", alice.Password, nil)
 		if err == nil && id.Subject != alice.ID {
 			t.Errorf("Subject = %q, want %q", id.Subject, alice.ID)
 		}
@@ -402,7 +402,7 @@ func TestFailover(t *testing.T) {
 	password := first.Users["alice"].Password
 
 	// The entryUUIDs differ between the two servers: the subject tells which one answered.
-	id, err := c.Login(ctx(t), "alice", password)
+	id, err := c.Login(ctx(t), "alice", password, nil)
 	if err != nil || id.Subject != first.Users["alice"].ID {
 		t.Fatalf("Login = %+v, %v; want alice from the first live server", id, err)
 	}
@@ -413,7 +413,7 @@ func TestFailover(t *testing.T) {
 	// The first live server goes down: the pooled connection breaks, the next login goes to
 	// the second server.
 	first.Stop()
-	id, err = c.Login(ctx(t), "alice", password)
+	id, err = c.Login(ctx(t), "alice", password, nil)
 	if err != nil || id.Subject != second.Users["alice"].ID {
 		t.Fatalf("Login after a server stopped = %+v, %v; want alice from the second server", id, err)
 	}
@@ -422,7 +422,7 @@ func TestFailover(t *testing.T) {
 	}
 
 	second.Stop()
-	if _, err := c.Login(ctx(t), "alice", password); err == nil || errors.Is(err, login.ErrInvalidCredentials) {
+	if _, err := c.Login(ctx(t), "alice", password, nil); err == nil || errors.Is(err, login.ErrInvalidCredentials) {
 		t.Errorf("Login with every server down = %v, want a failure", err)
 	}
 	if err := c.Health(ctx(t)); err == nil {
@@ -448,7 +448,7 @@ func TestSRVDiscovery(t *testing.T) {
 			{Target: ".", Port: 389, Priority: 0},                                         // "not here"
 		}, nil
 	})
-	id, err := c.Login(ctx(t), "alice", s.Users["alice"].Password)
+	id, err := c.Login(ctx(t), "alice", s.Users["alice"].Password, nil)
 	if err != nil || id.Subject != s.Users["alice"].ID {
 		t.Errorf("Login = %+v, %v", id, err)
 	}
@@ -488,10 +488,10 @@ func TestReferralsNotFollowed(t *testing.T) {
 	}
 
 	c, logs := connector(t, openLDAPConfig(s))
-	if _, err := c.Login(ctx(t), "partner", "secret"); !errors.Is(err, login.ErrInvalidCredentials) {
+	if _, err := c.Login(ctx(t), "partner", "secret", nil); !errors.Is(err, login.ErrInvalidCredentials) {
 		t.Errorf("Login of someone only the referral could know = %v, want ErrInvalidCredentials", err)
 	}
-	if id, err := c.Login(ctx(t), "alice", s.Users["alice"].Password); err != nil || id.Subject != s.Users["alice"].ID {
+	if id, err := c.Login(ctx(t), "alice", s.Users["alice"].Password, nil); err != nil || id.Subject != s.Users["alice"].ID {
 		t.Errorf("Login alice = %+v, %v", id, err)
 	}
 	if n := elsewhere.accepted.Load(); n != 0 {
@@ -526,14 +526,14 @@ func TestHealth(t *testing.T) {
 	if err := bad.Health(ctx(t)); err == nil || !strings.Contains(err.Error(), "service account") {
 		t.Errorf("Health with a wrong service password = %v, want an error naming the service account", err)
 	}
-	if _, err := bad.Login(ctx(t), "alice", s.Users["alice"].Password); err == nil || errors.Is(err, login.ErrInvalidCredentials) {
+	if _, err := bad.Login(ctx(t), "alice", s.Users["alice"].Password, nil); err == nil || errors.Is(err, login.ErrInvalidCredentials) {
 		t.Errorf("Login with a wrong service password = %v, want a generic failure", err)
 	}
 
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Login(ctx(t), "alice", s.Users["alice"].Password); err == nil {
+	if _, err := c.Login(ctx(t), "alice", s.Users["alice"].Password, nil); err == nil {
 		t.Error("Login after Close succeeded")
 	}
 }
@@ -615,7 +615,7 @@ func TestADLogin(t *testing.T) {
 	alice := s.Users["alice"]
 	for _, user := range []string{"alice", `EXAMPLE\alice`, `example\ALICE`, "alice@example.test", "ALICE@EXAMPLE.TEST"} {
 		t.Run(user, func(t *testing.T) {
-			id, err := c.Login(ctx(t), user, alice.Password)
+			id, err := c.Login(ctx(t), user, alice.Password, nil)
 			if err != nil {
 				t.Fatalf("Login: %v", err)
 			}
@@ -636,7 +636,7 @@ func TestADLogin(t *testing.T) {
 		})
 	}
 	for _, user := range []string{`OTHER\alice`, `EXAMPLE\`, "alice@other.test", `EXAMPLE\*`, "*"} {
-		if _, err := c.Login(ctx(t), user, alice.Password); !errors.Is(err, login.ErrInvalidCredentials) {
+		if _, err := c.Login(ctx(t), user, alice.Password, nil); !errors.Is(err, login.ErrInvalidCredentials) {
 			t.Errorf("Login(%q) = %v, want ErrInvalidCredentials", user, err)
 		}
 	}
@@ -645,7 +645,7 @@ func TestADLogin(t *testing.T) {
 	cfg := adConfig(s)
 	cfg.URLs, cfg.StartTLS = []string{s.URL}, true
 	c2, _ := connector(t, cfg)
-	id, err := c2.Login(ctx(t), "alice", alice.Password)
+	id, err := c2.Login(ctx(t), "alice", alice.Password, nil)
 	if err != nil || id.Subject != alice.ID {
 		t.Errorf("Login over StartTLS = %+v, %v; want subject %q", id, err, alice.ID)
 	}
@@ -674,7 +674,7 @@ func TestADRefusals(t *testing.T) {
 		{user: "mustchange", password: "wrong", want: login.ErrInvalidCredentials},
 	} {
 		t.Run(tc.user, func(t *testing.T) {
-			_, err := c.Login(ctx(t), tc.user, tc.password)
+			_, err := c.Login(ctx(t), tc.user, tc.password, nil)
 			if tc.want != nil {
 				if !errors.Is(err, tc.want) {
 					t.Errorf("Login = %v, want %v", err, tc.want)

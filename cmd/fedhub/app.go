@@ -141,6 +141,14 @@ func now() time.Time { return time.Now().UTC() }
 // wire builds fedhub over a migrated db; extra connectors (tests' fakes) follow the configured ones.
 func wire(ctx context.Context, cfg *config.Config, db *gorm.DB, log *slog.Logger, extra ...brokers.Connector) (*app, error) {
 	users := linking.New(db, now)
+	stuck, err := users.RekeyUsernames(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, u := range stuck {
+		log.Warn("username kept under its old key: typing it no longer finds this user (its links still sign it in)", "user", u.UserID,
+			"username", u.Username, "reason", u.Reason)
+	}
 	if err := bootstrapUsers(ctx, users, cfg.Users, log); err != nil {
 		return nil, err
 	}

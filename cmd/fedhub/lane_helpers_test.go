@@ -72,7 +72,8 @@ func startLane(t *testing.T, p firstlogin.Policy, policy mfaPolicy) *laneServer 
 	cfg.Storage = config.Storage{Driver: "sqlite", DSN: filepath.Join(t.TempDir(), "fedhub.db")}
 	cfg.Signing.Algorithm = "ES256" // a new key per server in microseconds
 	cfg.Clients = []config.Client{{ID: laneClientID, Name: "Lane App", Secret: laneSecret,
-		RedirectURIs: []string{laneRedirectURI}, GrantTypes: []string{config.GrantAuthorizationCode}}}
+		RedirectURIs: []string{laneRedirectURI}, GrantTypes: []string{config.GrantAuthorizationCode}},
+		{ID: lanePasswordClient, Name: "Lane Script", Secret: laneSecret, GrantTypes: []string{config.GrantPassword}}}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
