@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 	"time"
 
@@ -22,7 +21,7 @@ func (s *Service) formLogin(c echo.Context, t *login.Transaction, token string, 
 	username := strings.TrimSpace(r.PostForm.Get("username"))
 	id, err := s.passwordLogin(r.Context(), conn.ID, pc, username, r.PostForm.Get("password"), c.RealIP())
 	if err != nil {
-		return s.renderLogin(c, http.StatusUnauthorized, t, token, conn.ID, username, login.Message(err))
+		return s.renderLogin(c, failedStatus(c, err), t, token, conn.ID, username, login.Message(err))
 	}
 	return s.identified(c, t, token, conn, id)
 }
@@ -44,6 +43,11 @@ func (s *Service) passwordLogin(ctx context.Context, connector string, pc Passwo
 	}
 	id, err := pc.Login(ctx, username, password)
 	if err != nil {
+		if errors.Is(err, login.ErrBusy) { // unchecked: it counts for the address only
+			if ferr := s.limiter.Busy(ctx, ipKey); ferr != nil {
+				return login.Identity{}, ferr
+			}
+		}
 		if errors.Is(err, login.ErrInvalidCredentials) {
 			if ferr := s.limiter.Failed(ctx, userKey, ipKey); ferr != nil {
 				return login.Identity{}, ferr
@@ -81,6 +85,9 @@ func (s *Service) PasswordLogin(ctx context.Context, clientMFA, username, passwo
 		id, err = s.passwordLogin(ctx, conn.ID, pc, username, password, ip)
 		if errors.Is(err, login.ErrInvalidCredentials) {
 			continue
+		}
+		if errors.Is(err, login.ErrBusy) { // the issuer answers 503
+			return "", "", err
 		}
 		if err != nil {
 			return "", "", errors.New(login.Message(err))

@@ -10,7 +10,8 @@ import (
 // ErrBusy is returned instead of checking a password when the process already
 // hashes as many passwords as it may and its short queue is full, or no place
 // freed up within the queue's wait. The caller answers "try again shortly"
-// (HTTP 503 with Retry-After); the attempt still counts as a failure.
+// (HTTP 503 with Retry-After), and counts the attempt for the client's
+// address.
 var ErrBusy = errors.New("too many password checks at once")
 
 // HashLimits bound the password hashing of the whole process. Every argon2id

@@ -25,6 +25,8 @@ func (c *Connector) Login(ctx context.Context, username, password string) (login
 		return login.Identity{}, login.ErrInvalidCredentials
 	case errors.Is(err, linking.ErrDisabled):
 		return login.Identity{}, login.ErrAccountDisabled
+	case errors.Is(err, linking.ErrBusy):
+		return login.Identity{}, login.ErrBusy
 	case err != nil:
 		return login.Identity{}, err
 	}
