@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/fedhub/fedhub/linking"
+	"github.com/fedhub/fedhub/login"
 	"github.com/fedhub/fedhub/store"
 	"github.com/fedhub/fedhub/throttle"
 )
@@ -213,5 +214,44 @@ func TestPasswordFloodMemory(t *testing.T) {
 		flood, answers, grew/mib, base/mib, ceiling/mib)
 	if grew > ceiling {
 		t.Errorf("the heap grew by %d MiB under %d concurrent wrong passwords; the ceiling is %d MiB", grew/mib, flood, ceiling/mib)
+	}
+}
+
+// TestSignInRowsBounded: an anonymous browser's clicks and requests write a
+// bounded number of rows — 50 clicks on a connector's button move its one
+// sign-in on (no row per click), and 50 /authorize requests of one browser
+// leave at most login.MaxPerBrowser sign-ins.
+func TestSignInRowsBounded(t *testing.T) {
+	l := startLane(t, lanePolicy("create", "none", confirm, false), mfaOff)
+	b := l.browser(t)
+	_, p := b.authorize()
+	button := p.form(t, "/broker/"+laneSSO+"/login")
+	l.sso.As(newcomer.Username) // the upstream would sign in a newcomer; the browser never goes there
+	noFollow := &http.Client{Jar: b.client.Jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for range 50 {
+		resp, err := noFollow.PostForm(l.url+"/broker/"+laneSSO+"/login", button)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusSeeOther && resp.StatusCode != http.StatusFound {
+			t.Fatalf("a click on the button: %d", resp.StatusCode)
+		}
+	}
+	rows := func() int64 {
+		var n int64
+		if err := l.app.db.Model(&login.Transaction{}).Count(&n).Error; err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := rows(); n != 1 {
+		t.Errorf("%d sign-ins after 50 clicks on a connector's button, want 1", n)
+	}
+	for range 50 {
+		b.authorize()
+	}
+	if n := rows(); n != login.MaxPerBrowser {
+		t.Errorf("%d sign-ins after 51 /authorize requests of one browser, want %d", n, login.MaxPerBrowser)
 	}
 }
