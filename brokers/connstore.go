@@ -58,3 +58,25 @@ func (s dbConnectorStore) Value(ctx context.Context, key string, create func() (
 	}
 	return row.Value, nil
 }
+
+// ConnectorValues is every connector's stored values together, for purging.
+type ConnectorValues struct {
+	db  *gorm.DB
+	now func() time.Time
+}
+
+// NewConnectorValues returns the connectors' values over db, with the clock now.
+func NewConnectorValues(db *gorm.DB, now func() time.Time) ConnectorValues {
+	return ConnectorValues{db: db, now: now}
+}
+
+// Purge deletes the values kept until a time now past (the SAML replay
+// cache: until an assertion could no longer be accepted, clock skew
+// included). Values kept for good (no ExpiresAt: the SP key) stay.
+func (v ConnectorValues) Purge(ctx context.Context) error {
+	err := v.db.WithContext(ctx).Where("expires_at IS NOT NULL AND expires_at < ?", v.now().UTC()).Delete(&ConnectorValue{}).Error
+	if err != nil {
+		return fmt.Errorf("purge connector values: %w", err)
+	}
+	return nil
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -62,6 +63,47 @@ func TestConnectorStoreValue(t *testing.T) {
 		v2, err := s.Value(ctx, "sp-key", func() ([]byte, error) { return nil, errors.New("must not be called again") })
 		if err != nil || string(v2) != "first" {
 			t.Fatalf("second Value = %q, %v; want the stored value", v2, err)
+		}
+	})
+}
+
+// TestConnectorValuesPurge: a purge deletes exactly the values kept until a
+// time now past, in every connector's space, and keeps the values kept for
+// good; a purged key is new again.
+func TestConnectorValuesPurge(t *testing.T) {
+	storetest.ForEachDB(t, brokers.Models(), func(t *testing.T, db *gorm.DB) {
+		ctx := context.Background()
+		now := time.Date(2030, 5, 17, 9, 30, 0, 0, time.UTC)
+		a, b := brokers.NewConnectorStore(db, "idp-a"), brokers.NewConnectorStore(db, "idp-b")
+		for _, c := range []struct {
+			store brokers.ConnectorStore
+			key   string
+			until time.Time
+		}{
+			{a, "expired", now.Add(-time.Second)},
+			{b, "expired", now.Add(-time.Hour)},
+			{a, "live", now.Add(time.Second)},
+			{b, "live", now.Add(time.Hour)},
+		} {
+			if first, err := c.store.Once(ctx, c.key, c.until); err != nil || !first {
+				t.Fatalf("Once(%s): %v %v", c.key, first, err)
+			}
+		}
+		if _, err := a.Value(ctx, "sp-key", func() ([]byte, error) { return []byte("key"), nil }); err != nil {
+			t.Fatal(err)
+		}
+		if err := brokers.NewConnectorValues(db, func() time.Time { return now }).Purge(ctx); err != nil {
+			t.Fatal(err)
+		}
+		var keys []string
+		if err := db.Model(&brokers.ConnectorValue{}).Order("value_key").Pluck("value_key", &keys).Error; err != nil {
+			t.Fatal(err)
+		}
+		if want := []string{"idp-a:live", "idp-a:sp-key", "idp-b:live"}; !slices.Equal(keys, want) {
+			t.Errorf("after the purge: %v, want %v", keys, want)
+		}
+		if first, err := a.Once(ctx, "live", now.Add(time.Hour)); err != nil || first {
+			t.Errorf("a live key after the purge: first=%v %v, want a replay", first, err)
 		}
 	})
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 	"time"
 
@@ -22,7 +21,7 @@ func (s *Service) formLogin(c echo.Context, t *login.Transaction, token string, 
 	username := strings.TrimSpace(r.PostForm.Get("username"))
 	id, err := s.passwordLogin(r.Context(), conn.ID, pc, username, r.PostForm.Get("password"), c.RealIP())
 	if err != nil {
-		return s.renderLogin(c, http.StatusUnauthorized, t, token, conn.ID, username, login.Message(err))
+		return s.renderLogin(c, failedStatus(c, err), t, token, conn.ID, username, login.Message(err))
 	}
 	return s.identified(c, t, token, conn, id)
 }
@@ -107,6 +106,7 @@ func (s *Service) wait(ctx context.Context, userKey, ipKey string) error {
 type failures struct {
 	accounts  []string // limiter keys of the accounts whose password was wrong
 	wrong     bool     // some connector found the username or password wrong
+	busy      bool     // the password could not be checked now (the hashing bound): it counts for the address
 	throttled bool     // the limiter refused the address, or an account
 }
 
@@ -115,6 +115,8 @@ func (f *failures) add(connector string, err error) {
 	switch {
 	case throttled(err):
 		f.throttled = true
+	case errors.Is(err, login.ErrBusy):
+		f.busy = true
 	case errors.Is(err, login.ErrInvalidCredentials):
 		f.wrong = true
 		if account := login.AccountOf(err); account != "" {
@@ -128,7 +130,7 @@ func (f *failures) add(connector string, err error) {
 // failure, as it checked no password there).
 func (s *Service) record(ctx context.Context, f failures, ip string) error {
 	keys := f.accounts
-	if f.wrong && !f.throttled {
+	if (f.wrong || f.busy) && !f.throttled {
 		keys = append(keys, throttle.IPKey(ip))
 	}
 	if len(keys) == 0 {
@@ -192,7 +194,11 @@ func (s *Service) PasswordLogin(ctx context.Context, clientMFA, username, passwo
 			}
 		}
 	}
-	return "", "", errors.New(login.Message(s.refused(ctx, connector, username, ip, err, f)))
+	err = s.refused(ctx, connector, username, ip, err, f)
+	if errors.Is(err, login.ErrBusy) { // the issuer answers 503 with Retry-After
+		return "", "", err
+	}
+	return "", "", errors.New(login.Message(err))
 }
 
 // passwordGranted finishes a password grant that connector conn let in as id.

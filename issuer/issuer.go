@@ -121,5 +121,11 @@ func (iss *Issuer) purgeExpired(ctx context.Context) error {
 			return err
 		}
 	}
+	// A grant ends with its tokens: no refresh token of it is left, and every
+	// access token it could have had has expired.
+	if err := db.Where("created_at < ? AND NOT EXISTS (SELECT 1 FROM refresh_tokens WHERE refresh_tokens.grant_id = grants.id)",
+		now.Add(-iss.tokens.AccessTTL-time.Hour)).Delete(&Grant{}).Error; err != nil {
+		return err
+	}
 	return db.Where("publish_until < ?", now).Delete(&SigningKey{}).Error
 }

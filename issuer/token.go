@@ -253,6 +253,10 @@ func (iss *Issuer) passwordGrant(c echo.Context, client *Client, form url.Values
 		return nil, invalidGrant("password login is not available")
 	}
 	userID, connector, err := iss.password.PasswordLogin(ctx, client.MFA, username, password, c.RealIP())
+	if errors.Is(err, login.ErrBusy) { // too many password checks at once: come back shortly
+		c.Response().Header().Set("Retry-After", login.BusyRetryAfter)
+		return nil, &oauthError{http.StatusServiceUnavailable, "temporarily_unavailable", err.Error(), false}
+	}
 	if err != nil {
 		return nil, invalidGrant(err.Error())
 	}

@@ -204,11 +204,15 @@ func (s *Service) SetDisabled(ctx context.Context, username string, disabled boo
 
 // VerifyPassword checks a local password. It returns ErrInvalidCredentials for
 // an unknown user, a user without a password or a wrong password alike, in about
-// the same time; and ErrDisabled only once the password was right.
+// the same time; and ErrDisabled only once the password was right. It returns
+// ErrBusy, for a known and an unknown user alike, when the process's hashing
+// bound leaves no place for the check.
 func (s *Service) VerifyPassword(ctx context.Context, username, password string) (*User, error) {
 	u, err := s.UserByUsername(ctx, username)
 	if errors.Is(err, ErrNotFound) || (err == nil && u.PasswordHash == "") {
-		_, _ = checkPassword(dummyHash(), password)
+		if _, err := checkPassword(dummyHash(), password); errors.Is(err, ErrBusy) {
+			return nil, err // as for a known user: busy tells nothing about the name
+		}
 		return nil, ErrInvalidCredentials
 	}
 	if err != nil {

@@ -8,6 +8,16 @@ var (
 	ErrAccountDisabled    = errors.New("account is disabled")
 )
 
+// ErrBusy is a password that could not be checked because the process
+// already checks as many as it may (linking.ErrBusy): the person tries again
+// in a few seconds. Pages answer 503 with Retry-After: BusyRetryAfter; the
+// attempt counts for the client's address at the brute-force limiter all the
+// same (not for the account: no password was tested).
+var ErrBusy = &UserError{Message: "Too many sign-ins at once. Try again in a few seconds."}
+
+// BusyRetryAfter is the Retry-After header (in seconds) of an ErrBusy answer.
+const BusyRetryAfter = "2"
+
 // UserError carries a message meant for the person signing in (an expired
 // password, a locked account): safe to show, unlike upstream errors.
 type UserError struct{ Message string }

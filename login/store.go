@@ -31,17 +31,39 @@ func (ts Transactions) WithTx(tx *gorm.DB) Transactions { return Transactions{db
 // Now is the store's clock.
 func (ts Transactions) Now() time.Time { return ts.now().UTC() }
 
-// Create stores a new transaction for the browser and returns its token.
+// MaxPerBrowser is how many sign-ins one browser keeps: starting one more
+// ends its oldest. One browser (a script that keeps its cookie) cannot grow
+// the table without bound, and a person has far fewer tabs signing in at once.
+const MaxPerBrowser = 20
+
+// Create stores a new transaction for the browser and returns its token. The
+// browser's oldest sign-ins beyond MaxPerBrowser end.
 func (ts Transactions) Create(ctx context.Context, t *Transaction, browser string) (string, error) {
 	token := secret.Token(24)
 	now := ts.Now()
 	t.ID, t.TokenHash, t.BrowserHash, t.Version = secret.Token(16), secret.Hash(token), secret.Hash(browser), 1
 	t.CreatedAt, t.ExpiresAt = now, now.Add(TTL)
-	if err := ts.db.WithContext(ctx).Create(t).Error; err != nil {
+	db := ts.db.WithContext(ctx)
+	if err := db.Create(t).Error; err != nil {
 		return "", fmt.Errorf("save sign-in: %w", err)
+	}
+	// Older ones beyond the cap: usually none, or the one this pushed out.
+	var ids []string
+	if err := db.Model(&Transaction{}).Where("browser_hash = ?", t.BrowserHash).Order("created_at DESC, id DESC").
+		Limit(MaxPerBrowser+maxTrim).Pluck("id", &ids).Error; err != nil {
+		return "", fmt.Errorf("save sign-in: %w", err)
+	}
+	if len(ids) > MaxPerBrowser {
+		if err := db.Where("id IN ?", ids[MaxPerBrowser:]).Delete(&Transaction{}).Error; err != nil {
+			return "", fmt.Errorf("save sign-in: %w", err)
+		}
 	}
 	return token, nil
 }
+
+// maxTrim is how many of a browser's oldest sign-ins one Create ends at most;
+// sign-ins created at once by many nodes are trimmed by the next ones.
+const maxTrim = 50
 
 // maxToken bounds what is hashed and looked up.
 const maxToken = 128

@@ -59,7 +59,7 @@ const (
 type Transaction struct {
 	ID          string  `gorm:"primaryKey;size:32"` // internal; never leaves the server
 	TokenHash   string  `gorm:"size:64;not null;uniqueIndex"`
-	BrowserHash string  `gorm:"size:64;not null"`
+	BrowserHash string  `gorm:"size:64;not null;index"` // indexed: Create keeps a browser's newest MaxPerBrowser
 	Purpose     Purpose `gorm:"size:16;not null"`
 	Step        Step    `gorm:"size:16;not null"`
 	Version     int     `gorm:"not null"`

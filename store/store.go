@@ -2,12 +2,14 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"strings"
 	"time"
 
+	"github.com/mattn/go-sqlite3"
 	"gorm.io/driver/postgres"
 	"gorm.io/driver/sqlite"
 	"gorm.io/gorm"
@@ -21,7 +23,7 @@ func Open(ctx context.Context, cfg config.Storage) (*gorm.DB, error) {
 	var dialector gorm.Dialector
 	switch cfg.Driver {
 	case "sqlite":
-		dialector = sqlite.Open(sqliteDSN(cfg.DSN))
+		dialector = sqlite.New(sqlite.Config{DriverName: sqliteDriver, DSN: sqliteDSN(cfg.DSN)})
 	case "postgres":
 		dialector = postgres.Open(cfg.DSN)
 	default:
@@ -51,6 +53,23 @@ func Open(ctx context.Context, cfg config.Storage) (*gorm.DB, error) {
 		return nil, fmt.Errorf("open %s store: %w", cfg.Driver, err)
 	}
 	return db.WithContext(ctx), nil
+}
+
+// sqliteDriver is the SQLite driver with what no DSN parameter sets: every
+// connection cuts the write-ahead log back to walLimit once a checkpoint has
+// copied it into the database. Without it the log keeps the size of its
+// largest burst of writes for good (a flood of failed logins left tens of
+// MiB behind).
+const sqliteDriver = "sqlite3_fedhub"
+
+// walLimit is the size the write-ahead log is cut back to.
+const walLimit = 4 << 20
+
+func init() {
+	sql.Register(sqliteDriver, &sqlite3.SQLiteDriver{ConnectHook: func(c *sqlite3.SQLiteConn) error {
+		_, err := c.Exec(fmt.Sprintf("PRAGMA journal_size_limit = %d", walLimit), nil)
+		return err
+	}})
 }
 
 // sqliteDSN turns a file path into a DSN with the pragmas fedhub relies on:

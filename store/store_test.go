@@ -295,6 +295,7 @@ func TestSQLitePragmas(t *testing.T) {
 			{"busy_timeout", "10000"},
 			{"foreign_keys", "1"},
 			{"synchronous", "1"}, // NORMAL
+			{"journal_size_limit", "4194304"},
 		} {
 			var got string
 			if err := conn.QueryRowContext(ctx, "PRAGMA "+p.pragma).Scan(&got); err != nil {

@@ -40,6 +40,8 @@ func (c *Connector) Login(ctx context.Context, username, password string, admit 
 		return login.Identity{}, &login.CredentialsError{Account: account}
 	case errors.Is(err, linking.ErrDisabled):
 		return login.Identity{}, login.ErrAccountDisabled
+	case errors.Is(err, linking.ErrBusy):
+		return login.Identity{}, login.ErrBusy
 	case err != nil:
 		return login.Identity{}, err
 	case u.ID != account:

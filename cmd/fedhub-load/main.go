@@ -25,7 +25,29 @@ func main() {
 	workers := flag.Int("c", 4, "concurrent workers")
 	duration := flag.Duration("d", 10*time.Second, "how long each phase runs")
 	maxRequests := flag.Int("n", 200000, "the most requests a phase sends")
+	soakMode := flag.Bool("soak", false, "soak: good and bad password logins from several loopback addresses (-c attackers, -d, -n)")
+	good := flag.String("good", "demo:demo", "soak: the good users, user:password[,user:password…]")
+	goodIPs := flag.Int("good-ips", 4, "soak: loopback addresses of good users (127.0.0.11…), one signing in at a time each")
+	badIPs := flag.Int("bad-ips", 8, "soak: loopback addresses the attackers share (127.0.1.1…)")
+	think := flag.Duration("think", 500*time.Millisecond, "soak: a good user's pause between sign-ins")
+	redirectURI := flag.String("redirect-uri", "http://127.0.0.1:5555/callback", "soak: the client's redirect URI")
+	pid := flag.Int("pid", 0, "soak: fedhub's process ID, to report its peak memory (Linux /proc)")
+	dbPath := flag.String("db", "", "soak: fedhub's SQLite file, to report its growth")
 	flag.Parse()
+
+	if *soakMode {
+		creds, err := parseCredentials(*good)
+		if err == nil {
+			err = soak(soakOptions{base: *base, client: *client, secret: *secret, redirectURI: *redirectURI, good: creds,
+				goodAddrs: *goodIPs, badAddrs: *badIPs, badWorkers: *workers, duration: *duration, think: *think,
+				budget: *maxRequests, pid: *pid, db: *dbPath})
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "fedhub-load:", err)
+			os.Exit(1)
+		}
+		return
+	}
 
 	form := url.Values{"grant_type": {*grant}}
 	if *grant == "password" {

@@ -54,8 +54,7 @@ func passkeys(db *gorm.DB, cfg *config.Config, now func() time.Time) (*passkey.S
 }
 
 // purgersOf lists the purgers that exist (passkeys may not).
-func purgersOf(txns login.Transactions, factors *mfa.Service, keys *passkey.Service) []purger {
-	ps := []purger{txns, factors}
+func purgersOf(keys *passkey.Service, ps ...purger) []purger {
 	if keys != nil {
 		ps = append(ps, keys)
 	}
@@ -70,20 +69,25 @@ type purger interface {
 // purgeEvery is how often purge runs.
 const purgeEvery = time.Minute
 
-// purge runs every purger every purgeEvery until ctx ends.
+// purge runs every purger at once and then every purgeEvery until ctx ends.
 func (a *app) purge(ctx context.Context, log *slog.Logger) {
 	tick := time.NewTicker(purgeEvery)
 	defer tick.Stop()
 	for {
+		a.purgeOnce(ctx, log)
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			for _, p := range a.purgers {
-				if err := p.Purge(ctx); err != nil {
-					log.Error("purging expired rows failed", "err", err)
-				}
-			}
+		}
+	}
+}
+
+// purgeOnce runs every purger once; one that fails does not stop the others.
+func (a *app) purgeOnce(ctx context.Context, log *slog.Logger) {
+	for _, p := range a.purgers {
+		if err := p.Purge(ctx); err != nil {
+			log.Error("purging expired rows failed", "err", err)
 		}
 	}
 }
@@ -188,10 +192,13 @@ func wire(ctx context.Context, cfg *config.Config, db *gorm.DB, log *slog.Logger
 	e.GET("/static/*", echo.WrapHandler(templates.Static()))
 	iss.Routes(e, broker)
 	broker.Routes(e)
-	admin.New(admin.Options{DB: db, Users: users, Issuer: iss, Broker: broker, Audit: events, Factors: factors, Passkeys: keys, Handler: e,
-		FreshAge: cfg.Admin.FreshLoginAge, SessionTT: cfg.Admin.SessionTTL, Log: log}).Routes(e)
+	adm := admin.New(admin.Options{DB: db, Users: users, Issuer: iss, Broker: broker, Audit: events, Factors: factors, Passkeys: keys, Handler: e,
+		FreshAge: cfg.Admin.FreshLoginAge, SessionTT: cfg.Admin.SessionTTL, Log: log})
+	adm.Routes(e)
+	// Every table whose rows expire, but the issuer's (its Maintain purges
+	// them); audit events are kept.
 	return &app{db: db, users: users, issuer: iss, audit: events, echo: e,
-		purgers: purgersOf(login.NewTransactions(db, now), factors, keys)}, nil
+		purgers: purgersOf(keys, login.NewTransactions(db, now), factors, limiter, brokers.NewConnectorValues(db, now), adm)}, nil
 }
 
 // ipExtractor finds the client's address: the connecting one, or, from the
