@@ -146,12 +146,22 @@ func (s *Service) refused(ctx context.Context, connector, username, ip string, e
 		return rerr
 	}
 	if te := (*throttledError)(nil); errors.As(err, &te) {
+		// A refusal that checked nothing is recorded once a minute per
+		// address: an attacker kept waiting must not grow the audit log
+		// (and the log) by a row per request.
+		first, nerr := s.throttleNotes.Once(ctx, ip, s.txns.Now().Add(throttleNoteEvery))
+		if nerr != nil || !first {
+			return errors.Join(err, nerr)
+		}
 		s.log.Warn("login throttled", "connector", connector, "username", username, "ip", ip, "wait", te.wait)
-	} else {
-		s.log.Info("login failed", "connector", connector, "username", username, "ip", ip, "err", err)
+		return s.failed(ctx, connector, username, ip, fmt.Errorf("%w (more attempts from this address within a minute are not recorded)", err))
 	}
+	s.log.Info("login failed", "connector", connector, "username", username, "ip", ip, "err", err)
 	return s.failed(ctx, connector, username, ip, err)
 }
+
+// throttleNoteEvery is how often a throttled address's refusals are recorded.
+const throttleNoteEvery = time.Minute
 
 // failed audits a failed login and returns err (or the audit's own failure).
 func (s *Service) failed(ctx context.Context, connector, who, ip string, err error) error {

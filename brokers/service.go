@@ -55,15 +55,18 @@ type Service struct {
 	passwordless bool
 	db           *gorm.DB
 	txns         login.Transactions
-	baseURL      string
-	cookies      web.Cookies
-	log          *slog.Logger
+	// throttleNotes remembers which addresses' throttled refusals were
+	// recorded lately (in the connector values' table, purged with it).
+	throttleNotes ConnectorStore
+	baseURL       string
+	cookies       web.Cookies
+	log           *slog.Logger
 }
 
 // New returns the broker.
 func New(o Options) *Service {
 	return &Service{connectors: o.Connectors, users: o.Users, issuer: o.Issuer, limiter: o.Limiter,
-		audit: o.Audit, firstLogin: o.FirstLogin, factors: o.Factors, passkeys: o.Passkeys, passwordless: o.Passwordless, db: o.DB, txns: login.NewTransactions(o.DB, o.Now), baseURL: o.BaseURL, log: o.Log,
+		audit: o.Audit, firstLogin: o.FirstLogin, factors: o.Factors, passkeys: o.Passkeys, passwordless: o.Passwordless, db: o.DB, txns: login.NewTransactions(o.DB, o.Now), throttleNotes: NewConnectorStore(o.DB, "fedhub.throttled"), baseURL: o.BaseURL, log: o.Log,
 		cookies: web.Cookies{Secure: len(o.BaseURL) > 8 && o.BaseURL[:8] == "https://"}}
 }
 

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fedhub/fedhub/audit"
 	"github.com/fedhub/fedhub/login"
 	"github.com/fedhub/fedhub/throttle"
 )
@@ -147,6 +148,22 @@ func TestLaneLimitsSpellingsShareOneCounter(t *testing.T) {
 	}
 	try("john smith", laneUpstreamPw).must(t, http.StatusUnauthorized, tooMany)
 	try(`CORP\jsmith`, laneUpstreamPw).must(t, http.StatusUnauthorized, tooMany)
+	// Refusals that checked nothing are audited once a minute per address,
+	// not once per request: waiting attackers do not grow the audit log.
+	throttledEvents := func() int64 {
+		var n int64
+		if err := l.app.db.Model(&audit.Event{}).Where("type = ? AND detail LIKE ?", audit.LoginFailed, tooMany+"%").Count(&n).Error; err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	before := throttledEvents()
+	for range 20 {
+		try("john smith", laneUpstreamPw).must(t, http.StatusUnauthorized, tooMany)
+	}
+	if before != 1 || throttledEvents() != 1 {
+		t.Fatalf("throttled refusals audited %d times, then %d after 20 more; want once", before, throttledEvents())
+	}
 	if rows := l.failureRows(t); rows["user:"+laneDir+":entry-jsmith"] != laneFactor || len(rows) != 3 {
 		t.Fatalf("the limiter counts %v, want %d for john's entry", rows, laneFactor)
 	}
