@@ -163,21 +163,31 @@ func splitLoopback(uri string) (host, rest string, ok bool) {
 	if !ok {
 		return "", "", false
 	}
+	if _, err := url.Parse(uri); err != nil {
+		return "", "", false
+	}
 	i := strings.IndexAny(after, "/?#")
 	if i < 0 {
 		i = len(after)
 	}
-	host, rest = after[:i], after[i:]
-	if h, port, err := net.SplitHostPort(host); err == nil {
+	authority, rest := after[:i], after[i:]
+	host, bracketed := authority, false
+	if h, port, err := net.SplitHostPort(authority); err == nil {
 		if port == "" || strings.Trim(port, "0123456789") != "" {
 			return "", "", false
 		}
-		host = h
-	} else {
-		host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+		host, bracketed = h, strings.HasPrefix(authority, "[")
+	} else if inner, ok := strings.CutPrefix(authority, "["); ok {
+		if host, ok = strings.CutSuffix(inner, "]"); !ok {
+			return "", "", false
+		}
+		bracketed = true
 	}
 	ip := net.ParseIP(host)
-	if ip == nil || !ip.IsLoopback() || strings.Contains(rest, "#") {
+	// An IPv6 literal is bracketed, an IPv4 one is not (RFC 3986 §3.2.2):
+	// "[127.0.0.1]", "::1" and stray brackets are no loopback variants.
+	if ip == nil || !ip.IsLoopback() || strings.ContainsAny(host, "[]") || (ip.To4() == nil) != bracketed ||
+		strings.Contains(rest, "#") {
 		return "", "", false
 	}
 	return host, rest, true

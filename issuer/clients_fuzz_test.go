@@ -54,6 +54,14 @@ func FuzzRedirectURI(f *testing.F) {
 		{registered[6], "http://localhost:7001/cb"},
 		{registered[7], "https://127.0.0.1:9443/tls"},
 		{registered[8], "com.example.app:/oauth2redirect/../x"},
+		// Stray or misplaced brackets were loopback variants once (and made
+		// /authorize dereference a nil URL).
+		{registered[2], "http://[127.0.0.1/callback"},
+		{registered[2], "http://[127.0.0.1]:9/callback"},
+		{registered[2], "http://127.0.0.1]/callback"},
+		{"http://[::1]/cb", "http://[::1/cb"},
+		{"http://[::1]/cb", "http://::1/cb"},
+		{"http://[::1]/cb", "http://::1]/cb"},
 		{"http://127.0.0.1:8080", "http://127.0.0.1:1"},
 		{"http://127.0.0.1:8080?x", "http://127.0.0.1:1?x"},
 	} {
