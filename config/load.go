@@ -104,6 +104,9 @@ type walker struct {
 }
 
 func (w *walker) fail(key string, line int, format string, args ...any) {
+	if key == "" { // the document itself
+		key = "(top level)"
+	}
 	w.errs = append(w.errs, &KeyError{Key: key, Line: line, Msg: fmt.Sprintf(format, args...)})
 }
 
@@ -238,6 +241,9 @@ func yamlFields(t reflect.Type) map[string]reflect.StructField {
 }
 
 func join(path, key string) string {
+	if key == "" { // an empty YAML key is still named
+		key = `""`
+	}
 	if path == "" {
 		return key
 	}

@@ -60,6 +60,8 @@ func FuzzParse(f *testing.F) {
 		"issuer: https://login.example.com\nclients:\n- {id: web, public: true, redirect_uris: [\"http://127.0.0.1:8080/cb#frag\"], grant_types: [authorization_code]}\n",
 		"\xef\xbb\xbfissuer: https://login.example.com\n",
 		"issuer: \"https://login.example.com\\u0000\"\n",
+		// Errors once named no key: a document that is no mapping, an empty key.
+		"0", "[a]", "\"\": 1\n", "?\r?",
 	} {
 		f.Add([]byte(s))
 	}
