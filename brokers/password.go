@@ -224,10 +224,13 @@ func (s *Service) passwordGranted(ctx context.Context, conn Connector, id login.
 		return "", "", errors.New(login.Message(err))
 	}
 	// The password grant cannot carry a second factor: never a silent bypass.
-	if needs, err := s.hasMFA(ctx, conn.ID, clientMFA, u); err != nil || needs {
-		if err == nil {
-			err = errors.New("This account signs in with a second factor, which the password grant cannot carry. Use the authorization code flow.")
-		}
+	needs, err := s.hasMFA(ctx, conn.ID, clientMFA, u)
+	if err != nil { // never a database's words in error_description
+		s.log.Error("password grant: second-factor policy", "user", u.ID, "err", err)
+		return "", "", errors.New(login.Message(err))
+	}
+	if needs {
+		err := errors.New("This account signs in with a second factor, which the password grant cannot carry. Use the authorization code flow.")
 		_ = s.failed(ctx, conn.ID, username, ip, err)
 		return "", "", err
 	}

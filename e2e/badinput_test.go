@@ -747,3 +747,16 @@ func biQueryDB(t testing.TB, path, query string, args []any, dest ...any) {
 		t.Fatalf("%s: %v", query, err)
 	}
 }
+
+// Authorization parameters that are not text (NUL, broken UTF-8) are an
+// invalid request, never a row PostgreSQL would refuse with a 500.
+func TestAuthorizeParamsNotText(t *testing.T) {
+	s := Start(t)
+	for _, p := range [][2]string{{"state", "a\x00b"}, {"nonce", "\xff"}, {"login_hint", "al\x00ice"}} {
+		resp, _ := NewBrowser(t).Get(s.URL + "/authorize?" + AuthParams(p[0], p[1]).Encode())
+		loc, err := url.Parse(resp.Header.Get("Location"))
+		if err != nil || resp.StatusCode != http.StatusSeeOther || loc.Query().Get("error") != "invalid_request" {
+			t.Errorf("%s=%q answered %d %q, want a redirect with invalid_request", p[0], p[1], resp.StatusCode, resp.Header.Get("Location"))
+		}
+	}
+}

@@ -133,6 +133,9 @@ func (iss *Issuer) parseAuthz(c echo.Context, form url.Values, client *Client, r
 		if len(v) > 1 {
 			return nil, invalid("parameter %s is given more than once", k)
 		}
+		if !web.Text(k) || !web.Text(v[0]) {
+			return nil, invalid("parameters must be UTF-8 text without NUL")
+		}
 	}
 	switch {
 	case form.Has("request"):

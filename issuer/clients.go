@@ -19,6 +19,7 @@ import (
 	"github.com/fedhub/fedhub/config"
 	"github.com/fedhub/fedhub/linking"
 	"github.com/fedhub/fedhub/store"
+	"github.com/fedhub/fedhub/web"
 )
 
 // HashClientSecret is the stored form of a client secret. Client secrets are
@@ -109,7 +110,7 @@ func grantable(c *Client, userIsAdmin func() bool, requested string) string {
 var errUnknownClient = errors.New("unknown client")
 
 func (iss *Issuer) client(ctx context.Context, id string) (*Client, error) {
-	if id == "" || len(id) > 255 {
+	if id == "" || len(id) > 255 || !web.Text(id) { // PostgreSQL refuses NUL and broken UTF-8 outright
 		return nil, errUnknownClient
 	}
 	var c Client

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 )
@@ -120,3 +121,8 @@ func BearerToken(r *http.Request) (string, bool) {
 	}
 	return token, true
 }
+
+// Text reports whether s can be stored as text in every database fedhub
+// runs on: valid UTF-8 without NUL (PostgreSQL refuses both with an error,
+// which must never become a 500 for a client's bad input).
+func Text(s string) bool { return utf8.ValidString(s) && !strings.ContainsRune(s, 0) }
