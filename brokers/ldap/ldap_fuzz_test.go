@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fedhub/fedhub/usernames"
 	ber "github.com/go-asn1-ber/asn1-ber"
 	"github.com/go-ldap/ldap/v3"
 )
@@ -85,7 +86,13 @@ func FuzzUserFilter(f *testing.F) {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, username string) {
-		u := strings.TrimSpace(username)
+		// The directory is asked for the username as fedhub normalises it
+		// (usernames.Display: full-width to ASCII, spaces trimmed and folded,
+		// case kept); one it refuses builds no filter.
+		u, err := usernames.Display(username)
+		if err != nil {
+			u = strings.TrimSpace(username)
+		}
 		typed := []string{u}
 		if _, after, ok := strings.Cut(u, `\`); ok {
 			typed = append(typed, after)
