@@ -40,15 +40,12 @@ func (s *Service) setDisabled(ctx context.Context, a Actor, userID string, disab
 	if disabled && a.ID == userID {
 		return errBadInput{"You cannot disable your own account."}
 	}
-	if err := s.users.SetDisabledByID(ctx, userID, disabled); err != nil {
+	if err := s.users.SetDisabledByID(ctx, userID, disabled); err != nil { // disabling ends sessions and grants
 		return err
 	}
 	typ := audit.UserEnabled
 	if disabled {
 		typ = audit.UserDisabled
-		if err := s.issuer.EndSessions(ctx, userID); err != nil {
-			return err
-		}
 	}
 	return s.record(ctx, a, typ, userID, "", "by an administrator")
 }
@@ -137,9 +134,6 @@ func (s *Service) merge(ctx context.Context, a Actor, intoUserID, fromUserID str
 			return err
 		}
 		return errBadInput{"Both users have an identity of " + connector + ", which allows one per user (multiple_identities). Unlink one of them first."}
-	}
-	if err := s.issuer.EndSessions(ctx, fromUserID); err != nil { // its tokens describe a user that goes away
-		return err
 	}
 	if err := s.users.Merge(ctx, intoUserID, fromUserID, s.broker.AllowsSeveral); err != nil {
 		if errors.Is(err, linking.ErrConnectorLinked) { // linked meanwhile

@@ -40,6 +40,9 @@ const (
 	SecretRotated      = "client.secret_rotated"
 	RoleGranted        = "user.role_granted"
 	RoleRevoked        = "user.role_revoked"
+	// UpstreamRefused: a re-check after login found that the upstream no
+	// longer vouches for an identity; what came through it was ended.
+	UpstreamRefused = "identity.upstream_refused"
 )
 
 // Event is one audit record.

@@ -45,9 +45,36 @@ type Flow struct {
 	MaxAge     int
 }
 
-// Refresher re-checks an identity with the upstream (on refresh-token use).
+// Refresher re-checks an identity with its upstream after the login (on a
+// refresh-token use, on SSO reuse; see Service.Recheck).
 type Refresher interface {
-	Refresh(ctx context.Context, id login.Identity) (login.Identity, error)
+	// Refresh asks whether the person of id may still sign in. id carries the
+	// link's subject, username and email, and in Upstream the connector's
+	// state from the last login or re-check; authAt is when the person last
+	// authenticated at the upstream. An error wrapping login.ErrUpstreamRefused
+	// is the upstream's no; any other error says it could not answer.
+	Refresh(ctx context.Context, id login.Identity, authAt time.Time) (Rechecked, error)
+}
+
+// Rechecked is an upstream's yes to a re-check.
+type Rechecked struct {
+	Upstream []byte // the connector's state from now on (kept, sealed)
+	// Current is the identity as the upstream describes it now, when it said
+	// (a directory entry read again): its profile is synced, as at a login,
+	// where the connector syncs. nil when the upstream only said yes.
+	Current *login.Identity
+}
+
+// Recheck is how often, and how strictly, a connector's identities are
+// re-checked after login.
+type Recheck struct {
+	// Interval is how long an upstream's yes holds: a busy application's
+	// refreshes ask the upstream at most once per identity per Interval.
+	Interval time.Duration
+	// FailOpen lets an upstream that cannot answer count as a yes for one
+	// more Interval after its last one; never longer. Otherwise (the
+	// default) no token is issued until it answers.
+	FailOpen bool
 }
 
 // MultiFactorReporter says whether an upstream reports that its login of id
@@ -97,6 +124,7 @@ type Connector struct {
 	// TrustUpstreamMFA lets an upstream's own multi-factor login (as its
 	// MultiFactorReporter says) satisfy the second factor.
 	TrustUpstreamMFA bool
+	Recheck          Recheck
 	Impl             any // a PasswordConnector or a RedirectConnector, maybe more
 }
 

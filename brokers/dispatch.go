@@ -110,6 +110,7 @@ func (s *Service) identified(c echo.Context, t *login.Transaction, token string,
 	// auth_time is the upstream's word for when the person logged in there;
 	// a password connector's credential was typed just now.
 	t.LoginVia, t.AMR, t.AuthTime = conn.ID, []string{amrOf(s.Kind(conn.ID))}, cmp.Or(id.AuthTime, s.txns.Now())
+	t.Subject, t.UpstreamState = id.Subject, id.Upstream // sealed at the callback
 	if mf, ok := conn.Impl.(MultiFactorReporter); ok && conn.TrustUpstreamMFA && mf.MultiFactor(id) {
 		t.AMR = append(t.AMR, "mfa")
 	}
@@ -203,9 +204,14 @@ func (s *Service) resume(c echo.Context, t *login.Transaction) error {
 // waits, or only an SSO session.
 func (s *Service) finish(c echo.Context, t *login.Transaction, u *linking.User) error {
 	ctx := c.Request().Context()
-	a := login.Authentication{UserID: u.ID, Connector: t.LoginVia, AMR: t.AMR, ACR: login.ACRSingleFactor, AuthTime: t.AuthTime}
+	a := login.Authentication{UserID: u.ID, Connector: t.LoginVia, Subject: t.Subject, AMR: t.AMR, ACR: login.ACRSingleFactor, AuthTime: t.AuthTime}
 	if slices.Contains(a.AMR, "mfa") {
 		a.ACR = login.ACRMultiFactor
+	}
+	if t.LoginVia != linkingLocal && t.Subject != "" { // what its re-checks start from
+		if err := s.users.SignedInThrough(ctx, t.LoginVia, t.Subject, t.UpstreamState, t.AuthTime); err != nil {
+			return err
+		}
 	}
 	to, err := s.issuer.CompleteLogin(c.Response(), c.Request(), t, a)
 	if err != nil {

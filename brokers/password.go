@@ -175,9 +175,9 @@ func (s *Service) failed(ctx context.Context, connector, who, ip string, err err
 // PasswordLogin serves the issuer's password grant: the usable password
 // connectors are tried in order, with the same limiter as the login form.
 // The failures are recorded only once none of them let the person in.
-func (s *Service) PasswordLogin(ctx context.Context, clientMFA, username, password, ip string) (string, string, error) {
+func (s *Service) PasswordLogin(ctx context.Context, clientMFA, username, password, ip string) (login.Authentication, error) {
 	if username == "" || password == "" {
-		return "", "", errors.New(login.Message(login.ErrInvalidCredentials))
+		return login.Authentication{}, errors.New(login.Message(login.ErrInvalidCredentials))
 	}
 	var f failures
 	err, connector := s.wait(ctx, "", throttle.IPKey(ip)), ""
@@ -206,36 +206,44 @@ func (s *Service) PasswordLogin(ctx context.Context, clientMFA, username, passwo
 	}
 	err = s.refused(ctx, connector, username, ip, err, f)
 	if errors.Is(err, login.ErrBusy) { // the issuer answers 503 with Retry-After
-		return "", "", err
+		return login.Authentication{}, err
 	}
-	return "", "", errors.New(login.Message(err))
+	return login.Authentication{}, errors.New(login.Message(err))
 }
 
 // passwordGranted finishes a password grant that connector conn let in as id.
-func (s *Service) passwordGranted(ctx context.Context, conn Connector, id login.Identity, clientMFA, username, ip string) (string, string, error) {
+func (s *Service) passwordGranted(ctx context.Context, conn Connector, id login.Identity, clientMFA, username, ip string) (login.Authentication, error) {
 	u, up, err := s.resolve(ctx, conn, id)
 	if err == nil && up != nil { // a first login without pages: only a plain "create" works
 		u, err = s.firstLogin.Enroll(ctx, conn.Policy, *up, ip)
 	}
 	if errors.Is(err, firstlogin.ErrNeedsBrowser) {
-		return "", "", errors.New("Sign in through the login page once to set up your account.")
+		return login.Authentication{}, errors.New("Sign in through the login page once to set up your account.")
 	}
 	if err != nil {
-		return "", "", errors.New(login.Message(err))
+		return login.Authentication{}, errors.New(login.Message(err))
 	}
 	// The password grant cannot carry a second factor: never a silent bypass.
 	needs, err := s.hasMFA(ctx, conn.ID, clientMFA, u)
 	if err != nil { // never a database's words in error_description
 		s.log.Error("password grant: second-factor policy", "user", u.ID, "err", err)
-		return "", "", errors.New(login.Message(err))
+		return login.Authentication{}, errors.New(login.Message(err))
 	}
 	if needs {
 		err := errors.New("This account signs in with a second factor, which the password grant cannot carry. Use the authorization code flow.")
 		_ = s.failed(ctx, conn.ID, username, ip, err)
-		return "", "", err
+		return login.Authentication{}, err
+	}
+	now := s.txns.Now()
+	if conn.ID != linkingLocal {
+		if err := s.users.SignedInThrough(ctx, conn.ID, id.Subject, nil, now); err != nil {
+			s.log.Error("password grant", "connector", conn.ID, "err", err)
+			return login.Authentication{}, errors.New(login.Message(err))
+		}
 	}
 	s.loggedIn(ctx, u.ID, conn.ID, ip, "password grant")
-	return u.ID, conn.ID, nil
+	return login.Authentication{UserID: u.ID, Connector: conn.ID, Subject: id.Subject, AMR: []string{"pwd"},
+		ACR: login.ACRSingleFactor, AuthTime: now}, nil
 }
 
 func roundUp(d time.Duration) time.Duration {

@@ -87,6 +87,9 @@ func (s *Service) callback(c echo.Context) error {
 		return s.upstreamFailed(c, conn, err)
 	}
 	id.Connector = conn.ID
+	if id.Upstream, err = s.seal(id.Upstream); err != nil { // upstream tokens are never stored in the clear
+		return fmt.Errorf("seal the upstream state of %s: %w", conn.ID, err)
+	}
 	token, err := t.Answered(id)
 	if err != nil {
 		return err

@@ -28,10 +28,7 @@ func (s *Service) resolve(ctx context.Context, conn Connector, id login.Identity
 			EmailVerified: id.EmailVerified, Name: p.Name, Roles: p.Roles, Groups: p.Groups}, nil
 	}
 	if err == nil && conn.Sync && !u.Disabled {
-		// The upstream's email_verified counts only from a connector trusted for email.
-		err = s.users.SyncUser(ctx, u.ID, conn.ID, linking.Profile{Email: p.Email, EmailVerified: id.EmailVerified && conn.Policy.TrustEmail,
-			Name: p.Name, Roles: p.Roles, Groups: p.Groups})
-		if err == nil {
+		if err = s.syncProfile(ctx, conn, u.ID, id); err == nil {
 			u, err = s.users.UserByID(ctx, u.ID)
 		}
 	}
@@ -42,6 +39,18 @@ func (s *Service) resolve(ctx context.Context, conn Connector, id login.Identity
 		return nil, nil, login.ErrAccountDisabled
 	}
 	return u, nil, nil
+}
+
+// syncProfile overwrites what conn manages of a user's profile with what
+// its identity id says now.
+func (s *Service) syncProfile(ctx context.Context, conn Connector, userID string, id login.Identity) error {
+	p, err := conn.profile(id)
+	if err != nil {
+		return err
+	}
+	// The upstream's email_verified counts only from a connector trusted for email.
+	return s.users.SyncUser(ctx, userID, conn.ID, linking.Profile{Email: p.Email, EmailVerified: id.EmailVerified && conn.Policy.TrustEmail,
+		Name: p.Name, Roles: p.Roles, Groups: p.Groups})
 }
 
 func (s *Service) loggedIn(ctx context.Context, userID, connector, ip, detail string) {

@@ -38,6 +38,7 @@ type Options struct {
 	Passwordless bool     // offer passwordless sign-in with a passkey on the login page
 	DB           *gorm.DB // for sign-ins in progress
 	BaseURL      string   // the issuer URL: callbacks are BaseURL/broker/{id}/callback
+	Sealer       Sealer   // encrypts upstream tokens at rest; nil keeps them as they are
 	Log          *slog.Logger
 	Now          func() time.Time
 }
@@ -59,6 +60,7 @@ type Service struct {
 	// recorded lately (in the connector values' table, purged with it).
 	throttleNotes ConnectorStore
 	baseURL       string
+	sealer        Sealer
 	cookies       web.Cookies
 	log           *slog.Logger
 }
@@ -66,7 +68,7 @@ type Service struct {
 // New returns the broker.
 func New(o Options) *Service {
 	return &Service{connectors: o.Connectors, users: o.Users, issuer: o.Issuer, limiter: o.Limiter,
-		audit: o.Audit, firstLogin: o.FirstLogin, factors: o.Factors, passkeys: o.Passkeys, passwordless: o.Passwordless, db: o.DB, txns: login.NewTransactions(o.DB, o.Now), throttleNotes: NewConnectorStore(o.DB, "fedhub.throttled"), baseURL: o.BaseURL, log: o.Log,
+		audit: o.Audit, firstLogin: o.FirstLogin, factors: o.Factors, passkeys: o.Passkeys, passwordless: o.Passwordless, db: o.DB, txns: login.NewTransactions(o.DB, o.Now), throttleNotes: NewConnectorStore(o.DB, "fedhub.throttled"), baseURL: o.BaseURL, sealer: o.Sealer, log: o.Log,
 		cookies: web.Cookies{Secure: len(o.BaseURL) > 8 && o.BaseURL[:8] == "https://"}}
 }
 

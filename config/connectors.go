@@ -31,6 +31,15 @@ type Connector struct {
 	MFA              string `yaml:"mfa"`
 	TrustUpstreamMFA bool   `yaml:"trust_upstream_mfa"`
 
+	// After login, an identity is re-checked with its upstream when tokens are
+	// refreshed or the SSO session is reused; the upstream's yes holds for
+	// RecheckInterval (default DefaultRecheckInterval). UpstreamDown says what
+	// an upstream that cannot answer means: fail_closed (default: nothing is
+	// issued until it answers) or fail_open (its last yes counts for one more
+	// interval, never longer).
+	RecheckInterval time.Duration `yaml:"recheck_interval"`
+	UpstreamDown    string        `yaml:"upstream_down"`
+
 	LDAP *LDAP `yaml:"ldap"`
 	SAML *SAML `yaml:"saml"`
 	OIDC *OIDC `yaml:"oidc"`
@@ -103,6 +112,10 @@ type SAML struct {
 	// says a login used several factors, e.g.
 	// urn:oasis:names:tc:SAML:2.0:ac:classes:MobileTwoFactorContract.
 	MFAContextClasses []string `yaml:"mfa_context_classes"`
+	// MaxAgeWithoutUpstream bounds how long a SAML login keeps refreshing
+	// tokens: SAML has no way to ask the IdP again, so after this long
+	// (default 24h) the person signs in again.
+	MaxAgeWithoutUpstream time.Duration `yaml:"max_age_without_upstream"`
 }
 
 // OIDC configures an upstream OpenID Provider.
@@ -117,7 +130,18 @@ type OIDC struct {
 	// MFAACRValues are acr values by which the upstream says a login used
 	// several factors; amr "mfa" always counts.
 	MFAACRValues []string `yaml:"mfa_acr_values"`
+	// MaxAgeWithoutUpstream bounds how long a login keeps refreshing tokens
+	// when the upstream gave no refresh token and its access token has
+	// expired, so that it cannot be asked (default 24h).
+	MaxAgeWithoutUpstream time.Duration `yaml:"max_age_without_upstream"`
 }
+
+// Re-checks after login (see Connector.RecheckInterval).
+const (
+	DefaultRecheckInterval = 5 * time.Minute
+	UpstreamFailClosed     = "fail_closed"
+	UpstreamFailOpen       = "fail_open"
+)
 
 // What becomes of upstream groups that no group_to_group mapper maps.
 const (

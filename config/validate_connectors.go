@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"text/template"
+	"time"
 )
 
 var connectorID = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
@@ -37,6 +38,16 @@ func (v *validator) connector(key string, c Connector, ids map[string]bool) {
 	}
 	if c.Sync != "" && c.Sync != "import" && c.Sync != "force" {
 		v.fail(key+".sync", "must be import (once, at the first login) or force (on every login)")
+	}
+	if c.RecheckInterval != 0 && (c.RecheckInterval < time.Second || c.RecheckInterval > 24*time.Hour) {
+		v.fail(key+".recheck_interval", "must be between 1s and 24h (default %s)", DefaultRecheckInterval)
+	}
+	if c.UpstreamDown != "" && c.UpstreamDown != UpstreamFailClosed && c.UpstreamDown != UpstreamFailOpen {
+		v.fail(key+".upstream_down", "must be fail_closed (nothing is issued while the upstream cannot answer) or fail_open "+
+			"(its last yes counts for one more recheck_interval)")
+	}
+	if (c.OIDC != nil && c.OIDC.MaxAgeWithoutUpstream < 0) || (c.SAML != nil && c.SAML.MaxAgeWithoutUpstream < 0) {
+		v.fail(key+"."+c.Type+".max_age_without_upstream", "must not be negative")
 	}
 	if c.Groups != "" && c.Groups != GroupsDrop && c.Groups != GroupsPassthrough {
 		v.fail(key+".groups", "must be drop (upstream groups without a group_to_group mapper are dropped) or passthrough (kept as %s:<group>)", c.ID)

@@ -72,7 +72,13 @@ func (iss *Issuer) authorize(c echo.Context) error {
 		return err
 	}
 	if sess != nil && !iss.needsLogin(req, sess) {
-		return iss.finish(c, req, sess)
+		ok, err := iss.sessionStillVouched(c.Request().Context(), sess)
+		if err != nil {
+			return err
+		}
+		if ok {
+			return iss.finish(c, req, sess)
+		}
 	}
 	if req.prompt["none"] {
 		return iss.redirectError(c, redirectURI, state, &authzError{"login_required", "the user must log in"})
@@ -249,7 +255,7 @@ func (iss *Issuer) issueCode(ctx context.Context, req *authzRequest, sess *Sessi
 		Hash: secret.Hash(code), GrantID: secret.Token(16), ClientID: req.client.ID,
 		RedirectURI: req.redirectURI, CodeChallenge: req.challenge, Nonce: req.nonce,
 		UserID: sess.UserID, SessionID: sess.ID, Scope: grantable(req.client, isAdmin, req.scope), Claims: req.claims,
-		AuthTime: sess.AuthTime, AMR: sess.AMR, ACR: sess.ACR, IDP: sess.IDP,
+		AuthTime: sess.AuthTime, AMR: sess.AMR, ACR: sess.ACR, IDP: sess.IDP, Subject: sess.Subject,
 		ExpiresAt: iss.now().Add(iss.tokens.CodeTTL),
 	}
 	if err := iss.db.WithContext(ctx).Create(&row).Error; err != nil {

@@ -22,27 +22,33 @@ type Users interface {
 	UserByID(ctx context.Context, id string) (*linking.User, error)
 }
 
-// PasswordLogin checks a username and password (for the password grant) the way
-// the login page would, brute-force protection included, and refuses where a
-// second factor would be asked (clientMFA is the client's policy): the grant
-// cannot carry one. brokers implements it.
-type PasswordLogin interface {
-	PasswordLogin(ctx context.Context, clientMFA, username, password, clientIP string) (userID, connector string, err error)
+// Broker is what the issuer asks of brokers, which implements it.
+type Broker interface {
+	// PasswordLogin checks a username and password (for the password grant)
+	// the way the login page would, brute-force protection included, and
+	// refuses where a second factor would be asked (clientMFA is the client's
+	// policy): the grant cannot carry one.
+	PasswordLogin(ctx context.Context, clientMFA, username, password, clientIP string) (login.Authentication, error)
+	// Recheck asks the upstream whether the person who signed in as user
+	// through the identity (connector, subject) still may (nil: yes). Its
+	// no wraps login.ErrUpstreamRefused; login.ErrUpstreamUnreachable is an
+	// upstream that could not answer.
+	Recheck(ctx context.Context, userID, connector, subject string) error
 }
 
 // Issuer is fedhub's OpenID Provider.
 type Issuer struct {
-	url      string
-	tokens   config.Tokens
-	db       *gorm.DB
-	users    Users
-	password PasswordLogin
-	txns     login.Transactions
-	audit    *audit.Log
-	keys     *Keys
-	cookies  web.Cookies
-	log      *slog.Logger
-	now      func() time.Time
+	url     string
+	tokens  config.Tokens
+	db      *gorm.DB
+	users   Users
+	broker  Broker
+	txns    login.Transactions
+	audit   *audit.Log
+	keys    *Keys
+	cookies web.Cookies
+	log     *slog.Logger
+	now     func() time.Time
 }
 
 // New builds the issuer, writes the configured clients to the database and
@@ -75,10 +81,11 @@ func (iss *Issuer) Keys() *Keys { return iss.keys }
 // URL is the issuer identifier.
 func (iss *Issuer) URL() string { return iss.url }
 
-// Routes registers every OpenID Provider endpoint. The password grant asks password (the broker), which itself needs the
-// issuer: it is given here, where both exist.
-func (iss *Issuer) Routes(e *echo.Echo, password PasswordLogin) {
-	iss.password = password
+// Routes registers every OpenID Provider endpoint. The password grant and
+// the re-checks after login ask the broker, which itself needs the issuer: it
+// is given here, where both exist.
+func (iss *Issuer) Routes(e *echo.Echo, broker Broker) {
+	iss.broker = broker
 	e.GET("/.well-known/openid-configuration", iss.discovery)
 	e.GET("/jwks", iss.jwks)
 	e.GET("/authorize", iss.authorize)

@@ -45,6 +45,7 @@ type AuthCode struct {
 	AMR           string    `gorm:"size:255"`
 	ACR           string    `gorm:"size:64"`
 	IDP           string    `gorm:"size:64"`
+	Subject       string    `gorm:"size:512"` // the identity at IDP signed in with
 	ExpiresAt     time.Time `gorm:"index"`
 	UsedAt        *time.Time
 }
@@ -62,6 +63,7 @@ type Grant struct {
 	AMR       string `gorm:"size:255"` // space-separated
 	ACR       string `gorm:"size:64"`
 	IDP       string `gorm:"size:64"`
+	Subject   string `gorm:"size:512"`  // the identity at IDP signed in with: its end ends the grant
 	Claims    string `gorm:"size:4096"` // the "claims" request parameter, for userinfo
 	CreatedAt time.Time
 	RevokedAt *time.Time
@@ -95,6 +97,7 @@ type Session struct {
 	AMR        string `gorm:"size:255"`
 	ACR        string `gorm:"size:64"`
 	IDP        string `gorm:"size:64"`
+	Subject    string `gorm:"size:512"` // the identity at IDP signed in with: its end ends the session
 	CreatedAt  time.Time
 	LastSeenAt time.Time
 	ExpiresAt  time.Time `gorm:"index"`

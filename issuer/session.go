@@ -88,7 +88,7 @@ func (iss *Issuer) newSession(w http.ResponseWriter, r *http.Request, a login.Au
 	token := secret.Token(32)
 	sess := &Session{
 		ID: secret.Token(16), TokenHash: secret.Hash(token), UserID: a.UserID, AuthTime: authTime.Truncate(time.Second),
-		AMR: strings.Join(a.AMR, " "), ACR: a.ACR, IDP: a.Connector, CreatedAt: now, LastSeenAt: now,
+		AMR: strings.Join(a.AMR, " "), ACR: a.ACR, IDP: a.Connector, Subject: a.Subject, CreatedAt: now, LastSeenAt: now,
 		ExpiresAt: now.Add(iss.tokens.SSOMax),
 	}
 	err := iss.db.WithContext(r.Context()).Transaction(func(tx *gorm.DB) error {
@@ -110,23 +110,16 @@ func (iss *Issuer) newSession(w http.ResponseWriter, r *http.Request, a login.Au
 	return sess, nil
 }
 
-// EndSessions ends every SSO session of a user and revokes the grants made in
-// them (for disabling a user).
+// EndSessions ends every SSO session of a user and revokes their grants.
 func (iss *Issuer) EndSessions(ctx context.Context, userID string) error {
-	return iss.EndOtherSessions(ctx, userID, "")
+	return iss.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error { return iss.RevokeUser(ctx, tx, userID) })
 }
 
-// EndOtherSessions ends a user's SSO sessions but keep (a session ID, "" for
-// none) and revokes the grants made outside it (for a changed password).
+// EndOtherSessions ends a user's SSO sessions but keep (a session ID) and
+// revokes the grants made outside it (for a changed password).
 func (iss *Issuer) EndOtherSessions(ctx context.Context, userID, keep string) error {
-	now := iss.now()
 	return iss.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := tx.Model(&Session{}).Where("user_id = ? AND ended_at IS NULL AND id <> ?", userID, keep).
-			Update("ended_at", now).Error; err != nil {
-			return err
-		}
-		return tx.Model(&Grant{}).Where("user_id = ? AND revoked_at IS NULL AND (session_id IS NULL OR session_id <> ?)", userID, keep).
-			Update("revoked_at", now).Error
+		return iss.end(tx, "user_id = ? AND (session_id IS NULL OR session_id <> ?)", userID, keep)
 	})
 }
 

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -163,7 +165,7 @@ func (iss *Issuer) codeGrant(c echo.Context, client *Client, form url.Values) (*
 		return nil, invalidGrant("the user can no longer sign in")
 	}
 	g := &Grant{ID: ac.GrantID, ClientID: client.ID, UserID: u.ID, SessionID: ac.SessionID, Scope: ac.Scope,
-		AuthTime: ac.AuthTime, AMR: ac.AMR, ACR: ac.ACR, IDP: ac.IDP, Claims: ac.Claims, CreatedAt: now}
+		AuthTime: ac.AuthTime, AMR: ac.AMR, ACR: ac.ACR, IDP: ac.IDP, Subject: ac.Subject, Claims: ac.Claims, CreatedAt: now}
 	if err := iss.db.WithContext(ctx).Create(g).Error; err != nil {
 		if store.IsDuplicate(err) { // revoked by a concurrent reuse
 			return nil, invalidGrant("the code was already used")
@@ -215,32 +217,39 @@ func (iss *Issuer) refreshGrant(c echo.Context, client *Client, form url.Values)
 		scope = s
 	}
 	now := iss.now()
-	res := iss.db.WithContext(ctx).Model(&RefreshToken{}).Where("hash = ? AND used_at IS NULL", rt.Hash).Update("used_at", now)
-	if res.Error != nil {
-		return nil, res.Error
-	}
-	if res.RowsAffected != 1 {
-		// A rotated refresh token came back: it was stolen or replayed. Revoke the family.
-		if err := iss.revokeGrant(ctx, rt.GrantID, rt.ClientID); err != nil {
+	if rt.UsedAt == nil { // a replay goes straight to its revocation below
+		if now.After(rt.ExpiresAt) {
+			return nil, invalidGrant("the refresh token has expired")
+		}
+		g, active, err := iss.grantActive(ctx, rt.GrantID)
+		if err != nil {
 			return nil, err
 		}
-		return nil, invalidGrant("the refresh token was already used; its whole family is revoked")
+		if !active {
+			return nil, invalidGrant("the grant was revoked")
+		}
+		u, err := iss.users.UserByID(ctx, g.UserID)
+		if err != nil || u.Disabled {
+			return nil, invalidGrant("the user can no longer sign in")
+		}
+		// Asked before the token is spent: an upstream that cannot answer
+		// leaves it good for the next try.
+		if err := iss.recheck(ctx, g.UserID, g.IDP, g.Subject); err != nil {
+			return nil, err
+		}
+		res := iss.db.WithContext(ctx).Model(&RefreshToken{}).Where("hash = ? AND used_at IS NULL", rt.Hash).Update("used_at", now)
+		if res.Error != nil {
+			return nil, res.Error
+		}
+		if res.RowsAffected == 1 {
+			return iss.mint(ctx, g, u, "", scope, true)
+		}
 	}
-	if now.After(rt.ExpiresAt) {
-		return nil, invalidGrant("the refresh token has expired")
-	}
-	g, active, err := iss.grantActive(ctx, rt.GrantID)
-	if err != nil {
+	// A rotated refresh token came back: it was stolen or replayed. Revoke the family.
+	if err := iss.revokeGrant(ctx, rt.GrantID, rt.ClientID); err != nil {
 		return nil, err
 	}
-	if !active {
-		return nil, invalidGrant("the grant was revoked")
-	}
-	u, err := iss.users.UserByID(ctx, g.UserID)
-	if err != nil || u.Disabled {
-		return nil, invalidGrant("the user can no longer sign in")
-	}
-	return iss.mint(ctx, g, u, "", scope, true)
+	return nil, invalidGrant("the refresh token was already used; its whole family is revoked")
 }
 
 func (iss *Issuer) passwordGrant(c echo.Context, client *Client, form url.Values) (*tokenResponse, error) {
@@ -249,10 +258,10 @@ func (iss *Issuer) passwordGrant(c echo.Context, client *Client, form url.Values
 	if username == "" || password == "" {
 		return nil, invalidRequest("username and password are required")
 	}
-	if iss.password == nil {
+	if iss.broker == nil {
 		return nil, invalidGrant("password login is not available")
 	}
-	userID, connector, err := iss.password.PasswordLogin(ctx, client.MFA, username, password, c.RealIP())
+	a, err := iss.broker.PasswordLogin(ctx, client.MFA, username, password, c.RealIP())
 	if errors.Is(err, login.ErrBusy) { // too many password checks at once: come back shortly
 		c.Response().Header().Set("Retry-After", login.BusyRetryAfter)
 		return nil, &oauthError{http.StatusServiceUnavailable, "temporarily_unavailable", err.Error(), false}
@@ -260,14 +269,14 @@ func (iss *Issuer) passwordGrant(c echo.Context, client *Client, form url.Values
 	if err != nil {
 		return nil, invalidGrant(err.Error())
 	}
-	u, err := iss.users.UserByID(ctx, userID)
+	u, err := iss.users.UserByID(ctx, a.UserID)
 	if err != nil || u.Disabled {
 		return nil, invalidGrant("the user can no longer sign in")
 	}
 	now := iss.now()
 	scope := grantable(client, func() bool { return adminUser(u) }, form.Get("scope"))
 	g := &Grant{ID: secret.Token(16), ClientID: client.ID, UserID: u.ID, Scope: scope,
-		AuthTime: now.Truncate(1e9), AMR: "pwd", ACR: login.ACRSingleFactor, IDP: connector, CreatedAt: now}
+		AuthTime: a.AuthTime.Truncate(time.Second), AMR: strings.Join(a.AMR, " "), ACR: a.ACR, IDP: a.Connector, Subject: a.Subject, CreatedAt: now}
 	if err := iss.db.WithContext(ctx).Create(g).Error; err != nil {
 		return nil, err
 	}

@@ -28,15 +28,18 @@ import (
 	"github.com/fedhub/fedhub/store"
 )
 
-// fuzzPassword is the password grant's check: alice with her password signs in.
+// fuzzPassword is the password grant's check: alice with her password signs
+// in; local accounts need no re-check.
 type fuzzPassword struct{ userID string }
 
-func (p fuzzPassword) PasswordLogin(_ context.Context, _, username, password, _ string) (string, string, error) {
+func (p fuzzPassword) PasswordLogin(_ context.Context, _, username, password, _ string) (login.Authentication, error) {
 	if username == "alice" && password == "alice-password" {
-		return p.userID, linking.LocalConnector, nil
+		return login.Authentication{UserID: p.userID, Connector: linking.LocalConnector, AMR: []string{"pwd"}, ACR: login.ACRSingleFactor}, nil
 	}
-	return "", "", login.ErrInvalidCredentials
+	return login.Authentication{}, login.ErrInvalidCredentials
 }
+
+func (fuzzPassword) Recheck(context.Context, string, string, string) error { return nil }
 
 // The token endpoint's error codes (RFC 6749 §5.2).
 var oauthErrorCodes = []string{"invalid_request", "invalid_client", "invalid_grant", "unauthorized_client",

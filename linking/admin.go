@@ -115,6 +115,9 @@ func (s *Service) MoveLink(ctx context.Context, linkID uint, toUserID string, us
 		if err := tx.Model(&Link{}).Where("id = ?", linkID).Update("user_id", toUserID).Error; err != nil {
 			return err
 		}
+		if err := s.revokeIdentity(ctx, tx, link); err != nil { // what its old user got through it
+			return err
+		}
 		return tx.Model(&User{}).Where("id IN ?", []string{link.UserID, toUserID}).
 			Update("link_version", gorm.Expr("link_version + 1")).Error
 	})
@@ -182,6 +185,9 @@ func (s *Service) Merge(ctx context.Context, intoID, fromID string, several Seve
 				return err
 			}
 		}
+		if err := s.revokeUser(ctx, tx, fromID); err != nil { // its tokens describe a user that goes away
+			return err
+		}
 		if err := tx.Delete(&User{}, "id = ?", fromID).Error; err != nil {
 			return err
 		}
@@ -193,14 +199,24 @@ func (s *Service) Merge(ctx context.Context, intoID, fromID string, several Seve
 	return nil
 }
 
-// SetDisabledByID disables or re-enables a user.
+// SetDisabledByID disables or re-enables a user; disabling ends their
+// sessions and grants in the same transaction.
 func (s *Service) SetDisabledByID(ctx context.Context, userID string, disabled bool) error {
-	res := s.db.WithContext(ctx).Model(&User{}).Where("id = ?", userID).Update("disabled", disabled)
-	if res.Error != nil {
-		return fmt.Errorf("set disabled: %w", res.Error)
-	}
-	if res.RowsAffected == 0 {
-		return fmt.Errorf("set disabled: %w", ErrNotFound)
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		res := tx.Model(&User{}).Where("id = ?", userID).Update("disabled", disabled)
+		if res.Error != nil {
+			return res.Error
+		}
+		if res.RowsAffected == 0 {
+			return ErrNotFound
+		}
+		if !disabled {
+			return nil
+		}
+		return s.revokeUser(ctx, tx, userID)
+	})
+	if err != nil {
+		return fmt.Errorf("set disabled: %w", err)
 	}
 	return nil
 }

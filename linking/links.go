@@ -205,13 +205,17 @@ func (s *Service) Unlink(ctx context.Context, userID string, linkID uint, usable
 		if err := tx.Where("user_id = ?", userID).Find(&links).Error; err != nil {
 			return err
 		}
-		if !slices.ContainsFunc(links, func(l Link) bool { return l.ID == linkID }) {
+		i := slices.IndexFunc(links, func(l Link) bool { return l.ID == linkID })
+		if i < 0 {
 			return ErrNotLinked
 		}
 		if !force && !Removable(links, linkID, usable) {
 			return ErrLastLogin
 		}
 		if err := tx.Delete(&Link{}, "id = ? AND user_id = ?", linkID, userID).Error; err != nil {
+			return err
+		}
+		if err := s.revokeIdentity(ctx, tx, links[i]); err != nil {
 			return err
 		}
 		return tx.Model(&User{}).Where("id = ?", userID).Update("link_version", gorm.Expr("link_version + 1")).Error

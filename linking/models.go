@@ -46,6 +46,14 @@ type Link struct {
 	Email       string `gorm:"size:320"`
 	CreatedAt   time.Time
 	LastLoginAt *time.Time
+
+	// What fedhub knows of the identity's upstream session, for the re-checks
+	// after login (brokers.Rechecker): the connector's data from the last
+	// login or re-check (sealed by brokers: it may hold upstream tokens), when
+	// the person last authenticated at the upstream, when it last vouched.
+	Upstream       []byte `json:"-"`
+	UpstreamAuthAt *time.Time
+	CheckedAt      *time.Time
 }
 
 // LocalConnector is the ID of the connector for local passwords.

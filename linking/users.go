@@ -30,8 +30,9 @@ var (
 
 // Service is the users-and-links API; other packages never touch these tables.
 type Service struct {
-	db  *gorm.DB
-	now func() time.Time
+	db      *gorm.DB
+	now     func() time.Time
+	revoker Revoker
 }
 
 // New returns the service over db (already migrated with Models), with the
@@ -42,7 +43,7 @@ func New(db *gorm.DB, now func() time.Time) *Service {
 }
 
 // WithTx is the service inside a database transaction.
-func (s *Service) WithTx(tx *gorm.DB) *Service { return &Service{db: tx, now: s.now} }
+func (s *Service) WithTx(tx *gorm.DB) *Service { return &Service{db: tx, now: s.now, revoker: s.revoker} }
 
 // dummyHash is verified against when a username does not exist, so that a
 // login takes as long for an unknown user as for a wrong password. It is

@@ -38,6 +38,16 @@ func Message(err error) string {
 	return "Sign-in is not possible right now. Try again in a moment."
 }
 
+// After the login, an identity is re-checked with its upstream (on refresh,
+// on SSO reuse). ErrUpstreamRefused is the upstream's no — the entry is gone,
+// disabled, locked, expired, or its session there ended — and ends what came
+// through the identity; ErrUpstreamUnreachable is an upstream that could not
+// answer, which refuses only the request at hand (fail closed).
+var (
+	ErrUpstreamRefused     = errors.New("the upstream no longer vouches for the identity")
+	ErrUpstreamUnreachable = errors.New("the upstream could not be asked about the identity")
+)
+
 // Errors of a sign-in that cannot go on.
 var (
 	ErrNotFound   = errors.New("sign-in not found") // or started in another browser

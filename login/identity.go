@@ -22,12 +22,18 @@ type Identity struct {
 	AuthTime time.Time // OIDC auth_time, SAML AuthnInstant
 	AMR      []string  // OIDC amr (RFC 8176)
 	ACR      string    // OIDC acr, SAML AuthnContextClassRef
+
+	// Upstream is the connector's own state of the upstream session, kept
+	// for the re-checks after login (an OIDC refresh token, for example).
+	// brokers seals it as soon as the connector returns it.
+	Upstream []byte `json:",omitempty"`
 }
 
 // Authentication tells the issuer who signed in and how.
 type Authentication struct {
 	UserID    string
 	Connector string    // the "idp" claim
+	Subject   string    // the connector's subject of the identity signed in with: what ends with it
 	AMR       []string  // RFC 8176 methods really used: pwd, otp, hwk, swk, fed, mfa
 	ACR       string    // the level reached: see ACRSingleFactor, ACRMultiFactor
 	AuthTime  time.Time // when a credential was really presented

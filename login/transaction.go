@@ -93,10 +93,12 @@ type Transaction struct {
 	Identity     string       `gorm:"type:text"` // the verified upstream Identity, JSON
 
 	// Who signed in, and how.
-	UserID   string    `gorm:"size:36"`
-	LoginVia string    `gorm:"size:64"`         // the connector the person signed in with (the "idp" claim)
-	AMR      []string  `gorm:"serializer:json"` // RFC 8176 methods used so far
-	AuthTime time.Time // when the first credential was presented
+	UserID        string    `gorm:"size:36"`
+	LoginVia      string    `gorm:"size:64"`  // the connector the person signed in with (the "idp" claim)
+	Subject       string    `gorm:"size:512"` // and their identity there
+	UpstreamState []byte    // that identity's upstream state (login.Identity.Upstream), sealed
+	AMR           []string  `gorm:"serializer:json"` // RFC 8176 methods used so far
+	AuthTime      time.Time // when the first credential was presented
 
 	// First login: the upstream identity with its mapped profile, and the
 	// account it may be linked to.

@@ -60,6 +60,8 @@ type Config struct {
 	Timeout time.Duration
 	// PoolSize is the number of service-account connections kept open; default 4.
 	PoolSize int
+	// Now is the connector's clock (account expiry at re-checks); default time.Now.
+	Now func() time.Time
 }
 
 const (
@@ -101,6 +103,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.PoolSize == 0 {
 		cfg.PoolSize = defaultPoolSize
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 
 	var errs []error

@@ -82,6 +82,8 @@ func New(cfg Config, log *slog.Logger) (*Connector, error) {
 	return c, nil
 }
 
+func (c *Connector) now() time.Time { return c.cfg.Now() }
+
 // Health reports whether a server can be reached and the service account can bind, on a
 // fresh connection.
 func (c *Connector) Health(ctx context.Context) error {

@@ -1,6 +1,7 @@
 package oidc
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
@@ -92,6 +93,10 @@ type Config struct {
 	// MFAACRValues are acr values by which the upstream says a login used
 	// several factors (MultiFactor); amr "mfa" always counts.
 	MFAACRValues []string
+	// MaxAgeWithoutUpstream is how long a login holds for the re-checks
+	// after it once the upstream can no longer be asked: it gave no refresh
+	// token and its access token expired (Refresh); default 24 h.
+	MaxAgeWithoutUpstream time.Duration
 	// Now is the connector's clock (when a flow began, auth_time freshness,
 	// ID token expiry); default time.Now.
 	Now func() time.Time
@@ -103,18 +108,19 @@ type claimNames struct {
 
 // Connector is an upstream OpenID Provider. It is safe for concurrent use.
 type Connector struct {
-	id, name     string
-	issuer       string
-	clientID     string
-	clientSecret string
-	authStyle    oauth2.AuthStyle
-	scopes       []string
-	useUserinfo  bool
-	claims       claimNames
-	http         *http.Client
-	log          *slog.Logger
-	mfaACR       []string
-	now          func() time.Time
+	id, name      string
+	issuer        string
+	clientID      string
+	clientSecret  string
+	authStyle     oauth2.AuthStyle
+	scopes        []string
+	useUserinfo   bool
+	claims        claimNames
+	http          *http.Client
+	log           *slog.Logger
+	mfaACR        []string
+	maxAgeWithout time.Duration
+	now           func() time.Time
 
 	mu      sync.Mutex
 	up      *upstream  // the discovered provider, once discovery succeeded
@@ -218,6 +224,7 @@ func New(cfg Config, log *slog.Logger) (*Connector, error) {
 	if c.now == nil {
 		c.now = time.Now
 	}
+	c.maxAgeWithout = cmp.Or(cfg.MaxAgeWithoutUpstream, 24*time.Hour)
 	if c.http == nil {
 		c.http = &http.Client{Timeout: 10 * time.Second}
 	}
@@ -493,6 +500,7 @@ func (c *Connector) Finish(ctx context.Context, r *http.Request, flow *brokers.F
 		AuthTime:      authTime,
 		AMR:           strs(claims["amr"]),
 		ACR:           str(claims["acr"]),
+		Upstream:      keep(tok, ""),
 	}, nil
 }
 

@@ -2,6 +2,7 @@ package saml
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rsa"
 	"crypto/x509"
@@ -93,6 +94,10 @@ type Config struct {
 	// says a login used several factors (MultiFactor), e.g.
 	// urn:oasis:names:tc:SAML:2.0:ac:classes:MobileTwoFactorContract.
 	MFAContextClasses []string
+
+	// MaxAgeWithoutUpstream is how long a login holds for the re-checks
+	// after it (Refresh): SAML cannot ask the IdP again; default 24 h.
+	MaxAgeWithoutUpstream time.Duration
 
 	// Now is the clock for when a flow began; default crewjam's saml.TimeNow,
 	// which crewjam's own checks (IssueInstant, NotOnOrAfter) use.
@@ -247,6 +252,7 @@ func New(ctx context.Context, cfg Config, store brokers.ConnectorStore, log *slo
 	if c.now == nil {
 		c.now = func() time.Time { return saml.TimeNow() }
 	}
+	c.cfg.MaxAgeWithoutUpstream = cmp.Or(cfg.MaxAgeWithoutUpstream, 24*time.Hour)
 
 	c.nameID = cfg.NameIDFormat
 	if c.nameID == "" {

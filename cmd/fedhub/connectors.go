@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -40,7 +41,9 @@ func upstreamConnectors(ctx context.Context, cfg *config.Config, db *gorm.DB, lo
 		out = append(out, brokers.Connector{ID: c.ID, Name: name, Label: label, Icon: c.Icon, Hidden: c.Hidden,
 			LinkOnly: c.LinkOnly, Enabled: c.IsEnabled(), Sync: c.Sync == "force", Mappers: mappers,
 			GroupsPassthrough: c.Groups == config.GroupsPassthrough, Impl: impl,
-			Policy: policy(c), MFA: c.MFA, TrustUpstreamMFA: c.TrustUpstreamMFA})
+			Policy: policy(c), MFA: c.MFA, TrustUpstreamMFA: c.TrustUpstreamMFA,
+			Recheck: brokers.Recheck{Interval: cmp.Or(c.RecheckInterval, config.DefaultRecheckInterval),
+				FailOpen: c.UpstreamDown == config.UpstreamFailOpen}})
 	}
 	return out, nil
 }
@@ -60,7 +63,7 @@ func connectorImpl(ctx context.Context, cfg *config.Config, c config.Connector, 
 			UserBase: l.UserBase, UserFilter: l.UserFilter, UsernameAttr: l.UsernameAttr,
 			SubjectAttr: l.SubjectAttr, EmailAttr: l.EmailAttr, NameAttr: l.NameAttr,
 			GroupBase: l.GroupBase, GroupFilter: l.GroupFilter, GroupMemberAttr: l.GroupMemberAttr,
-			GroupNameAttr: l.GroupNameAttr, Timeout: l.Timeout, PoolSize: l.PoolSize,
+			GroupNameAttr: l.GroupNameAttr, Timeout: l.Timeout, PoolSize: l.PoolSize, Now: now,
 		}, log)
 	case c.SAML != nil:
 		sc := c.SAML
@@ -68,12 +71,15 @@ func connectorImpl(ctx context.Context, cfg *config.Config, c config.Connector, 
 			IDPMetadataFile: sc.IDPMetadataFile, MetadataRefresh: sc.MetadataRefresh, EntityID: sc.EntityID,
 			NameIDFormat: sc.NameIDFormat, SignRequests: sc.SignRequests, Binding: sc.Binding,
 			SPKeyFile: sc.SPKeyFile, SPCertFile: sc.SPCertFile, AllowIDPInitiated: sc.AllowIDPInitiated,
-			Attributes: sc.Attributes, MFAContextClasses: sc.MFAContextClasses}, brokers.NewConnectorStore(db, c.ID), log)
+			Attributes: sc.Attributes, MFAContextClasses: sc.MFAContextClasses,
+			MaxAgeWithoutUpstream: sc.MaxAgeWithoutUpstream},
+			brokers.NewConnectorStore(db, c.ID), log)
 	case c.OIDC != nil:
 		o := c.OIDC
 		return oidc.New(oidc.Config{ID: c.ID, Name: name, Issuer: o.Issuer, ClientID: o.ClientID,
 			ClientSecret: o.ClientSecret, AuthMethod: o.AuthMethod, Scopes: o.Scopes,
-			UseUserinfo: o.UseUserinfo, Claims: o.Claims, MFAACRValues: o.MFAACRValues, Now: now}, log)
+			UseUserinfo: o.UseUserinfo, Claims: o.Claims, MFAACRValues: o.MFAACRValues,
+			MaxAgeWithoutUpstream: o.MaxAgeWithoutUpstream, Now: now}, log)
 	}
 	return nil, fmt.Errorf("type %q is not supported", c.Type)
 }
