@@ -16,9 +16,10 @@ import (
 
 // RevokeIdentity ends the SSO sessions and grants that user got by signing in
 // through the upstream identity (connector, subject), in tx. Rows from before
-// subjects were recorded name only the connector: they end too.
+// subjects were recorded name only the connector: they end too. (id_p is
+// gorm's name for the IDP column.)
 func (iss *Issuer) RevokeIdentity(ctx context.Context, tx *gorm.DB, userID, connector, subject string) error {
-	return iss.end(tx.WithContext(ctx), "user_id = ? AND idp = ? AND (subject = ? OR subject = '' OR subject IS NULL)",
+	return iss.end(tx.WithContext(ctx), "user_id = ? AND id_p = ? AND (subject = ? OR subject = '' OR subject IS NULL)",
 		userID, connector, subject)
 }
 
@@ -36,8 +37,9 @@ func (iss *Issuer) end(tx *gorm.DB, where string, args ...any) error {
 	if err := sessions.Update("ended_at", now).Error; err != nil {
 		return err
 	}
-	grants := tx.Model(&Grant{}).Select("id").Where("revoked_at IS NULL").Where(where, args...)
-	if err := tx.Model(&RefreshToken{}).Where("used_at IS NULL AND grant_id IN (?)", grants).Update("used_at", now).Error; err != nil {
+	// where is one of this file's constants, never input.
+	if err := tx.Model(&RefreshToken{}).Where("used_at IS NULL AND grant_id IN (SELECT id FROM grants WHERE revoked_at IS NULL AND "+where+")", args...).
+		Update("used_at", now).Error; err != nil {
 		return err
 	}
 	return tx.Model(&Grant{}).Where("revoked_at IS NULL").Where(where, args...).Update("revoked_at", now).Error

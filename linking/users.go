@@ -43,7 +43,9 @@ func New(db *gorm.DB, now func() time.Time) *Service {
 }
 
 // WithTx is the service inside a database transaction.
-func (s *Service) WithTx(tx *gorm.DB) *Service { return &Service{db: tx, now: s.now, revoker: s.revoker} }
+func (s *Service) WithTx(tx *gorm.DB) *Service {
+	return &Service{db: tx, now: s.now, revoker: s.revoker}
+}
 
 // dummyHash is verified against when a username does not exist, so that a
 // login takes as long for an unknown user as for a wrong password. It is

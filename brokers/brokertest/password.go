@@ -11,6 +11,8 @@ import (
 // PasswordConnector is a fake password connector (as LDAP is): Login proves
 // the identity set for a username and password. The zero value knows nobody.
 type PasswordConnector struct {
+	Upstream // its re-checks after login
+
 	mu    sync.Mutex
 	users map[string]account // by username
 }
@@ -20,7 +22,10 @@ type account struct {
 	id       login.Identity
 }
 
-var _ brokers.PasswordConnector = (*PasswordConnector)(nil)
+var (
+	_ brokers.PasswordConnector = (*PasswordConnector)(nil)
+	_ brokers.Refresher         = (*PasswordConnector)(nil)
+)
 
 // Set makes username and password sign in as id (its Username defaults to
 // username), replacing what was set for username before. Setting several

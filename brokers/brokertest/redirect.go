@@ -21,14 +21,18 @@ import (
 // whoever [RedirectConnector.As] chose last, and its code names that person's
 // identity in the table [RedirectConnector.Set] fills.
 type RedirectConnector struct {
-	URL string // where Handler is served
+	URL      string // where Handler is served
+	Upstream        // its re-checks after login
 
 	mu   sync.Mutex
 	ids  map[string]login.Identity // by code
 	next string
 }
 
-var _ brokers.RedirectConnector = (*RedirectConnector)(nil)
+var (
+	_ brokers.RedirectConnector = (*RedirectConnector)(nil)
+	_ brokers.Refresher         = (*RedirectConnector)(nil)
+)
 
 // Set puts id in the upstream's table under code.
 func (c *RedirectConnector) Set(code string, id login.Identity) {
@@ -81,7 +85,8 @@ func (c *RedirectConnector) Handler() http.Handler {
 }
 
 // Finish implements brokers.RedirectConnector: the code must name the
-// identity Begin asked for, and one in the table.
+// identity Begin asked for, and one in the table. Its upstream state is
+// "session:<code>", what an OIDC connector's tokens are.
 func (c *RedirectConnector) Finish(_ context.Context, r *http.Request, flow *brokers.Flow) (login.Identity, error) {
 	code := r.FormValue("code")
 	if code == "" || code != flow.Data["who"] {
@@ -93,5 +98,6 @@ func (c *RedirectConnector) Finish(_ context.Context, r *http.Request, flow *bro
 	if !ok {
 		return login.Identity{}, login.ErrInvalidCredentials
 	}
+	id.Upstream = []byte("session:" + code)
 	return id, nil
 }

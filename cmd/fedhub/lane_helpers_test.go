@@ -72,7 +72,7 @@ func startLane(t *testing.T, p firstlogin.Policy, policy mfaPolicy) *laneServer 
 	cfg.Storage = config.Storage{Driver: "sqlite", DSN: filepath.Join(t.TempDir(), "fedhub.db")}
 	cfg.Signing.Algorithm = "ES256" // a new key per server in microseconds
 	cfg.Clients = []config.Client{{ID: laneClientID, Name: "Lane App", Secret: laneSecret,
-		RedirectURIs: []string{laneRedirectURI}, GrantTypes: []string{config.GrantAuthorizationCode}},
+		RedirectURIs: []string{laneRedirectURI}, GrantTypes: []string{config.GrantAuthorizationCode, config.GrantRefreshToken}},
 		{ID: lanePasswordClient, Name: "Lane Script", Secret: laneSecret, GrantTypes: []string{config.GrantPassword}}}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
@@ -301,14 +301,21 @@ type laneRequest struct{ state, nonce, verifier string }
 // the login page it leads to.
 func (b *laneBrowser) authorize() (laneRequest, lanePage) {
 	b.t.Helper()
+	rp, p := b.request()
+	p.must(b.t, http.StatusOK, `action="/broker/`+laneSSO+`/login"`)
+	return rp, p
+}
+
+// request is the application's authorization request, answered: by the
+// login page, or straight away where the browser has an SSO session.
+func (b *laneBrowser) request() (laneRequest, lanePage) {
+	b.t.Helper()
 	rp := laneRequest{state: secret.Token(12), nonce: secret.Token(12), verifier: secret.Token(32)}
 	sum := sha256.Sum256([]byte(rp.verifier))
 	q := url.Values{"client_id": {laneClientID}, "response_type": {"code"}, "scope": {"openid profile email"},
 		"redirect_uri": {laneRedirectURI}, "state": {rp.state}, "nonce": {rp.nonce},
 		"code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"}}
-	p := b.get("/authorize?" + q.Encode())
-	p.must(b.t, http.StatusOK, `action="/broker/`+laneSSO+`/login"`)
-	return rp, p
+	return rp, b.get("/authorize?" + q.Encode())
 }
 
 // signIn starts a sign-in and signs in at the connector of kind as who; it
@@ -338,6 +345,14 @@ func (b *laneBrowser) viaConnector(l *laneServer, p lanePage, kind string, who l
 	return lanePage{}
 }
 
+// upstreamOf is the fake upstream of the lane's connector of a kind.
+func (l *laneServer) upstreamOf(kind string) *brokertest.Upstream {
+	if kind == "password" {
+		return &l.dir.Upstream
+	}
+	return &l.sso.Upstream
+}
+
 // connectorOf is the lane's connector of a kind.
 func connectorOf(kind string) string {
 	if kind == "password" {
@@ -351,29 +366,7 @@ func connectorOf(kind string) string {
 // token must verify with fedhub's JWKS. It returns the token's subject.
 func (l *laneServer) exchange(t *testing.T, p lanePage, rp laneRequest) (sub, acr string) {
 	t.Helper()
-	back := mustURL(t, p.location)
-	if p.status != http.StatusSeeOther || !strings.HasPrefix(p.location, laneRedirectURI+"?") {
-		t.Fatalf("%s: got %d to %q, want a redirect to the application:\n%s", p.url, p.status, p.location, p.body)
-	}
-	if back.Query().Get("state") != rp.state || back.Query().Get("code") == "" {
-		t.Fatalf("the application got %s, want a code and its state", back.RawQuery)
-	}
-	form := url.Values{"grant_type": {"authorization_code"}, "code": {back.Query().Get("code")},
-		"redirect_uri": {laneRedirectURI}, "code_verifier": {rp.verifier}}
-	req, _ := http.NewRequest(http.MethodPost, l.url+"/token", strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(laneClientID, laneSecret)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var tok struct {
-		IDToken string `json:"id_token"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("token endpoint: %d %v", resp.StatusCode, err)
-	}
+	tok := l.redeem(t, p, rp)
 	ctx := context.Background()
 	provider, err := gooidc.NewProvider(ctx, l.url)
 	if err != nil {
@@ -393,4 +386,39 @@ func (l *laneServer) exchange(t *testing.T, p lanePage, rp laneRequest) (sub, ac
 		t.Fatal(err)
 	}
 	return idt.Subject, claims.ACR
+}
+
+// laneTokens are the token endpoint's answer.
+type laneTokens struct {
+	IDToken      string `json:"id_token"`
+	AccessToken  string `json:"access_token"`
+	RefreshToken string `json:"refresh_token"`
+}
+
+// redeem is the application's side of a finished sign-in: p must send the
+// browser back to it with a code for rp, which it redeems at /token.
+func (l *laneServer) redeem(t *testing.T, p lanePage, rp laneRequest) laneTokens {
+	t.Helper()
+	back := mustURL(t, p.location)
+	if p.status != http.StatusSeeOther || !strings.HasPrefix(p.location, laneRedirectURI+"?") {
+		t.Fatalf("%s: got %d to %q, want a redirect to the application:\n%s", p.url, p.status, p.location, p.body)
+	}
+	if back.Query().Get("state") != rp.state || back.Query().Get("code") == "" {
+		t.Fatalf("the application got %s, want a code and its state", back.RawQuery)
+	}
+	form := url.Values{"grant_type": {"authorization_code"}, "code": {back.Query().Get("code")},
+		"redirect_uri": {laneRedirectURI}, "code_verifier": {rp.verifier}}
+	req, _ := http.NewRequest(http.MethodPost, l.url+"/token", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(laneClientID, laneSecret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var tok laneTokens
+	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("token endpoint: %d %v", resp.StatusCode, err)
+	}
+	return tok
 }
