@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fedhub/fedhub/config"
 )
@@ -46,6 +47,9 @@ connectors:
       client_secret: ${UPSTREAM_SECRET}
       claims: {groups: roles}
       mfa_acr_values: [gold, "urn:example:loa:3"]
+      max_age_without_upstream: 8h
+    recheck_interval: 1m
+    upstream_down: fail_open
 `, env(map[string]string{"BIND": "pw", "UPSTREAM_SECRET": "s"}))
 	if len(cfg.Connectors) != 3 {
 		t.Fatalf("connectors = %+v", cfg.Connectors)
@@ -60,7 +64,8 @@ connectors:
 			"http://schemas.openid.net/pape/policies/2007/06/multi-factor"}) {
 		t.Errorf("saml connector = %+v", partner)
 	}
-	if up.OIDC == nil || up.IsEnabled() || up.OIDC.Claims["groups"] != "roles" ||
+	if up.OIDC == nil || up.IsEnabled() || up.OIDC.Claims["groups"] != "roles" || up.OIDC.MaxAgeWithoutUpstream != 8*time.Hour ||
+		up.RecheckInterval != time.Minute || up.UpstreamDown != config.UpstreamFailOpen ||
 		!slices.Equal(up.OIDC.MFAACRValues, []string{"gold", "urn:example:loa:3"}) {
 		t.Errorf("oidc connector = %+v", up)
 	}
@@ -106,6 +111,12 @@ func TestConnectorErrors(t *testing.T) {
 				"line 11: connectors[0].saml.mfa_context_classes[3]: must be an AuthnContextClassRef URI"}},
 		{"oidc mfa acr values", "  - id: x\n    type: oidc\n    oidc:\n      issuer: https://a.example\n      client_id: c\n      client_secret: \"${S}\"\n      mfa_acr_values: [gold, \"gold silver\"]\n",
 			[]string{"line 9: connectors[0].oidc.mfa_acr_values[1]: must be an acr value"}},
+		{"recheck interval too short", "  - id: x\n    type: oidc\n    recheck_interval: 500ms\n    oidc: {issuer: https://a.example, client_id: c, client_secret: \"${S}\"}\n",
+			[]string{"line 5: connectors[0].recheck_interval: must be between 1s and 24h"}},
+		{"upstream down", "  - id: x\n    type: oidc\n    upstream_down: ignore\n    oidc: {issuer: https://a.example, client_id: c, client_secret: \"${S}\"}\n",
+			[]string{"line 5: connectors[0].upstream_down: must be fail_closed"}},
+		{"negative max age", "  - id: x\n    type: saml\n    saml:\n      idp_metadata_file: m.xml\n      max_age_without_upstream: -1h\n",
+			[]string{"line 7: connectors[0].saml.max_age_without_upstream: must not be negative"}},
 		{"duplicate id", "  - id: x\n    type: oidc\n    oidc: {issuer: https://a.example, client_id: c, client_secret: \"${S}\"}\n  - id: x\n    type: oidc\n    oidc: {issuer: https://a.example, client_id: c, client_secret: \"${S}\"}\n",
 			[]string{`line 6: connectors[1].id: "x" is used by another connector`}},
 	} {
