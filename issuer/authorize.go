@@ -72,13 +72,7 @@ func (iss *Issuer) authorize(c echo.Context) error {
 		return err
 	}
 	if sess != nil && !iss.needsLogin(req, sess) {
-		ok, err := iss.sessionStillVouched(c.Request().Context(), sess)
-		if err != nil {
-			return err
-		}
-		if ok {
-			return iss.finish(c, req, sess)
-		}
+		return iss.finish(c, req, sess)
 	}
 	if req.prompt["none"] {
 		return iss.redirectError(c, redirectURI, state, &authzError{"login_required", "the user must log in"})

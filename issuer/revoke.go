@@ -84,8 +84,8 @@ func (iss *Issuer) identityRefused(ctx context.Context, userID, connector, subje
 }
 
 // sessionStillVouched re-checks the identity an SSO session came through
-// before the session signs the person in again; on a no it ends. false sends
-// the person to the login page.
+// whenever the session is used (a code for an application, fedhub's own
+// pages); on a no it ends. false makes the browser signed out.
 func (iss *Issuer) sessionStillVouched(ctx context.Context, sess *Session) (bool, error) {
 	err := iss.recheck(ctx, sess.UserID, sess.IDP, sess.Subject)
 	var oe *oauthError

@@ -17,7 +17,8 @@ import (
 // sessionCookie holds the SSO session's secret token.
 const sessionCookie = "fedhub_session"
 
-// currentSession returns the browser's live SSO session of an enabled user, or nil.
+// currentSession returns the browser's live SSO session of an enabled user
+// whose upstream still vouches for the identity it came through, or nil.
 func (iss *Issuer) currentSession(r *http.Request) (*Session, error) {
 	token := iss.cookies.Get(r, sessionCookie)
 	if token == "" {
@@ -39,6 +40,9 @@ func (iss *Issuer) currentSession(r *http.Request) (*Session, error) {
 	u, err := iss.users.UserByID(ctx, s.UserID)
 	if err != nil || u.Disabled {
 		return nil, nil
+	}
+	if ok, err := iss.sessionStillVouched(ctx, &s); !ok {
+		return nil, err
 	}
 	if now.Sub(s.LastSeenAt) > time.Minute { // spare a write on every request
 		if err := iss.db.WithContext(ctx).Model(&s).Update("last_seen_at", now).Error; err != nil {

@@ -56,12 +56,17 @@ func (l *laneServer) userinfo(t *testing.T, accessToken string) int {
 }
 
 // ssoGivesCode says whether the browser's SSO session still signs it in to
-// the application without the login page.
+// the application without the login page, and to its account page.
 func (b *laneBrowser) ssoGivesCode() bool {
 	b.t.Helper()
 	_, p := b.request()
-	return p.status == http.StatusSeeOther && strings.HasPrefix(p.location, laneRedirectURI+"?") &&
+	app := p.status == http.StatusSeeOther && strings.HasPrefix(p.location, laneRedirectURI+"?") &&
 		mustURL(b.t, p.location).Query().Get("code") != ""
+	account := b.get("/account")
+	if signedIn := account.status == http.StatusOK && account.url.Path == "/account"; signedIn != app {
+		b.t.Fatalf("the SSO session gives the application a code: %v, but the account page: %v (%d at %s)", app, signedIn, account.status, account.url)
+	}
+	return app
 }
 
 // signedIn is what an application holds after a sign-in, and the browser.
