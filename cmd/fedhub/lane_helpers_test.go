@@ -406,19 +406,29 @@ func (l *laneServer) redeem(t *testing.T, p lanePage, rp laneRequest) laneTokens
 	if back.Query().Get("state") != rp.state || back.Query().Get("code") == "" {
 		t.Fatalf("the application got %s, want a code and its state", back.RawQuery)
 	}
-	form := url.Values{"grant_type": {"authorization_code"}, "code": {back.Query().Get("code")},
-		"redirect_uri": {laneRedirectURI}, "code_verifier": {rp.verifier}}
+	var tok laneTokens
+	status := l.token(t, laneClientID, url.Values{"grant_type": {"authorization_code"}, "code": {back.Query().Get("code")},
+		"redirect_uri": {laneRedirectURI}, "code_verifier": {rp.verifier}}, &tok)
+	if status != http.StatusOK {
+		t.Fatalf("token endpoint: %d", status)
+	}
+	return tok
+}
+
+// token posts form to /token as the client and decodes the answer into
+// answer; it returns the status.
+func (l *laneServer) token(t *testing.T, clientID string, form url.Values, answer any) int {
+	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, l.url+"/token", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(laneClientID, laneSecret)
+	req.SetBasicAuth(clientID, laneSecret)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var tok laneTokens
-	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("token endpoint: %d %v", resp.StatusCode, err)
+	if err := json.NewDecoder(resp.Body).Decode(answer); err != nil {
+		t.Fatalf("token endpoint: %d, %v", resp.StatusCode, err)
 	}
-	return tok
+	return resp.StatusCode
 }

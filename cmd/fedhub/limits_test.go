@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -25,26 +24,16 @@ const lanePasswordClient = "lane-script"
 // status and, for a refusal, the error's description.
 func (l *laneServer) passwordGrant(t *testing.T, username, password string) (int, string) {
 	t.Helper()
-	form := url.Values{"grant_type": {"password"}, "username": {username}, "password": {password}, "scope": {"openid"}}
-	req, _ := http.NewRequest(http.MethodPost, l.url+"/token", strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(lanePasswordClient, laneSecret)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
 	var answer struct {
 		AccessToken string `json:"access_token"`
 		Description string `json:"error_description"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&answer); err != nil {
-		t.Fatalf("token endpoint: %d, %v", resp.StatusCode, err)
-	}
-	if resp.StatusCode == http.StatusOK && answer.AccessToken == "" {
+	status := l.token(t, lanePasswordClient, url.Values{"grant_type": {"password"}, "username": {username}, "password": {password},
+		"scope": {"openid"}}, &answer)
+	if status == http.StatusOK && answer.AccessToken == "" {
 		t.Fatal("token endpoint: 200 without an access token")
 	}
-	return resp.StatusCode, answer.Description
+	return status, answer.Description
 }
 
 // failureRows are the limiter's counters, by key.

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -23,23 +22,12 @@ import (
 // and, on success, the new tokens.
 func (l *laneServer) refresh(t *testing.T, refreshToken string) (int, string, laneTokens) {
 	t.Helper()
-	form := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refreshToken}}
-	req, _ := http.NewRequest(http.MethodPost, l.url+"/token", strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(laneClientID, laneSecret)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
 	var answer struct {
 		laneTokens
 		Error string `json:"error"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&answer); err != nil {
-		t.Fatalf("token endpoint: %d, %v", resp.StatusCode, err)
-	}
-	return resp.StatusCode, answer.Error, answer.laneTokens
+	status := l.token(t, laneClientID, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refreshToken}}, &answer)
+	return status, answer.Error, answer.laneTokens
 }
 
 // userinfo is the status of /userinfo for an access token.
