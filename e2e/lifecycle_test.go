@@ -21,9 +21,10 @@ const lcRP2 = `  - id: rp2
 // TestRemovedClientRefusedAfterRestart: a client taken out of the
 // configuration file is disabled when fedhub restarts, and what it got
 // before — a refresh token, an access token — is refused at /token,
-// /introspect and /userinfo; the log says so.
+// /introspect and /userinfo; the log, the admin clients page and the admin
+// API say so.
 func TestRemovedClientRefusedAfterRestart(t *testing.T) {
-	s := Start(t)
+	s := Start(t, WithConfig(aaConfig("", "", "")), aaEnv())
 	params := AuthParams("client_id", rp2ID)
 	ts, idt := ocCodeFlow(t, s, NewBrowser(t), ocRP2, params)
 	if ts.Refresh == "" {
@@ -58,6 +59,29 @@ func TestRemovedClientRefusedAfterRestart(t *testing.T) {
 	ocWantUserinfoRefused(t, s, ts.Access)
 	if out := s.Output(); !regexp.MustCompile(`no longer in the configuration.*client=rp2`).MatchString(out) {
 		t.Errorf("the log does not say rp2 was disabled:\n%s", out)
+	}
+
+	var listed struct {
+		Clients []struct {
+			ID        string  `json:"id"`
+			RemovedAt *string `json:"removed_at"`
+		} `json:"clients"`
+	}
+	tok := aaClientCredentials(t, s, aaAutomation, aaAdminScope)
+	aaWant(t, aaCall(t, s, "GET", "/clients", tok.Access, ""), http.StatusOK, &listed, "the admin API's clients")
+	removed := map[string]bool{}
+	for _, c := range listed.Clients {
+		removed[c.ID] = c.RemovedAt != nil
+	}
+	if r, ok := removed[rp2ID]; !ok || !r || removed[rpID] {
+		t.Errorf("the admin API lists these clients as removed: %v; want rp2 listed and removed, rp not", removed)
+	}
+	b := NewBrowser(t)
+	adminSignIn(t, s, b, "alice", alicePass)
+	_, page := b.Get(s.URL + "/admin/clients")
+	row := regexp.MustCompile(`(?s)<tr><td>[^<]*<code>` + rp2ID + `</code>.*?</tr>`).FindString(page)
+	if !strings.Contains(row, "disabled: removed from the configuration") {
+		t.Errorf("the admin clients page does not show rp2 disabled: %q", row)
 	}
 }
 
