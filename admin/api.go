@@ -224,6 +224,7 @@ type clientView struct {
 	RedirectURIs    []string   `json:"redirect_uris"`
 	Scopes          []string   `json:"scopes,omitempty"`
 	SecretRotatedAt *time.Time `json:"secret_rotated_at,omitempty"`
+	RemovedAt       *time.Time `json:"removed_at,omitempty"` // disabled: no longer in the configuration
 }
 
 func (s *Service) clientViews(c echo.Context) ([]clientView, error) {
@@ -234,7 +235,7 @@ func (s *Service) clientViews(c echo.Context) ([]clientView, error) {
 	out := []clientView{}
 	for _, cl := range clients { // never the secret, not even its hash
 		out = append(out, clientView{ID: cl.ID, Name: cl.Name, Public: cl.Public, GrantTypes: cl.GrantTypes,
-			RedirectURIs: cl.RedirectURIs, Scopes: cl.Scopes, SecretRotatedAt: cl.SecretRotatedAt})
+			RedirectURIs: cl.RedirectURIs, Scopes: cl.Scopes, SecretRotatedAt: cl.SecretRotatedAt, RemovedAt: cl.RemovedAt})
 	}
 	return out, nil
 }

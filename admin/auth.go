@@ -24,16 +24,18 @@ import (
 
 // Session is an admin UI session: its cookie holds a random token whose hash
 // is TokenHash. AuthTime is when the person last proved who they are, ACR
-// with how many factors (the ID token's acr: "1" or "2").
+// with how many factors (the ID token's acr: "1" or "2"). It was made from
+// the SSO session SSOSessionID (the ID token's sid) and ends with it.
 type Session struct {
-	TokenHash string `gorm:"primaryKey;size:64"`
-	UserID    string `gorm:"size:36;not null;index"`
-	CSRF      string `gorm:"size:64;not null"`
-	Once      string `gorm:"size:64"` // the token of a form that may be sent only once
-	AuthTime  time.Time
-	ACR       string `gorm:"size:16"`
-	CreatedAt time.Time
-	ExpiresAt time.Time `gorm:"index"`
+	TokenHash    string `gorm:"primaryKey;size:64"`
+	UserID       string `gorm:"size:36;not null;index"`
+	SSOSessionID string `gorm:"size:64"`
+	CSRF         string `gorm:"size:64;not null"`
+	Once         string `gorm:"size:64"` // the token of a form that may be sent only once
+	AuthTime     time.Time
+	ACR          string `gorm:"size:16"`
+	CreatedAt    time.Time
+	ExpiresAt    time.Time `gorm:"index"`
 }
 
 // TableName keeps the admin sessions apart from the issuer's SSO sessions.
@@ -146,9 +148,13 @@ func (s *Service) callback(c echo.Context) error {
 		Nonce    string `json:"nonce"`
 		AuthTime int64  `json:"auth_time"`
 		ACR      string `json:"acr"`
+		SID      string `json:"sid"`
 	}
 	if err := idt.Claims(&claims); err != nil || !web.Equal(claims.Nonce, parts[1]) {
 		return errors.New("admin sign-in: the ID token's nonce does not match")
+	}
+	if claims.SID == "" { // nothing to end the admin session with
+		return errors.New("admin sign-in: the ID token names no SSO session (sid)")
 	}
 	u, err := s.users.UserByID(ctx, idt.Subject)
 	if err != nil {
@@ -159,7 +165,7 @@ func (s *Service) callback(c echo.Context) error {
 	}
 	token := secret.Token(32)
 	now := time.Now().UTC()
-	sess := Session{TokenHash: secret.Hash(token), UserID: u.ID, CSRF: secret.Token(32), AuthTime: time.Unix(claims.AuthTime, 0).UTC(),
+	sess := Session{TokenHash: secret.Hash(token), UserID: u.ID, SSOSessionID: claims.SID, CSRF: secret.Token(32), AuthTime: time.Unix(claims.AuthTime, 0).UTC(),
 		ACR: claims.ACR, CreatedAt: now, ExpiresAt: now.Add(s.ttl)}
 	if old := s.cookies.Get(r, sessionCookie); old != "" { // a new session ID on every login
 		s.db.WithContext(ctx).Delete(&Session{}, "token_hash = ?", secret.Hash(old))
@@ -187,18 +193,32 @@ const (
 	ctxActor   = "admin.actor"
 )
 
-// requireAdminPage lets only admins with a live admin session in; anyone
-// else signs in first, and a signed-in non-admin gets 403.
+// requireAdminPage lets only admins with a live admin session in, whose SSO
+// session is live too (signing out of fedhub signs out of the admin pages);
+// anyone else signs in first, and a signed-in non-admin gets 403.
 func (s *Service) requireAdminPage(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
-		token := s.cookies.Get(r, sessionCookie)
-		var sess Session
-		if token == "" || s.db.WithContext(r.Context()).Take(&sess, "token_hash = ? AND expires_at > ?", secret.Hash(token), time.Now().UTC()).Error != nil {
+		signIn := func() error {
 			if r.Method != http.MethodGet {
 				return forbidden(c)
 			}
 			return c.Redirect(http.StatusSeeOther, "/admin/login?return="+url.QueryEscape(r.URL.RequestURI()))
+		}
+		token := s.cookies.Get(r, sessionCookie)
+		var sess Session
+		if token == "" || s.db.WithContext(r.Context()).Take(&sess, "token_hash = ? AND expires_at > ?", secret.Hash(token), time.Now().UTC()).Error != nil {
+			return signIn()
+		}
+		live, err := s.issuer.SessionLive(r.Context(), sess.SSOSessionID)
+		if err != nil {
+			return err
+		}
+		if !live { // the SSO session ended: so does this one, for good
+			if err := s.db.WithContext(r.Context()).Delete(&Session{}, "token_hash = ?", sess.TokenHash).Error; err != nil {
+				return fmt.Errorf("end admin session: %w", err)
+			}
+			return signIn()
 		}
 		u, err := s.users.UserByID(r.Context(), sess.UserID)
 		if err != nil && !errors.Is(err, linking.ErrNotFound) {

@@ -38,6 +38,8 @@ const (
 	UsersMerged        = "user.merged"
 	SessionsRevoked    = "sessions.revoked"
 	SecretRotated      = "client.secret_rotated"
+	ClientDisabled     = "client.disabled" // removed from the configuration
+	ClientEnabled      = "client.enabled"  // back in the configuration
 	RoleGranted        = "user.role_granted"
 	RoleRevoked        = "user.role_revoked"
 	// UpstreamRefused: a re-check after login found that the upstream no

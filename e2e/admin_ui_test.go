@@ -766,9 +766,9 @@ func auActions(t *testing.T) {
 			t.Errorf("the rotate link reads %q", row)
 		}
 		if rows := auRows(t, ctx, "#clients"); !slices.ContainsFunc(rows, func(r []string) bool {
-			return len(r) == 5 && strings.Contains(r[0], "pw-app") && strings.Contains(r[4], "rotated")
+			return len(r) == 6 && strings.Contains(r[0], "pw-app") && strings.Contains(r[4], "rotated") && r[5] == "enabled"
 		}) {
-			t.Errorf("the clients page does not say pw-app's secret was rotated: %q", rows)
+			t.Errorf("the clients page does not say pw-app's secret was rotated, and that pw-app is enabled: %q", rows)
 		}
 	})
 

@@ -57,25 +57,7 @@ func TestAdminPagesRefuseNonAdmins(t *testing.T) {
 
 	// alice signs in to the admin pages, then loses the admin role.
 	alice := NewBrowser(t)
-	end, resp, _ := alice.follow(s.URL+"/admin/users", func(u *url.URL) bool { return strings.HasPrefix(u.Path, "/login") })
-	if resp != nil {
-		t.Fatalf("no login page on the way to /admin: %s %d", end, resp.StatusCode)
-	}
-	_, loginPage := alice.Get(end.String())
-	f = LoginForm{Action: s.URL + "/broker/local/login"}
-	for _, m := range hiddenInput.FindAllStringSubmatch(loginPage, -1) {
-		if m[1] == "req" {
-			f.Req = m[2]
-		} else {
-			f.CSRF = m[2]
-		}
-	}
-	resp, _ = alice.Submit(f, "alice", alicePass)
-	_, resp, page := alice.follow(resp.Header.Get("Location"), func(*url.URL) bool { return false })
-	if resp.StatusCode != http.StatusOK || !strings.Contains(page, "<h1>Users</h1>") {
-		t.Fatalf("alice's admin sign-in ended with %d", resp.StatusCode)
-	}
-	csrf := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(page)[1]
+	csrf := adminSignIn(t, s, alice, "alice", alicePass)
 	if n := aaSQL(t, s, "DELETE FROM user_roles WHERE user_id = ? AND role = 'admin'", aliceID); n != 1 {
 		t.Fatalf("removed %d roles", n)
 	}
@@ -98,6 +80,22 @@ func TestAdminPagesRefuseNonAdmins(t *testing.T) {
 	if err := db.QueryRow("SELECT COUNT(*) FROM events WHERE type IN ('sessions.revoked', 'user.disabled')").Scan(&done); err != nil || done != 0 {
 		t.Fatalf("%d admin actions went through (%v)", done, err)
 	}
+}
+
+// adminSignIn signs a user in to the admin pages in browser b, through the
+// login page, and returns the admin session's CSRF token.
+func adminSignIn(t *testing.T, s *Server, b *Browser, username, password string) string {
+	t.Helper()
+	end, resp, _ := b.follow(s.URL+"/admin/users", func(u *url.URL) bool { return strings.HasPrefix(u.Path, "/login") })
+	if resp != nil {
+		t.Fatalf("no login page on the way to /admin: %s %d", end, resp.StatusCode)
+	}
+	resp, _ = b.Submit(b.OpenLoginAt(s, end.RequestURI()), username, password)
+	_, resp, page := b.follow(resp.Header.Get("Location"), func(*url.URL) bool { return false })
+	if resp.StatusCode != http.StatusOK || !strings.Contains(page, "<h1>Users</h1>") {
+		t.Fatalf("%s's admin sign-in ended with %d", username, resp.StatusCode)
+	}
+	return regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(page)[1]
 }
 
 func mustCLI(t *testing.T, s *Server, args ...string) string {

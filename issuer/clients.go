@@ -16,6 +16,7 @@ import (
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
+	"github.com/fedhub/fedhub/audit"
 	"github.com/fedhub/fedhub/config"
 	"github.com/fedhub/fedhub/linking"
 	"github.com/fedhub/fedhub/store"
@@ -30,7 +31,10 @@ func HashClientSecret(secret string) string {
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
+// syncClients writes the configured clients, enables those that are back in
+// the configuration and disables those no longer in it.
 func (iss *Issuer) syncClients(ctx context.Context, clients []config.Client) error {
+	configured := []string{AdminClientID}
 	for _, c := range clients {
 		hash := c.SecretHash
 		if c.Secret != "" {
@@ -47,11 +51,75 @@ func (iss *Issuer) syncClients(ctx context.Context, clients []config.Client) err
 		if err := iss.saveClient(ctx, row); err != nil {
 			return err
 		}
+		if err := iss.enableReadded(ctx, c.ID); err != nil {
+			return err
+		}
+		configured = append(configured, c.ID)
 	}
 	// The admin UI signs in through this issuer like any other client.
-	return iss.saveClient(ctx, Client{ID: AdminClientID, Name: "fedhub administration", Public: true,
+	err := iss.saveClient(ctx, Client{ID: AdminClientID, Name: "fedhub administration", Public: true,
 		RedirectURIs: []string{iss.url + "/admin/callback"}, GrantTypes: []string{config.GrantAuthorizationCode},
 		Scopes: []string{AdminScope}})
+	if err != nil {
+		return err
+	}
+	return iss.disableRemoved(ctx, configured)
+}
+
+// configActor is the audit actor of what the configuration file decided.
+const configActor = "config"
+
+// enableReadded enables a client that was removed from the configuration and
+// is back in it. The grants revoked when it was removed stay revoked.
+func (iss *Issuer) enableReadded(ctx context.Context, id string) error {
+	res := iss.db.WithContext(ctx).Model(&Client{}).Where("id = ? AND removed_at IS NOT NULL", id).Update("removed_at", nil)
+	if res.Error != nil {
+		return fmt.Errorf("enable client %s: %w", id, res.Error)
+	}
+	if res.RowsAffected == 0 { // it was not removed, or another node enabled it first
+		return nil
+	}
+	iss.log.Info("client is back in the configuration: enabled again", "client", id)
+	return iss.audit.Record(ctx, audit.Event{Type: audit.ClientEnabled, Actor: configActor, ClientID: id})
+}
+
+// disableRemoved disables the clients the configuration no longer has and
+// revokes their grants: removing a client from the file ends its access at
+// once, rather than leaving its refresh tokens working for weeks. The rows
+// stay, for the admin pages and the audit trail.
+func (iss *Issuer) disableRemoved(ctx context.Context, configured []string) error {
+	db := iss.db.WithContext(ctx)
+	var gone []string
+	if err := db.Model(&Client{}).Where("removed_at IS NULL AND id NOT IN ?", configured).Order("id").Pluck("id", &gone).Error; err != nil {
+		return fmt.Errorf("find removed clients: %w", err)
+	}
+	for _, id := range gone {
+		now := iss.now()
+		var disabled bool
+		var revoked int64
+		err := db.Transaction(func(tx *gorm.DB) error {
+			res := tx.Model(&Client{}).Where("id = ? AND removed_at IS NULL", id).Update("removed_at", now)
+			if res.Error != nil || res.RowsAffected == 0 { // another node disabled it first
+				return res.Error
+			}
+			disabled = true
+			res = tx.Model(&Grant{}).Where("client_id = ? AND revoked_at IS NULL", id).Update("revoked_at", now)
+			revoked = res.RowsAffected
+			return res.Error
+		})
+		if err != nil {
+			return fmt.Errorf("disable client %s: %w", id, err)
+		}
+		if !disabled {
+			continue
+		}
+		iss.log.Warn("client is no longer in the configuration: disabled, its grants revoked", "client", id, "grants", revoked)
+		if err := iss.audit.Record(ctx, audit.Event{Type: audit.ClientDisabled, Actor: configActor, ClientID: id,
+			Detail: fmt.Sprintf("removed from the configuration; %d grants revoked", revoked)}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // saveClient writes a client, keeping a secret an administrator rotated.
@@ -119,6 +187,9 @@ func (iss *Issuer) client(ctx context.Context, id string) (*Client, error) {
 			return nil, errUnknownClient
 		}
 		return nil, fmt.Errorf("load client: %w", err)
+	}
+	if c.RemovedAt != nil { // no longer in the configuration: unknown to every endpoint
+		return nil, errUnknownClient
 	}
 	return &c, nil
 }

@@ -7,7 +7,6 @@ import (
 
 	"gorm.io/gorm"
 
-	"github.com/fedhub/fedhub/e2e/peers"
 	"github.com/fedhub/fedhub/store/storetest"
 )
 
@@ -15,7 +14,6 @@ import (
 // every database: PostgreSQL refuses such strings with an error, which
 // answered 500 at /token, /introspect and /revoke (found by FuzzTokenEndpoint).
 func TestClientIDNotText(t *testing.T) {
-	t.Cleanup(peers.StopAll)
 	storetest.ForEachDB(t, Models(), func(t *testing.T, db *gorm.DB) {
 		iss := &Issuer{db: db}
 		for _, id := range []string{"\x00", "ok\x00", "\xc3\x28", "\xff"} {

@@ -3,6 +3,7 @@ package issuer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -68,11 +69,15 @@ func (iss *Issuer) accessToken(ctx context.Context, token string) (*tokenClaims,
 	if claims.expired(iss.now()) {
 		return nil, errBadToken
 	}
+	// One read answers both: the token was not revoked, and its client is
+	// still in the configuration (a removed client's tokens die with it).
 	var n int64
-	if err := iss.db.WithContext(ctx).Model(&RevokedAccessToken{}).Where("jti = ?", claims.JTI).Count(&n).Error; err != nil {
-		return nil, err
+	err = iss.db.WithContext(ctx).Model(&Client{}).Where("id = ? AND removed_at IS NULL AND NOT EXISTS "+
+		"(SELECT 1 FROM revoked_access_tokens WHERE jti = ?)", claims.ClientID, claims.JTI).Count(&n).Error
+	if err != nil {
+		return nil, fmt.Errorf("check access token: %w", err)
 	}
-	if n > 0 {
+	if n == 0 {
 		return nil, errBadToken
 	}
 	if claims.GrantID != "" {

@@ -15,7 +15,11 @@ type Client struct {
 	Scopes                 []string   `gorm:"serializer:json"` // beyond OpenID Connect's
 	MFA                    string     `gorm:"size:16"`         // second-factor policy: off | optional | required
 	SecretRotatedAt        *time.Time // set by an admin: the database's secret then wins over the configuration's
-	UpdatedAt              time.Time
+	// RemovedAt is set at start-up when the configuration no longer has the
+	// client: it is then refused everywhere. The row stays, so that admins see
+	// it and its grants stay auditable; re-added to the file, it is enabled again.
+	RemovedAt *time.Time
+	UpdatedAt time.Time
 }
 
 // SigningKey is one of the issuer's keys. The newest signs; older ones stay in

@@ -33,9 +33,8 @@ func (iss *Issuer) currentSession(r *http.Request) (*Session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load session: %w", err)
 	}
-	now := iss.now()
-	if s.EndedAt != nil || now.After(s.ExpiresAt) || now.After(s.LastSeenAt.Add(iss.tokens.SSOIdle)) {
-		return nil, nil
+	if live, err := iss.alive(ctx, &s); !live || err != nil {
+		return nil, err
 	}
 	u, err := iss.users.UserByID(ctx, s.UserID)
 	if err != nil || u.Disabled {
@@ -44,12 +43,44 @@ func (iss *Issuer) currentSession(r *http.Request) (*Session, error) {
 	if ok, err := iss.sessionStillVouched(ctx, &s); !ok {
 		return nil, err
 	}
+	return &s, nil
+}
+
+// alive reports whether s is live — not ended, expired or idle — and counts
+// this use as activity, so that a session in use does not go idle.
+func (iss *Issuer) alive(ctx context.Context, s *Session) (bool, error) {
+	now := iss.now()
+	if s.EndedAt != nil || now.After(s.ExpiresAt) || now.After(s.LastSeenAt.Add(iss.tokens.SSOIdle)) {
+		return false, nil
+	}
 	if now.Sub(s.LastSeenAt) > time.Minute { // spare a write on every request
-		if err := iss.db.WithContext(ctx).Model(&s).Update("last_seen_at", now).Error; err != nil {
-			return nil, fmt.Errorf("touch session: %w", err)
+		if err := iss.db.WithContext(ctx).Model(s).Update("last_seen_at", now).Error; err != nil {
+			return false, fmt.Errorf("touch session: %w", err)
 		}
 	}
-	return &s, nil
+	return true, nil
+}
+
+// SessionLive reports whether the SSO session with this ID (its "sid") is
+// live and its upstream still vouches for it, for what was started from it
+// and must end with it (the admin UI's session); such use keeps it from
+// going idle, as its cookie would.
+func (iss *Issuer) SessionLive(ctx context.Context, sid string) (bool, error) {
+	if sid == "" {
+		return false, nil
+	}
+	var s Session
+	err := iss.db.WithContext(ctx).Take(&s, "id = ?", sid).Error
+	if store.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("load session %s: %w", sid, err)
+	}
+	if live, err := iss.alive(ctx, &s); !live || err != nil {
+		return false, err
+	}
+	return iss.sessionStillVouched(ctx, &s)
 }
 
 // CompleteLogin finishes a sign-in: t becomes done in the same database
