@@ -37,6 +37,14 @@ type Passkeys struct {
 type Storage struct {
 	Driver string `yaml:"driver"` // sqlite | postgres
 	DSN    string `yaml:"dsn"`    // a file path for sqlite, a DSN or URL for postgres
+
+	// The connection pool; zero keeps the driver's default (store.Open):
+	// PostgreSQL 32 open, SQLite 8; as many kept idle as may be open, so
+	// steady load reuses its connections instead of opening new ones.
+	MaxOpenConns    int           `yaml:"max_open_conns"`
+	MaxIdleConns    int           `yaml:"max_idle_conns"`
+	ConnMaxLifetime time.Duration `yaml:"conn_max_lifetime"`  // default 1h
+	ConnMaxIdleTime time.Duration `yaml:"conn_max_idle_time"` // default 5m
 }
 
 // Signing configures the issuer's signing keys.

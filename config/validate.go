@@ -31,6 +31,19 @@ func (c *Config) Validate() error {
 	default:
 		v.fail("storage.driver", "must be sqlite or postgres, not %q", c.Storage.Driver)
 	}
+	s := c.Storage
+	for _, f := range []struct {
+		key string
+		n   int64
+	}{{"max_open_conns", int64(s.MaxOpenConns)}, {"max_idle_conns", int64(s.MaxIdleConns)},
+		{"conn_max_lifetime", int64(s.ConnMaxLifetime)}, {"conn_max_idle_time", int64(s.ConnMaxIdleTime)}} {
+		if f.n < 0 {
+			v.fail("storage."+f.key, "must not be negative (0 keeps the default)")
+		}
+	}
+	if s.MaxOpenConns > 0 && s.MaxIdleConns > s.MaxOpenConns {
+		v.fail("storage.max_idle_conns", "must not exceed max_open_conns (%d)", s.MaxOpenConns)
+	}
 	if !slices.Contains([]string{"RS256", "ES256", "EdDSA"}, c.Signing.Algorithm) {
 		v.fail("signing.algorithm", "must be RS256, ES256 or EdDSA, not %q", c.Signing.Algorithm)
 	}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -42,13 +43,18 @@ func Open(ctx context.Context, cfg config.Storage) (*gorm.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open %s store: %w", cfg.Driver, err)
 	}
+	open := cmp.Or(cfg.MaxOpenConns, 32)
 	if cfg.Driver == "sqlite" {
 		// One writer at a time is SQLite's model; WAL lets readers go on meanwhile.
-		sqlDB.SetMaxOpenConns(8)
-	} else {
-		sqlDB.SetMaxOpenConns(32)
+		open = cmp.Or(cfg.MaxOpenConns, 8)
 	}
-	sqlDB.SetConnMaxIdleTime(5 * time.Minute)
+	// As many idle as open: database/sql keeps 2 by default, and closes every
+	// other connection a burst opened the moment it is free, so a steady load
+	// of 8 requests opened hundreds of PostgreSQL sessions a second.
+	sqlDB.SetMaxOpenConns(open)
+	sqlDB.SetMaxIdleConns(cmp.Or(cfg.MaxIdleConns, open))
+	sqlDB.SetConnMaxLifetime(cmp.Or(cfg.ConnMaxLifetime, time.Hour))
+	sqlDB.SetConnMaxIdleTime(cmp.Or(cfg.ConnMaxIdleTime, 5*time.Minute))
 	if err := sqlDB.PingContext(ctx); err != nil {
 		return nil, fmt.Errorf("open %s store: %w", cfg.Driver, err)
 	}

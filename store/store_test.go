@@ -320,3 +320,47 @@ func TestOpenErrors(t *testing.T) {
 		t.Errorf("sqlite file in a missing folder: no error")
 	}
 }
+
+// TestPoolKeepsItsConnections: a steady load reuses the pool's connections
+// instead of opening a new one for most requests (database/sql keeps two
+// idle by default), on both databases; the configured bound holds.
+func TestPoolKeepsItsConnections(t *testing.T) {
+	storetest.ForEachDB(t, allModels(), func(t *testing.T, db *gorm.DB) {
+		sqlDB, err := db.DB()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() {
+				for range 200 {
+					var n int64
+					if err := db.WithContext(ctx).Model(&linking.User{}).Count(&n).Error; err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		st := sqlDB.Stats()
+		if st.MaxIdleClosed != 0 || st.OpenConnections > 8 || st.MaxOpenConnections < 8 {
+			t.Fatalf("after 1,600 queries from 8 goroutines: %d connections open (bound %d), %d closed for want of idle room, want 0",
+				st.OpenConnections, st.MaxOpenConnections, st.MaxIdleClosed)
+		}
+	})
+}
+
+func TestPoolConfigured(t *testing.T) {
+	db, err := store.Open(context.Background(), config.Storage{Driver: "sqlite", DSN: filepath.Join(t.TempDir(), "f.db"),
+		MaxOpenConns: 3, MaxIdleConns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close(db)
+	sqlDB, _ := db.DB()
+	if got := sqlDB.Stats().MaxOpenConnections; got != 3 {
+		t.Fatalf("max open connections %d, want the configured 3", got)
+	}
+}
