@@ -71,6 +71,12 @@ func NewKeyring(current string, previous ...string) (*Keyring, error) {
 	return k, nil
 }
 
+// CheckKey says what is wrong with a key as given in the configuration.
+func CheckKey(text string) error {
+	_, err := parseKey(text)
+	return err
+}
+
 // parseKey decodes one configured key and makes its cipher.
 func parseKey(text string) (*sealKey, error) {
 	text = strings.TrimSpace(text)
