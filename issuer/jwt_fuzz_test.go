@@ -70,7 +70,7 @@ func fuzzKeys(tb testing.TB) *Keys {
 			tb.Fatal(err)
 		}
 	}
-	k := newKeys(db, "EdDSA", 24*time.Hour, 24*time.Hour, time.Now)
+	k := newKeys(db, nil, "EdDSA", 24*time.Hour, 24*time.Hour, time.Now)
 	if err := k.load(ctx); err != nil {
 		tb.Fatal(err)
 	}

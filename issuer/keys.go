@@ -35,6 +35,7 @@ const (
 // Keys holds the issuer's signing keys, cached from the database.
 type Keys struct {
 	db        *gorm.DB
+	secrets   *secret.Keyring // seals the private keys; nil stores them as they are
 	algorithm string
 	rotation  time.Duration
 	overlap   time.Duration // how long a replaced key stays published
@@ -54,8 +55,8 @@ type signingKey struct {
 	atSign    jose.Signer // typ at+jwt (RFC 9068)
 }
 
-func newKeys(db *gorm.DB, algorithm string, rotation, overlap time.Duration, now func() time.Time) *Keys {
-	return &Keys{db: db, algorithm: algorithm, rotation: rotation, overlap: overlap, now: now}
+func newKeys(db *gorm.DB, secrets *secret.Keyring, algorithm string, rotation, overlap time.Duration, now func() time.Time) *Keys {
+	return &Keys{db: db, secrets: secrets, algorithm: algorithm, rotation: rotation, overlap: overlap, now: now}
 }
 
 // Rotate makes a new signing key of the configured algorithm that signs at
@@ -71,6 +72,9 @@ func (k *Keys) rotate(ctx context.Context, ahead time.Duration) error {
 	}
 	der, err := x509.MarshalPKCS8PrivateKey(priv)
 	if err != nil {
+		return fmt.Errorf("rotate keys: %w", err)
+	}
+	if der, err = k.secrets.Seal(der); err != nil {
 		return fmt.Errorf("rotate keys: %w", err)
 	}
 	now := k.now().UTC()
@@ -96,6 +100,13 @@ func (k *Keys) Ensure(ctx context.Context) error {
 	if err != nil && !errors.Is(err, gorm.ErrRecordNotFound) {
 		return fmt.Errorf("load signing key: %w", err)
 	}
+	if err == nil {
+		// A key that cannot be opened (a wrong secrets.key) stops here, before
+		// a rotation would retire the keys in use.
+		if err := k.secrets.Readable(newest.PrivateKey); err != nil {
+			return fmt.Errorf("signing key %s: %w", newest.ID, err)
+		}
+	}
 	switch {
 	case err != nil || newest.Algorithm != k.algorithm: // no key yet, or another algorithm: now
 		return k.rotate(ctx, 0)
@@ -120,7 +131,11 @@ func (k *Keys) load(ctx context.Context) error {
 	var set jose.JSONWebKeySet
 	var signers []*signingKey
 	for _, row := range rows {
-		priv, err := x509.ParsePKCS8PrivateKey(row.PrivateKey)
+		der, err := k.secrets.Open(row.PrivateKey)
+		if err != nil {
+			return fmt.Errorf("signing key %s: %w", row.ID, err)
+		}
+		priv, err := x509.ParsePKCS8PrivateKey(der)
 		if err != nil {
 			return fmt.Errorf("parse signing key %s: %w", row.ID, err)
 		}
@@ -138,6 +153,30 @@ func (k *Keys) load(ctx context.Context) error {
 	k.signers, k.public, k.loadedAt = signers, set, k.now()
 	k.mu.Unlock()
 	return nil
+}
+
+// Reseal seals every signing key with the current key (fedhub secrets rekey)
+// and says how many it changed of how many there are.
+func (k *Keys) Reseal(ctx context.Context) (changed, total int, err error) {
+	var rows []SigningKey
+	if err := k.db.WithContext(ctx).Find(&rows).Error; err != nil {
+		return 0, 0, fmt.Errorf("reseal signing keys: %w", err)
+	}
+	for _, row := range rows {
+		sealed, did, err := k.secrets.Reseal(row.PrivateKey)
+		if err != nil {
+			return changed, len(rows), fmt.Errorf("reseal signing key %s: %w", row.ID, err)
+		}
+		if !did {
+			continue
+		}
+		if err := k.db.WithContext(ctx).Model(&SigningKey{}).Where("id = ?", row.ID).
+			Update("private_key", sealed).Error; err != nil {
+			return changed, len(rows), fmt.Errorf("reseal signing key %s: %w", row.ID, err)
+		}
+		changed++
+	}
+	return changed, len(rows), nil
 }
 
 func newSigningKey(id string, alg jose.SignatureAlgorithm, priv any) (*signingKey, error) {

@@ -2,12 +2,16 @@ package issuer
 
 import (
 	"context"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/fedhub/fedhub/config"
+	"github.com/fedhub/fedhub/secret"
 	"github.com/fedhub/fedhub/store"
 )
 
@@ -23,7 +27,7 @@ func TestUnitScheduledRotationPublishesFirst(t *testing.T) {
 	if err := store.Migrate(ctx, db, Models()...); err != nil {
 		t.Fatal(err)
 	}
-	k := newKeys(db, "ES256", time.Hour, time.Hour, time.Now)
+	k := newKeys(db, nil, "ES256", time.Hour, time.Hour, time.Now)
 	if err := k.Ensure(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +84,7 @@ func TestUnitJWKSHasNoPrivateMaterial(t *testing.T) {
 		if err := store.Migrate(ctx, db, Models()...); err != nil {
 			t.Fatal(err)
 		}
-		k := newKeys(db, alg, time.Hour, time.Hour, time.Now)
+		k := newKeys(db, nil, alg, time.Hour, time.Hour, time.Now)
 		if err := k.Ensure(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -98,5 +102,71 @@ func TestUnitJWKSHasNoPrivateMaterial(t *testing.T) {
 			}
 		}
 		store.Close(db)
+	}
+}
+
+// Signing keys are sealed at rest with the operator's key: the database holds
+// no PKCS #8 of them, a node without the key (or with another) refuses to
+// start instead of rotating, and Reseal seals keys stored before a key was set.
+func TestUnitSigningKeysSealed(t *testing.T) {
+	ctx := context.Background()
+	db, err := store.Open(ctx, config.Storage{Driver: "sqlite", DSN: filepath.Join(t.TempDir(), "keys.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close(db) })
+	if err := store.Migrate(ctx, db, Models()...); err != nil {
+		t.Fatal(err)
+	}
+	// A key from before secrets.key was set.
+	if err := newKeys(db, nil, "ES256", time.Hour, time.Hour, time.Now).Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ring := func(b byte) *secret.Keyring {
+		raw := make([]byte, 32)
+		for i := range raw {
+			raw[i] = b + byte(i)*7
+		}
+		k, err := secret.NewKeyring(base64.StdEncoding.EncodeToString(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	sealing, other := ring(1), ring(2)
+	k := newKeys(db, sealing, "ES256", time.Hour, time.Hour, time.Now)
+	if err := k.Ensure(ctx); err != nil {
+		t.Fatalf("a key stored as it was must still load: %v", err)
+	}
+	if err := k.Rotate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if changed, total, err := k.Reseal(ctx); err != nil || changed != 1 || total != 2 {
+		t.Fatalf("Reseal = %d of %d, %v; want 1 of 2", changed, total, err)
+	}
+	var rows []SigningKey
+	if err := db.Find(&rows).Error; err != nil {
+		t.Fatal(err)
+	}
+	for _, row := range rows {
+		if !sealing.Sealed(row.PrivateKey) {
+			t.Errorf("key %s is stored unsealed", row.ID)
+		}
+		if _, err := x509.ParsePKCS8PrivateKey(row.PrivateKey); err == nil {
+			t.Errorf("key %s is stored as PKCS #8", row.ID)
+		}
+	}
+	if err := k.load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for name, wrong := range map[string]*secret.Keyring{"no key": nil, "another key": other} {
+		w := newKeys(db, wrong, "RS256", time.Hour, time.Hour, time.Now) // another algorithm would rotate at once
+		if err := w.Ensure(ctx); err == nil || !strings.Contains(err.Error(), sealing.CurrentID()) {
+			t.Errorf("Ensure with %s: %v, want an error naming key %s", name, err, sealing.CurrentID())
+		}
+	}
+	var n int64
+	if err := db.Model(&SigningKey{}).Count(&n).Error; err != nil || n != 2 {
+		t.Fatalf("%d signing keys after the refused starts, want the 2 there were (%v)", n, err)
 	}
 }

@@ -95,7 +95,7 @@ func startLane(t *testing.T, p firstlogin.Policy, policy mfaPolicy) *laneServer 
 			Enabled: true, Policy: p, MFA: string(policy), Impl: l.sso}); err != nil {
 		t.Fatal(err)
 	}
-	l.factors = mfa.New(db, "fedhub", time.Now)
+	l.factors = mfa.New(db, l.app.secrets, "fedhub", time.Now)
 	srv.Config.Handler = l.app.echo
 	srv.Start()
 	t.Cleanup(srv.Close)

@@ -36,6 +36,7 @@ Usage:
   fedhub users disable|enable (-c FILE | --demo) --username NAME
   fedhub users grant-role|revoke-role (-c FILE | --demo) --username NAME --role ROLE   (e.g. --role admin)
   fedhub keys rotate (-c FILE | --demo)
+  fedhub secrets rekey (-c FILE | --demo)   (seals every stored secret with secrets.key)
   fedhub hash-secret   (reads a client secret from stdin, prints its secret_hash)
 `
 
@@ -55,7 +56,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer, 
 		return errors.New("no command given")
 	}
 	cmd, rest := args[0], args[1:]
-	if (cmd == "users" || cmd == "keys") && len(rest) > 0 {
+	if (cmd == "users" || cmd == "keys" || cmd == "secrets") && len(rest) > 0 {
 		cmd, rest = cmd+" "+rest[0], rest[1:]
 	}
 	switch cmd {
@@ -78,6 +79,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer, 
 			fmt.Fprintln(stdout, "new signing key created; the previous ones stay published until the tokens they signed expire")
 			return a.audit.Record(ctx, audit.Event{Type: audit.KeysRotated, Actor: "cli"})
 		})
+	case "secrets rekey":
+		return withApp(ctx, "secrets rekey", rest, nil, func(a *app) error { return rekey(ctx, a, stdout) })
 	case "hash-secret":
 		secret, err := readSecret(stdin)
 		if err != nil {
@@ -164,6 +167,10 @@ func serve(ctx context.Context, args []string, stdout io.Writer, log *slog.Logge
 	srv := &http.Server{
 		Handler: a.echo, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
+	}
+	if a.secrets == nil {
+		log.Warn("secrets are stored unencrypted: set secrets.key", "what", "signing keys, TOTP keys and SAML SP keys in the database",
+			"how", "secrets: {key: ${FEDHUB_SECRETS_KEY}} with 32 random bytes in base64 (openssl rand -base64 32)")
 	}
 	go a.issuer.Maintain(ctx)
 	go a.purge(ctx, log)
@@ -306,6 +313,25 @@ func usersCommand(ctx context.Context, cmd string, args []string, stdin io.Reade
 		}
 		return nil
 	})
+}
+
+// rekey seals every stored secret with the current key; what is sealed with
+// it already stays as it is, so a second run changes nothing.
+func rekey(ctx context.Context, a *app, stdout io.Writer) error {
+	if a.secrets == nil {
+		return errors.New("secrets.key is not set: there is no key to seal with")
+	}
+	var changed int
+	for _, s := range a.sealed {
+		n, total, err := s.r.Reseal(ctx)
+		changed += n
+		if err != nil {
+			return fmt.Errorf("%s: %w", s.what, err)
+		}
+		fmt.Fprintf(stdout, "%s: %d re-sealed, %d already sealed with key %s\n", s.what, n, total-n, a.secrets.CurrentID())
+	}
+	return a.audit.Record(ctx, audit.Event{Type: audit.SecretsResealed, Actor: "cli",
+		Detail: fmt.Sprintf("%d re-sealed with key %s", changed, a.secrets.CurrentID())})
 }
 
 func readSecret(r io.Reader) (string, error) {
