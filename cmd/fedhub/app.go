@@ -49,8 +49,9 @@ type app struct {
 
 // sealedSecrets is one package's secrets kept sealed in the database.
 type sealedSecrets struct {
-	what string // "signing keys"
-	r    interface {
+	what  string // "signing keys"
+	table any    // the model they are kept in
+	r     interface {
 		Reseal(ctx context.Context) (changed, total int, err error)
 	}
 }
@@ -226,7 +227,8 @@ func wire(ctx context.Context, cfg *config.Config, db *gorm.DB, log *slog.Logger
 	// them); audit events are kept.
 	return &app{db: db, users: users, issuer: iss, audit: events, echo: e,
 		purgers: purgersOf(keys, login.NewTransactions(db, now), factors, limiter, values, adm),
-		secrets: secrets, sealed: []sealedSecrets{{"signing keys", iss.Keys()}, {"TOTP keys", factors}, {"connector keys", values}}}, nil
+		secrets: secrets, sealed: []sealedSecrets{{"signing keys", &issuer.SigningKey{}, iss.Keys()}, {"TOTP keys", &mfa.Factor{}, factors},
+			{"connector keys", &brokers.ConnectorValue{}, values}}}, nil
 }
 
 // ipExtractor finds the client's address: the connecting one, or, from the

@@ -316,12 +316,14 @@ func usersCommand(ctx context.Context, cmd string, args []string, stdin io.Reade
 }
 
 // rekey seals every stored secret with the current key; what is sealed with
-// it already stays as it is, so a second run changes nothing.
+// it already stays as it is, so a second run changes nothing. The tables are
+// then compacted, so that the values as they were leave the database files.
 func rekey(ctx context.Context, a *app, stdout io.Writer) error {
 	if a.secrets == nil {
 		return errors.New("secrets.key is not set: there is no key to seal with")
 	}
 	var changed int
+	var tables []any
 	for _, s := range a.sealed {
 		n, total, err := s.r.Reseal(ctx)
 		changed += n
@@ -329,6 +331,12 @@ func rekey(ctx context.Context, a *app, stdout io.Writer) error {
 			return fmt.Errorf("%s: %w", s.what, err)
 		}
 		fmt.Fprintf(stdout, "%s: %d re-sealed, %d already sealed with key %s\n", s.what, n, total-n, a.secrets.CurrentID())
+		tables = append(tables, s.table)
+	}
+	if changed > 0 {
+		if err := store.Compact(ctx, a.db, tables...); err != nil {
+			return err
+		}
 	}
 	return a.audit.Record(ctx, audit.Event{Type: audit.SecretsResealed, Actor: "cli",
 		Detail: fmt.Sprintf("%d re-sealed with key %s", changed, a.secrets.CurrentID())})
