@@ -58,7 +58,7 @@ func New(ctx context.Context, cfg *config.Config, db *gorm.DB, secrets *secret.K
 	overlap := max(cfg.Tokens.IDTTL, cfg.Tokens.AccessTTL) + time.Hour
 	iss := &Issuer{
 		url: cfg.Issuer, tokens: cfg.Tokens, db: db, users: users, audit: events, txns: login.NewTransactions(db, now),
-		keys:    newKeys(db, secrets, cfg.Signing.Algorithm, cfg.Signing.RotationPeriod, overlap, now),
+		keys:    newKeys(db, secrets, cfg.Signing.Algorithm, cfg.Signing.RotationPeriod, overlap, log, now),
 		cookies: web.Cookies{Secure: u.Scheme == "https"},
 		log:     log, now: func() time.Time { return now().UTC() },
 	}

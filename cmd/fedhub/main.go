@@ -35,7 +35,7 @@ Usage:
   fedhub users set-password (-c FILE | --demo) --username NAME   (reads the password from stdin)
   fedhub users disable|enable (-c FILE | --demo) --username NAME
   fedhub users grant-role|revoke-role (-c FILE | --demo) --username NAME --role ROLE   (e.g. --role admin)
-  fedhub keys rotate (-c FILE | --demo)
+  fedhub keys rotate (-c FILE | --demo) [--revoke-previous]
   fedhub secrets rekey (-c FILE | --demo)   (seals every stored secret with secrets.key)
   fedhub hash-secret   (reads a client secret from stdin, prints its secret_hash)
 `
@@ -72,13 +72,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer, 
 	case "users add", "users list", "users set-password", "users disable", "users enable", "users grant-role", "users revoke-role":
 		return usersCommand(ctx, cmd, rest, stdin, stdout)
 	case "keys rotate":
-		return withApp(ctx, "keys rotate", rest, nil, func(a *app) error {
-			if err := a.issuer.Keys().Rotate(ctx); err != nil {
-				return err
-			}
-			fmt.Fprintln(stdout, "new signing key created; the previous ones stay published until the tokens they signed expire")
-			return a.audit.Record(ctx, audit.Event{Type: audit.KeysRotated, Actor: "cli"})
-		})
+		return keysRotate(ctx, rest, stdout)
 	case "secrets rekey":
 		return withApp(ctx, "secrets rekey", rest, nil, func(a *app) error { return rekey(ctx, a, stdout) })
 	case "hash-secret":
@@ -312,6 +306,37 @@ func usersCommand(ctx context.Context, cmd string, args []string, stdin io.Reade
 			return events.Record(ctx, audit.Event{Type: typ, Actor: "cli", Detail: username})
 		}
 		return nil
+	})
+}
+
+// keysRotate makes a new signing key that signs at once; with
+// --revoke-previous the previous keys stop being published and trusted now.
+func keysRotate(ctx context.Context, args []string, stdout io.Writer) error {
+	var revoke bool
+	extra := func(fs *flag.FlagSet) {
+		fs.BoolVar(&revoke, "revoke-previous", false, "stop trusting and publishing every previous key now (a key was compromised)")
+	}
+	return withApp(ctx, "keys rotate", args, extra, func(a *app) error {
+		if !revoke {
+			if err := a.issuer.Keys().Rotate(ctx); err != nil {
+				return err
+			}
+			fmt.Fprintln(stdout, "new signing key created; the previous ones stay published until the tokens they signed expire")
+			return a.audit.Record(ctx, audit.Event{Type: audit.KeysRotated, Actor: "cli"})
+		}
+		if err := a.issuer.Keys().RotateRevokingPrevious(ctx); err != nil {
+			return err
+		}
+		fmt.Fprint(stdout, `new signing key created; every previous key is revoked: no longer published, no longer trusted.
+What that does to live tokens, from now on (every node within a second):
+  - every access token and ID token signed by a previous key is refused (userinfo, introspection,
+    the admin API, id_token_hint);
+  - refresh tokens keep working (they are opaque, not signed): clients get new tokens, signed by
+    the new key, on their next refresh; people signed in keep their SSO sessions;
+  - relying parties must fetch the JWKS again (most do on meeting an unknown key ID); until they
+    do, a relying party that verifies tokens itself may still accept old ones it has cached keys for.
+`)
+		return a.audit.Record(ctx, audit.Event{Type: audit.KeysRotated, Actor: "cli", Detail: "previous keys revoked"})
 	})
 }
 
