@@ -37,6 +37,7 @@ const (
 	publishAhead     = 2 * keyReload
 	keyCheck         = time.Second / 2
 	unknownKidReload = 100 * time.Millisecond
+	clockSkew        = time.Minute // more than nodes' clocks are ever apart
 )
 
 // Keys holds the issuer's signing keys, cached from the database.
@@ -98,7 +99,9 @@ func (k *Keys) rotate(ctx context.Context, ahead time.Duration, revoke bool) err
 	err = k.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		retire := tx.Model(&SigningKey{}).Where("publish_until IS NULL")
 		if revoke {
-			until = now
+			// Past already, by more than nodes' clocks disagree: a node whose
+			// clock lags stops trusting them at once too.
+			until = now.Add(-clockSkew)
 			retire = tx.Model(&SigningKey{}).Where("publish_until IS NULL OR publish_until > ?", now)
 		}
 		if err := retire.Update("publish_until", until).Error; err != nil {
