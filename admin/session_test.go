@@ -44,7 +44,7 @@ func TestAdminSessionEndsWithSSOSession(t *testing.T) {
 		cfg := config.Defaults()
 		cfg.Issuer = "https://id.example.com"
 		cfg.Signing.Algorithm = "EdDSA"
-		iss, err := issuer.New(ctx, &cfg, db, users, audit.New(db, log, time.Now), log, time.Now)
+		iss, err := issuer.New(ctx, &cfg, db, nil, users, audit.New(db, log, time.Now), log, time.Now)
 		if err != nil {
 			t.Fatal(err)
 		}

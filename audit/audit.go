@@ -15,16 +15,17 @@ import (
 
 // Event types.
 const (
-	LoginSucceeded = "login.success"
-	LoginFailed    = "login.failure"
-	Logout         = "logout"
-	TokenRevoked   = "token.revoked"
-	GrantRevoked   = "grant.revoked"
-	UserDisabled   = "user.disabled"
-	UserEnabled    = "user.enabled"
-	UserCreated    = "user.created"
-	PasswordSet    = "user.password_set"
-	KeysRotated    = "keys.rotated"
+	LoginSucceeded  = "login.success"
+	LoginFailed     = "login.failure"
+	Logout          = "logout"
+	TokenRevoked    = "token.revoked"
+	GrantRevoked    = "grant.revoked"
+	UserDisabled    = "user.disabled"
+	UserEnabled     = "user.enabled"
+	UserCreated     = "user.created"
+	PasswordSet     = "user.password_set"
+	KeysRotated     = "keys.rotated"
+	SecretsResealed = "secrets.resealed"
 
 	FirstLoginDecision = "first_login.decision"
 	Linked             = "link.created"

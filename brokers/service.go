@@ -17,6 +17,7 @@ import (
 	"github.com/fedhub/fedhub/login"
 	"github.com/fedhub/fedhub/mfa"
 	"github.com/fedhub/fedhub/passkey"
+	"github.com/fedhub/fedhub/secret"
 	"github.com/fedhub/fedhub/throttle"
 	"github.com/fedhub/fedhub/web"
 )
@@ -68,13 +69,14 @@ type Service struct {
 // New returns the broker.
 func New(o Options) *Service {
 	return &Service{connectors: o.Connectors, users: o.Users, issuer: o.Issuer, limiter: o.Limiter,
-		audit: o.Audit, firstLogin: o.FirstLogin, factors: o.Factors, passkeys: o.Passkeys, passwordless: o.Passwordless, db: o.DB, txns: login.NewTransactions(o.DB, o.Now), throttleNotes: NewConnectorStore(o.DB, "fedhub.throttled"), baseURL: o.BaseURL, sealer: o.Sealer, log: o.Log,
+		audit: o.Audit, firstLogin: o.FirstLogin, factors: o.Factors, passkeys: o.Passkeys, passwordless: o.Passwordless, db: o.DB, txns: login.NewTransactions(o.DB, o.Now), throttleNotes: NewConnectorStore(o.DB, "fedhub.throttled", nil /* notes only: no values */), baseURL: o.BaseURL, sealer: o.Sealer, log: o.Log,
 		cookies: web.Cookies{Secure: len(o.BaseURL) > 8 && o.BaseURL[:8] == "https://"}}
 }
 
-// NewConnectorStore returns the database space of one connector.
-func NewConnectorStore(db *gorm.DB, connectorID string) ConnectorStore {
-	return dbConnectorStore{db: db, prefix: connectorID + ":"}
+// NewConnectorStore returns the database space of one connector; the values
+// it keeps are sealed with secrets (nil: stored as they are).
+func NewConnectorStore(db *gorm.DB, connectorID string, secrets *secret.Keyring) ConnectorStore {
+	return dbConnectorStore{db: db, secrets: secrets, prefix: connectorID + ":"}
 }
 
 // Routes registers the login page and the broker routes.

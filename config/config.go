@@ -20,6 +20,7 @@ type Config struct {
 	Users          []User      `yaml:"users"`
 	Connectors     []Connector `yaml:"connectors"`
 	Passkeys       Passkeys    `yaml:"passkeys"`
+	Secrets        Secrets     `yaml:"secrets"`
 
 	lines map[string]int // key path → line, for errors found after parsing
 }
@@ -31,6 +32,14 @@ type Passkeys struct {
 	// discoverable passkey of a local account, with user verification, is
 	// both factors at once.
 	Passwordless bool `yaml:"passwordless"`
+}
+
+// Secrets holds the operator's keys that seal the secrets fedhub keeps in
+// the database (signing keys, TOTP keys, SAML SP keys). Without a key they
+// are stored as they are.
+type Secrets struct {
+	Key          string   `yaml:"key"`           // the key that seals; only as a ${ENV} reference
+	PreviousKeys []string `yaml:"previous_keys"` // keys that still open, during a rotation; each a ${ENV} reference
 }
 
 // Storage selects the database.

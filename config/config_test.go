@@ -23,6 +23,12 @@ func env(vars map[string]string) func(string) (string, bool) {
 
 var noEnv = env(nil)
 
+// Keys that seal secrets at rest: 32 random bytes each, in base64.
+const (
+	sealKey      = "P3bWrHiONQezRrrj9GiHFmGLknETk0VK+958pMz7/gY="
+	otherSealKey = "IHMu8H32gK5yEV6h7PORoPDju1Id1IBL6J+dnAYMay4="
+)
+
 const secretHash = "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 
 // keyLine is the form of every error that names its key and line.
@@ -208,7 +214,10 @@ func TestParseReadmeExample(t *testing.T) {
 		t.Fatal("the configuration reference has no ```yaml block")
 	}
 	block, _, _ = strings.Cut(block, "```")
-	mustParse(t, block, env(map[string]string{"MY_APP_SECRET": "s", "ADMIN_PASSWORD": "p"}))
+	cfg := mustParse(t, block, env(map[string]string{"MY_APP_SECRET": "s", "ADMIN_PASSWORD": "p", "FEDHUB_SECRETS_KEY": sealKey}))
+	if cfg.Secrets.Key != sealKey {
+		t.Errorf("secrets.key = %q, want the variable FEDHUB_SECRETS_KEY", cfg.Secrets.Key)
+	}
 }
 
 // TestParseEmptyFile: an empty file is the defaults, whose only problem is the missing issuer.
@@ -467,6 +476,22 @@ func TestParseErrors(t *testing.T) {
 			want: []problem{{3, "users[0].username", "invisible"}}, partial: true},
 		{name: "user without a username", yaml: head + "users:\n  - email: a@example.com\n",
 			want: []problem{{3, "users[0].username", "is required"}}},
+
+		// The key that seals secrets at rest.
+		{name: "literal secrets key", yaml: head + "secrets:\n  key: " + sealKey + "\n",
+			want: []problem{{3, "secrets.key", "must be a ${ENV} reference, never a literal"}}},
+		{name: "literal previous key", yaml: head + "secrets:\n  key: ${KEY}\n  previous_keys:\n    - ${OLD}\n    - " + sealKey + "\n",
+			env:  map[string]string{"KEY": sealKey, "OLD": otherSealKey},
+			want: []problem{{6, "secrets.previous_keys[1]", "must be a ${ENV} reference, never a literal"}}},
+		{name: "short secrets key", yaml: head + "secrets:\n  key: ${KEY}\n", env: map[string]string{"KEY": "c2hvcnQ="},
+			want: []problem{{3, "secrets.key", "is 5 bytes, want exactly 32 random bytes in base64 (openssl rand -base64 32)"}}},
+		{name: "a passphrase for the secrets key", yaml: head + "secrets:\n  key: ${KEY}\n", env: map[string]string{"KEY": "correct horse battery staple"},
+			partial: true, want: []problem{{3, "secrets.key", "is not base64"}}},
+		{name: "previous keys without a key", yaml: head + "secrets:\n  key: ${KEY:-}\n  previous_keys: [\"${OLD}\"]\n",
+			env:  map[string]string{"OLD": otherSealKey},
+			want: []problem{{3, "secrets.key", "is required with previous_keys: the new key, as a ${ENV} reference"}}},
+		{name: "unset secrets key", yaml: head + "secrets:\n  key: ${FEDHUB_SECRETS_KEY}\n",
+			want: []problem{{3, "secrets.key", "environment variable FEDHUB_SECRETS_KEY is not set"}}},
 
 		// Every problem at once.
 		{name: "several validation errors", yaml: `issuer: http://login.example.com

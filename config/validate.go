@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/fedhub/fedhub/secret"
 	"github.com/fedhub/fedhub/usernames"
 )
 
@@ -65,6 +66,7 @@ func (c *Config) Validate() error {
 	v.positive("admin.fresh_login_age", c.Admin.FreshLoginAge > 0)
 	v.positive("admin.session_ttl", c.Admin.SessionTTL > 0)
 
+	v.secrets(c.Secrets)
 	ids := map[string]bool{}
 	for i, cl := range c.Clients {
 		v.client(fmt.Sprintf("clients[%d]", i), cl, ids)
@@ -124,6 +126,28 @@ func (v *validator) fromEnv(key string) bool {
 	}
 	_, ok := v.lines[key+"#env"]
 	return ok
+}
+
+func (v *validator) secrets(s Secrets) {
+	if s.Key == "" && len(s.PreviousKeys) > 0 {
+		v.fail("secrets.key", "is required with previous_keys: the new key, as a ${ENV} reference")
+	}
+	v.secretKey("secrets.key", s.Key)
+	for i, k := range s.PreviousKeys {
+		v.secretKey(fmt.Sprintf("secrets.previous_keys[%d]", i), k)
+	}
+}
+
+func (v *validator) secretKey(key, value string) {
+	switch {
+	case value == "" && key == "secrets.key": // no key: secrets are stored as they are
+	case !v.fromEnv(key):
+		v.fail(key, "must be a ${ENV} reference, never a literal")
+	default:
+		if err := secret.CheckKey(value); err != nil {
+			v.fail(key, "%v", err)
+		}
+	}
 }
 
 func (v *validator) client(key string, cl Client, ids map[string]bool) {

@@ -352,6 +352,12 @@ func TestTwoNodesOnPostgres(t *testing.T) {
 			}
 		})
 	})
+	// A died above, and B's restart ended with its subtest: B starts again,
+	// the CLI revokes with C's configuration, and both running nodes follow.
+	t.Run("keys rotate --revoke-previous reaches every node within a second", func(t *testing.T) {
+		b.Restart(t)
+		krRevokeAcrossNodes(t, c, []*Server{b, c})
+	})
 	t.Logf("whole test: %v", time.Since(start).Round(time.Millisecond))
 }
 

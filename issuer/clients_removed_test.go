@@ -41,7 +41,7 @@ func rcServer(t *testing.T, db *gorm.DB, users *linking.Service, events *audit.L
 	cfg.Signing.Algorithm = "EdDSA"
 	cfg.Clients = clients
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	iss, err := New(context.Background(), &cfg, db, users, events, log, time.Now)
+	iss, err := New(context.Background(), &cfg, db, nil, users, events, log, time.Now)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -51,9 +51,7 @@ func (iss *Issuer) discovery(c echo.Context) error {
 }
 
 func (iss *Issuer) jwks(c echo.Context) error {
-	if err := iss.keys.refresh(c.Request().Context(), unknownKidReload); err != nil {
-		iss.log.Warn("rereading signing keys failed; serving cached keys", "err", err)
-	}
+	iss.keys.fresh(c.Request().Context())
 	h := c.Response().Header()
 	h.Set("Access-Control-Allow-Origin", "*")
 	h.Set("Cache-Control", "public, max-age=60") // no longer than a new key is published before it signs

@@ -14,6 +14,7 @@ import (
 	"github.com/fedhub/fedhub/config"
 	"github.com/fedhub/fedhub/linking"
 	"github.com/fedhub/fedhub/login"
+	"github.com/fedhub/fedhub/secret"
 	"github.com/fedhub/fedhub/web"
 )
 
@@ -52,8 +53,9 @@ type Issuer struct {
 }
 
 // New builds the issuer, writes the configured clients to the database and
-// makes sure there is a current signing key.
-func New(ctx context.Context, cfg *config.Config, db *gorm.DB, users Users, events *audit.Log, log *slog.Logger, now func() time.Time) (*Issuer, error) {
+// makes sure there is a current signing key. secrets seals the signing keys
+// (nil: no key is configured).
+func New(ctx context.Context, cfg *config.Config, db *gorm.DB, secrets *secret.Keyring, users Users, events *audit.Log, log *slog.Logger, now func() time.Time) (*Issuer, error) {
 	u, err := url.Parse(cfg.Issuer)
 	if err != nil {
 		return nil, fmt.Errorf("issuer url: %w", err)
@@ -62,7 +64,7 @@ func New(ctx context.Context, cfg *config.Config, db *gorm.DB, users Users, even
 	overlap := max(cfg.Tokens.IDTTL, cfg.Tokens.AccessTTL) + time.Hour
 	iss := &Issuer{
 		url: cfg.Issuer, tokens: cfg.Tokens, db: db, users: users, audit: events, txns: login.NewTransactions(db, now),
-		keys:    newKeys(db, cfg.Signing.Algorithm, cfg.Signing.RotationPeriod, overlap, now),
+		keys:    newKeys(db, secrets, cfg.Signing.Algorithm, cfg.Signing.RotationPeriod, overlap, log, now),
 		cookies: web.Cookies{Secure: u.Scheme == "https"},
 		log:     log, now: func() time.Time { return now().UTC() },
 	}

@@ -71,6 +71,7 @@ func (k *Keys) verify(ctx context.Context, token, typ, issuer string) (*tokenCla
 	if len(token) > 16*1024 {
 		return nil, errBadToken
 	}
+	k.fresh(ctx) // a key revoked on another node is refused here too
 	jws, err := jose.ParseSigned(token, k.algorithms())
 	if err != nil || len(jws.Signatures) != 1 {
 		return nil, errBadToken

@@ -12,6 +12,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"log/slog"
 	"math/big"
 	"math/rand/v2"
 	"path/filepath"
@@ -70,7 +71,7 @@ func fuzzKeys(tb testing.TB) *Keys {
 			tb.Fatal(err)
 		}
 	}
-	k := newKeys(db, "EdDSA", 24*time.Hour, 24*time.Hour, time.Now)
+	k := newKeys(db, nil, "EdDSA", 24*time.Hour, 24*time.Hour, slog.New(slog.DiscardHandler), time.Now)
 	if err := k.load(ctx); err != nil {
 		tb.Fatal(err)
 	}

@@ -11,7 +11,10 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -20,30 +23,39 @@ import (
 	"github.com/fedhub/fedhub/secret"
 )
 
-// keyReload is how often a node rereads the key table, so that a rotation made
-// by another node (or by `fedhub keys rotate`) is picked up. A scheduled
-// rotation publishes its key twice that long before the key signs, so that
-// every node has it by then; a key ID no node knows yet (`keys rotate`) makes
-// the node reread at once — unless it reread within unknownKidReload, which
-// bounds what tokens with made-up key IDs can cost (ten reads a second).
+// keyReload is how often a node runs its key maintenance (a scheduled
+// rotation). A scheduled rotation publishes its key twice that long before the
+// key signs, so that every node and JWKS cache has it by then. Between
+// reloads, a node asks the database every keyCheck which keys are published —
+// one small query, not one per request — so that a rotation made elsewhere,
+// and above all an emergency revocation, reaches every node within a second.
+// A key ID no node knows yet makes the node reread at once — unless it reread
+// within unknownKidReload, which bounds what tokens with made-up key IDs can
+// cost (ten reads a second).
 const (
 	keyReload        = 30 * time.Second
 	publishAhead     = 2 * keyReload
+	keyCheck         = time.Second / 2
 	unknownKidReload = 100 * time.Millisecond
+	clockSkew        = time.Minute // more than nodes' clocks are ever apart
 )
 
 // Keys holds the issuer's signing keys, cached from the database.
 type Keys struct {
 	db        *gorm.DB
+	secrets   *secret.Keyring // seals the private keys; nil stores them as they are
 	algorithm string
 	rotation  time.Duration
 	overlap   time.Duration // how long a replaced key stays published
+	log       *slog.Logger
 	now       func() time.Time
 
-	mu       sync.RWMutex
-	loadedAt time.Time
-	signers  []*signingKey // newest first
-	public   jose.JSONWebKeySet
+	mu        sync.RWMutex
+	loadedAt  time.Time
+	checkedAt time.Time     // when the published key IDs were last compared
+	checking  atomic.Bool   // one request at a time compares them
+	signers   []*signingKey // newest first
+	public    jose.JSONWebKeySet
 }
 
 type signingKey struct {
@@ -54,17 +66,23 @@ type signingKey struct {
 	atSign    jose.Signer // typ at+jwt (RFC 9068)
 }
 
-func newKeys(db *gorm.DB, algorithm string, rotation, overlap time.Duration, now func() time.Time) *Keys {
-	return &Keys{db: db, algorithm: algorithm, rotation: rotation, overlap: overlap, now: now}
+func newKeys(db *gorm.DB, secrets *secret.Keyring, algorithm string, rotation, overlap time.Duration, log *slog.Logger, now func() time.Time) *Keys {
+	return &Keys{db: db, secrets: secrets, algorithm: algorithm, rotation: rotation, overlap: overlap, log: log, now: now}
 }
 
 // Rotate makes a new signing key of the configured algorithm that signs at
 // once (an operator's rotation: a key may be compromised) and keeps the
 // previous ones published for the overlap period.
-func (k *Keys) Rotate(ctx context.Context) error { return k.rotate(ctx, 0) }
+func (k *Keys) Rotate(ctx context.Context) error { return k.rotate(ctx, 0, false) }
 
-// rotate makes a new key that signs after ahead.
-func (k *Keys) rotate(ctx context.Context, ahead time.Duration) error {
+// RotateRevokingPrevious makes a new key that signs at once and stops
+// publishing and trusting every previous key now (a key was compromised):
+// tokens they signed are refused from then on, on every node within keyCheck.
+func (k *Keys) RotateRevokingPrevious(ctx context.Context) error { return k.rotate(ctx, 0, true) }
+
+// rotate makes a new key that signs after ahead; the previous keys stay
+// published for the overlap, or, with revoke, not at all.
+func (k *Keys) rotate(ctx context.Context, ahead time.Duration, revoke bool) error {
 	priv, err := generateKey(k.algorithm)
 	if err != nil {
 		return err
@@ -73,10 +91,20 @@ func (k *Keys) rotate(ctx context.Context, ahead time.Duration) error {
 	if err != nil {
 		return fmt.Errorf("rotate keys: %w", err)
 	}
+	if der, err = k.secrets.Seal(der); err != nil {
+		return fmt.Errorf("rotate keys: %w", err)
+	}
 	now := k.now().UTC()
 	until := now.Add(ahead + k.overlap)
 	err = k.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := tx.Model(&SigningKey{}).Where("publish_until IS NULL").Update("publish_until", until).Error; err != nil {
+		retire := tx.Model(&SigningKey{}).Where("publish_until IS NULL")
+		if revoke {
+			// Past already, by more than nodes' clocks disagree: a node whose
+			// clock lags stops trusting them at once too.
+			until = now.Add(-clockSkew)
+			retire = tx.Model(&SigningKey{}).Where("publish_until IS NULL OR publish_until > ?", now)
+		}
+		if err := retire.Update("publish_until", until).Error; err != nil {
 			return err
 		}
 		return tx.Create(&SigningKey{ID: secret.Token(12), Algorithm: k.algorithm, PrivateKey: der, CreatedAt: now,
@@ -96,21 +124,32 @@ func (k *Keys) Ensure(ctx context.Context) error {
 	if err != nil && !errors.Is(err, gorm.ErrRecordNotFound) {
 		return fmt.Errorf("load signing key: %w", err)
 	}
+	if err == nil {
+		// A key that cannot be opened (a wrong secrets.key) stops here, before
+		// a rotation would retire the keys in use.
+		if err := k.secrets.Readable(newest.PrivateKey); err != nil {
+			return fmt.Errorf("signing key %s: %w", newest.ID, err)
+		}
+	}
 	switch {
 	case err != nil || newest.Algorithm != k.algorithm: // no key yet, or another algorithm: now
-		return k.rotate(ctx, 0)
+		return k.rotate(ctx, 0, false)
 	case time.Since(newest.CreatedAt) > k.rotation: // on schedule: published first, signing later
-		return k.rotate(ctx, publishAhead)
+		return k.rotate(ctx, publishAhead, false)
 	}
 	return k.load(ctx)
 }
 
+// published selects the keys published at now.
+func (k *Keys) published(ctx context.Context, now time.Time) *gorm.DB {
+	return k.db.WithContext(ctx).Model(&SigningKey{}).Where("publish_until IS NULL OR publish_until > ?", now.UTC())
+}
+
 // load reads the published keys; each may sign from its SignsFrom on.
 func (k *Keys) load(ctx context.Context) error {
+	now := k.now()
 	var rows []SigningKey
-	err := k.db.WithContext(ctx).
-		Where("publish_until IS NULL OR publish_until > ?", k.now().UTC()).
-		Order("created_at DESC").Find(&rows).Error
+	err := k.published(ctx, now).Order("created_at DESC").Find(&rows).Error
 	if err != nil {
 		return fmt.Errorf("load signing keys: %w", err)
 	}
@@ -120,7 +159,11 @@ func (k *Keys) load(ctx context.Context) error {
 	var set jose.JSONWebKeySet
 	var signers []*signingKey
 	for _, row := range rows {
-		priv, err := x509.ParsePKCS8PrivateKey(row.PrivateKey)
+		der, err := k.secrets.Open(row.PrivateKey)
+		if err != nil {
+			return fmt.Errorf("signing key %s: %w", row.ID, err)
+		}
+		priv, err := x509.ParsePKCS8PrivateKey(der)
 		if err != nil {
 			return fmt.Errorf("parse signing key %s: %w", row.ID, err)
 		}
@@ -135,9 +178,66 @@ func (k *Keys) load(ctx context.Context) error {
 		signers = append(signers, sk)
 	}
 	k.mu.Lock()
-	k.signers, k.public, k.loadedAt = signers, set, k.now()
+	k.signers, k.public, k.loadedAt, k.checkedAt = signers, set, now, now
 	k.mu.Unlock()
 	return nil
+}
+
+// fresh rereads the keys when the published ones are no longer those loaded,
+// asking the database at most every keyCheck; while one request asks, the
+// others go on with the cached keys. When the database cannot be asked, the
+// cached keys serve (it may be briefly unavailable).
+func (k *Keys) fresh(ctx context.Context) {
+	now := k.now()
+	k.mu.RLock()
+	due := now.Sub(k.checkedAt) >= keyCheck
+	k.mu.RUnlock()
+	if !due || !k.checking.CompareAndSwap(false, true) {
+		return
+	}
+	defer k.checking.Store(false)
+	var ids []string
+	if err := k.published(ctx, now).Order("id").Pluck("id", &ids).Error; err != nil {
+		k.log.Warn("checking the signing keys failed; the cached ones serve", "err", err)
+		return
+	}
+	k.mu.Lock()
+	k.checkedAt = now
+	same := len(ids) == len(k.public.Keys)
+	for _, key := range k.public.Keys {
+		same = same && slices.Contains(ids, key.KeyID)
+	}
+	k.mu.Unlock()
+	if same {
+		return
+	}
+	if err := k.load(ctx); err != nil {
+		k.log.Warn("rereading the signing keys failed; the cached ones serve", "err", err)
+	}
+}
+
+// Reseal seals every signing key with the current key (fedhub secrets rekey)
+// and says how many it changed of how many there are.
+func (k *Keys) Reseal(ctx context.Context) (changed, total int, err error) {
+	var rows []SigningKey
+	if err := k.db.WithContext(ctx).Find(&rows).Error; err != nil {
+		return 0, 0, fmt.Errorf("reseal signing keys: %w", err)
+	}
+	for _, row := range rows {
+		sealed, did, err := k.secrets.Reseal(row.PrivateKey)
+		if err != nil {
+			return changed, len(rows), fmt.Errorf("reseal signing key %s: %w", row.ID, err)
+		}
+		if !did {
+			continue
+		}
+		if err := k.db.WithContext(ctx).Model(&SigningKey{}).Where("id = ?", row.ID).
+			Update("private_key", sealed).Error; err != nil {
+			return changed, len(rows), fmt.Errorf("reseal signing key %s: %w", row.ID, err)
+		}
+		changed++
+	}
+	return changed, len(rows), nil
 }
 
 func newSigningKey(id string, alg jose.SignatureAlgorithm, priv any) (*signingKey, error) {
@@ -158,7 +258,7 @@ func newSigningKey(id string, alg jose.SignatureAlgorithm, priv any) (*signingKe
 // is logged by the caller.
 func (k *Keys) refresh(ctx context.Context, maxAge time.Duration) error {
 	k.mu.RLock()
-	stale := time.Since(k.loadedAt) > maxAge
+	stale := k.now().Sub(k.loadedAt) > maxAge
 	k.mu.RUnlock()
 	if !stale {
 		return nil

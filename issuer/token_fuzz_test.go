@@ -91,7 +91,7 @@ func FuzzTokenEndpoint(f *testing.F) {
 			GrantTypes: []string{config.GrantAuthorizationCode, config.GrantRefreshToken}},
 		{ID: "svc", Secret: "svc-secret", GrantTypes: []string{config.GrantClientCredentials}},
 	}
-	iss, err := New(ctx, &cfg, db, users, audit.New(db, log, time.Now), log, time.Now)
+	iss, err := New(ctx, &cfg, db, nil, users, audit.New(db, log, time.Now), log, time.Now)
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -27,6 +27,7 @@ type tokenResponse struct {
 // mint issues the tokens of a grant: an access token; a refresh token when
 // withRefresh; an ID token when the scope has openid. u is nil for client credentials.
 func (iss *Issuer) mint(ctx context.Context, g *Grant, u *linking.User, nonce, scope string, withRefresh bool) (*tokenResponse, error) {
+	iss.keys.fresh(ctx) // never sign with a key revoked on another node
 	now := iss.now()
 	exp := now.Add(iss.tokens.AccessTTL)
 	at := map[string]any{

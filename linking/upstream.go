@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/fedhub/fedhub/secret"
 	"github.com/fedhub/fedhub/store"
+	"gorm.io/gorm"
 )
 
 // LinkOf returns the link of an upstream identity (ErrNotLinked when none).
@@ -65,4 +67,46 @@ func (s *Service) ReleaseRecheck(ctx context.Context, id uint, lastYes *time.Tim
 		return fmt.Errorf("release the re-check of link %d: %w", id, err)
 	}
 	return nil
+}
+
+// UpstreamStates are the links' upstream states as brokers sealed them with
+// secrets, for re-sealing with the current key (fedhub secrets rekey).
+type UpstreamStates struct {
+	s       *Service
+	secrets *secret.Keyring
+}
+
+// UpstreamStates returns the links' upstream states sealed with secrets.
+func (s *Service) UpstreamStates(secrets *secret.Keyring) UpstreamStates {
+	return UpstreamStates{s: s, secrets: secrets}
+}
+
+// Reseal seals every link's upstream state with the current key and says how
+// many it changed of how many there are.
+func (u UpstreamStates) Reseal(ctx context.Context) (changed, total int, err error) {
+	var links []Link
+	err = u.s.db.WithContext(ctx).Select("id", "upstream").Where("upstream IS NOT NULL").
+		FindInBatches(&links, 500, func(*gorm.DB, int) error {
+			for _, l := range links {
+				total++
+				sealed, did, err := u.secrets.Reseal(l.Upstream)
+				if err != nil {
+					return fmt.Errorf("link %d: %w", l.ID, err)
+				}
+				if !did {
+					continue
+				}
+				// Only if unchanged since read: a newer login's state stays.
+				if err := u.s.db.WithContext(ctx).Model(&Link{}).Where("id = ? AND upstream = ?", l.ID, l.Upstream).
+					Update("upstream", sealed).Error; err != nil {
+					return fmt.Errorf("link %d: %w", l.ID, err)
+				}
+				changed++
+			}
+			return nil
+		}).Error
+	if err != nil {
+		return changed, total, fmt.Errorf("reseal upstream states: %w", err)
+	}
+	return changed, total, nil
 }

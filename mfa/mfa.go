@@ -20,6 +20,7 @@ import (
 	"github.com/pquerna/otp/totp"
 	"gorm.io/gorm"
 
+	"github.com/fedhub/fedhub/secret"
 	"github.com/fedhub/fedhub/store"
 )
 
@@ -70,18 +71,20 @@ type Key struct {
 
 // Service reads and writes second factors.
 type Service struct {
-	db     *gorm.DB
-	issuer string
-	now    func() time.Time
+	db      *gorm.DB
+	secrets *secret.Keyring // seals TOTP keys; nil stores them as they are
+	issuer  string
+	now     func() time.Time
 }
 
-// New returns a service over db. issuerName is what authenticator apps show above the
-// account ("fedhub"); now is the clock.
-func New(db *gorm.DB, issuerName string, now func() time.Time) *Service {
+// New returns a service over db. secrets seals the TOTP keys (nil: no key is
+// configured); issuerName is what authenticator apps show above the account
+// ("fedhub"); now is the clock.
+func New(db *gorm.DB, secrets *secret.Keyring, issuerName string, now func() time.Time) *Service {
 	if now == nil {
 		panic("mfa.New: nil clock")
 	}
-	return &Service{db: db, issuer: issuerName, now: now}
+	return &Service{db: db, secrets: secrets, issuer: issuerName, now: now}
 }
 
 // NewTOTPKey makes a new random TOTP key for accountName (what the app shows: a username
@@ -165,22 +168,34 @@ func (s *Service) ConfirmTOTP(ctx context.Context, userID, name, secret, code st
 		return Factor{}, nil, fmt.Errorf("confirm TOTP: %w", ErrInvalidCode)
 	}
 
-	f = Factor{ID: newID(), UserID: userID, Kind: KindTOTP, Name: name, CreatedAt: dbTime(now), Secret: secret}
+	sealed, err := s.secrets.Seal([]byte(secret))
+	if err != nil {
+		return Factor{}, nil, fmt.Errorf("confirm TOTP: %w", err)
+	}
+	f = Factor{ID: newID(), UserID: userID, Kind: KindTOTP, Name: name, CreatedAt: dbTime(now), Secret: string(sealed)}
 	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := lockUser(tx, userID); err != nil {
 			return err
 		}
-		var n int64
-		if err := tx.Model(&Factor{}).Where("user_id = ? AND kind = ?", userID, KindTOTP).Count(&n).Error; err != nil {
-			return fmt.Errorf("count factors: %w", err)
+		// Sealed keys differ even when equal (random nonces): a key already
+		// confirmed is found by opening the user's others, under the lock.
+		var others []Factor
+		if err := tx.Where("user_id = ? AND kind = ?", userID, KindTOTP).Find(&others).Error; err != nil {
+			return fmt.Errorf("read factors: %w", err)
 		}
-		if n >= MaxFactors {
+		if len(others) >= MaxFactors {
 			return ErrTooManyFactors
 		}
-		if err := tx.Create(&f).Error; err != nil {
-			if store.IsDuplicate(err) {
+		for _, o := range others {
+			key, err := s.secrets.Open([]byte(o.Secret))
+			if err != nil {
+				return fmt.Errorf("factor %s: %w", o.ID, err)
+			}
+			if string(key) == secret {
 				return fmt.Errorf("key already confirmed: %w", ErrCodeUsed)
 			}
+		}
+		if err := tx.Create(&f).Error; err != nil {
 			return fmt.Errorf("save factor: %w", err)
 		}
 		for _, step := range steps {
@@ -230,7 +245,11 @@ func (s *Service) VerifyTOTP(ctx context.Context, userID, code string) (Factor, 
 	now := s.now()
 	used := false
 	for _, f := range factors {
-		steps, err := matchingSteps(f.Secret, code, now)
+		key, err := s.secrets.Open([]byte(f.Secret))
+		if err != nil {
+			return Factor{}, fmt.Errorf("verify TOTP: factor %s: %w", f.ID, err)
+		}
+		steps, err := matchingSteps(string(key), code, now)
 		if err != nil {
 			return Factor{}, fmt.Errorf("verify TOTP: factor %s: %w", f.ID, err)
 		}
@@ -265,6 +284,52 @@ func (s *Service) VerifyTOTP(ctx context.Context, userID, code string) (Factor, 
 		return Factor{}, fmt.Errorf("verify TOTP: %w", ErrCodeUsed)
 	}
 	return Factor{}, fmt.Errorf("verify TOTP: %w", ErrInvalidCode)
+}
+
+// CheckSecrets refuses TOTP keys sealed with a key that is not configured, so
+// that fedhub does not start rather than fail at someone's sign-in. Only the
+// distinct headers are read: they name the key.
+func (s *Service) CheckSecrets(ctx context.Context) error {
+	var headers []string
+	if err := s.db.WithContext(ctx).Raw("SELECT DISTINCT substr(secret, 1, ?) FROM mfa_factors", secret.HeaderLen).
+		Scan(&headers).Error; err != nil {
+		return fmt.Errorf("check TOTP keys: %w", err)
+	}
+	for _, h := range headers {
+		if err := s.secrets.Readable([]byte(h)); err != nil {
+			return fmt.Errorf("TOTP keys: %w", err)
+		}
+	}
+	return nil
+}
+
+// Reseal seals every TOTP key with the current key (fedhub secrets rekey) and
+// says how many it changed of how many there are.
+func (s *Service) Reseal(ctx context.Context) (changed, total int, err error) {
+	var factors []Factor
+	err = s.db.WithContext(ctx).Select("id", "secret").FindInBatches(&factors, 500, func(tx *gorm.DB, _ int) error {
+		for _, f := range factors {
+			total++
+			sealed, did, err := s.secrets.Reseal([]byte(f.Secret))
+			if err != nil {
+				return fmt.Errorf("factor %s: %w", f.ID, err)
+			}
+			if !did {
+				continue
+			}
+			// Only if unchanged since read: a factor removed meanwhile stays removed.
+			if err := s.db.WithContext(ctx).Model(&Factor{}).Where("id = ? AND secret = ?", f.ID, f.Secret).
+				Update("secret", string(sealed)).Error; err != nil {
+				return fmt.Errorf("factor %s: %w", f.ID, err)
+			}
+			changed++
+		}
+		return nil
+	}).Error
+	if err != nil {
+		return changed, total, fmt.Errorf("reseal TOTP keys: %w", err)
+	}
+	return changed, total, nil
 }
 
 // Factors returns the user's second factors, oldest first.

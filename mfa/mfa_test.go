@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base32"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"image/png"
@@ -38,6 +39,25 @@ const (
 	secretB = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 )
 
+// testSecrets seals the TOTP keys of every test, as a configured secrets.key would.
+var testSecrets = func() *secret.Keyring {
+	k, err := secret.NewKeyring("EgcQ4EShP2Oet9DCccBdOuslW1+i0DPWndBRu67MDZg=")
+	if err != nil {
+		panic(err)
+	}
+	return k
+}()
+
+// opened is a stored TOTP key opened: sealed, it names the key that sealed it.
+func opened(t *testing.T, stored string) string {
+	t.Helper()
+	key, err := testSecrets.Open([]byte(stored))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(key)
+}
+
 // t0 is ten seconds into a time step.
 var t0 = time.Date(2030, 5, 17, 9, 30, 10, 0, time.UTC)
 
@@ -65,7 +85,7 @@ func forEachDB(t *testing.T, fn func(t *testing.T, db *gorm.DB)) {
 
 func newService(db *gorm.DB, at time.Time) (*Service, *clock) {
 	c := &clock{t: at}
-	return New(db, "fedhub", c.now), c
+	return New(db, testSecrets, "fedhub", c.now), c
 }
 
 // code is the TOTP code of secret at time at, as an authenticator app computes it.
@@ -151,7 +171,7 @@ func countStatements(t *testing.T, db *gorm.DB) *atomic.Int64 {
 }
 
 func TestNewTOTPKey(t *testing.T) {
-	s := New(nil, "fedhub", func() time.Time { return t0 })
+	s := New(nil, nil, "fedhub", func() time.Time { return t0 })
 	k, err := s.NewTOTPKey("alice@example.com")
 	if err != nil {
 		t.Fatalf("NewTOTPKey: %v", err)
@@ -194,7 +214,7 @@ func TestNewTOTPKey(t *testing.T) {
 		}
 	}
 	for _, issuer := range []string{"", "fed:hub"} {
-		if _, err := New(nil, issuer, s.now).NewTOTPKey("alice"); err == nil {
+		if _, err := New(nil, nil, issuer, s.now).NewTOTPKey("alice"); err == nil {
 			t.Errorf("NewTOTPKey with issuer %q succeeded, want an error", issuer)
 		}
 	}
@@ -261,14 +281,14 @@ func TestConfirmTOTP(t *testing.T) {
 					t.Fatalf("ConfirmTOTP: %v", err)
 				}
 				if f.ID == "" || f.UserID != user || f.Kind != KindTOTP || f.Name != strings.TrimSpace(tc.label) ||
-					f.Secret != secretA || !f.CreatedAt.Equal(tc.at) || f.LastUsedAt != nil {
+					opened(t, f.Secret) != secretA || strings.Contains(f.Secret, secretA) || !f.CreatedAt.Equal(tc.at) || f.LastUsedAt != nil {
 					t.Errorf("factor = %+v", f)
 				}
 				if len(codes) != RecoveryCodeCount {
 					t.Errorf("%d recovery codes with the first factor, want %d", len(codes), RecoveryCodeCount)
 				}
 				got, err := s.Factors(ctx, user)
-				if err != nil || len(got) != 1 || got[0].ID != f.ID || got[0].Secret != secretA || got[0].Name != f.Name {
+				if err != nil || len(got) != 1 || got[0].ID != f.ID || opened(t, got[0].Secret) != secretA || got[0].Name != f.Name {
 					t.Errorf("Factors = %+v, %v; want the confirmed one", got, err)
 				}
 				if n := count(t, db, &UsedStep{}, "factor_id = ?", f.ID); n != 1 {
@@ -339,7 +359,7 @@ func TestConfirmConcurrent(t *testing.T) {
 			start := make(chan struct{})
 			got := make([][]string, keys)
 			for i, sec := range secrets {
-				node := New(db, "fedhub", s.now)
+				node := New(db, s.secrets, "fedhub", s.now)
 				cd := code(t, sec, t0)
 				wg.Go(func() {
 					<-start
@@ -481,7 +501,7 @@ func TestVerifyTOTPOnce(t *testing.T) {
 				t.Errorf("the same code %v later: %v, want ErrCodeUsed", later, err)
 			}
 			// Another node, same database.
-			other := New(db, "fedhub", c.now)
+			other := New(db, testSecrets, "fedhub", c.now)
 			if _, err := other.VerifyTOTP(ctx, "user-1", now); !errors.Is(err, ErrCodeUsed) {
 				t.Errorf("the same code %v later on another node: %v, want ErrCodeUsed", later, err)
 			}
@@ -512,7 +532,7 @@ func TestVerifyTOTPConcurrent(t *testing.T) {
 			start := make(chan struct{})
 			errs := make([]error, nodes)
 			for i := range nodes {
-				node := New(db, "fedhub", c.now)
+				node := New(db, testSecrets, "fedhub", c.now)
 				wg.Go(func() {
 					<-start
 					_, errs[i] = node.VerifyTOTP(ctx, "user-1", cd)
@@ -567,7 +587,7 @@ func TestVerifyRacingRemove(t *testing.T) {
 		var removed atomic.Bool
 		err := db.Callback().Create().After("gorm:create").Register("mfa_test:remove", func(tx *gorm.DB) {
 			if tx.Statement.Table == "mfa_used_steps" && removed.CompareAndSwap(false, true) {
-				if err := New(db.Session(&gorm.Session{NewDB: true}), "fedhub", c.now).Remove(ctx, "user-1", a.ID); err != nil {
+				if err := New(db.Session(&gorm.Session{NewDB: true}), testSecrets, "fedhub", c.now).Remove(ctx, "user-1", a.ID); err != nil {
 					t.Errorf("Remove: %v", err)
 				}
 			}
@@ -757,7 +777,7 @@ func TestRecoveryCodeOnceConcurrent(t *testing.T) {
 			var ok atomic.Int32
 			start := make(chan struct{})
 			for range nodes {
-				node := New(db, "fedhub", s.now)
+				node := New(db, s.secrets, "fedhub", s.now)
 				wg.Go(func() {
 					<-start
 					err := node.UseRecoveryCode(ctx, "user-1", c)
@@ -969,4 +989,70 @@ func TestPurge(t *testing.T) {
 			t.Errorf("a purged old code: %v, want ErrInvalidCode", err)
 		}
 	})
+}
+
+// TOTP keys are sealed at rest once a key is set: keys stored before stay usable, CheckSecrets
+// refuses a database whose keys cannot be opened, and Reseal seals them all, once.
+func TestSecretsAtRest(t *testing.T) {
+	ctx := context.Background()
+	forEachDB(t, func(t *testing.T, db *gorm.DB) {
+		c := &clock{t: t0}
+		plain := New(db, nil, "fedhub", c.now) // before a key was set
+		confirm(t, plain, "user-1", "Phone", secretA)
+		sealed := New(db, testSecrets, "fedhub", c.now)
+		confirm(t, sealed, "user-2", "Phone", secretB)
+
+		var stored []Factor
+		if err := db.Order("user_id").Find(&stored).Error; err != nil {
+			t.Fatal(err)
+		}
+		if stored[0].Secret != secretA || strings.Contains(stored[1].Secret, secretB) || !testSecrets.Sealed([]byte(stored[1].Secret)) {
+			t.Fatalf("stored keys %q, %q: want the first as it was, the second sealed", stored[0].Secret, stored[1].Secret)
+		}
+		if err := sealed.CheckSecrets(ctx); err != nil {
+			t.Fatalf("CheckSecrets with the key: %v", err)
+		}
+		for name, s := range map[string]*Service{"no key": plain, "another key": New(db, otherSecrets(t), "fedhub", c.now)} {
+			if err := s.CheckSecrets(ctx); err == nil || !strings.Contains(err.Error(), testSecrets.CurrentID()) {
+				t.Errorf("CheckSecrets with %s: %v, want an error naming key %s", name, err, testSecrets.CurrentID())
+			}
+			c.set(c.now().Add(time.Minute))
+			if _, err := s.VerifyTOTP(ctx, "user-2", code(t, secretB, c.now())); err == nil || errors.Is(err, ErrInvalidCode) {
+				t.Errorf("VerifyTOTP with %s: %v, want the sealing key named", name, err)
+			}
+		}
+
+		if changed, total, err := sealed.Reseal(ctx); err != nil || changed != 1 || total != 2 {
+			t.Fatalf("Reseal = %d of %d, %v; want 1 of 2", changed, total, err)
+		}
+		if changed, total, err := sealed.Reseal(ctx); err != nil || changed != 0 || total != 2 {
+			t.Fatalf("Reseal again = %d of %d, %v; want 0 of 2", changed, total, err)
+		}
+		if err := db.Order("user_id").Find(&stored).Error; err != nil {
+			t.Fatal(err)
+		}
+		if !testSecrets.Sealed([]byte(stored[0].Secret)) || strings.Contains(stored[0].Secret, secretA) {
+			t.Fatalf("after Reseal the first key is stored as %q", stored[0].Secret)
+		}
+		for user, key := range map[string]string{"user-1": secretA, "user-2": secretB} {
+			c.set(c.now().Add(time.Minute))
+			if _, err := sealed.VerifyTOTP(ctx, user, code(t, key, c.now())); err != nil {
+				t.Errorf("%s after Reseal: %v", user, err)
+			}
+		}
+		// A key already confirmed is still refused, sealed as it is.
+		c.set(c.now().Add(time.Minute))
+		if _, _, err := sealed.ConfirmTOTP(ctx, "user-1", "Again", secretA, code(t, secretA, c.now())); !errors.Is(err, ErrCodeUsed) {
+			t.Errorf("confirming a sealed key again: %v, want ErrCodeUsed", err)
+		}
+	})
+}
+
+func otherSecrets(t *testing.T) *secret.Keyring {
+	t.Helper()
+	k, err := secret.NewKeyring(base64.StdEncoding.EncodeToString([]byte("0123456789abcdefghijklmnopqrstuv")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }

@@ -6,15 +6,18 @@ import "time"
 const KindTOTP = "totp"
 
 // Factor is one second factor of a user. A TOTP factor's Secret is the base32 key that the
-// person's authenticator app holds as well; it is never shown again once confirmed.
+// person's authenticator app holds as well, sealed with the operator's key when one is set
+// (package secret); it is never shown again once confirmed. A sealed key is never equal to
+// another, so no unique index can keep a key from being confirmed twice: ConfirmTOTP checks
+// it under a lock of the user (the index that did, idx_mfa_factors_user_secret, is dropped).
 type Factor struct {
 	ID         string `gorm:"primaryKey;size:36"`
-	UserID     string `gorm:"size:36;not null;uniqueIndex:idx_mfa_factors_user_secret,priority:1"`
+	UserID     string `gorm:"size:36;not null;index"`
 	Kind       string `gorm:"size:16;not null"`
 	Name       string `gorm:"size:64;not null"` // the person's label, "Phone"
 	CreatedAt  time.Time
 	LastUsedAt *time.Time
-	Secret     string `gorm:"size:128;not null;uniqueIndex:idx_mfa_factors_user_secret,priority:2" json:"-"`
+	Secret     string `gorm:"size:255;not null" json:"-"` // a 64-byte key sealed is 175 characters
 }
 
 // TableName keeps the package's tables together.

@@ -97,6 +97,34 @@ func Migrate(ctx context.Context, db *gorm.DB, models ...any) error {
 	return nil
 }
 
+// Compact rewrites the given models' tables so that old versions of their
+// rows — secrets sealed with a retired key, or not sealed at all — no longer
+// sit in the database's files: SQLite rebuilds the whole file (VACUUM) and
+// empties its write-ahead log; PostgreSQL rewrites each table (VACUUM FULL,
+// which locks it for the moment it takes).
+func Compact(ctx context.Context, db *gorm.DB, models ...any) error {
+	db = db.WithContext(ctx)
+	if db.Dialector.Name() != "postgres" {
+		if err := db.Exec("VACUUM").Error; err != nil {
+			return fmt.Errorf("compact: %w", err)
+		}
+		if err := db.Exec("PRAGMA wal_checkpoint(TRUNCATE)").Error; err != nil {
+			return fmt.Errorf("compact: %w", err)
+		}
+		return nil
+	}
+	for _, m := range models {
+		stmt := &gorm.Statement{DB: db}
+		if err := stmt.Parse(m); err != nil {
+			return fmt.Errorf("compact: %w", err)
+		}
+		if err := db.Exec("VACUUM FULL " + stmt.Quote(stmt.Table)).Error; err != nil {
+			return fmt.Errorf("compact %s: %w", stmt.Table, err)
+		}
+	}
+	return nil
+}
+
 // Close releases the database's connections.
 func Close(db *gorm.DB) error {
 	sqlDB, err := db.DB()

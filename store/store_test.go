@@ -364,3 +364,42 @@ func TestPoolConfigured(t *testing.T) {
 		t.Fatalf("max open connections %d, want the configured 3", got)
 	}
 }
+
+// TestCompact: after a secret is rewritten, Compact leaves no old version of
+// it in SQLite's files (database and write-ahead log); on PostgreSQL it
+// rewrites the table and the new value stays.
+func TestCompact(t *testing.T) {
+	ctx := context.Background()
+	storetest.ForEachDB(t, allModels(), func(t *testing.T, db *gorm.DB) {
+		old := []byte("OLD-SECRET-" + strings.Repeat("0123456789", 20))
+		if err := db.Create(&issuer.SigningKey{ID: "k1", Algorithm: "ES256", PrivateKey: old}).Error; err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Model(&issuer.SigningKey{}).Where("id = ?", "k1").Update("private_key", []byte("new")).Error; err != nil {
+			t.Fatal(err)
+		}
+		if err := store.Compact(ctx, db, &issuer.SigningKey{}); err != nil {
+			t.Fatalf("Compact: %v", err)
+		}
+		var row issuer.SigningKey
+		if err := db.Take(&row, "id = ?", "k1").Error; err != nil || string(row.PrivateKey) != "new" {
+			t.Fatalf("after Compact the row is %q, %v", row.PrivateKey, err)
+		}
+		if db.Dialector.Name() != "sqlite" {
+			return
+		}
+		var file string
+		if err := db.Raw("SELECT file FROM pragma_database_list WHERE name = 'main'").Scan(&file).Error; err != nil || file == "" {
+			t.Fatalf("database file %q: %v", file, err)
+		}
+		for _, f := range []string{file, file + "-wal"} {
+			data, err := os.ReadFile(f)
+			if err != nil && !errors.Is(err, os.ErrNotExist) {
+				t.Fatal(err)
+			}
+			if strings.Contains(string(data), "OLD-SECRET-") {
+				t.Errorf("%s still holds the old value after Compact", filepath.Base(f))
+			}
+		}
+	})
+}

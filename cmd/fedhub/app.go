@@ -25,6 +25,7 @@ import (
 	"github.com/fedhub/fedhub/login"
 	"github.com/fedhub/fedhub/mfa"
 	"github.com/fedhub/fedhub/passkey"
+	"github.com/fedhub/fedhub/secret"
 	"github.com/fedhub/fedhub/store"
 	"github.com/fedhub/fedhub/templates"
 	"github.com/fedhub/fedhub/throttle"
@@ -41,6 +42,18 @@ type app struct {
 	// purgers delete what expired in the packages outside the issuer (whose
 	// Maintain purges its own).
 	purgers []purger
+	// secrets seals what sealed holds (nil: no key is configured).
+	secrets *secret.Keyring
+	sealed  []sealedSecrets
+}
+
+// sealedSecrets is one package's secrets kept sealed in the database.
+type sealedSecrets struct {
+	what  string // "signing keys"
+	table any    // the model they are kept in
+	r     interface {
+		Reseal(ctx context.Context) (changed, total int, err error)
+	}
 }
 
 // passkeys is the WebAuthn service of fedhub's issuer URL: its host is the
@@ -114,6 +127,13 @@ func migrate(ctx context.Context, db *gorm.DB) error {
 			return fmt.Errorf("drop the old table %s: %w", table, err)
 		}
 	}
+	// TOTP keys may be sealed, and sealed values are never equal: the unique
+	// index over (user, key) meant nothing any more (mfa.ConfirmTOTP checks).
+	if m := db.WithContext(ctx).Migrator(); m.HasIndex(&mfa.Factor{}, "idx_mfa_factors_user_secret") {
+		if err := m.DropIndex(&mfa.Factor{}, "idx_mfa_factors_user_secret"); err != nil {
+			return fmt.Errorf("drop the old index idx_mfa_factors_user_secret: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -144,6 +164,10 @@ func now() time.Time { return time.Now().UTC() }
 
 // wire builds fedhub over a migrated db; extra connectors (tests' fakes) follow the configured ones.
 func wire(ctx context.Context, cfg *config.Config, db *gorm.DB, log *slog.Logger, extra ...brokers.Connector) (*app, error) {
+	secrets, err := secret.NewKeyring(cfg.Secrets.Key, cfg.Secrets.PreviousKeys...)
+	if err != nil {
+		return nil, err
+	}
 	users := linking.New(db, now)
 	stuck, err := users.RekeyUsernames(ctx)
 	if err != nil {
@@ -159,25 +183,28 @@ func wire(ctx context.Context, cfg *config.Config, db *gorm.DB, log *slog.Logger
 	events := audit.New(db, log, now)
 	bf := cfg.BruteForce
 	limiter := throttle.New(db, bf.FailureFactor, bf.WaitIncrement, bf.MaxWait, now)
-	upstream, err := upstreamConnectors(ctx, cfg, db, log)
+	upstream, err := upstreamConnectors(ctx, cfg, db, secrets, log)
 	if err != nil {
 		return nil, err
 	}
 	connectors := append([]brokers.Connector{
 		{ID: linking.LocalConnector, Name: "fedhub password", Label: "Sign in with your fedhub account", Enabled: true, Impl: local.New(users)},
 	}, append(upstream, extra...)...)
-	factors := mfa.New(db, "fedhub", now)
+	factors := mfa.New(db, secrets, "fedhub", now)
+	if err := factors.CheckSecrets(ctx); err != nil {
+		return nil, err
+	}
 	keys, err := passkeys(db, cfg, now)
 	if err != nil {
 		log.Info("passkeys are not offered", "err", err)
 	}
-	iss, err := issuer.New(ctx, cfg, db, users, events, log, now)
+	iss, err := issuer.New(ctx, cfg, db, secrets, users, events, log, now)
 	if err != nil {
 		return nil, err
 	}
 	users.RevokeWith(iss) // unlink, move, merge and disable end what came through
 	broker := brokers.New(brokers.Options{Connectors: connectors, Users: users, Issuer: iss,
-		Limiter: limiter, Audit: events, FirstLogin: firstlogin.New(users, events, log), Factors: factors, Passkeys: keys, Passwordless: keys != nil && cfg.Passkeys.Passwordless, DB: db, BaseURL: cfg.Issuer,
+		Limiter: limiter, Audit: events, FirstLogin: firstlogin.New(users, events, log), Factors: factors, Passkeys: keys, Passwordless: keys != nil && cfg.Passkeys.Passwordless, DB: db, BaseURL: cfg.Issuer, Sealer: secrets,
 		Log: log, Now: now})
 
 	renderer, err := templates.New()
@@ -196,10 +223,13 @@ func wire(ctx context.Context, cfg *config.Config, db *gorm.DB, log *slog.Logger
 	adm := admin.New(admin.Options{DB: db, Users: users, Issuer: iss, Broker: broker, Audit: events, Factors: factors, Passkeys: keys, Handler: e,
 		FreshAge: cfg.Admin.FreshLoginAge, SessionTT: cfg.Admin.SessionTTL, Log: log})
 	adm.Routes(e)
+	values := brokers.NewConnectorValues(db, secrets, now)
 	// Every table whose rows expire, but the issuer's (its Maintain purges
 	// them); audit events are kept.
 	return &app{db: db, users: users, issuer: iss, audit: events, echo: e,
-		purgers: purgersOf(keys, login.NewTransactions(db, now), factors, limiter, brokers.NewConnectorValues(db, now), adm)}, nil
+		purgers: purgersOf(keys, login.NewTransactions(db, now), factors, limiter, values, adm),
+		secrets: secrets, sealed: []sealedSecrets{{"signing keys", &issuer.SigningKey{}, iss.Keys()}, {"TOTP keys", &mfa.Factor{}, factors},
+			{"connector keys", &brokers.ConnectorValue{}, values}, {"upstream tokens", &linking.Link{}, users.UpstreamStates(secrets)}}}, nil
 }
 
 // ipExtractor finds the client's address: the connecting one, or, from the

@@ -162,7 +162,7 @@ func BenchmarkSecondFactor(b *testing.B) {
 		b.Fatal(err)
 	}
 	code, _ := totp.GenerateCode(key, time.Now())
-	if _, _, err := mfa.New(s.app.db, "fedhub", time.Now).ConfirmTOTP(ctx, u.ID, "Phone", key, code); err != nil {
+	if _, _, err := mfa.New(s.app.db, s.app.secrets, "fedhub", time.Now).ConfirmTOTP(ctx, u.ID, "Phone", key, code); err != nil {
 		b.Fatal(err)
 	}
 	var passwordNs float64

@@ -15,14 +15,15 @@ import (
 	"github.com/fedhub/fedhub/brokers/saml"
 	"github.com/fedhub/fedhub/config"
 	"github.com/fedhub/fedhub/firstlogin"
+	"github.com/fedhub/fedhub/secret"
 )
 
 // upstreamConnectors builds the configured connectors. None of them contacts
 // its upstream here: fedhub starts even when an upstream is down.
-func upstreamConnectors(ctx context.Context, cfg *config.Config, db *gorm.DB, log *slog.Logger) ([]brokers.Connector, error) {
+func upstreamConnectors(ctx context.Context, cfg *config.Config, db *gorm.DB, secrets *secret.Keyring, log *slog.Logger) ([]brokers.Connector, error) {
 	var out []brokers.Connector
 	for _, c := range cfg.Connectors {
-		impl, err := connectorImpl(ctx, cfg, c, db, log) // connectors name themselves in their logs
+		impl, err := connectorImpl(ctx, cfg, c, db, secrets, log) // connectors name themselves in their logs
 		if err != nil {
 			return nil, fmt.Errorf("connector %s: %w", c.ID, err)
 		}
@@ -48,7 +49,7 @@ func upstreamConnectors(ctx context.Context, cfg *config.Config, db *gorm.DB, lo
 	return out, nil
 }
 
-func connectorImpl(ctx context.Context, cfg *config.Config, c config.Connector, db *gorm.DB, log *slog.Logger) (any, error) {
+func connectorImpl(ctx context.Context, cfg *config.Config, c config.Connector, db *gorm.DB, secrets *secret.Keyring, log *slog.Logger) (any, error) {
 	name := c.Name
 	if name == "" {
 		name = c.ID
@@ -73,7 +74,7 @@ func connectorImpl(ctx context.Context, cfg *config.Config, c config.Connector, 
 			SPKeyFile: sc.SPKeyFile, SPCertFile: sc.SPCertFile, AllowIDPInitiated: sc.AllowIDPInitiated,
 			Attributes: sc.Attributes, MFAContextClasses: sc.MFAContextClasses,
 			MaxAgeWithoutUpstream: sc.MaxAgeWithoutUpstream},
-			brokers.NewConnectorStore(db, c.ID), log)
+			brokers.NewConnectorStore(db, c.ID, secrets), log)
 	case c.OIDC != nil:
 		o := c.OIDC
 		return oidc.New(oidc.Config{ID: c.ID, Name: name, Issuer: o.Issuer, ClientID: o.ClientID,

@@ -58,7 +58,8 @@ type laneServer struct {
 	factors *mfa.Service // to give local users an authenticator app
 }
 
-func startLane(t *testing.T, p firstlogin.Policy, policy mfaPolicy) *laneServer {
+// startLane starts a lane server; configure changes its configuration first.
+func startLane(t *testing.T, p firstlogin.Policy, policy mfaPolicy, configure ...func(*config.Config)) *laneServer {
 	t.Helper()
 	l := &laneServer{dir: &brokertest.PasswordConnector{}, sso: &brokertest.RedirectConnector{}, mfa: policy}
 	upstream := httptest.NewServer(l.sso.Handler())
@@ -74,6 +75,9 @@ func startLane(t *testing.T, p firstlogin.Policy, policy mfaPolicy) *laneServer 
 	cfg.Clients = []config.Client{{ID: laneClientID, Name: "Lane App", Secret: laneSecret,
 		RedirectURIs: []string{laneRedirectURI}, GrantTypes: []string{config.GrantAuthorizationCode, config.GrantRefreshToken}},
 		{ID: lanePasswordClient, Name: "Lane Script", Secret: laneSecret, GrantTypes: []string{config.GrantPassword}}}
+	for _, f := range configure {
+		f(&cfg)
+	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +99,7 @@ func startLane(t *testing.T, p firstlogin.Policy, policy mfaPolicy) *laneServer 
 			Enabled: true, Policy: p, MFA: string(policy), Impl: l.sso}); err != nil {
 		t.Fatal(err)
 	}
-	l.factors = mfa.New(db, "fedhub", time.Now)
+	l.factors = mfa.New(db, l.app.secrets, "fedhub", time.Now)
 	srv.Config.Handler = l.app.echo
 	srv.Start()
 	t.Cleanup(srv.Close)

@@ -35,7 +35,8 @@ Usage:
   fedhub users set-password (-c FILE | --demo) --username NAME   (reads the password from stdin)
   fedhub users disable|enable (-c FILE | --demo) --username NAME
   fedhub users grant-role|revoke-role (-c FILE | --demo) --username NAME --role ROLE   (e.g. --role admin)
-  fedhub keys rotate (-c FILE | --demo)
+  fedhub keys rotate (-c FILE | --demo) [--revoke-previous]
+  fedhub secrets rekey (-c FILE | --demo)   (seals every stored secret with secrets.key)
   fedhub hash-secret   (reads a client secret from stdin, prints its secret_hash)
 `
 
@@ -55,7 +56,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer, 
 		return errors.New("no command given")
 	}
 	cmd, rest := args[0], args[1:]
-	if (cmd == "users" || cmd == "keys") && len(rest) > 0 {
+	if (cmd == "users" || cmd == "keys" || cmd == "secrets") && len(rest) > 0 {
 		cmd, rest = cmd+" "+rest[0], rest[1:]
 	}
 	switch cmd {
@@ -71,13 +72,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer, 
 	case "users add", "users list", "users set-password", "users disable", "users enable", "users grant-role", "users revoke-role":
 		return usersCommand(ctx, cmd, rest, stdin, stdout)
 	case "keys rotate":
-		return withApp(ctx, "keys rotate", rest, nil, func(a *app) error {
-			if err := a.issuer.Keys().Rotate(ctx); err != nil {
-				return err
-			}
-			fmt.Fprintln(stdout, "new signing key created; the previous ones stay published until the tokens they signed expire")
-			return a.audit.Record(ctx, audit.Event{Type: audit.KeysRotated, Actor: "cli"})
-		})
+		return keysRotate(ctx, rest, stdout)
+	case "secrets rekey":
+		return withApp(ctx, "secrets rekey", rest, nil, func(a *app) error { return rekey(ctx, a, stdout) })
 	case "hash-secret":
 		secret, err := readSecret(stdin)
 		if err != nil {
@@ -164,6 +161,10 @@ func serve(ctx context.Context, args []string, stdout io.Writer, log *slog.Logge
 	srv := &http.Server{
 		Handler: a.echo, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
+	}
+	if a.secrets == nil {
+		log.Warn("secrets are stored unencrypted: set secrets.key", "what", "signing keys, TOTP keys and SAML SP keys in the database",
+			"how", "secrets: {key: ${FEDHUB_SECRETS_KEY}} with 32 random bytes in base64 (openssl rand -base64 32)")
 	}
 	go a.issuer.Maintain(ctx)
 	go a.purge(ctx, log)
@@ -306,6 +307,64 @@ func usersCommand(ctx context.Context, cmd string, args []string, stdin io.Reade
 		}
 		return nil
 	})
+}
+
+// keysRotate makes a new signing key that signs at once; with
+// --revoke-previous the previous keys stop being published and trusted now.
+func keysRotate(ctx context.Context, args []string, stdout io.Writer) error {
+	var revoke bool
+	extra := func(fs *flag.FlagSet) {
+		fs.BoolVar(&revoke, "revoke-previous", false, "stop trusting and publishing every previous key now (a key was compromised)")
+	}
+	return withApp(ctx, "keys rotate", args, extra, func(a *app) error {
+		if !revoke {
+			if err := a.issuer.Keys().Rotate(ctx); err != nil {
+				return err
+			}
+			fmt.Fprintln(stdout, "new signing key created; the previous ones stay published until the tokens they signed expire")
+			return a.audit.Record(ctx, audit.Event{Type: audit.KeysRotated, Actor: "cli"})
+		}
+		if err := a.issuer.Keys().RotateRevokingPrevious(ctx); err != nil {
+			return err
+		}
+		fmt.Fprint(stdout, `new signing key created; every previous key is revoked: no longer published, no longer trusted.
+What that does to live tokens, from now on (every node within a second):
+  - every access token and ID token signed by a previous key is refused (userinfo, introspection,
+    the admin API, id_token_hint);
+  - refresh tokens keep working (they are opaque, not signed): clients get new tokens, signed by
+    the new key, on their next refresh; people signed in keep their SSO sessions;
+  - relying parties must fetch the JWKS again (most do on meeting an unknown key ID); until they
+    do, a relying party that verifies tokens itself may still accept old ones it has cached keys for.
+`)
+		return a.audit.Record(ctx, audit.Event{Type: audit.KeysRotated, Actor: "cli", Detail: "previous keys revoked"})
+	})
+}
+
+// rekey seals every stored secret with the current key; what is sealed with
+// it already stays as it is, so a second run changes nothing. The tables are
+// then compacted, so that the values as they were leave the database files.
+func rekey(ctx context.Context, a *app, stdout io.Writer) error {
+	if a.secrets == nil {
+		return errors.New("secrets.key is not set: there is no key to seal with")
+	}
+	var changed int
+	var tables []any
+	for _, s := range a.sealed {
+		n, total, err := s.r.Reseal(ctx)
+		changed += n
+		if err != nil {
+			return fmt.Errorf("%s: %w", s.what, err)
+		}
+		fmt.Fprintf(stdout, "%s: %d re-sealed, %d already sealed with key %s\n", s.what, n, total-n, a.secrets.CurrentID())
+		tables = append(tables, s.table)
+	}
+	if changed > 0 {
+		if err := store.Compact(ctx, a.db, tables...); err != nil {
+			return err
+		}
+	}
+	return a.audit.Record(ctx, audit.Event{Type: audit.SecretsResealed, Actor: "cli",
+		Detail: fmt.Sprintf("%d re-sealed with key %s", changed, a.secrets.CurrentID())})
 }
 
 func readSecret(r io.Reader) (string, error) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/fedhub/fedhub/audit"
+	"github.com/fedhub/fedhub/config"
 	"github.com/fedhub/fedhub/linking"
 	"github.com/fedhub/fedhub/login"
 )
@@ -196,5 +198,26 @@ func TestLaneRevocationBites(t *testing.T) {
 			l.live(t, &sso, false)
 			l.live(t, &dir, c.dirSurvives)
 		})
+	}
+}
+
+// TestLaneUpstreamStateSealed: with secrets.key, what a connector keeps of
+// its upstream session (an OIDC refresh token, here the fake's state) is
+// sealed in the database, and opened for the re-check.
+func TestLaneUpstreamStateSealed(t *testing.T) {
+	key := base64.StdEncoding.EncodeToString([]byte("0123456789abcdefghijklmnopqrstuv"))
+	l := startLane(t, lanePolicy("create", "none", confirm, false), mfaOff, func(c *config.Config) { c.Secrets.Key = key })
+	l.upstreamKnows(newcomer)
+	s := l.signInAs(t, "redirect", newcomer)
+	link, err := l.app.users.LinkOf(context.Background(), laneSSO, newcomer.Subject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(link.Upstream) == 0 || strings.Contains(string(link.Upstream), "session:") {
+		t.Fatalf("the link keeps %q, want the upstream state sealed", link.Upstream)
+	}
+	l.live(t, &s, true)
+	if asked := l.sso.Asked(); len(asked) == 0 || string(asked[0].Identity.Upstream) != "session:newcomer" {
+		t.Fatalf("the connector got %+v, want its state opened", asked)
 	}
 }
