@@ -1,0 +1,426 @@
+package e2e
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+
+	"github.com/fedhub/fedhub/audit"
+	"github.com/fedhub/fedhub/e2e/peers"
+)
+
+// Identities stay true after login (issue 8), against the real peers: an
+// upstream that stops vouching for a person ends what they got through it at
+// the next refresh or SSO reuse after the connector's recheck_interval, and
+// says why in the audit log; an upstream that cannot answer spends nothing.
+
+// rcPassword is the password of the directory entries these tests add.
+const rcPassword = "rc-Passw0rd!-0123456789"
+
+// rcSession is what a person holds after a sign-in: the tokens, and the
+// browser with its SSO session (nil after the password grant).
+type rcSession struct {
+	b   *Browser
+	c   ocClient
+	tok ocTokens
+	sub string
+}
+
+// rcBrowserLogin signs in through a password connector's form in a browser of
+// its own (code flow, client rp) and returns the session.
+func rcBrowserLogin(t testing.TB, s *Server, connector, username, password string) *rcSession {
+	t.Helper()
+	b := NewBrowser(t)
+	params := AuthParams()
+	resp, page := b.ldapLogin(s, params, connector, username, password)
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("%s login as %s answered %d:\n%s", connector, username, resp.StatusCode, page)
+	}
+	ts, idt := ocRedeemAndVerify(t, s, ocRP, ocWantCode(t, s, ocCallback(t, resp, redirectURI), params), params)
+	if ts.Refresh == "" {
+		t.Fatalf("%s got no refresh token", username)
+	}
+	return &rcSession{b: b, c: ocRP, tok: ts, sub: idt.Subject}
+}
+
+// rcPasswordLogin signs in by the password grant (client pw-app).
+func rcPasswordLogin(t testing.TB, s *Server, username, password string) *rcSession {
+	t.Helper()
+	ts := ocWantTokens(t, aaPasswordGrant(t, s, username, password))
+	if ts.Refresh == "" {
+		t.Fatalf("%s got no refresh token", username)
+	}
+	sub, _ := ocJWTPayload(t, ts.Access)["sub"].(string)
+	return &rcSession{c: ocPW, tok: ts, sub: sub}
+}
+
+// refresh uses the refresh token, keeping the rotated one when it works.
+func (r *rcSession) refresh(t testing.TB, s *Server) ocAnswer {
+	t.Helper()
+	a := ocRefresh(t, s, r.c, r.tok.Refresh)
+	if a.Status == http.StatusOK {
+		r.tok = ocWantTokens(t, a)
+	}
+	return a
+}
+
+// wantRefresh expects the refresh to work.
+func (r *rcSession) wantRefresh(t testing.TB, s *Server) {
+	t.Helper()
+	if a := r.refresh(t, s); a.Status != http.StatusOK {
+		t.Fatalf("refresh of %s answered %d: %s", r.sub, a.Status, a.Raw)
+	}
+}
+
+// sso reports whether the browser's SSO session still signs the person in:
+// /authorize sends a code to the RP at once, or the login page.
+func (r *rcSession) sso(t testing.TB, s *Server) bool {
+	t.Helper()
+	params := AuthParams()
+	resp, _ := r.b.Get(s.URL + "/authorize?" + params.Encode())
+	if loc := resp.Header.Get("Location"); resp.StatusCode == http.StatusSeeOther && strings.HasPrefix(loc, "/login?") {
+		return false
+	}
+	ocWantCode(t, s, ocCallback(t, resp, redirectURI), params)
+	return true
+}
+
+// wantEnded expects the session to be over everywhere: the refresh is
+// invalid_grant, userinfo refuses the access token, the SSO session gives no
+// code. ssoFirst asks the SSO session before the refresh, so that it is the
+// one that meets the upstream's no.
+func (r *rcSession) wantEnded(t testing.TB, s *Server, ssoFirst bool) {
+	t.Helper()
+	if ssoFirst && r.b != nil && r.sso(t, s) {
+		t.Fatal("the SSO session still gives a code")
+	}
+	ocWantOAuthError(t, r.refresh(t, s), http.StatusBadRequest, "invalid_grant")
+	ocWantUserinfoRefused(t, s, r.tok.Access)
+	if !ssoFirst && r.b != nil && r.sso(t, s) {
+		t.Fatal("the SSO session still gives a code")
+	}
+}
+
+// wantAlive expects the session to be untouched: userinfo, refresh and SSO work.
+func (r *rcSession) wantAlive(t testing.TB, s *Server) {
+	t.Helper()
+	if status, _, _ := ocUserinfo(t, s, "get", r.tok.Access); status != http.StatusOK {
+		t.Fatalf("userinfo with %s's access token answered %d", r.sub, status)
+	}
+	r.wantRefresh(t, s)
+	if r.b != nil && !r.sso(t, s) {
+		t.Fatal("the SSO session no longer gives a code")
+	}
+}
+
+// rcRefusals are the identity.upstream_refused events about a user.
+func rcRefusals(t testing.TB, s *Server, adminToken, userID string) []audit.Event {
+	t.Helper()
+	return aaAudit(t, s, adminToken, url.Values{"type": {audit.UpstreamRefused}, "user": {userID}}).Events
+}
+
+// rcWantRefusal expects exactly one identity.upstream_refused event about the
+// user, through the connector, that says why.
+func rcWantRefusal(t testing.TB, s *Server, adminToken, userID, connector, why string) {
+	t.Helper()
+	evs := rcRefusals(t, s, adminToken, userID)
+	if len(evs) != 1 || evs[0].Connector != connector || evs[0].Outcome != "failure" || !strings.Contains(evs[0].Detail, why) {
+		t.Fatalf("identity.upstream_refused events of %s: %+v, want one through %s saying %q", userID, evs, connector, why)
+	}
+}
+
+// rcSleepPast sleeps until d after since: a recheck_interval has passed.
+func rcSleepPast(since time.Time, d time.Duration) {
+	time.Sleep(time.Until(since.Add(d + 150*time.Millisecond)))
+}
+
+// rcAddEntry adds a person of the test's own to the directory (the fixture's
+// entries belong to other tests) and returns its entryUUID.
+func rcAddEntry(t testing.TB, admin *ldap.Conn, dn, uid, employeeType string) string {
+	t.Helper()
+	add := ldap.NewAddRequest(dn, nil)
+	add.Attribute("objectClass", []string{"inetOrgPerson"})
+	add.Attribute("uid", []string{uid})
+	add.Attribute("cn", []string{uid})
+	add.Attribute("sn", []string{uid})
+	add.Attribute("mail", []string{uid + "@example.test"})
+	add.Attribute("userPassword", []string{rcPassword})
+	if employeeType != "" {
+		add.Attribute("employeeType", []string{employeeType})
+	}
+	if err := admin.Add(add); err != nil {
+		t.Fatalf("add %s: %v", dn, err)
+	}
+	return rcEntryUUID(t, admin, dn)
+}
+
+func rcEntryUUID(t testing.TB, admin *ldap.Conn, dn string) string {
+	t.Helper()
+	res, err := admin.Search(ldap.NewSearchRequest(dn, ldap.ScopeBaseObject, ldap.NeverDerefAliases, 0, 0, false,
+		"(objectClass=*)", []string{"entryUUID"}, nil))
+	if err != nil || len(res.Entries) != 1 {
+		t.Fatalf("read %s: %v", dn, err)
+	}
+	return res.Entries[0].GetAttributeValue("entryUUID")
+}
+
+// rcLDAPConnector is an LDAP connector on the test directory, re-checked every interval.
+func rcLDAPConnector(dir *peers.LDAPServer, id, url, filter, extra string) string {
+	return `
+  - id: ` + id + `
+    type: ldap
+    name: ` + id + `
+    ` + extra + `
+    ldap:
+      urls: [` + url + `]
+      ca_file: ` + dir.CAFile + `
+      bind_dn: ` + dir.ReaderDN + `
+      bind_password: ${LDAP_BIND}
+      user_base: ` + dir.UserBase + `
+      user_filter: "` + filter + `"
+      timeout: 2s
+`
+}
+
+// TestRecheckOpenLDAP: a directory entry deleted, moved out of the
+// connector's user_filter or out of its user_base ends the refresh tokens and
+// SSO sessions that came through it at the next use after the recheck
+// interval, with the reason in the audit log; put back, the person signs in
+// again as the same user. (OpenLDAP's ppolicy lock is not covered: the test
+// server does not load ppolicy.)
+func TestRecheckOpenLDAP(t *testing.T) {
+	t.Parallel()
+	dir := peers.OpenLDAP(t)
+	proxy := rcStartProxy(t, strings.TrimPrefix(dir.LDAPSURL, "ldaps://"))
+	s := Start(t, aaEnv(), WithEnv("LDAP_BIND="+dir.ReaderPassword), WithConfig(aaConfig("", "",
+		rcLDAPConnector(dir, "rc-ldap", dir.LDAPSURL, "(&(objectClass=inetOrgPerson)(employeeType=active))", "recheck_interval: 1s")+
+			// The same directory behind a proxy that the test cuts off.
+			rcLDAPConnector(dir, "rc-closed", "ldaps://"+proxy.addr, "(&(objectClass=inetOrgPerson)(employeeType=closed))", "recheck_interval: 1s")+
+			rcLDAPConnector(dir, "rc-open", "ldaps://"+proxy.addr, "(&(objectClass=inetOrgPerson)(employeeType=open))",
+				"recheck_interval: 2s\n    upstream_down: fail_open"))))
+	admin := flLDAPAdmin(t, dir)
+	adminToken := aaClientCredentials(t, s, aaAutomation, aaAdminScope).Access
+	former := "ou=former," + dir.BaseDN // outside user_base
+	add := ldap.NewAddRequest(former, nil)
+	add.Attribute("objectClass", []string{"organizationalUnit"})
+	add.Attribute("ou", []string{"former"})
+	if err := admin.Add(add); err != nil {
+		t.Fatal(err)
+	}
+
+	const why = "the directory entry is gone or no longer matches user_filter"
+	for _, c := range []struct {
+		name     string
+		ssoFirst bool // the SSO session, not a refresh, meets the directory's no
+		// change takes the entry away from the connector; restore puts it back.
+		change, restore func(t *testing.T, dn, uid, uuid string)
+	}{
+		{"entry deleted", false,
+			func(t *testing.T, dn, _, _ string) {
+				if err := admin.Del(ldap.NewDelRequest(dn, nil)); err != nil {
+					t.Fatal(err)
+				}
+			},
+			// As from a backup: the same entryUUID, which only the Relax
+			// Rules control lets the administrator set.
+			func(t *testing.T, dn, uid, uuid string) {
+				add := ldap.NewAddRequest(dn, []ldap.Control{ldap.NewControlString("1.3.6.1.4.1.4203.666.5.12", true, "")})
+				for k, v := range map[string]string{"objectClass": "inetOrgPerson", "uid": uid, "cn": uid, "sn": uid,
+					"userPassword": rcPassword, "employeeType": "active", "entryUUID": uuid} {
+					add.Attribute(k, []string{v})
+				}
+				if err := admin.Add(add); err != nil {
+					t.Fatalf("restore %s: %v", dn, err)
+				}
+			}},
+		{"moved out of user_filter", true,
+			func(t *testing.T, dn, _, _ string) { rcSetEmployeeType(t, admin, dn, "left") },
+			func(t *testing.T, dn, _, _ string) { rcSetEmployeeType(t, admin, dn, "active") }},
+		{"moved out of user_base", false,
+			func(t *testing.T, dn, uid, _ string) { rcMove(t, admin, dn, "uid="+uid, former) },
+			func(t *testing.T, _, uid, _ string) {
+				rcMove(t, admin, "uid="+uid+","+former, "uid="+uid, dir.UserBase)
+			}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			uid := "rc-" + strings.ReplaceAll(c.name, " ", "-")
+			dn := "uid=" + uid + "," + dir.UserBase
+			uuid := rcAddEntry(t, admin, dn, uid, "active")
+			web := rcBrowserLogin(t, s, "rc-ldap", uid, rcPassword)
+			grant := rcPasswordLogin(t, s, uid, rcPassword)
+			if grant.sub != web.sub {
+				t.Fatalf("the password grant signed in %s, the browser %s", grant.sub, web.sub)
+			}
+			// After the interval the directory is asked, and says yes.
+			rcSleepPast(time.Now(), time.Second)
+			web.wantRefresh(t, s)
+			grant.wantRefresh(t, s)
+			if !web.sso(t, s) {
+				t.Fatal("the SSO session gives no code while the entry is fine")
+			}
+			if evs := rcRefusals(t, s, adminToken, web.sub); len(evs) != 0 {
+				t.Fatalf("refusals while the entry is fine: %+v", evs)
+			}
+
+			c.change(t, dn, uid, uuid)
+			rcSleepPast(time.Now(), time.Second)
+			web.wantEnded(t, s, c.ssoFirst)
+			grant.wantEnded(t, s, false)
+			rcWantRefusal(t, s, adminToken, web.sub, "rc-ldap", why)
+
+			c.restore(t, dn, uid, uuid)
+			again := rcBrowserLogin(t, s, "rc-ldap", uid, rcPassword)
+			if again.sub != web.sub {
+				t.Fatalf("back in the directory, %s signed in as %s, before as %s", uid, again.sub, web.sub)
+			}
+			rcSleepPast(time.Now(), time.Second)
+			again.wantAlive(t, s)
+			if evs := rcRefusals(t, s, adminToken, web.sub); len(evs) != 1 {
+				t.Fatalf("%d refusals after the entry came back, want the one before", len(evs))
+			}
+		})
+	}
+
+	// An upstream that cannot answer: fail_closed issues nothing and spends
+	// nothing; fail_open lets the last yes count for one more interval.
+	t.Run("directory unreachable", func(t *testing.T) {
+		t.Parallel()
+		login := func(kind string) *rcSession { // through rc-closed or rc-open, whose filter selects kind
+			uid := "rc-" + kind
+			rcAddEntry(t, admin, "uid="+uid+","+dir.UserBase, uid, kind)
+			return rcPasswordLogin(t, s, uid, rcPassword)
+		}
+		closed, open := login("closed"), login("open")
+		signedIn := time.Now() // both connectors' last yes is before this
+		proxy.down()
+
+		rcSleepPast(signedIn, time.Second) // rc-closed's yes is stale, rc-open's still fresh
+		ocWantOAuthError(t, closed.refresh(t, s), http.StatusServiceUnavailable, "temporarily_unavailable")
+		rcSleepPast(signedIn, 2*time.Second) // rc-open's yes is stale, but within its grace
+		ocWantOAuthError(t, closed.refresh(t, s), http.StatusServiceUnavailable, "temporarily_unavailable")
+		open.wantRefresh(t, s)
+		if !strings.Contains(s.Output(), "fail open") {
+			t.Fatalf("the fail-open refresh did not ask the directory:\n%s", s.Output())
+		}
+		rcSleepPast(signedIn, 4*time.Second) // past the grace: fail_open fails too
+		ocWantOAuthError(t, open.refresh(t, s), http.StatusServiceUnavailable, "temporarily_unavailable")
+
+		proxy.up(t)
+		closed.wantRefresh(t, s) // the refresh tokens the 503s did not spend
+		open.wantRefresh(t, s)
+		for _, r := range []*rcSession{closed, open} {
+			if evs := rcRefusals(t, s, adminToken, r.sub); len(evs) != 0 {
+				t.Fatalf("an unreachable directory was taken for a no: %+v", evs)
+			}
+		}
+	})
+}
+
+func rcSetEmployeeType(t testing.TB, admin *ldap.Conn, dn, value string) {
+	t.Helper()
+	mr := ldap.NewModifyRequest(dn, nil)
+	mr.Replace("employeeType", []string{value})
+	if err := admin.Modify(mr); err != nil {
+		t.Fatalf("modify %s: %v", dn, err)
+	}
+}
+
+func rcMove(t testing.TB, admin *ldap.Conn, dn, rdn, superior string) {
+	t.Helper()
+	if err := admin.ModifyDN(ldap.NewModifyDNRequest(dn, rdn, true, superior)); err != nil {
+		t.Fatalf("move %s under %s: %v", dn, superior, err)
+	}
+}
+
+// rcProxy is a TCP proxy in front of a server, which a test cuts off (no
+// connection, the open ones closed) and restores on the same address.
+type rcProxy struct {
+	addr, target string
+	mu           sync.Mutex
+	ln           net.Listener
+	conns        map[net.Conn]bool
+}
+
+func rcStartProxy(t *testing.T, target string) *rcProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &rcProxy{addr: ln.Addr().String(), target: target, conns: map[net.Conn]bool{}}
+	p.serve(ln)
+	t.Cleanup(p.down)
+	return p
+}
+
+func (p *rcProxy) serve(ln net.Listener) {
+	p.mu.Lock()
+	p.ln = ln
+	p.mu.Unlock()
+	go func() {
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			out, err := net.Dial("tcp", p.target)
+			if err != nil {
+				in.Close()
+				continue
+			}
+			if !p.track(in, out) {
+				continue
+			}
+			go func() { io.Copy(out, in); out.Close(); in.Close() }()
+			go func() { io.Copy(in, out); in.Close(); out.Close() }()
+		}
+	}()
+}
+
+// track keeps the connections to close them on down; false when it is down already.
+func (p *rcProxy) track(conns ...net.Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln == nil {
+		for _, c := range conns {
+			c.Close()
+		}
+		return false
+	}
+	for _, c := range conns {
+		p.conns[c] = true
+	}
+	return true
+}
+
+// down closes the listener and every connection through it.
+func (p *rcProxy) down() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln != nil {
+		p.ln.Close()
+		p.ln = nil
+	}
+	for c := range p.conns {
+		c.Close()
+		delete(p.conns, c)
+	}
+}
+
+// up listens again on the same address.
+func (p *rcProxy) up(t testing.TB) {
+	t.Helper()
+	ln, err := peers.Relisten(p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.serve(ln)
+}
