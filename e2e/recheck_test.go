@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"crypto/rand"
 	"io"
 	"net"
 	"net/http"
@@ -189,6 +190,54 @@ func rcLDAPConnector(dir *peers.LDAPServer, id, url, filter, extra string) strin
 `
 }
 
+// rcRow is a person whose directory entry a test takes away from a connector
+// with recheck_interval 1s, and puts back.
+type rcRow struct {
+	connector, username, password string
+	ssoFirst                      bool   // the SSO session, not a refresh, meets the directory's no
+	why                           string // what the audit event says
+	change, restore               func()
+}
+
+// rcDirectoryRefuses signs the person in (browser and password grant), sees
+// the refresh ask the directory and work, then takes the entry away: after
+// the interval the refresh is refused, the SSO session gives no code, the
+// audit log says why; put back, the person signs in again as the same user.
+func rcDirectoryRefuses(t *testing.T, s *Server, adminToken string, r rcRow) {
+	t.Helper()
+	web := rcBrowserLogin(t, s, r.connector, r.username, r.password)
+	grant := rcPasswordLogin(t, s, r.username, r.password)
+	if grant.sub != web.sub {
+		t.Fatalf("the password grant signed in %s, the browser %s", grant.sub, web.sub)
+	}
+	rcSleepPast(time.Now(), time.Second) // the directory is asked, and says yes
+	web.wantRefresh(t, s)
+	grant.wantRefresh(t, s)
+	if !web.sso(t, s) {
+		t.Fatal("the SSO session gives no code while the entry is fine")
+	}
+	if evs := rcRefusals(t, s, adminToken, web.sub); len(evs) != 0 {
+		t.Fatalf("refusals while the entry is fine: %+v", evs)
+	}
+
+	r.change()
+	rcSleepPast(time.Now(), time.Second)
+	web.wantEnded(t, s, r.ssoFirst)
+	grant.wantEnded(t, s, false) // ended with the identity, by the first no
+	rcWantRefusal(t, s, adminToken, web.sub, r.connector, r.why)
+
+	r.restore()
+	again := rcBrowserLogin(t, s, r.connector, r.username, r.password)
+	if again.sub != web.sub {
+		t.Fatalf("back in the directory, %s signed in as %s, before as %s", r.username, again.sub, web.sub)
+	}
+	rcSleepPast(time.Now(), time.Second)
+	again.wantAlive(t, s)
+	if evs := rcRefusals(t, s, adminToken, web.sub); len(evs) != 1 {
+		t.Fatalf("%d refusals after the entry came back, want the one before", len(evs))
+	}
+}
+
 // TestRecheckOpenLDAP: a directory entry deleted, moved out of the
 // connector's user_filter or out of its user_base ends the refresh tokens and
 // SSO sessions that came through it at the next use after the recheck
@@ -218,7 +267,7 @@ func TestRecheckOpenLDAP(t *testing.T) {
 	const why = "the directory entry is gone or no longer matches user_filter"
 	for _, c := range []struct {
 		name     string
-		ssoFirst bool // the SSO session, not a refresh, meets the directory's no
+		ssoFirst bool
 		// change takes the entry away from the connector; restore puts it back.
 		change, restore func(t *testing.T, dn, uid, uuid string)
 	}{
@@ -254,38 +303,10 @@ func TestRecheckOpenLDAP(t *testing.T) {
 			uid := "rc-" + strings.ReplaceAll(c.name, " ", "-")
 			dn := "uid=" + uid + "," + dir.UserBase
 			uuid := rcAddEntry(t, admin, dn, uid, "active")
-			web := rcBrowserLogin(t, s, "rc-ldap", uid, rcPassword)
-			grant := rcPasswordLogin(t, s, uid, rcPassword)
-			if grant.sub != web.sub {
-				t.Fatalf("the password grant signed in %s, the browser %s", grant.sub, web.sub)
-			}
-			// After the interval the directory is asked, and says yes.
-			rcSleepPast(time.Now(), time.Second)
-			web.wantRefresh(t, s)
-			grant.wantRefresh(t, s)
-			if !web.sso(t, s) {
-				t.Fatal("the SSO session gives no code while the entry is fine")
-			}
-			if evs := rcRefusals(t, s, adminToken, web.sub); len(evs) != 0 {
-				t.Fatalf("refusals while the entry is fine: %+v", evs)
-			}
-
-			c.change(t, dn, uid, uuid)
-			rcSleepPast(time.Now(), time.Second)
-			web.wantEnded(t, s, c.ssoFirst)
-			grant.wantEnded(t, s, false)
-			rcWantRefusal(t, s, adminToken, web.sub, "rc-ldap", why)
-
-			c.restore(t, dn, uid, uuid)
-			again := rcBrowserLogin(t, s, "rc-ldap", uid, rcPassword)
-			if again.sub != web.sub {
-				t.Fatalf("back in the directory, %s signed in as %s, before as %s", uid, again.sub, web.sub)
-			}
-			rcSleepPast(time.Now(), time.Second)
-			again.wantAlive(t, s)
-			if evs := rcRefusals(t, s, adminToken, web.sub); len(evs) != 1 {
-				t.Fatalf("%d refusals after the entry came back, want the one before", len(evs))
-			}
+			rcDirectoryRefuses(t, s, adminToken, rcRow{connector: "rc-ldap", username: uid, password: rcPassword,
+				ssoFirst: c.ssoFirst, why: why,
+				change:  func() { c.change(t, dn, uid, uuid) },
+				restore: func() { c.restore(t, dn, uid, uuid) }})
 		})
 	}
 
@@ -423,4 +444,40 @@ func (p *rcProxy) up(t testing.TB) {
 		t.Fatal(err)
 	}
 	p.serve(ln)
+}
+
+// TestRecheckActiveDirectory: an AD account disabled or expired (samba-tool,
+// on the running DC) ends what came through it at the next use after the
+// recheck interval; enabled again, the person signs in again.
+func TestRecheckActiveDirectory(t *testing.T) {
+	t.Parallel()
+	ad := peers.SambaAD(t)
+	conn := strings.Replace(corpAD(ad), "    ldap:\n", "    recheck_interval: 1s\n    ldap:\n", 1)
+	s := Start(t, aaEnv(), WithEnv("AD_BIND="+ad.Users["service"].Password), WithConfig(aaConfig("", "", conn)))
+	adminToken := aaClientCredentials(t, s, aaAutomation, aaAdminScope).Access
+	tool := func(t *testing.T, args ...string) {
+		t.Helper()
+		if err := ad.Tool(args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		name, why       string
+		change, restore []string // samba-tool arguments, the user's name appended
+	}{
+		{"disabled", "the directory account is disabled", []string{"user", "disable"}, []string{"user", "enable"}},
+		{"expired", "the directory account is expired", []string{"user", "setexpiry", "--days=0"}, []string{"user", "setexpiry", "--noexpiry"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			// Accounts of our own: the DC is shared by the test binary.
+			name := "rc-" + c.name + "-" + strings.ToLower(rand.Text()[:6])
+			password := "Aa1!" + rand.Text()[:20]
+			tool(t, "user", "create", name, password)
+			t.Cleanup(func() { _ = ad.Tool("user", "delete", name) })
+			rcDirectoryRefuses(t, s, adminToken, rcRow{connector: "corp-ad", username: name, password: password, why: c.why,
+				change:  func() { tool(t, append(c.change, name)...) },
+				restore: func() { tool(t, append(c.restore, name)...) }})
+		})
+	}
 }

@@ -315,6 +315,13 @@ func (s *ADServer) finish(conn *ldap.Conn) error {
 	return nil
 }
 
+// Tool runs samba-tool on the server's own database while it runs (user
+// create, disable, enable…): for tests that add accounts of their own, since
+// the fixture's are shared.
+func (s *ADServer) Tool(args ...string) error {
+	return runSamba(s.Dir, sambaToolBin, append(args, "-s", filepath.Join(s.Dir, "dc", "etc", "smb.conf"))...)
+}
+
 // stop stops Samba, removes its folder and lets another test binary have the ports.
 func (s *ADServer) stop() {
 	s.d.stop(syscall.SIGTERM)
