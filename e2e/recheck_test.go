@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"crypto/rand"
+	"database/sql"
 	"io"
 	"net"
 	"net/http"
@@ -480,4 +481,89 @@ func TestRecheckActiveDirectory(t *testing.T) {
 				restore: func() { tool(t, append(c.restore, name)...) }})
 		})
 	}
+}
+
+// TestRecheckUpstreamOIDC: a fedhub whose upstream is another fedhub keeps
+// the upstream's refresh token and refreshes it at each re-check, keeping the
+// rotated one; once the upstream ends the person's grants (its administrator
+// revokes their sessions, or disables them), the downstream refuses too.
+func TestRecheckUpstreamOIDC(t *testing.T) {
+	t.Parallel()
+	addrB := freeAddr(t)
+	upstreamCfg := strings.Replace(aaConfig("", "", ""), "clients:\n", `clients:
+  - id: broker
+    secret: ${BROKER_SECRET}
+    redirect_uris: [http://`+addrB+`/broker/corp/callback]
+    grant_types: [authorization_code, refresh_token]
+`, 1)
+	a := Start(t, aaEnv(), WithConfig(upstreamCfg), WithEnv("BROKER_SECRET="+upstreamSecret))
+	b := Start(t, WithAddr(addrB), aaEnv(), WithEnv("CORP_SECRET="+upstreamSecret), WithConfig(aaConfig("", "", `
+  - id: corp
+    type: oidc
+    name: Corp fedhub
+    recheck_interval: 1s
+    mappers:
+      - {type: username_template, template: "corp-{{.Username}}"}
+    oidc:
+      issuer: `+a.URL+`
+      client_id: broker
+      client_secret: ${CORP_SECRET}
+`)))
+	upAdmin := aaClientCredentials(t, a, aaAutomation, aaAdminScope).Access
+	downAdmin := aaClientCredentials(t, b, aaAutomation, aaAdminScope).Access
+	for _, c := range []struct {
+		name, username, password string
+		op                       string // what the upstream's administrator does (admin API)
+		ssoFirst                 bool
+	}{
+		{"upstream revokes the sessions", "alice", alicePass, "revoke-sessions", false},
+		{"upstream disables the user", "bob", bobPass, "disable", true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			br := NewBrowser(t)
+			params := AuthParams()
+			got := br.finishAt(b, br.upstreamLogin(b, params, "corp", br.fedhubSignInAs(a, c.username, c.password)))
+			ts, idt := ocRedeemAndVerify(t, b, ocRP, ocWantCode(t, b, got, params), params)
+			down := &rcSession{b: br, c: ocRP, tok: ts, sub: idt.Subject}
+			upID := aaUserID(t, a, upAdmin, c.username)
+
+			// Each refresh after the interval refreshes at the upstream, which
+			// rotates its refresh token: were the old one kept, the second
+			// would be a replay, and the upstream would revoke the family.
+			for range 2 {
+				rcSleepPast(time.Now(), time.Second)
+				down.wantRefresh(t, b)
+			}
+			if n := rcUpstreamRefreshes(t, a, upID); n != 2 {
+				t.Fatalf("the upstream saw %d refreshes of its refresh token, want 2 (one per downstream refresh)", n)
+			}
+			if !down.sso(t, b) {
+				t.Fatal("the SSO session gives no code while the upstream vouches")
+			}
+
+			aaWant(t, aaCall(t, a, "POST", "/users/"+upID+"/"+c.op, upAdmin, ""), http.StatusOK, nil, c.op+" at the upstream")
+			rcSleepPast(time.Now(), time.Second)
+			down.wantEnded(t, b, c.ssoFirst)
+			rcWantRefusal(t, b, downAdmin, down.sub, "corp", "refused its refresh token")
+		})
+	}
+}
+
+// rcUpstreamRefreshes counts the refresh tokens of the broker client that a
+// fedhub upstream saw used for a user.
+func rcUpstreamRefreshes(t testing.TB, up *Server, userID string) int {
+	t.Helper()
+	db, err := sql.Open("sqlite3", "file:"+biServerDB(up)+"?mode=ro&_busy_timeout=10000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	err = db.QueryRowContext(t.Context(), `SELECT COUNT(*) FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id
+		WHERE g.client_id = 'broker' AND g.user_id = ? AND r.used_at IS NOT NULL`, userID).Scan(&n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

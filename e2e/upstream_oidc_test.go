@@ -110,6 +110,27 @@ func (b *Browser) zitadelSignInAs(username string) func(u *url.URL, page string)
 	}
 }
 
+// fedhubSignInAs fills in the login form of an upstream fedhub (up) as one of
+// its local users.
+func (b *Browser) fedhubSignInAs(up *Server, username, password string) func(u *url.URL, page string) string {
+	return func(_ *url.URL, page string) string {
+		b.t.Helper()
+		f := LoginForm{Action: up.URL + "/broker/local/login", Page: page}
+		for _, m := range hiddenInput.FindAllStringSubmatch(page, -1) {
+			if m[1] == "req" {
+				f.Req = m[2]
+			} else {
+				f.CSRF = m[2]
+			}
+		}
+		resp, body := b.Submit(f, username, password)
+		if resp.StatusCode != http.StatusSeeOther {
+			b.t.Fatalf("upstream fedhub refused %s: %d\n%s", username, resp.StatusCode, body)
+		}
+		return resp.Header.Get("Location")
+	}
+}
+
 // finishAt follows fedhub's callback to the RP and returns what the RP gets.
 func (b *Browser) finishAt(s *Server, callback *url.URL) url.Values {
 	b.t.Helper()
@@ -212,22 +233,7 @@ func TestBrokerChaining(t *testing.T) {
 `))
 	browser := NewBrowser(t)
 	params := AuthParams("scope", "openid profile email")
-	signInAtA := func(u *url.URL, page string) string {
-		f := LoginForm{Action: a.URL + "/broker/local/login", Page: page}
-		for _, m := range hiddenInput.FindAllStringSubmatch(page, -1) {
-			if m[1] == "req" {
-				f.Req = m[2]
-			} else {
-				f.CSRF = m[2]
-			}
-		}
-		resp, body := browser.Submit(f, "alice", alicePass)
-		if resp.StatusCode != http.StatusSeeOther {
-			t.Fatalf("upstream fedhub refused alice: %d\n%s", resp.StatusCode, body)
-		}
-		return resp.Header.Get("Location")
-	}
-	got := browser.finishAt(b, browser.upstreamLogin(b, params, "corp", signInAtA))
+	got := browser.finishAt(b, browser.upstreamLogin(b, params, "corp", browser.fedhubSignInAs(a, "alice", alicePass)))
 	_, idt := ocRedeemAndVerify(t, b, ocRP, got.Get("code"), params)
 	claims := idt.Claims
 	roles, _ := claims["realm_access"].(map[string]any)["roles"].([]any)
