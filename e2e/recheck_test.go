@@ -3,6 +3,7 @@ package e2e
 import (
 	"crypto/rand"
 	"database/sql"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -566,4 +567,122 @@ func rcUpstreamRefreshes(t testing.TB, up *Server, userID string) int {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// rcLocalLogin signs a local user in with the login page's form in a browser
+// of their own (code flow, client rp).
+func rcLocalLogin(t testing.TB, s *Server, username, password string) *rcSession {
+	t.Helper()
+	b := NewBrowser(t)
+	params := AuthParams()
+	got := ocAuthorizeAs(t, s, b, params, username, password)
+	ts, idt := ocRedeemAndVerify(t, s, ocRP, ocWantCode(t, s, got, params), params)
+	return &rcSession{b: b, c: ocRP, tok: ts, sub: idt.Subject}
+}
+
+// TestRevocationAdminAPI: on the real binary, unlink, move, merge and disable
+// end at once the refresh tokens, access tokens and SSO sessions that came
+// through the identity (or, for merge and disable, all of the user's), and
+// nothing that came through another identity of the same user. The directory
+// keeps vouching throughout (and is asked at most every 5 minutes): what ends
+// is the administrator's doing, not a re-check's.
+func TestRevocationAdminAPI(t *testing.T) {
+	t.Parallel()
+	dir := peers.OpenLDAP(t)
+	rows := []string{"unlink", "move", "move-to", "merge", "merge-into", "disable"}
+	var users strings.Builder
+	for _, u := range rows {
+		users.WriteString("  - username: rc-" + u + "\n    email: rc-" + u + "@example.org\n    password: ${AA_PASSWORD}\n")
+	}
+	s := Start(t, aaEnv(), WithEnv("LDAP_BIND="+dir.ReaderPassword), WithConfig(aaConfig("", users.String(),
+		rcLDAPConnector(dir, "rc-ldap", dir.LDAPSURL, "(objectClass=inetOrgPerson)", ""))))
+	admin := flLDAPAdmin(t, dir)
+	tok := aaClientCredentials(t, s, aaAutomation, aaAdminScope).Access
+	post := func(t *testing.T, path, body string) {
+		t.Helper()
+		aaWant(t, aaCall(t, s, "POST", path, tok, body), http.StatusOK, nil, path)
+	}
+
+	// person is a local user with a directory identity linked by the
+	// administrator: signed in through the directory in a browser and by the
+	// password grant, and with the local password in another browser.
+	type person struct {
+		id, dirUser   string
+		link          uint
+		dir, dirGrant *rcSession // through the directory identity
+		local         *rcSession // through the local password
+	}
+	signIn := func(t *testing.T, name string) person {
+		p := person{id: aaUserID(t, s, tok, "rc-"+name), dirUser: "rc-" + name + "-dir"}
+		uuid := rcAddEntry(t, admin, "uid="+p.dirUser+","+dir.UserBase, p.dirUser, "")
+		var d aaDetail
+		aaWant(t, aaCall(t, s, "POST", "/users/"+p.id+"/links", tok, `{"connector":"rc-ldap","subject":"`+uuid+`"}`),
+			http.StatusOK, &d, "link")
+		l, _ := d.link("rc-ldap", uuid)
+		p.link = l.ID
+		p.dir = rcBrowserLogin(t, s, "rc-ldap", p.dirUser, rcPassword)
+		p.dirGrant = rcPasswordLogin(t, s, p.dirUser, rcPassword)
+		p.local = rcLocalLogin(t, s, "rc-"+name, aaPassword)
+		for _, r := range []*rcSession{p.dir, p.dirGrant, p.local} {
+			if r.sub != p.id {
+				t.Fatalf("signed in as %s, want rc-%s (%s)", r.sub, name, p.id)
+			}
+		}
+		return p
+	}
+	// wantNoRefusal: the tokens ended with the operation, in its transaction;
+	// a re-check that found the identity gone would have said so.
+	wantNoRefusal := func(t *testing.T, userID string) {
+		t.Helper()
+		if evs := rcRefusals(t, s, tok, userID); len(evs) != 0 {
+			t.Fatalf("ended by a re-check, not by the operation: %+v", evs)
+		}
+	}
+
+	t.Run("unlink", func(t *testing.T) {
+		t.Parallel()
+		p := signIn(t, "unlink")
+		aaWant(t, aaCall(t, s, "DELETE", fmt.Sprintf("/users/%s/links/%d", p.id, p.link), tok, ""), http.StatusOK, nil, "unlink")
+		p.dir.wantEnded(t, s, false)
+		p.dirGrant.wantEnded(t, s, false)
+		p.local.wantAlive(t, s) // another identity of the same user
+		wantNoRefusal(t, p.id)
+	})
+	t.Run("move", func(t *testing.T) {
+		t.Parallel()
+		p := signIn(t, "move")
+		to := rcLocalLogin(t, s, "rc-move-to", aaPassword)
+		post(t, fmt.Sprintf("/users/%s/links/%d/move", p.id, p.link), `{"to_user_id":"`+to.sub+`"}`)
+		p.dir.wantEnded(t, s, true)
+		p.dirGrant.wantEnded(t, s, false)
+		p.local.wantAlive(t, s)
+		to.wantAlive(t, s)
+		wantNoRefusal(t, p.id)
+		if r := rcBrowserLogin(t, s, "rc-ldap", p.dirUser, rcPassword); r.sub != to.sub {
+			t.Fatalf("after the move the directory identity signs in %s, want %s", r.sub, to.sub)
+		}
+	})
+	t.Run("merge", func(t *testing.T) {
+		t.Parallel()
+		p := signIn(t, "merge")
+		into := rcLocalLogin(t, s, "rc-merge-into", aaPassword)
+		post(t, "/users/"+into.sub+"/merge", `{"from_user_id":"`+p.id+`"}`)
+		p.dir.wantEnded(t, s, false)
+		p.dirGrant.wantEnded(t, s, false)
+		p.local.wantEnded(t, s, true) // everything of the merged user
+		into.wantAlive(t, s)
+		wantNoRefusal(t, p.id)
+		if r := rcBrowserLogin(t, s, "rc-ldap", p.dirUser, rcPassword); r.sub != into.sub {
+			t.Fatalf("after the merge the directory identity signs in %s, want %s", r.sub, into.sub)
+		}
+	})
+	t.Run("disable", func(t *testing.T) {
+		t.Parallel()
+		p := signIn(t, "disable")
+		post(t, "/users/"+p.id+"/disable", "")
+		p.dir.wantEnded(t, s, true)
+		p.dirGrant.wantEnded(t, s, false)
+		p.local.wantEnded(t, s, false)
+		wantNoRefusal(t, p.id)
+	})
 }
