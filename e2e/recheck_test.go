@@ -2,12 +2,15 @@ package e2e
 
 import (
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"database/sql"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -174,7 +177,8 @@ func rcEntryUUID(t testing.TB, admin *ldap.Conn, dn string) string {
 	return res.Entries[0].GetAttributeValue("entryUUID")
 }
 
-// rcLDAPConnector is an LDAP connector on the test directory, re-checked every interval.
+// rcLDAPConnector is an LDAP connector on the test directory; extra is more
+// of its keys (recheck_interval…).
 func rcLDAPConnector(dir *peers.LDAPServer, id, url, filter, extra string) string {
 	return `
   - id: ` + id + `
@@ -448,9 +452,10 @@ func (p *rcProxy) up(t testing.TB) {
 	p.serve(ln)
 }
 
-// TestRecheckActiveDirectory: an AD account disabled or expired (samba-tool,
-// on the running DC) ends what came through it at the next use after the
-// recheck interval; enabled again, the person signs in again.
+// TestRecheckActiveDirectory: an AD account disabled, expired or locked out
+// (samba-tool and a wrong password, on the running DC) ends what came through
+// it at the next use after the recheck interval; enabled, unexpired or
+// unlocked again, the person signs in again.
 func TestRecheckActiveDirectory(t *testing.T) {
 	t.Parallel()
 	ad := peers.SambaAD(t)
@@ -463,12 +468,35 @@ func TestRecheckActiveDirectory(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// toUser is samba-tool with the user's name appended.
+	toUser := func(args ...string) func(t *testing.T, user string) {
+		return func(t *testing.T, user string) { tool(t, slices.Concat(args, []string{user})...) }
+	}
+	lockOut := func(t *testing.T, user string) {
+		// A lockout policy of the test's own, for this user alone: one wrong password locks.
+		pso := "rc-lockout-" + strings.ToLower(rand.Text()[:6])
+		tool(t, "domain", "passwordsettings", "pso", "create", pso, "2", "--account-lockout-threshold=1",
+			"--account-lockout-duration=600", "--reset-account-lockout-after=600", "--min-pwd-age=0")
+		t.Cleanup(func() { _ = ad.Tool("domain", "passwordsettings", "pso", "delete", pso) })
+		tool(t, "domain", "passwordsettings", "pso", "apply", pso, user)
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(ad.CAPEM)
+		l, err := ldap.DialURL(ad.LDAPSURL, ldap.DialWithTLSConfig(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		if err := l.Bind(user+"@"+strings.ToLower(ad.Realm), "wrong-"+rand.Text()); !ldap.IsErrorWithCode(err, ldap.LDAPResultInvalidCredentials) {
+			t.Fatalf("a wrong password for %s: %v, want invalid credentials", user, err)
+		}
+	}
 	for _, c := range []struct {
 		name, why       string
-		change, restore []string // samba-tool arguments, the user's name appended
+		change, restore func(t *testing.T, user string)
 	}{
-		{"disabled", "the directory account is disabled", []string{"user", "disable"}, []string{"user", "enable"}},
-		{"expired", "the directory account is expired", []string{"user", "setexpiry", "--days=0"}, []string{"user", "setexpiry", "--noexpiry"}},
+		{"disabled", "the directory account is disabled", toUser("user", "disable"), toUser("user", "enable")},
+		{"expired", "the directory account is expired", toUser("user", "setexpiry", "--days=0"), toUser("user", "setexpiry", "--noexpiry")},
+		{"locked", "the directory account is locked", lockOut, toUser("user", "unlock")},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
@@ -478,8 +506,8 @@ func TestRecheckActiveDirectory(t *testing.T) {
 			tool(t, "user", "create", name, password)
 			t.Cleanup(func() { _ = ad.Tool("user", "delete", name) })
 			rcDirectoryRefuses(t, s, adminToken, rcRow{connector: "corp-ad", username: name, password: password, why: c.why,
-				change:  func() { tool(t, append(c.change, name)...) },
-				restore: func() { tool(t, append(c.restore, name)...) }})
+				change:  func() { c.change(t, name) },
+				restore: func() { c.restore(t, name) }})
 		})
 	}
 }
