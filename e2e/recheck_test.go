@@ -617,9 +617,9 @@ func rcLocalLogin(t testing.TB, s *Server, username, password string) *rcSession
 func TestRevocationAdminAPI(t *testing.T) {
 	t.Parallel()
 	dir := peers.OpenLDAP(t)
-	rows := []string{"unlink", "move", "move-to", "merge", "merge-into", "disable"}
+	names := []string{"unlink", "move", "move-to", "merge", "merge-into", "disable"}
 	var users strings.Builder
-	for _, u := range rows {
+	for _, u := range names {
 		users.WriteString("  - username: rc-" + u + "\n    email: rc-" + u + "@example.org\n    password: ${AA_PASSWORD}\n")
 	}
 	s := Start(t, aaEnv(), WithEnv("LDAP_BIND="+dir.ReaderPassword), WithConfig(aaConfig("", users.String(),
@@ -635,12 +635,13 @@ func TestRevocationAdminAPI(t *testing.T) {
 	// administrator: signed in through the directory in a browser and by the
 	// password grant, and with the local password in another browser.
 	type person struct {
-		id, dirUser   string
-		link          uint
-		dir, dirGrant *rcSession // through the directory identity
-		local         *rcSession // through the local password
+		id, dirUser        string
+		link               uint
+		viaDir, viaDirPass *rcSession // through the directory identity: browser, password grant
+		viaLocal           *rcSession // through the local password
 	}
 	signIn := func(t *testing.T, name string) person {
+		t.Helper()
 		p := person{id: aaUserID(t, s, tok, "rc-"+name), dirUser: "rc-" + name + "-dir"}
 		uuid := rcAddEntry(t, admin, "uid="+p.dirUser+","+dir.UserBase, p.dirUser, "")
 		var d aaDetail
@@ -648,10 +649,10 @@ func TestRevocationAdminAPI(t *testing.T) {
 			http.StatusOK, &d, "link")
 		l, _ := d.link("rc-ldap", uuid)
 		p.link = l.ID
-		p.dir = rcBrowserLogin(t, s, "rc-ldap", p.dirUser, rcPassword)
-		p.dirGrant = rcPasswordLogin(t, s, p.dirUser, rcPassword)
-		p.local = rcLocalLogin(t, s, "rc-"+name, aaPassword)
-		for _, r := range []*rcSession{p.dir, p.dirGrant, p.local} {
+		p.viaDir = rcBrowserLogin(t, s, "rc-ldap", p.dirUser, rcPassword)
+		p.viaDirPass = rcPasswordLogin(t, s, p.dirUser, rcPassword)
+		p.viaLocal = rcLocalLogin(t, s, "rc-"+name, aaPassword)
+		for _, r := range []*rcSession{p.viaDir, p.viaDirPass, p.viaLocal} {
 			if r.sub != p.id {
 				t.Fatalf("signed in as %s, want rc-%s (%s)", r.sub, name, p.id)
 			}
@@ -671,9 +672,9 @@ func TestRevocationAdminAPI(t *testing.T) {
 		t.Parallel()
 		p := signIn(t, "unlink")
 		aaWant(t, aaCall(t, s, "DELETE", fmt.Sprintf("/users/%s/links/%d", p.id, p.link), tok, ""), http.StatusOK, nil, "unlink")
-		p.dir.wantEnded(t, s, false)
-		p.dirGrant.wantEnded(t, s, false)
-		p.local.wantAlive(t, s) // another identity of the same user
+		p.viaDir.wantEnded(t, s, false)
+		p.viaDirPass.wantEnded(t, s, false)
+		p.viaLocal.wantAlive(t, s) // another identity of the same user
 		wantNoRefusal(t, p.id)
 	})
 	t.Run("move", func(t *testing.T) {
@@ -681,9 +682,9 @@ func TestRevocationAdminAPI(t *testing.T) {
 		p := signIn(t, "move")
 		to := rcLocalLogin(t, s, "rc-move-to", aaPassword)
 		post(t, fmt.Sprintf("/users/%s/links/%d/move", p.id, p.link), `{"to_user_id":"`+to.sub+`"}`)
-		p.dir.wantEnded(t, s, true)
-		p.dirGrant.wantEnded(t, s, false)
-		p.local.wantAlive(t, s)
+		p.viaDir.wantEnded(t, s, true)
+		p.viaDirPass.wantEnded(t, s, false)
+		p.viaLocal.wantAlive(t, s)
 		to.wantAlive(t, s)
 		wantNoRefusal(t, p.id)
 		if r := rcBrowserLogin(t, s, "rc-ldap", p.dirUser, rcPassword); r.sub != to.sub {
@@ -695,9 +696,9 @@ func TestRevocationAdminAPI(t *testing.T) {
 		p := signIn(t, "merge")
 		into := rcLocalLogin(t, s, "rc-merge-into", aaPassword)
 		post(t, "/users/"+into.sub+"/merge", `{"from_user_id":"`+p.id+`"}`)
-		p.dir.wantEnded(t, s, false)
-		p.dirGrant.wantEnded(t, s, false)
-		p.local.wantEnded(t, s, true) // everything of the merged user
+		p.viaDir.wantEnded(t, s, false)
+		p.viaDirPass.wantEnded(t, s, false)
+		p.viaLocal.wantEnded(t, s, true) // everything of the merged user
 		into.wantAlive(t, s)
 		wantNoRefusal(t, p.id)
 		if r := rcBrowserLogin(t, s, "rc-ldap", p.dirUser, rcPassword); r.sub != into.sub {
@@ -708,9 +709,9 @@ func TestRevocationAdminAPI(t *testing.T) {
 		t.Parallel()
 		p := signIn(t, "disable")
 		post(t, "/users/"+p.id+"/disable", "")
-		p.dir.wantEnded(t, s, true)
-		p.dirGrant.wantEnded(t, s, false)
-		p.local.wantEnded(t, s, false)
+		p.viaDir.wantEnded(t, s, true)
+		p.viaDirPass.wantEnded(t, s, false)
+		p.viaLocal.wantEnded(t, s, false)
 		wantNoRefusal(t, p.id)
 	})
 }
