@@ -32,12 +32,21 @@ func (iss *Issuer) RevokeUser(ctx context.Context, tx *gorm.DB, userID string) e
 // with their refresh tokens; their access tokens fail with them (userinfo and
 // introspection read the grant).
 func (iss *Issuer) end(tx *gorm.DB, where string, args ...any) error {
-	now := iss.now()
-	sessions := tx.Model(&Session{}).Where("ended_at IS NULL").Where(where, args...)
-	if err := sessions.Update("ended_at", now).Error; err != nil {
+	if err := iss.endSessions(tx, where, args...); err != nil {
 		return err
 	}
-	// where is one of this file's constants, never input.
+	return iss.endGrants(tx, where, args...)
+}
+
+// endSessions ends the live sessions that match where.
+func (iss *Issuer) endSessions(tx *gorm.DB, where string, args ...any) error {
+	return tx.Model(&Session{}).Where("ended_at IS NULL").Where(where, args...).Update("ended_at", iss.now()).Error
+}
+
+// endGrants revokes the live grants that match where, with their refresh tokens.
+func (iss *Issuer) endGrants(tx *gorm.DB, where string, args ...any) error {
+	now := iss.now()
+	// where is one of this package's constants, never input.
 	if err := tx.Model(&RefreshToken{}).Where("used_at IS NULL AND grant_id IN (SELECT id FROM grants WHERE revoked_at IS NULL AND "+where+")", args...).
 		Update("used_at", now).Error; err != nil {
 		return err

@@ -154,7 +154,11 @@ func (iss *Issuer) EndSessions(ctx context.Context, userID string) error {
 // revokes the grants made outside it (for a changed password).
 func (iss *Issuer) EndOtherSessions(ctx context.Context, userID, keep string) error {
 	return iss.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		return iss.end(tx, "user_id = ? AND (session_id IS NULL OR session_id <> ?)", userID, keep)
+		// A session's own ID is id; a grant names its session in session_id.
+		if err := iss.endSessions(tx, "user_id = ? AND id <> ?", userID, keep); err != nil {
+			return err
+		}
+		return iss.endGrants(tx, "user_id = ? AND (session_id IS NULL OR session_id <> ?)", userID, keep)
 	})
 }
 
