@@ -38,7 +38,7 @@ func upstreamConnectors(ctx context.Context, cfg *config.Config, db *gorm.DB, lo
 			label = "Sign in with " + name
 		}
 		out = append(out, brokers.Connector{ID: c.ID, Name: name, Label: label, Icon: c.Icon, Hidden: c.Hidden,
-			LinkOnly: c.LinkOnly, Enabled: c.IsEnabled(), Sync: c.Sync == "force", Mappers: mappers,
+			LinkOnly: c.LinkOnly, Enabled: c.IsEnabled(), Sync: c.Sync.Force(), Mappers: mappers,
 			GroupsPassthrough: c.Groups == config.GroupsPassthrough, Impl: impl,
 			Policy: policy(c), MFA: c.MFA, TrustUpstreamMFA: c.TrustUpstreamMFA})
 	}
