@@ -94,9 +94,10 @@ func (s *Service) Routes(e *echo.Echo) {
 	}
 }
 
-// enabled returns a connector that is switched on (for re-authentication,
-// which proves control of an account and logs nobody in).
-func (s *Service) enabled(id string) (Connector, bool) {
+// Enabled returns a connector that is switched on (for re-authentication,
+// which proves control of an account and logs nobody in, and for the
+// directory sync).
+func (s *Service) Enabled(id string) (Connector, bool) {
 	for _, c := range s.connectors {
 		if c.ID == id {
 			return c, c.Enabled
@@ -108,7 +109,7 @@ func (s *Service) enabled(id string) (Connector, bool) {
 // Kind says how an enabled connector signs people in: "password",
 // "redirect", or "" (unknown or disabled).
 func (s *Service) Kind(id string) string {
-	c, ok := s.enabled(id)
+	c, ok := s.Enabled(id)
 	if !ok {
 		return ""
 	}
@@ -122,7 +123,7 @@ func (s *Service) Has(id string) bool {
 
 // Name is how people know a connector ("Corporate AD").
 func (s *Service) Name(id string) string {
-	if c, ok := s.enabled(id); ok {
+	if c, ok := s.Enabled(id); ok {
 		return c.Name
 	}
 	return id
@@ -130,7 +131,7 @@ func (s *Service) Name(id string) string {
 
 // Label is a connector's button text.
 func (s *Service) Label(id string) string {
-	if c, ok := s.enabled(id); ok {
+	if c, ok := s.Enabled(id); ok {
 		return c.Label
 	}
 	return id
