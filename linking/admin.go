@@ -193,9 +193,10 @@ func (s *Service) Merge(ctx context.Context, intoID, fromID string, several Seve
 	return nil
 }
 
-// SetDisabledByID disables or re-enables a user.
+// SetDisabledByID disables or re-enables a user, on an administrator's word:
+// no directory sync undoes it (DisabledBy is cleared).
 func (s *Service) SetDisabledByID(ctx context.Context, userID string, disabled bool) error {
-	res := s.db.WithContext(ctx).Model(&User{}).Where("id = ?", userID).Update("disabled", disabled)
+	res := s.db.WithContext(ctx).Model(&User{}).Where("id = ?", userID).Updates(map[string]any{"disabled": disabled, "disabled_by": ""})
 	if res.Error != nil {
 		return fmt.Errorf("set disabled: %w", res.Error)
 	}
