@@ -40,6 +40,7 @@ const (
 	SecretRotated      = "client.secret_rotated"
 	RoleGranted        = "user.role_granted"
 	RoleRevoked        = "user.role_revoked"
+	DirectorySynced    = "directory.synced" // a directory sync ran; Detail has its counts
 )
 
 // Event is one audit record.
