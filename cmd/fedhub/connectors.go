@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"text/template"
+	"time"
 
 	"gorm.io/gorm"
 
@@ -43,6 +44,17 @@ func upstreamConnectors(ctx context.Context, cfg *config.Config, db *gorm.DB, lo
 			Policy: policy(c), MFA: c.MFA, TrustUpstreamMFA: c.TrustUpstreamMFA})
 	}
 	return out, nil
+}
+
+// imports are the connectors that import their directory, with their periods.
+func imports(cfg *config.Config) map[string]time.Duration {
+	out := map[string]time.Duration{}
+	for _, c := range cfg.Connectors {
+		if c.Sync.Import {
+			out[c.ID] = c.Sync.Period
+		}
+	}
+	return out
 }
 
 func connectorImpl(ctx context.Context, cfg *config.Config, c config.Connector, db *gorm.DB, log *slog.Logger) (any, error) {

@@ -36,6 +36,7 @@ Usage:
   fedhub users disable|enable (-c FILE | --demo) --username NAME
   fedhub users grant-role|revoke-role (-c FILE | --demo) --username NAME --role ROLE   (e.g. --role admin)
   fedhub keys rotate (-c FILE | --demo)
+  fedhub connectors sync ID (-c FILE | --demo)   (imports and updates the users of an LDAP/AD connector with sync: {import: on})
   fedhub hash-secret   (reads a client secret from stdin, prints its secret_hash)
 `
 
@@ -55,7 +56,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer, 
 		return errors.New("no command given")
 	}
 	cmd, rest := args[0], args[1:]
-	if (cmd == "users" || cmd == "keys") && len(rest) > 0 {
+	if (cmd == "users" || cmd == "keys" || cmd == "connectors") && len(rest) > 0 {
 		cmd, rest = cmd+" "+rest[0], rest[1:]
 	}
 	switch cmd {
@@ -78,6 +79,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer, 
 			fmt.Fprintln(stdout, "new signing key created; the previous ones stay published until the tokens they signed expire")
 			return a.audit.Record(ctx, audit.Event{Type: audit.KeysRotated, Actor: "cli"})
 		})
+	case "connectors sync":
+		return connectorsSync(ctx, rest, stdout)
 	case "hash-secret":
 		secret, err := readSecret(stdin)
 		if err != nil {
@@ -167,6 +170,7 @@ func serve(ctx context.Context, args []string, stdout io.Writer, log *slog.Logge
 	}
 	go a.issuer.Maintain(ctx)
 	go a.purge(ctx, log)
+	go a.sync.Schedule(ctx)
 	if o.demo {
 		printDemoBanner(stdout, cfg)
 	}
