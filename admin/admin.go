@@ -108,6 +108,7 @@ var pageRoutes = []struct {
 	{http.MethodGet, "/admin/users/:id/confirm", (*Service).confirmPage},
 	{http.MethodPost, "/admin/users/:id/do", (*Service).doAction},
 	{http.MethodGet, "/admin/connectors", (*Service).connectorsPage},
+	{http.MethodPost, "/admin/connectors/:id/sync", (*Service).syncNow},
 	{http.MethodGet, "/admin/clients", (*Service).clientsPage},
 	{http.MethodGet, "/admin/clients/:id/confirm", (*Service).confirmRotatePage},
 	{http.MethodPost, "/admin/clients/:id/rotate", (*Service).rotatePage},

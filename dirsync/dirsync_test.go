@@ -258,7 +258,7 @@ func TestOneRunAtATime(t *testing.T) {
 			t.Errorf("a second run meanwhile = %v, want ErrBusy", err)
 		}
 		st, _ := other.State(context.Background(), "corp")
-		if !st.Running(f.clock.now()) || st.Seen != 1 {
+		if !st.Running(f.clock.now()) || st.StartedAt == nil {
 			t.Errorf("state seen from another node = %+v, want running", st)
 		}
 		close(release)

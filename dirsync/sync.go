@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"gorm.io/gorm"
@@ -65,7 +66,8 @@ func (s *Syncer) State(ctx context.Context, connector string) (State, error) {
 
 // Run syncs one connector; actor says who asked (for the audit log).
 // progress, when not nil, is called after every page with the counts so far
-// and the previous complete run's total (0 when unknown). A run of the
+// and the previous complete run's total (0 when unknown), and once when it
+// starts, holding the connector. A run of the
 // connector elsewhere makes it ErrBusy.
 func (s *Syncer) Run(ctx context.Context, connector, actor string, progress func(c Counts, total int)) (Counts, error) {
 	if !s.Imports(connector) {
@@ -137,6 +139,9 @@ func (r *run) do(ctx context.Context) error {
 	if err := r.lease.update(ctx, map[string]any{"started_at": r.started, "finished_at": nil, "error": "",
 		"seen": 0, "created": 0, "updated": 0, "disabled": 0, "enabled": 0, "failed": 0}); err != nil {
 		return r.fail(ctx, err)
+	}
+	if r.progress != nil {
+		r.progress(r.counts, r.total)
 	}
 	walked, err := r.walker.Walk(ctx, st.Mark, func(page []brokers.DirectoryEntry) error {
 		if err := r.page(ctx, page); err != nil {
@@ -340,3 +345,16 @@ func (r *run) disableGone(ctx context.Context, present map[string]bool) error {
 
 // pageSize is how many users a transaction disables at most.
 const pageSize = 1000
+
+// Start runs a sync in the background, detached from ctx (an admin page's
+// request), and returns once it holds the connector — its progress is then
+// in State for every node — or could not start (ErrBusy…).
+func (s *Syncer) Start(ctx context.Context, connector, actor string) error {
+	started := make(chan error, 1)
+	var once sync.Once
+	go func() {
+		_, err := s.Run(context.WithoutCancel(ctx), connector, actor, func(Counts, int) { once.Do(func() { started <- nil }) })
+		once.Do(func() { started <- err })
+	}()
+	return <-started
+}
