@@ -3,7 +3,6 @@ package admin
 import (
 	"errors"
 	"net/http"
-	"net/url"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -47,5 +46,5 @@ func (s *Service) syncNow(c echo.Context) error {
 	if err != nil && !errors.Is(err, dirsync.ErrBusy) { // busy: its progress is shown all the same
 		return err
 	}
-	return c.Redirect(http.StatusSeeOther, "/admin/connectors?done=sync#connector-"+url.PathEscape(id))
+	return c.Redirect(http.StatusSeeOther, "/admin/connectors?done=sync")
 }

@@ -128,6 +128,10 @@ func (c *Connector) pages(ctx context.Context, conn *ldap.Conn, base, filter str
 			res, err = c.search(conn, req)
 			return err
 		})
+		if ldap.IsErrorWithCode(err, ldap.LDAPResultSizeLimitExceeded) {
+			return fmt.Errorf("the directory limits how many entries the service account may read; lift it for bind_dn "+
+				"(OpenLDAP: olcLimits size.prtotal=unlimited; Active Directory: MaxPageSize is at least 1000): %w", err)
+		}
 		if err != nil {
 			return err
 		}
