@@ -54,7 +54,7 @@ func models() []any {
 	return append(append(append(linking.Models(), audit.Models()...), dirsync.Models()...), brokers.Models()...)
 }
 
-func newFixture(t *testing.T, db *gorm.DB, period time.Duration) *fixture {
+func newFixture(t testing.TB, db *gorm.DB, period time.Duration) *fixture {
 	f := &fixture{db: db, dir: &brokertest.Directory{}, clock: &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}}
 	f.users = linking.New(db, f.clock.now)
 	log := slog.New(slog.DiscardHandler)
