@@ -22,7 +22,7 @@ const benchEntries = 1000
 // at once are worth, whatever the machine's speed. "unchanged" is a second run
 // over the same entries, which only reads and compares.
 //
-//	go test -run '^$' -bench Import ./dirsync/
+//	FEDHUB_TEST_PKGS=./dirsync/ bash scripts/test -run '^$' -bench Import
 func BenchmarkImport(b *testing.B) {
 	for _, driver := range storetest.Drivers {
 		b.Run(driver, func(b *testing.B) { benchImport(b, driver) })
