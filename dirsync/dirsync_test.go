@@ -54,7 +54,8 @@ func models() []any {
 	return append(append(append(linking.Models(), audit.Models()...), dirsync.Models()...), brokers.Models()...)
 }
 
-func newFixture(t testing.TB, db *gorm.DB, period time.Duration) *fixture {
+// newFixture builds the fixture; change alters the connector first.
+func newFixture(t testing.TB, db *gorm.DB, period time.Duration, change ...func(*brokers.Connector)) *fixture {
 	f := &fixture{db: db, dir: &brokertest.Directory{}, clock: &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}}
 	f.users = linking.New(db, f.clock.now)
 	log := slog.New(slog.DiscardHandler)
@@ -63,6 +64,9 @@ func newFixture(t testing.TB, db *gorm.DB, period time.Duration) *fixture {
 		{Kind: brokers.MapGroupToRole, Group: "admins", Role: "admin"},
 		{Kind: brokers.MapGroupToGroup, Group: "staff", To: "staff"},
 	}, Policy: firstlogin.Policy{OnNew: "create", MatchBy: "none"}}
+	for _, c := range change {
+		c(&f.conn)
+	}
 	broker := brokers.New(brokers.Options{Connectors: []brokers.Connector{f.conn}, Users: f.users, DB: db, Audit: events, Log: log, Now: f.clock.now})
 	fl := firstlogin.New(f.users, events, log)
 	f.newRun = func() *dirsync.Syncer {
@@ -325,5 +329,12 @@ func TestRunDue(t *testing.T) {
 	}
 	if _, err := f.syncer.Run(context.Background(), "other", "test", nil); !errors.Is(err, dirsync.ErrNotImported) {
 		t.Errorf("Run of a connector that does not import = %v", err)
+	}
+
+	// A disabled connector is never due: no run, no error every minute.
+	off := newFixture(t, storetest.Open(t, "sqlite", models()...), time.Hour, func(c *brokers.Connector) { c.Enabled = false })
+	off.syncer.RunDue(context.Background())
+	if st, err := off.syncer.State(context.Background(), "corp"); err != nil || st.StartedAt != nil {
+		t.Errorf("a disabled connector's sync ran: %+v, %v", st, err)
 	}
 }

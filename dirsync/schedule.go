@@ -25,8 +25,9 @@ func (s *Syncer) Schedule(ctx context.Context) {
 	}
 }
 
-// RunDue runs, one after the other, the syncs whose period has passed since
-// their last run started (on any node), by the Syncer's clock.
+// RunDue runs, one after the other, the syncs of enabled connectors whose
+// period has passed since their last run started (on any node), by the
+// Syncer's clock.
 func (s *Syncer) RunDue(ctx context.Context) {
 	ids := make([]string, 0, len(s.o.Imports))
 	for id := range s.o.Imports {
@@ -54,7 +55,7 @@ func (s *Syncer) RunDue(ctx context.Context) {
 // due says whether the connector's period has passed since its last run started.
 func (s *Syncer) due(ctx context.Context, id string) (bool, error) {
 	period := s.o.Imports[id]
-	if period <= 0 {
+	if _, enabled := s.o.Broker.Enabled(id); period <= 0 || !enabled {
 		return false, nil
 	}
 	st, err := s.State(ctx, id)

@@ -66,7 +66,8 @@ func (s *Syncer) State(ctx context.Context, connector string) (State, error) {
 
 // Run syncs one connector; actor says who asked (for the audit log).
 // progress, when not nil, is called after every page with the counts so far
-// and the previous complete run's total (0 when unknown), and once when it
+// and the length of a full walk (the last complete run's count; 0 when
+// unknown or when the walk is incremental), and once when it
 // starts, holding the connector. A run of the
 // connector elsewhere makes it ErrBusy.
 func (s *Syncer) Run(ctx context.Context, connector, actor string, progress func(c Counts, total int)) (Counts, error) {
@@ -135,7 +136,10 @@ func (r *run) do(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r.started, r.total = r.s.o.Now(), st.Total
+	r.started = r.s.o.Now()
+	if st.Mark == "" { // a full walk: about as long as the last complete one
+		r.total = st.Total
+	}
 	if err := r.lease.update(ctx, map[string]any{"started_at": r.started, "finished_at": nil, "error": "",
 		"seen": 0, "created": 0, "updated": 0, "disabled": 0, "enabled": 0, "failed": 0}); err != nil {
 		return r.fail(ctx, err)
