@@ -233,7 +233,7 @@ func (s *Service) linkStart(c echo.Context) error {
 	if page != nil {
 		return web.RenderError(c, http.StatusBadRequest, *page)
 	}
-	conn, ok := s.Enabled(c.Param("id"))
+	conn, ok := s.enabled(c.Param("id"))
 	if !ok || s.Kind(conn.ID) == "" || conn.ID == linking.LocalConnector {
 		if app != nil {
 			return c.Redirect(http.StatusSeeOther, app.back("unavailable"))
@@ -320,7 +320,7 @@ func (s *Service) linkSubmit(c echo.Context) error {
 	if page != nil {
 		return web.RenderError(c, http.StatusBadRequest, *page)
 	}
-	conn, ok := s.Enabled(c.Param("id"))
+	conn, ok := s.enabled(c.Param("id"))
 	if !ok || conn.ID == linking.LocalConnector {
 		return web.RenderError(c, http.StatusNotFound, unknownMethod)
 	}

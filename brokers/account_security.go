@@ -164,7 +164,7 @@ func (s *Service) changePassword(c echo.Context) error {
 	if v.Error != "" {
 		return c.Render(http.StatusUnprocessableEntity, "account_password.html", v)
 	}
-	local, _ := s.Enabled(linkingLocal)
+	local, _ := s.enabled(linkingLocal)
 	if _, err := s.passwordLogin(ctx, linkingLocal, local.Impl.(PasswordConnector), u.Username, form.Get("current_password"), c.RealIP()); err != nil {
 		v.Error = reauthMessage(err)
 		return c.Render(http.StatusUnauthorized, "account_password.html", v)

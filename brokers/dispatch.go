@@ -345,7 +345,7 @@ func (s *Service) reauthSubmit(c echo.Context) error {
 	form := c.Request().PostForm
 	connector := form.Get("connector")
 	if i := indexOfMethod(v.Redirects, connector); i >= 0 {
-		conn, _ := s.Enabled(connector)
+		conn, _ := s.enabled(connector)
 		return s.startFlow(c, t, conn)
 	}
 	i := indexOfMethod(v.Passwords, connector)
@@ -353,7 +353,7 @@ func (s *Service) reauthSubmit(c echo.Context) error {
 		return web.RenderError(c, http.StatusBadRequest, web.ErrorPage{Title: "This way to sign in is not linked to the account",
 			Next: "Go back and use one of the ways offered on the page."})
 	}
-	conn, _ := s.Enabled(connector)
+	conn, _ := s.enabled(connector)
 	id, err := s.passwordLogin(c.Request().Context(), conn.ID, conn.Impl.(PasswordConnector), v.Passwords[i].Username,
 		form.Get("password"), c.RealIP())
 	if err != nil {

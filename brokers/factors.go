@@ -43,7 +43,7 @@ func (s *Service) factorRoutes(e *echo.Echo) {
 func (s *Service) mfaPolicy(ctx context.Context, t *login.Transaction, u *linking.User) string {
 	policy := u.MFA
 	if policy == "" {
-		conn, _ := s.Enabled(t.LoginVia)
+		conn, _ := s.enabled(t.LoginVia)
 		policy = conn.MFA
 		policy = strictest(policy, t.ClientMFA)
 	}

@@ -51,7 +51,7 @@ func (s *Service) startFlow(c echo.Context, t *login.Transaction, conn Connector
 func (s *Service) callback(c echo.Context) error {
 	// Link-only connectors answer here too: whether this answer may log
 	// someone in is decided by the transaction's purpose, when it continues.
-	conn, ok := s.Enabled(c.Param("id"))
+	conn, ok := s.enabled(c.Param("id"))
 	rc, redirect := conn.Impl.(RedirectConnector)
 	if !ok || !redirect {
 		return web.RenderError(c, http.StatusNotFound, unknownMethod)
@@ -115,7 +115,7 @@ func (s *Service) continueLogin(c echo.Context) error {
 		return shown(s.ended(c, err))
 	}
 	if t.Step == login.StepReauth { // a first login's proof of control
-		if _, ok := s.Enabled(id.Connector); !ok {
+		if _, ok := s.enabled(id.Connector); !ok {
 			return web.RenderError(c, http.StatusNotFound, unknownMethod)
 		}
 		up, err := upstreamOf(t)
@@ -126,7 +126,7 @@ func (s *Service) continueLogin(c echo.Context) error {
 	}
 	usable := s.usable
 	if t.Purpose == login.ForLink {
-		usable = s.Enabled // linking is what link-only connectors are for
+		usable = s.enabled // linking is what link-only connectors are for
 	}
 	conn, ok := usable(id.Connector)
 	if !ok {

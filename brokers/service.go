@@ -94,10 +94,13 @@ func (s *Service) Routes(e *echo.Echo) {
 	}
 }
 
-// Enabled returns a connector that is switched on (for re-authentication,
-// which proves control of an account and logs nobody in, and for the
-// directory sync).
-func (s *Service) Enabled(id string) (Connector, bool) {
+// Enabled returns a connector that is switched on, for the work done beside
+// sign-ins (the directory sync).
+func (s *Service) Enabled(id string) (Connector, bool) { return s.enabled(id) }
+
+// enabled returns a connector that is switched on (for re-authentication,
+// which proves control of an account and logs nobody in).
+func (s *Service) enabled(id string) (Connector, bool) {
 	for _, c := range s.connectors {
 		if c.ID == id {
 			return c, c.Enabled
@@ -109,7 +112,7 @@ func (s *Service) Enabled(id string) (Connector, bool) {
 // Kind says how an enabled connector signs people in: "password",
 // "redirect", or "" (unknown or disabled).
 func (s *Service) Kind(id string) string {
-	c, ok := s.Enabled(id)
+	c, ok := s.enabled(id)
 	if !ok {
 		return ""
 	}
@@ -123,7 +126,7 @@ func (s *Service) Has(id string) bool {
 
 // Name is how people know a connector ("Corporate AD").
 func (s *Service) Name(id string) string {
-	if c, ok := s.Enabled(id); ok {
+	if c, ok := s.enabled(id); ok {
 		return c.Name
 	}
 	return id
@@ -131,7 +134,7 @@ func (s *Service) Name(id string) string {
 
 // Label is a connector's button text.
 func (s *Service) Label(id string) string {
-	if c, ok := s.Enabled(id); ok {
+	if c, ok := s.enabled(id); ok {
 		return c.Label
 	}
 	return id
