@@ -64,12 +64,11 @@ func (s *Syncer) State(ctx context.Context, connector string) (State, error) {
 	return st, nil
 }
 
-// Run syncs one connector; actor says who asked (for the audit log).
-// progress, when not nil, is called after every page with the counts so far
-// and the length of a full walk (the last complete run's count; 0 when
-// unknown or when the walk is incremental), and once when it
-// starts, holding the connector. A run of the
-// connector elsewhere makes it ErrBusy.
+// Run syncs one connector; actor says who asked (for the audit log). A run
+// of the connector elsewhere makes it ErrBusy. progress, when not nil, is
+// called once the run holds the connector and after every page, with the
+// counts so far and the length of a full walk (the last complete run's
+// count; 0 when unknown or when the walk is incremental).
 func (s *Syncer) Run(ctx context.Context, connector, actor string, progress func(c Counts, total int)) (Counts, error) {
 	if !s.Imports(connector) {
 		return Counts{}, ErrNotImported
@@ -92,23 +91,28 @@ func (s *Syncer) Run(ctx context.Context, connector, actor string, progress func
 	return r.counts, err
 }
 
-// record audits a run, and each user it disabled or enabled.
+// record audits a run.
 func (s *Syncer) record(ctx context.Context, r *run, actor string, err error) {
-	ctx = context.WithoutCancel(ctx) // a cancelled run is recorded too
 	kind := "incremental"
 	if r.full {
 		kind = "full"
 	}
 	ev := audit.Event{Type: audit.DirectorySynced, Actor: actor, Connector: r.conn.ID, Detail: kind + ": " + r.counts.String()}
 	if err != nil {
-		ev.Outcome, ev.Detail = "failure", ev.Detail+": "+err.Error()
+		ev.Outcome, ev.Detail = "failure", "interrupted: "+r.counts.String()+": "+err.Error()
 		s.o.Log.Error("directory sync failed", "connector", r.conn.ID, "counts", r.counts.String(), "err", err)
 	} else {
 		s.o.Log.Info("directory sync done", "connector", r.conn.ID, "kind", kind, "counts", r.counts.String())
 	}
-	_ = s.o.Audit.Record(ctx, ev) // a failed audit write is logged by audit
-	for _, c := range r.changes {
-		_ = s.o.Audit.Record(ctx, audit.Event{Type: c.typ, Actor: r.by, UserID: c.userID, Connector: r.conn.ID, Detail: c.why})
+	// A cancelled run is recorded too; a failed audit write is logged by audit.
+	_ = s.o.Audit.Record(context.WithoutCancel(ctx), ev)
+}
+
+// audit records the users a committed transaction disabled or enabled.
+func (r *run) audit(ctx context.Context, changes []change) {
+	for _, c := range changes {
+		_ = r.s.o.Audit.Record(context.WithoutCancel(ctx), audit.Event{Type: c.typ, Actor: r.by, UserID: c.userID,
+			Connector: r.conn.ID, Detail: c.why})
 	}
 }
 
@@ -126,9 +130,9 @@ type run struct {
 	total   int
 	counts  Counts
 	seen    map[string]bool // the subjects walked
-	changes []change        // users disabled or enabled, audited once the run ends
 }
 
+// change is a user disabled or enabled, audited once its transaction committed.
 type change struct{ typ, userID, why string }
 
 func (r *run) do(ctx context.Context) error {
@@ -227,7 +231,6 @@ func (r *run) page(ctx context.Context, page []brokers.DirectoryEntry) error {
 	var counts Counts
 	var changes []change
 	err = r.s.o.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		counts, changes = Counts{}, nil // a retried transaction starts over
 		users, fl := r.s.o.Users.WithTx(tx), r.s.o.FirstLogin.WithTx(tx)
 		for _, e := range page {
 			id := e.Identity
@@ -289,7 +292,7 @@ func (r *run) page(ctx context.Context, page []brokers.DirectoryEntry) error {
 		r.seen[s] = true
 	}
 	r.add(counts)
-	r.changes = append(r.changes, changes...)
+	r.audit(ctx, changes)
 	return nil
 }
 
@@ -317,9 +320,8 @@ func (r *run) disableGone(ctx context.Context, present map[string]bool) error {
 	}
 	for len(gone) > 0 {
 		n := min(len(gone), pageSize)
-		var done []string
+		var done []change
 		err := r.s.o.DB.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-			done = nil
 			users := r.s.o.Users.WithTx(tx)
 			for _, id := range gone[:n] {
 				changed, err := users.DisableFor(ctx, id, r.by)
@@ -327,7 +329,7 @@ func (r *run) disableGone(ctx context.Context, present map[string]bool) error {
 					return err
 				}
 				if changed {
-					done = append(done, id)
+					done = append(done, change{audit.UserDisabled, id, "directory sync: the entry left the directory"})
 				}
 			}
 			return nil
@@ -335,9 +337,7 @@ func (r *run) disableGone(ctx context.Context, present map[string]bool) error {
 		if err != nil {
 			return fmt.Errorf("directory sync of %s: disable the users that left: %w", r.conn.ID, err)
 		}
-		for _, id := range done {
-			r.changes = append(r.changes, change{audit.UserDisabled, id, "directory sync: the entry left the directory"})
-		}
+		r.audit(ctx, done)
 		r.counts.Disabled += len(done)
 		gone = gone[n:]
 		if err := r.lease.update(ctx, r.countFields(nil)); err != nil {
