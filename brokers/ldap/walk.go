@@ -44,7 +44,7 @@ func (c *Connector) Walk(ctx context.Context, since string, fn func([]brokers.Di
 		}
 		if usn, err := strconv.ParseUint(since, 10, 64); err == nil {
 			changed := "(uSNChanged>=" + strconv.FormatUint(usn+1, 10) + ")"
-			groupsChanged, err := c.any(ctx, conn, c.cfg.GroupBase, "(&"+c.cfg.GroupFilter+changed+")")
+			groupsChanged, err := c.exists(ctx, conn, c.cfg.GroupBase, "(&"+c.cfg.GroupFilter+changed+")")
 			if err != nil {
 				return brokers.Walked{}, err
 			}
@@ -62,7 +62,7 @@ func (c *Connector) Walk(ctx context.Context, since string, fn func([]brokers.Di
 		page := make([]brokers.DirectoryEntry, len(entries))
 		for i, e := range entries {
 			page[i].Identity = c.identity(e)
-			page[i].Identity.Groups = members.of(c, e)
+			page[i].Identity.Groups = members.of(e)
 			if c.cfg.ActiveDirectory {
 				uac, _ := strconv.ParseInt(e.GetEqualFoldAttributeValue("userAccountControl"), 10, 64)
 				page[i].Disabled = uac&adDisabled != 0
@@ -170,8 +170,8 @@ func (c *Connector) highestUSN(ctx context.Context, conn *ldap.Conn) (string, er
 	return usn, nil
 }
 
-// any says whether filter finds at least one entry under base.
-func (c *Connector) any(ctx context.Context, conn *ldap.Conn, base, filter string) (bool, error) {
+// exists says whether filter finds at least one entry under base.
+func (c *Connector) exists(ctx context.Context, conn *ldap.Conn, base, filter string) (bool, error) {
 	var res *ldap.SearchResult
 	err := c.guard(ctx, conn, func() error {
 		var err error
@@ -191,22 +191,24 @@ func (c *Connector) any(ctx context.Context, conn *ldap.Conn, base, filter strin
 // membership is every group of the group filter, read once for a walk instead
 // of one group search per user.
 type membership struct {
+	byUID   bool             // members are named by uid (memberUid), not by DN
+	nested  bool             // groups in groups count (Active Directory)
 	names   []string         // group name by index
-	byValue map[string][]int // a member value (a normalised DN, or a uid for memberUid) → its groups
 	dns     []string         // group DN (normalised) by index, for nesting
+	byValue map[string][]int // a member value (a normalised DN, or a uid) → its groups
 }
 
 // memberships reads every group with its members.
 func (c *Connector) memberships(ctx context.Context, conn *ldap.Conn) (*membership, error) {
-	m := &membership{byValue: map[string][]int{}}
-	byUID := strings.EqualFold(c.cfg.GroupMemberAttr, "memberUid")
+	m := &membership{byUID: strings.EqualFold(c.cfg.GroupMemberAttr, "memberUid"), nested: c.cfg.ActiveDirectory,
+		byValue: map[string][]int{}}
 	err := c.pages(ctx, conn, c.cfg.GroupBase, c.cfg.GroupFilter, []string{c.cfg.GroupNameAttr, c.cfg.GroupMemberAttr}, func(groups []*ldap.Entry) error {
 		for _, g := range groups {
 			i := len(m.names)
 			m.names = append(m.names, cmp.Or(g.GetEqualFoldAttributeValue(c.cfg.GroupNameAttr), g.DN))
 			m.dns = append(m.dns, normDN(g.DN))
 			for _, v := range g.GetEqualFoldAttributeValues(c.cfg.GroupMemberAttr) {
-				if !byUID {
+				if !m.byUID {
 					v = normDN(v)
 				}
 				m.byValue[v] = append(m.byValue[v], i)
@@ -223,9 +225,9 @@ func (c *Connector) memberships(ctx context.Context, conn *ldap.Conn) (*membersh
 // of returns the names of e's groups, sorted, as Login's group search finds
 // them: on Active Directory nested groups too (what LDAP_MATCHING_RULE_IN_CHAIN
 // resolves, through groups of the group filter).
-func (m *membership) of(c *Connector, e *ldap.Entry) []string {
+func (m *membership) of(e *ldap.Entry) []string {
 	key := normDN(e.DN)
-	if strings.EqualFold(c.cfg.GroupMemberAttr, "memberUid") {
+	if m.byUID {
 		key = e.GetEqualFoldAttributeValue("uid")
 	}
 	seen := map[int]bool{}
@@ -237,7 +239,7 @@ func (m *membership) of(c *Connector, e *ldap.Entry) []string {
 			continue
 		}
 		seen[g] = true
-		if c.cfg.ActiveDirectory {
+		if m.nested {
 			queue = append(queue, m.byValue[m.dns[g]]...)
 		}
 	}
