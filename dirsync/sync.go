@@ -275,7 +275,7 @@ func (r *run) page(ctx context.Context, page []brokers.DirectoryEntry) error {
 					changes = append(changes, change{audit.UserEnabled, u.UserID, "directory sync: the entry is back in the directory"})
 				}
 				// As at a login: a user an administrator disabled is left alone.
-				if !u.Disabled && !u.Profile.Same(profile) {
+				if !u.Disabled && !u.Current(profile) {
 					if err := users.SyncUser(ctx, u.UserID, r.conn.ID, profile); err != nil {
 						return err
 					}

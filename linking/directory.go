@@ -15,6 +15,28 @@ type Synced struct {
 	// Profile is what the connector manages: email, name, and the roles and
 	// groups it granted (sorted).
 	Profile Profile
+	// held are every role and group the user has, whoever granted them.
+	heldRoles, heldGroups []string
+}
+
+// Current says whether SyncUser with p would change nothing: the user has
+// p's email and name, every role and group p grants (a role granted locally
+// first keeps its source, see grant), and none the connector granted that p
+// no longer does.
+func (u Synced) Current(p Profile) bool {
+	return u.Profile.Email == p.Email && u.Profile.EmailVerified == p.EmailVerified && u.Profile.Name == p.Name &&
+		covers(u.heldRoles, p.Roles) && covers(p.Roles, u.Profile.Roles) &&
+		covers(u.heldGroups, p.Groups) && covers(p.Groups, u.Profile.Groups)
+}
+
+// covers says whether every (trimmed, non-empty) value of want is in have.
+func covers(have, want []string) bool {
+	for _, w := range dedupe(want) {
+		if !slices.Contains(have, w) {
+			return false
+		}
+	}
+	return true
 }
 
 // SyncedUsers returns the users linked through connector by subjects, by subject.
@@ -30,37 +52,44 @@ func (s *Service) SyncedUsers(ctx context.Context, connector string, subjects []
 	if err != nil {
 		return nil, fmt.Errorf("synced users of %s: %w", connector, err)
 	}
-	out := make(map[string]Synced, len(rows))
-	bySubject := make(map[string]string, len(rows)) // user → subject
+	out := make(map[string]*Synced, len(rows))
+	byUser := make(map[string]*Synced, len(rows))
 	ids := make([]string, 0, len(rows))
 	for _, r := range rows {
-		out[r.Subject] = Synced{UserID: r.UserID, Subject: r.Subject, Disabled: r.Disabled, DisabledBy: r.DisabledBy,
+		u := &Synced{UserID: r.UserID, Subject: r.Subject, Disabled: r.Disabled, DisabledBy: r.DisabledBy,
 			Profile: Profile{Email: r.Email, EmailVerified: r.EmailVerified, Name: r.Name}}
-		bySubject[r.UserID] = r.Subject
+		out[r.Subject], byUser[r.UserID] = u, u
 		ids = append(ids, r.UserID)
 	}
-	if len(ids) == 0 {
-		return out, nil
+	if len(ids) > 0 {
+		var roles []UserRole
+		if err := db.Where("user_id IN ?", ids).Order("role").Find(&roles).Error; err != nil {
+			return nil, fmt.Errorf("synced users of %s: %w", connector, err)
+		}
+		var groups []UserGroup
+		if err := db.Where("user_id IN ?", ids).Order("group_name").Find(&groups).Error; err != nil {
+			return nil, fmt.Errorf("synced users of %s: %w", connector, err)
+		}
+		for _, r := range roles {
+			u := byUser[r.UserID]
+			u.heldRoles = append(u.heldRoles, r.Role)
+			if r.Source == connector {
+				u.Profile.Roles = append(u.Profile.Roles, r.Role)
+			}
+		}
+		for _, g := range groups {
+			u := byUser[g.UserID]
+			u.heldGroups = append(u.heldGroups, g.Group)
+			if g.Source == connector {
+				u.Profile.Groups = append(u.Profile.Groups, g.Group)
+			}
+		}
 	}
-	var roles []UserRole
-	if err := db.Where("user_id IN ? AND source = ?", ids, connector).Order("role").Find(&roles).Error; err != nil {
-		return nil, fmt.Errorf("synced users of %s: %w", connector, err)
+	synced := make(map[string]Synced, len(out))
+	for subject, u := range out {
+		synced[subject] = *u
 	}
-	var groups []UserGroup
-	if err := db.Where("user_id IN ? AND source = ?", ids, connector).Order("group_name").Find(&groups).Error; err != nil {
-		return nil, fmt.Errorf("synced users of %s: %w", connector, err)
-	}
-	for _, r := range roles {
-		u := out[bySubject[r.UserID]]
-		u.Profile.Roles = append(u.Profile.Roles, r.Role)
-		out[u.Subject] = u
-	}
-	for _, g := range groups {
-		u := out[bySubject[g.UserID]]
-		u.Profile.Groups = append(u.Profile.Groups, g.Group)
-		out[u.Subject] = u
-	}
-	return out, nil
+	return synced, nil
 }
 
 // LinkedSubjects returns every user linked through connector, without profiles.
@@ -79,18 +108,6 @@ func (s *Service) LinkedSubjects(ctx context.Context, connector string) ([]Synce
 		out[i] = Synced{UserID: r.UserID, Subject: r.Subject, Disabled: r.Disabled, DisabledBy: r.DisabledBy}
 	}
 	return out, nil
-}
-
-// Same says whether a user already has profile p: syncing it would change nothing.
-func (p Profile) Same(q Profile) bool {
-	return p.Email == q.Email && p.EmailVerified == q.EmailVerified && p.Name == q.Name &&
-		slices.Equal(sortedSet(p.Roles), sortedSet(q.Roles)) && slices.Equal(sortedSet(p.Groups), sortedSet(q.Groups))
-}
-
-func sortedSet(list []string) []string {
-	out := dedupe(list)
-	slices.Sort(out)
-	return out
 }
 
 // DisableFor disables a user on behalf of by, which is not an administrator

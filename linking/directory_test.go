@@ -27,7 +27,8 @@ func TestSyncedUsers(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := linking.Profile{Email: "ann@example.com", Name: "Ann", Roles: []string{"a", "b"}, Groups: []string{"g"}}
-		if len(got) != 1 || got["s1"].UserID != u.ID || !got["s1"].Profile.Same(want) || !slices.Equal(got["s1"].Profile.Roles, want.Roles) {
+		if p := got["s1"].Profile; len(got) != 1 || got["s1"].UserID != u.ID || p.Email != want.Email || p.Name != want.Name ||
+			!slices.Equal(p.Roles, want.Roles) || !slices.Equal(p.Groups, want.Groups) {
 			t.Errorf("SyncedUsers = %+v, want s1 → %s with %+v", got, u.ID, want)
 		}
 		if other, err := s.SyncedUsers(ctx, "other", []string{"s1"}); err != nil || len(other) != 0 {
@@ -40,24 +41,45 @@ func TestSyncedUsers(t *testing.T) {
 	})
 }
 
-func TestProfileSame(t *testing.T) {
-	base := linking.Profile{Email: "a@x", Name: "A", Roles: []string{"r1", "r2"}, Groups: []string{"g"}}
-	for _, tc := range []struct {
-		name string
-		p    linking.Profile
-		same bool
-	}{
-		{"equal", base, true},
-		{"order and duplicates", linking.Profile{Email: "a@x", Name: "A", Roles: []string{"r2", "r1", "r1"}, Groups: []string{"g"}}, true},
-		{"email", linking.Profile{Email: "b@x", Name: "A", Roles: base.Roles, Groups: base.Groups}, false},
-		{"verified", linking.Profile{Email: "a@x", EmailVerified: true, Name: "A", Roles: base.Roles, Groups: base.Groups}, false},
-		{"role gone", linking.Profile{Email: "a@x", Name: "A", Roles: []string{"r1"}, Groups: base.Groups}, false},
-		{"group added", linking.Profile{Email: "a@x", Name: "A", Roles: base.Roles, Groups: []string{"g", "h"}}, false},
-	} {
-		if got := base.Same(tc.p); got != tc.same {
-			t.Errorf("%s: Same = %v, want %v", tc.name, got, tc.same)
+// TestSyncedCurrent: a user is current with a profile when SyncUser would
+// change nothing — a role the user holds locally counts as held.
+func TestSyncedCurrent(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *gorm.DB, s *linking.Service) {
+		ctx := context.Background()
+		u, err := s.CreateLinkedUser(ctx, linking.Upstream{Connector: "corp", Subject: "s1"},
+			linking.NewUser{Username: "ann", Email: "a@x", Name: "A", Roles: []string{"r1", "r2"}, Groups: []string{"g"}, Source: "corp"})
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
+		if err := s.GrantRole(ctx, u.ID, "local"); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.SyncedUsers(ctx, "corp", []string{"s1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		synced := got["s1"]
+		roles, groups := []string{"r1", "r2"}, []string{"g"}
+		for _, tc := range []struct {
+			name    string
+			p       linking.Profile
+			current bool
+		}{
+			{"equal", linking.Profile{Email: "a@x", Name: "A", Roles: roles, Groups: groups}, true},
+			{"order and duplicates", linking.Profile{Email: "a@x", Name: "A", Roles: []string{"r2", "r1", "r1"}, Groups: groups}, true},
+			{"a role held locally", linking.Profile{Email: "a@x", Name: "A", Roles: []string{"r1", "r2", "local"}, Groups: groups}, true},
+			{"email", linking.Profile{Email: "b@x", Name: "A", Roles: roles, Groups: groups}, false},
+			{"verified", linking.Profile{Email: "a@x", EmailVerified: true, Name: "A", Roles: roles, Groups: groups}, false},
+			{"role gone", linking.Profile{Email: "a@x", Name: "A", Roles: []string{"r1"}, Groups: groups}, false},
+			{"role added", linking.Profile{Email: "a@x", Name: "A", Roles: []string{"r1", "r2", "r3"}, Groups: groups}, false},
+			{"group added", linking.Profile{Email: "a@x", Name: "A", Roles: roles, Groups: []string{"g", "h"}}, false},
+			{"group gone", linking.Profile{Email: "a@x", Name: "A", Roles: roles}, false},
+		} {
+			if got := synced.Current(tc.p); got != tc.current {
+				t.Errorf("%s: Current = %v, want %v", tc.name, got, tc.current)
+			}
+		}
+	})
 }
 
 // TestDisableFor: a sync re-enables only the users it disabled itself; an
