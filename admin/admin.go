@@ -91,6 +91,7 @@ func (s *Service) Routes(e *echo.Echo) {
 	guarded.POST("/users/:id/factors/reset", s.apiResetFactors)
 	guarded.PUT("/users/:id/mfa", s.apiSetMFAPolicy)
 	guarded.GET("/connectors", s.apiConnectors)
+	guarded.POST("/connectors/:id/sync", s.apiSync)
 	guarded.GET("/clients", s.apiClients)
 	guarded.POST("/clients/:id/rotate-secret", s.apiRotate)
 	guarded.GET("/audit", s.apiAudit)

@@ -144,7 +144,8 @@ func TestDirectorySyncOpenLDAP(t *testing.T) {
 	}
 	t.Logf("%d entries loaded in %v", n, time.Since(loadStart).Round(time.Millisecond))
 
-	s := Start(t, WithEnv("LDAP_BIND="+dir.ReaderPassword), WithConfig(defaultConfig+`connectors:
+	s := Start(t, WithEnv("LDAP_BIND="+dir.ReaderPassword, "AA_AUTOMATION_SECRET="+aaAutomationKey), WithConfig(strings.Replace(defaultConfig,
+		"clients:\n", "clients:\n"+aaClients[:strings.Index(aaClients, "  - id: admin-app")], 1)+`connectors:
   - id: corp-sync
     type: ldap
     name: Corporate LDAP
@@ -235,6 +236,41 @@ func TestDirectorySyncOpenLDAP(t *testing.T) {
 	}
 	if got := dsCount(t, s, "SELECT COUNT(*) FROM events e JOIN users u ON u.id = e.actor WHERE e.type = 'directory.synced' AND u.username = 'alice'"); got != 1 {
 		t.Errorf("%d runs audited as alice's, want 1", got)
+	}
+
+	// The admin API starts one too, and shows its progress.
+	token := aaClientCredentials(t, s, aaAutomation, aaAdminScope).Access
+	aaWant(t, aaCall(t, s, "post", "/connectors/local/sync", token, ""), http.StatusNotFound, nil, "sync of a connector that does not import")
+	var started struct {
+		Connector string `json:"connector"`
+		Running   bool   `json:"running"`
+	}
+	aaWant(t, aaCall(t, s, "post", "/connectors/corp-sync/sync", token, ""), http.StatusAccepted, &started, "sync")
+	if started.Connector != "corp-sync" || !started.Running {
+		t.Errorf("the API's sync answered %+v, want corp-sync running", started)
+	}
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(300 * time.Millisecond) {
+		var list struct {
+			Connectors []struct {
+				ID   string `json:"id"`
+				Sync *struct {
+					Running bool `json:"running"`
+					Seen    int  `json:"seen"`
+					Updated int  `json:"updated"`
+				} `json:"sync"`
+			} `json:"connectors"`
+		}
+		aaWant(t, aaCall(t, s, "get", "/connectors", token, ""), http.StatusOK, &list, "connectors")
+		c := list.Connectors[len(list.Connectors)-1]
+		if c.ID == "corp-sync" && c.Sync != nil && !c.Sync.Running && c.Sync.Seen == n && c.Sync.Updated == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the API never showed the run finished: %+v", c)
+		}
+	}
+	if got := dsCount(t, s, "SELECT COUNT(*) FROM events WHERE type = 'directory.synced' AND actor = 'client:automation' AND outcome = 'success'"); got != 1 {
+		t.Errorf("%d runs audited as the automation client's, want 1", got)
 	}
 
 	// 100 entries deleted, 100 changed.
