@@ -107,14 +107,10 @@ func dsDuplicates(t *testing.T, s *Server, connector string) int {
 		dsCount(t, s, `SELECT COUNT(*) FROM (SELECT subject FROM links WHERE connector = ? GROUP BY subject HAVING COUNT(*) > 1)`, connector)
 }
 
-// TestDirectorySyncOpenLDAP: 10,000 entries imported through paging (a run
-// killed with kill -9 half way, then run again: no duplicate, all there), a
-// second run that changes nothing, 100 deleted and 100 changed entries picked
-// up; the admin page shows a run in progress in another process and runs one
-// with "Sync now".
-func TestDirectorySyncOpenLDAP(t *testing.T) {
-	dir := peers.OpenLDAP(t)
-	const n = 10000
+// dsLoadOpenLDAP adds n users under ou=sync (the first, sync00000, with
+// dsPassword; the first 100 in the group sync-staff) and returns that base.
+func dsLoadOpenLDAP(t *testing.T, dir *peers.LDAPServer, n int) string {
+	t.Helper()
 	base := "ou=sync," + dir.BaseDN
 	var entries []*ldap.AddRequest
 	var staff []string
@@ -138,11 +134,60 @@ func TestDirectorySyncOpenLDAP(t *testing.T) {
 	group.Attribute("objectClass", []string{"groupOfNames"})
 	group.Attribute("cn", []string{"sync-staff"})
 	group.Attribute("member", staff)
-	loadStart := time.Now()
+	start := time.Now()
 	for _, batch := range [][]*ldap.AddRequest{{ldapOU(base, "sync")}, entries, {group}} {
 		dsLoad(t, dir.LDAPSURL, dir.CAPEM, dir.AdminDN, dir.AdminPassword, batch)
 	}
-	t.Logf("%d entries loaded in %v", n, time.Since(loadStart).Round(time.Millisecond))
+	t.Logf("%d entries loaded in %v", n, time.Since(start).Round(time.Millisecond))
+	return base
+}
+
+// dsStartSync starts `fedhub connectors sync ID` and returns it with a
+// function that waits until it has seen that many entries.
+func dsStartSync(t *testing.T, s *Server, id string) (cli *exec.Cmd, waitFor func(seen int)) {
+	t.Helper()
+	cli = exec.Command(binary, "connectors", "sync", id, "-c", s.Config)
+	cli.Env = s.env
+	var stderr syncBuffer
+	cli.Stderr = &stderr
+	stdout, err := cli.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cli.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cli.Process.Kill(); _ = cli.Wait() })
+	lines := bufio.NewScanner(stdout)
+	return cli, func(seen int) {
+		t.Helper()
+		for lines.Scan() {
+			if strings.Contains(lines.Text(), fmt.Sprintf("seen %d,", seen)) {
+				return
+			}
+		}
+		t.Fatalf("the sync ended before it saw %d entries:\n%s", seen, stderr.String())
+	}
+}
+
+// dsKill ends a sync with SIGKILL, as a crash would.
+func dsKill(t *testing.T, cli *exec.Cmd) {
+	t.Helper()
+	if err := cli.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cli.Wait()
+}
+
+// TestDirectorySyncOpenLDAP: 10,000 entries imported through paging (a run
+// killed with kill -9 half way, then run again: no duplicate, all there), a
+// second run that changes nothing, 100 deleted and 100 changed entries picked
+// up; the admin page shows a run in progress in another process and runs one
+// with "Sync now".
+func TestDirectorySyncOpenLDAP(t *testing.T) {
+	dir := peers.OpenLDAP(t)
+	const n = 10000
+	base := dsLoadOpenLDAP(t, dir, n)
 
 	s := Start(t, WithEnv("LDAP_BIND="+dir.ReaderPassword, "AA_AUTOMATION_SECRET="+aaAutomationKey), WithConfig(strings.Replace(defaultConfig,
 		"clients:\n", "clients:\n"+aaClients[:strings.Index(aaClients, "  - id: admin-app")], 1)+`connectors:
@@ -165,38 +210,15 @@ func TestDirectorySyncOpenLDAP(t *testing.T) {
 	}
 
 	// The first run, watched on the admin page from another process, then killed.
-	cli := exec.Command(binary, "connectors", "sync", "corp-sync", "-c", s.Config)
-	cli.Env = s.env
-	var stderr syncBuffer
-	cli.Stderr = &stderr
-	stdout, err := cli.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cli.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lines := bufio.NewScanner(stdout)
-	waitFor := func(seen string) {
-		t.Helper()
-		for lines.Scan() {
-			if strings.Contains(lines.Text(), "seen "+seen+",") {
-				return
-			}
-		}
-		t.Fatalf("the sync ended before it saw %s entries:\n%s", seen, stderr.String())
-	}
-	waitFor("1000")
+	cli, waitFor := dsStartSync(t, s, "corp-sync")
+	waitFor(1000)
 	auNav(t, ctx, s.URL+"/admin/connectors")
 	if !auHas(t, ctx, "#connector-corp-sync #sync-running") || !auHas(t, ctx, "#connector-corp-sync progress") {
 		t.Errorf("the admin page does not show the run in progress:\n%s", auBody(ctx))
 	}
 	auShot(t, ctx, "admin-connectors-sync", true)
-	waitFor("3000")
-	if err := cli.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	_ = cli.Wait()
+	waitFor(3000)
+	dsKill(t, cli)
 	before := dsCount(t, s, "SELECT COUNT(*) FROM links WHERE connector = 'corp-sync'")
 	if before < 3000 || before >= n {
 		t.Fatalf("%d users imported when the run was killed, want a part of them", before)
@@ -431,5 +453,60 @@ func dsDeleteTree(t *testing.T, ad *peers.ADServer, ou string) {
 	del := ldap.NewDelRequest(ou, []ldap.Control{ldap.NewControlString("1.2.840.113556.1.4.805", true, "")})
 	if err := conn.Del(del); err != nil {
 		t.Errorf("delete %s: %v", ou, err)
+	}
+}
+
+// TestDirectorySyncPostgres: on PostgreSQL a run holds the connector with an
+// advisory lock: a second run (another process: another node) is refused
+// while it goes on, and once it is killed with kill -9 the lock is gone with
+// its connection — the next run takes over at once and completes the import
+// without duplicates.
+func TestDirectorySyncPostgres(t *testing.T) {
+	dir := peers.OpenLDAP(t)
+	const n = 5000
+	base := dsLoadOpenLDAP(t, dir, n)
+	dsn := peers.Postgres(t)
+	s := Start(t, WithEnv("LDAP_BIND="+dir.ReaderPassword, "FEDHUB_DS_DSN="+dsn), WithConfig(strings.Replace(defaultConfig,
+		"  driver: sqlite\n  dsn: %[3]s\n", "  driver: postgres\n  dsn: ${FEDHUB_DS_DSN}\n", 1)+`connectors:
+  - id: corp-sync
+    type: ldap
+    sync: {import: on}
+    ldap:
+      urls: [`+dir.LDAPSURL+`]
+      ca_file: `+dir.CAFile+`
+      bind_dn: `+dir.ReaderDN+`
+      bind_password: ${LDAP_BIND}
+      user_base: `+base+`
+`))
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	count := func(query string) int {
+		t.Helper()
+		var got int
+		if err := db.QueryRow(query).Scan(&got); err != nil {
+			t.Fatalf("%s: %v", query, err)
+		}
+		return got
+	}
+
+	cli, waitFor := dsStartSync(t, s, "corp-sync")
+	waitFor(1000)
+	if out, err := s.CLI(t, "", "connectors", "sync", "corp-sync"); err == nil || !strings.Contains(out, "is running") {
+		t.Errorf("a second run while the first goes on: %v\n%s", err, out)
+	}
+	waitFor(2000)
+	dsKill(t, cli)
+	before := count("SELECT COUNT(*) FROM links WHERE connector = 'corp-sync'")
+	if before < 2000 || before >= n {
+		t.Fatalf("%d users imported when the run was killed, want a part of them", before)
+	}
+	kind, counts := dsSync(t, s, "corp-sync")
+	dsWant(t, "the run after kill -9", kind, counts, "full", fmt.Sprintf("seen %d, created %d, updated 0, disabled 0, enabled 0, failed 0", n, n-before))
+	if got, dups := count("SELECT COUNT(*) FROM links WHERE connector = 'corp-sync'"),
+		count("SELECT COUNT(*) FROM (SELECT user_id FROM links WHERE connector = 'corp-sync' GROUP BY user_id HAVING COUNT(*) > 1) d"); got != n || dups != 0 {
+		t.Errorf("%d users linked, %d twice; want %d and none", got, dups, n)
 	}
 }
