@@ -61,8 +61,9 @@ func (c Counts) String() string {
 // ErrBusy says another run of the connector's sync holds it.
 var ErrBusy = errors.New("a directory sync of this connector is running")
 
-// leaseTTL is how long a lease lasts without a heartbeat (renewed at every
-// page): a node that died without a trace holds the connector that long.
+// leaseTTL is how long a lease lasts without a heartbeat (at every page and
+// every leaseTTL/4): a node that died without a trace holds the connector
+// that long.
 const leaseTTL = 2 * time.Minute
 
 // lease is a run's hold on a connector.
@@ -120,6 +121,28 @@ func (l *lease) update(ctx context.Context, fields map[string]any) error {
 		return fmt.Errorf("sync of %s: the lease was lost: %w", l.connector, ErrBusy)
 	}
 	return nil
+}
+
+// keepAlive renews the lease until the returned stop is called, so that a
+// long stretch without a page (reading a big directory's groups) does not let
+// it expire.
+func (l *lease) keepAlive(ctx context.Context) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(leaseTTL / 4)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				_ = l.update(ctx, map[string]any{}) // a lost lease ends the run at its next page
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
 }
 
 // deadHere says whether holder is a process of this host that is gone.

@@ -140,6 +140,7 @@ func (r *run) do(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	defer r.lease.keepAlive(ctx)()
 	r.started = r.s.o.Now()
 	if st.Mark == "" { // a full walk: about as long as the last complete one
 		r.total = st.Total
