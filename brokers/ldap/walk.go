@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"hash/fnv"
 	"slices"
 	"strconv"
 	"strings"
@@ -24,7 +25,7 @@ const adDisabled = 2
 
 // Walk calls fn with every entry of the user filter, a page at a time, each
 // as a login of it would see it: same subject, same groups. On Active
-// Directory, since (a Mark of an earlier walk: highestCommittedUSN) limits the
+// Directory, since (a Mark of an earlier walk: its scope and highestCommittedUSN) limits the
 // walk to the entries whose uSNChanged is higher — unless a group changed
 // since, as group memberships live on the groups and do not change a
 // member's uSNChanged: then the walk is full. Elsewhere every walk is full.
@@ -39,10 +40,13 @@ func (c *Connector) Walk(ctx context.Context, since string, fn func([]brokers.Di
 	filter := c.cfg.UserFilter
 	if c.cfg.ActiveDirectory {
 		// Read before the walk: what changes during it is walked again next time.
-		if walked.Mark, err = c.highestUSN(ctx, conn); err != nil {
+		usn, err := c.highestUSN(ctx, conn)
+		if err != nil {
 			return brokers.Walked{}, err
 		}
-		if usn, err := strconv.ParseUint(since, 10, 64); err == nil {
+		walked.Mark = c.scope() + usn
+		// A mark of another scope (user_base, a filter changed since) is no start.
+		if usn, err := strconv.ParseUint(strings.TrimPrefix(since, c.scope()), 10, 64); err == nil && strings.HasPrefix(since, c.scope()) {
 			changed := "(uSNChanged>=" + strconv.FormatUint(usn+1, 10) + ")"
 			groupsChanged, err := c.exists(ctx, conn, c.cfg.GroupBase, "(&"+c.cfg.GroupFilter+changed+")")
 			if err != nil {
@@ -146,6 +150,16 @@ func (c *Connector) pages(ctx context.Context, conn *ldap.Conn, base, filter str
 		}
 		paging.SetCookie(next.Cookie)
 	}
+}
+
+// scope names what a walk covers, in its marks: an incremental walk starts
+// only from a mark of the same bases and filters.
+func (c *Connector) scope() string {
+	h := fnv.New64a()
+	for _, v := range []string{c.cfg.UserBase, c.cfg.UserFilter, c.cfg.GroupBase, c.cfg.GroupFilter, c.cfg.GroupMemberAttr} {
+		h.Write([]byte(strings.ToLower(v) + "\x00"))
+	}
+	return strconv.FormatUint(h.Sum64(), 16) + ":"
 }
 
 // highestUSN reads the root DSE's highestCommittedUSN (Active Directory).

@@ -3,6 +3,7 @@ package ldap_test
 import (
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/fedhub/fedhub/brokers"
@@ -96,14 +97,22 @@ func TestWalkADIncremental(t *testing.T) {
 	s := peers.SambaAD(t)
 	c, _ := connector(t, adConfig(s))
 	all, first := walkAll(t, c, "")
-	if _, err := strconv.ParseUint(first.Mark, 10, 64); err != nil || !first.Full {
+	_, usn, _ := strings.Cut(first.Mark, ":")
+	if _, err := strconv.ParseUint(usn, 10, 64); err != nil || !first.Full {
 		t.Fatalf("first walk = %+v, want a full walk with a USN mark", first)
 	}
 	changed, second := walkAll(t, c, first.Mark)
 	if second.Full || len(changed) >= len(all) {
 		t.Errorf("walk since %s = %+v with %d of %d entries, want an incremental walk", first.Mark, second, len(changed), len(all))
 	}
-	if _, err := strconv.ParseUint(second.Mark, 10, 64); err != nil {
-		t.Errorf("second mark %q", second.Mark)
+	if second.Mark == "" {
+		t.Errorf("no second mark")
+	}
+	// Another scope (here a user filter) does not start from this mark.
+	cfg := adConfig(s)
+	cfg.UserFilter = "(&(objectClass=user)(objectCategory=person)(sAMAccountName=*))"
+	other, _ := connector(t, cfg)
+	if _, walked := walkAll(t, other, second.Mark); !walked.Full {
+		t.Errorf("a walk of another filter from this mark was incremental")
 	}
 }
