@@ -12,6 +12,7 @@ import (
 
 	"github.com/fedhub/fedhub/audit"
 	"github.com/fedhub/fedhub/brokers"
+	"github.com/fedhub/fedhub/dirsync"
 	"github.com/fedhub/fedhub/issuer"
 	"github.com/fedhub/fedhub/linking"
 	"github.com/fedhub/fedhub/mfa"
@@ -28,6 +29,7 @@ type Options struct {
 	Audit     *audit.Log
 	Factors   *mfa.Service     // users' authenticator apps and recovery codes
 	Passkeys  *passkey.Service // users' passkeys; nil where passkeys are unavailable
+	Sync      *dirsync.Syncer  // the directory syncs ("Sync now" on the connectors page)
 	Handler   http.Handler     // fedhub itself: the admin UI is a client of its issuer, reached in-process
 	FreshAge  time.Duration    // destructive actions need a login younger than this
 	SessionTT time.Duration
@@ -43,6 +45,7 @@ type Service struct {
 	audit    *audit.Log
 	factors  *mfa.Service
 	passkeys *passkey.Service // nil: passkeys are unavailable
+	sync     *dirsync.Syncer
 	rp       *relyingParty
 	fresh    time.Duration
 	ttl      time.Duration
@@ -55,7 +58,7 @@ type Service struct {
 func New(o Options) *Service {
 	url := o.Issuer.URL()
 	return &Service{db: o.DB, users: o.Users, issuer: o.Issuer, broker: o.Broker, audit: o.Audit,
-		factors: o.Factors, passkeys: o.Passkeys,
+		factors: o.Factors, passkeys: o.Passkeys, sync: o.Sync,
 		rp: newRelyingParty(url, o.Handler), fresh: o.FreshAge, ttl: o.SessionTT, log: o.Log, issuerID: url,
 		cookies: web.Cookies{Secure: len(url) > 8 && url[:8] == "https://"}}
 }
@@ -88,6 +91,7 @@ func (s *Service) Routes(e *echo.Echo) {
 	guarded.POST("/users/:id/factors/reset", s.apiResetFactors)
 	guarded.PUT("/users/:id/mfa", s.apiSetMFAPolicy)
 	guarded.GET("/connectors", s.apiConnectors)
+	guarded.POST("/connectors/:id/sync", s.apiSync)
 	guarded.GET("/clients", s.apiClients)
 	guarded.POST("/clients/:id/rotate-secret", s.apiRotate)
 	guarded.GET("/audit", s.apiAudit)
@@ -105,6 +109,7 @@ var pageRoutes = []struct {
 	{http.MethodGet, "/admin/users/:id/confirm", (*Service).confirmPage},
 	{http.MethodPost, "/admin/users/:id/do", (*Service).doAction},
 	{http.MethodGet, "/admin/connectors", (*Service).connectorsPage},
+	{http.MethodPost, "/admin/connectors/:id/sync", (*Service).syncNow},
 	{http.MethodGet, "/admin/clients", (*Service).clientsPage},
 	{http.MethodGet, "/admin/clients/:id/confirm", (*Service).confirmRotatePage},
 	{http.MethodPost, "/admin/clients/:id/rotate", (*Service).rotatePage},

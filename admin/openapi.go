@@ -38,7 +38,9 @@ var apiOperations = []operation{
 	{"put", "/users/{id}/mfa", "Set a user's own second-factor policy, which replaces the connector's and the client's: " +
 		"default (none of their own), off, optional or required",
 		map[string]any{"policy": map[string]any{"type": "string", "enum": mfaPolicies}}, nil},
-	{"get", "/connectors", "Connectors with live status, certificate expiry and logins of the last 24 hours", nil, nil},
+	{"get", "/connectors", "Connectors with live status, certificate expiry, logins of the last 24 hours and, for those that import their directory, the sync's progress or last counts", nil, nil},
+	{"post", "/connectors/{id}/sync", "Start the directory sync of an LDAP/AD connector that imports its directory: 202 with its state, " +
+		"409 with the state of the run already going on (on any node)", nil, nil},
 	{"get", "/clients", "Clients (never their secrets)", nil, nil},
 	{"post", "/clients/{id}/rotate-secret", "Give a client a new secret; the answer is the only time it is shown", nil, nil},
 	{"get", "/audit", "The audit log, filtered; format=csv exports it", nil, []string{"user", "connector", "type", "since", "until", "offset", "limit", "format"}},

@@ -45,6 +45,7 @@ var flashes = map[string]string{
 
 	"reset-factors": "The user's second factors are removed and they are signed out everywhere.",
 	"mfa-policy":    "The user's second-factor policy is set.",
+	"sync":          "The directory sync runs; its progress shows below.",
 }
 
 type usersData struct {
@@ -258,6 +259,8 @@ type connectorRow struct {
 	Logins      int64 `json:"logins_24h"`
 	Failures    int64 `json:"failures_24h"`
 	ExpiresSoon bool  `json:"certificate_expires_soon"`
+	// Sync is the directory sync of a connector that imports its directory.
+	Sync *syncView `json:"sync,omitempty"`
 }
 
 // connectorRows is each connector's live status and its logins of the last 24 hours.
@@ -270,13 +273,25 @@ func (s *Service) connectorRows(c echo.Context) []connectorRow {
 	for _, st := range s.broker.Status(ctx) {
 		r := connectorRow{ConnectorStatus: st, Logins: ok[st.ID], Failures: bad[st.ID]}
 		r.ExpiresSoon = st.CertificateExpiry != nil && time.Until(*st.CertificateExpiry) < 30*24*time.Hour
+		r.Sync = s.syncState(c, st.ID)
 		rows = append(rows, r)
 	}
 	return rows
 }
 
+// connectorsData is the connectors page: Syncing refreshes it while a
+// directory sync runs.
+type connectorsData struct {
+	Rows    []connectorRow
+	Syncing bool
+}
+
 func (s *Service) connectorsPage(c echo.Context) error {
-	return s.render(c, http.StatusOK, "admin_connectors.html", "connectors", s.connectorRows(c))
+	d := connectorsData{Rows: s.connectorRows(c)}
+	for _, r := range d.Rows {
+		d.Syncing = d.Syncing || (r.Sync != nil && r.Sync.Running)
+	}
+	return s.render(c, http.StatusOK, "admin_connectors.html", "connectors", d)
 }
 
 func (s *Service) clientsPage(c echo.Context) error {

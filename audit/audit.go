@@ -46,6 +46,7 @@ const (
 	// UpstreamRefused: a re-check after login found that the upstream no
 	// longer vouches for an identity; what came through it was ended.
 	UpstreamRefused = "identity.upstream_refused"
+	DirectorySynced = "directory.synced" // a directory sync ran; Detail has its counts
 )
 
 // Event is one audit record.

@@ -83,6 +83,33 @@ type MultiFactorReporter interface {
 	MultiFactor(id login.Identity) bool
 }
 
+// DirectoryWalker lists the users of an upstream directory (LDAP, Active
+// Directory), for the directory sync (package dirsync).
+type DirectoryWalker interface {
+	// Walk calls fn with every entry the connector's user filter finds, a page
+	// (at most 1,000) at a time, each as the Identity a login of it would give
+	// (same subject, groups included). since is the Mark of the last complete
+	// walk, or "": where the directory can tell, only the entries changed after
+	// it are walked (Walked.Full is false then).
+	Walk(ctx context.Context, since string, fn func(page []DirectoryEntry) error) (Walked, error)
+	// Subjects calls fn with the subject of every entry the user filter finds,
+	// disabled ones included, a page at a time: what an incremental walk cannot
+	// see are the entries that left.
+	Subjects(ctx context.Context, fn func(page []string) error) error
+}
+
+// DirectoryEntry is one user of a directory.
+type DirectoryEntry struct {
+	Identity login.Identity
+	Disabled bool // the directory says it may not sign in (AD userAccountControl bit 2)
+}
+
+// Walked is what a walk covered.
+type Walked struct {
+	Full bool   // every entry, not only the changed ones
+	Mark string // where the next walk may start from; "" when the directory cannot tell
+}
+
 // HealthChecker reports whether the upstream is reachable (for the admin page).
 type HealthChecker interface {
 	Health(ctx context.Context) error

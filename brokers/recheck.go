@@ -88,7 +88,11 @@ func (s *Service) Recheck(ctx context.Context, userID, connector, subject string
 	if res.Current != nil && conn.Sync {
 		cur := *res.Current
 		cur.Connector, cur.Subject = conn.ID, link.Subject
-		return s.syncProfile(ctx, conn, userID, cur)
+		_, p, err := conn.Map(cur)
+		if err != nil {
+			return err
+		}
+		return s.users.SyncUser(ctx, userID, conn.ID, p)
 	}
 	return nil
 }

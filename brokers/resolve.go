@@ -18,17 +18,17 @@ import (
 // profile in sync when the connector says so. An identity with no link yet
 // comes back as the Upstream its first login starts from.
 func (s *Service) resolve(ctx context.Context, conn Connector, id login.Identity) (*linking.User, *firstlogin.Upstream, error) {
-	p, err := conn.profile(id)
+	up, p, err := conn.Map(id)
 	if err != nil {
 		return nil, nil, err
 	}
 	u, err := s.users.LinkedUser(ctx, conn.ID, id.Subject)
 	if errors.Is(err, linking.ErrNotLinked) {
-		return nil, &firstlogin.Upstream{Connector: conn.ID, Subject: id.Subject, LoginName: id.Username, Username: p.Username, Email: p.Email,
-			EmailVerified: id.EmailVerified, Name: p.Name, Roles: p.Roles, Groups: p.Groups}, nil
+		return nil, &up, nil
 	}
 	if err == nil && conn.Sync && !u.Disabled {
-		if err = s.syncProfile(ctx, conn, u.ID, id); err == nil {
+		err = s.users.SyncUser(ctx, u.ID, conn.ID, p)
+		if err == nil {
 			u, err = s.users.UserByID(ctx, u.ID)
 		}
 	}
@@ -41,16 +41,19 @@ func (s *Service) resolve(ctx context.Context, conn Connector, id login.Identity
 	return u, nil, nil
 }
 
-// syncProfile overwrites what conn manages of a user's profile with what
-// its identity id says now.
-func (s *Service) syncProfile(ctx context.Context, conn Connector, userID string, id login.Identity) error {
-	p, err := conn.profile(id)
+// Map applies the connector's mappers to an identity: the upstream its first
+// login starts from, and the profile a login with sync: force writes to the
+// user it is linked to. A directory sync maps its entries the same way.
+func (c Connector) Map(id login.Identity) (firstlogin.Upstream, linking.Profile, error) {
+	p, err := c.profile(id)
 	if err != nil {
-		return err
+		return firstlogin.Upstream{}, linking.Profile{}, err
 	}
+	up := firstlogin.Upstream{Connector: c.ID, Subject: id.Subject, LoginName: id.Username, Username: p.Username, Email: p.Email,
+		EmailVerified: id.EmailVerified, Name: p.Name, Roles: p.Roles, Groups: p.Groups}
 	// The upstream's email_verified counts only from a connector trusted for email.
-	return s.users.SyncUser(ctx, userID, conn.ID, linking.Profile{Email: p.Email, EmailVerified: id.EmailVerified && conn.Policy.TrustEmail,
-		Name: p.Name, Roles: p.Roles, Groups: p.Groups})
+	return up, linking.Profile{Email: p.Email, EmailVerified: id.EmailVerified && c.Policy.TrustEmail,
+		Name: p.Name, Roles: p.Roles, Groups: p.Groups}, nil
 }
 
 func (s *Service) loggedIn(ctx context.Context, userID, connector, ip, detail string) {

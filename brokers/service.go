@@ -98,6 +98,10 @@ func (s *Service) Routes(e *echo.Echo) {
 	}
 }
 
+// Enabled returns a connector that is switched on, for the work done beside
+// sign-ins (the directory sync).
+func (s *Service) Enabled(id string) (Connector, bool) { return s.enabled(id) }
+
 // enabled returns a connector that is switched on (for re-authentication,
 // which proves control of an account and logs nobody in).
 func (s *Service) enabled(id string) (Connector, bool) {

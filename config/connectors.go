@@ -1,6 +1,10 @@
 package config
 
-import "time"
+import (
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
 
 // Connector is one upstream identity provider (or the local accounts).
 type Connector struct {
@@ -12,7 +16,7 @@ type Connector struct {
 	Hidden   bool     `yaml:"hidden"`
 	LinkOnly bool     `yaml:"link_only"`
 	Enabled  *bool    `yaml:"enabled"` // default true
-	Sync     string   `yaml:"sync"`    // import (default) | force
+	Sync     Sync     `yaml:"sync"`
 	Mappers  []Mapper `yaml:"mappers"`
 	// Groups is what becomes of the upstream groups no group_to_group mapper
 	// maps: drop (default) or passthrough, kept as "<id>:<group>".
@@ -44,6 +48,44 @@ type Connector struct {
 	SAML *SAML `yaml:"saml"`
 	OIDC *OIDC `yaml:"oidc"`
 }
+
+// Sync says how a connector keeps its users' profiles up to date. It is
+// written either as the mode alone (`sync: force`, the original form) or as a
+// mapping (`sync: {mode: force, import: on, period: 6h}`).
+type Sync struct {
+	// Mode: import (default: the profile is taken at the first login) or force
+	// (the mappers update it at every login).
+	Mode string `yaml:"mode"`
+	// Import (ldap only) runs a directory sync: every entry the user filter
+	// finds is imported and updated, and users whose entries are gone or
+	// disabled are disabled.
+	Import bool `yaml:"import"`
+	// Period is how often serve runs the directory sync; 0: only on demand
+	// (the CLI, the admin page).
+	Period time.Duration `yaml:"period"`
+
+	scalar bool // written as the mode alone: errors name "sync"
+}
+
+// MinSyncPeriod bounds how often a directory is walked: a full walk of a big
+// directory takes minutes and loads its servers.
+const MinSyncPeriod = 5 * time.Minute
+
+// Force says whether the mappers update the profile at every login.
+func (s Sync) Force() bool { return s.Mode == "force" }
+
+// UnmarshalYAML reads either form.
+func (s *Sync) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		*s = Sync{Mode: n.Value, scalar: true}
+		return nil
+	}
+	type plain Sync // without this method
+	return n.Decode((*plain)(s))
+}
+
+// acceptsScalar marks Sync for the schema walker: a single value is its short form.
+func (*Sync) acceptsScalar() {}
 
 // IsEnabled reports whether the connector may be used at all.
 func (c Connector) IsEnabled() bool { return c.Enabled == nil || *c.Enabled }

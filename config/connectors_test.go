@@ -9,6 +9,30 @@ import (
 	"github.com/fedhub/fedhub/config"
 )
 
+// TestSyncForms reads both forms of sync: the mode alone (as before) and the
+// mapping with the directory sync's switches.
+func TestSyncForms(t *testing.T) {
+	for _, c := range []struct {
+		name, sync string
+		want       config.Sync
+	}{
+		{"absent", "", config.Sync{}},
+		{"scalar", "    sync: force\n", config.Sync{Mode: "force"}},
+		{"mapping", "    sync:\n      mode: force\n      import: on\n      period: 6h\n", config.Sync{Mode: "force", Import: true, Period: 6 * time.Hour}},
+		{"flow mapping", "    sync: {import: true}\n", config.Sync{Import: true}},
+		{"off", "    sync: {mode: import, import: off}\n", config.Sync{Mode: "import"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := mustParse(t, "issuer: https://login.example.com\nconnectors:\n  - id: corp\n    type: ldap\n"+c.sync+
+				"    ldap: {urls: [ldaps://dc.example.com], user_base: dc=example}\n", env(nil))
+			got := cfg.Connectors[0].Sync
+			if got.Mode != c.want.Mode || got.Import != c.want.Import || got.Period != c.want.Period {
+				t.Errorf("sync = %+v, want %+v", got, c.want)
+			}
+		})
+	}
+}
+
 func TestConnectorsValid(t *testing.T) {
 	cfg := mustParse(t, `issuer: https://login.example.com
 connectors:
@@ -55,7 +79,7 @@ connectors:
 		t.Fatalf("connectors = %+v", cfg.Connectors)
 	}
 	ad, partner, up := cfg.Connectors[0], cfg.Connectors[1], cfg.Connectors[2]
-	if ad.LDAP == nil || !ad.LDAP.ActiveDirectory || ad.LDAP.BindPassword != "pw" || len(ad.Mappers) != 2 || ad.Sync != "force" {
+	if ad.LDAP == nil || !ad.LDAP.ActiveDirectory || ad.LDAP.BindPassword != "pw" || len(ad.Mappers) != 2 || !ad.Sync.Force() {
 		t.Errorf("ldap connector = %+v", ad)
 	}
 	if partner.SAML == nil || !partner.Hidden || partner.SAML.Attributes["email"] != "mail" || !partner.IsEnabled() ||
@@ -105,6 +129,18 @@ func TestConnectorErrors(t *testing.T) {
 			[]string{"line 5: connectors[0].groups: must be drop"}},
 		{"bad sync", "  - id: x\n    type: oidc\n    sync: always\n    oidc: {issuer: https://a.example, client_id: c, client_secret: \"${S}\"}\n",
 			[]string{"line 5: connectors[0].sync: must be import"}},
+		{"bad sync mode", "  - id: x\n    type: oidc\n    sync:\n      mode: always\n    oidc: {issuer: https://a.example, client_id: c, client_secret: \"${S}\"}\n",
+			[]string{"line 6: connectors[0].sync.mode: must be import"}},
+		{"import not ldap", "  - id: x\n    type: oidc\n    sync: {import: on}\n    oidc: {issuer: https://a.example, client_id: c, client_secret: \"${S}\"}\n",
+			[]string{"line 5: connectors[0].sync.import: a directory sync needs a connector of type ldap"}},
+		{"sync period too short", "  - id: x\n    type: ldap\n    sync:\n      import: on\n      period: 1m\n    ldap: {urls: [ldaps://dc.example.com], user_base: dc=x}\n",
+			[]string{"line 7: connectors[0].sync.period: must be at least 5m0s"}},
+		{"sync period without import", "  - id: x\n    type: ldap\n    sync: {period: 1h}\n    ldap: {urls: [ldaps://dc.example.com], user_base: dc=x}\n",
+			[]string{"line 5: connectors[0].sync.period: needs import: on"}},
+		{"sync unknown key", "  - id: x\n    type: ldap\n    sync: {imports: on}\n    ldap: {urls: [ldaps://dc.example.com], user_base: dc=x}\n",
+			[]string{"line 5: connectors[0].sync.imports: unknown key"}},
+		{"sync import not a switch", "  - id: x\n    type: ldap\n    sync: {import: sometimes}\n    ldap: {urls: [ldaps://dc.example.com], user_base: dc=x}\n",
+			[]string{`line 5: connectors[0].sync.import: cannot read "sometimes" as true or false`}},
 		{"saml mfa classes", "  - id: x\n    type: saml\n    saml:\n      idp_metadata_file: m.xml\n      mfa_context_classes:\n        - urn:a\n        - \"\"\n        - urn:a\n        - \"urn:b \"\n",
 			[]string{"line 9: connectors[0].saml.mfa_context_classes[1]: must be an AuthnContextClassRef URI",
 				`line 10: connectors[0].saml.mfa_context_classes[2]: "urn:a" is listed twice`,

@@ -93,6 +93,9 @@ func typeErrors(err error) error {
 	return err
 }
 
+// scalarForm is implemented by mappings that may also be written as one value.
+var scalarForm = reflect.TypeFor[interface{ acceptsScalar() }]()
+
 var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
 
 // walker checks every key against the schema, records where each key is, and
@@ -123,6 +126,9 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
 	case reflect.Struct:
 		if t == reflect.TypeOf(time.Duration(0)) {
 			break
+		}
+		if n.Kind == yaml.ScalarNode && reflect.PointerTo(t).Implements(scalarForm) {
+			break // its short form, checked as a single value below
 		}
 		if n.Kind != yaml.MappingNode {
 			w.fail(path, n.Line, "expected a mapping of keys")

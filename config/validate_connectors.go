@@ -36,9 +36,7 @@ func (v *validator) connector(key string, c Connector, ids map[string]bool) {
 	default:
 		v.fail(key+".type", "must be ldap, saml or oidc, not %q", c.Type)
 	}
-	if c.Sync != "" && c.Sync != "import" && c.Sync != "force" {
-		v.fail(key+".sync", "must be import (once, at the first login) or force (on every login)")
-	}
+	v.sync(key+".sync", c)
 	if c.RecheckInterval != 0 && (c.RecheckInterval < time.Second || c.RecheckInterval > 24*time.Hour) {
 		v.fail(key+".recheck_interval", "must be between 1s and 24h (default %s)", DefaultRecheckInterval)
 	}
@@ -69,6 +67,26 @@ func (v *validator) connector(key string, c Connector, ids map[string]bool) {
 		v.saml(key+".saml", c.SAML)
 	case c.OIDC != nil:
 		v.oidc(key+".oidc", c.OIDC)
+	}
+}
+
+func (v *validator) sync(key string, c Connector) {
+	s := c.Sync
+	mode := key + ".mode"
+	if s.scalar {
+		mode = key
+	}
+	if s.Mode != "" && s.Mode != "import" && s.Mode != "force" {
+		v.fail(mode, "must be import (once, at the first login) or force (on every login)")
+	}
+	if s.Import && c.Type != "ldap" {
+		v.fail(key+".import", "a directory sync needs a connector of type ldap")
+	}
+	switch {
+	case s.Period != 0 && !s.Import:
+		v.fail(key+".period", "needs import: on (the period is that of the directory sync)")
+	case s.Period < 0 || (s.Period > 0 && s.Period < MinSyncPeriod):
+		v.fail(key+".period", "must be at least %s (or 0: only on demand)", MinSyncPeriod)
 	}
 }
 

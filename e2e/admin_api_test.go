@@ -55,6 +55,7 @@ var aaOperations = []struct{ method, path string }{
 	{"post", "/users/{id}/factors/reset"},
 	{"put", "/users/{id}/mfa"},
 	{"get", "/connectors"},
+	{"post", "/connectors/{id}/sync"},
 	{"get", "/clients"},
 	{"post", "/clients/{id}/rotate-secret"},
 	{"get", "/audit"},

@@ -100,6 +100,15 @@ func (s *Service) Enroll(ctx context.Context, p Policy, up Upstream, ip string) 
 	return u, err
 }
 
+// Import creates the user of an upstream identity that a directory sync
+// found, as a first login with on_new: create would, without matching it to
+// existing users (nobody is there to prove control of one) and without an
+// audit event of its own (the sync audits its run). Under WithTx it runs in
+// the caller's transaction.
+func (s *Service) Import(ctx context.Context, p Policy, up Upstream) (*linking.User, error) {
+	return s.create(ctx, p, up, nil)
+}
+
 // create makes the user and its link in one transaction (linking does both).
 func (s *Service) create(ctx context.Context, p Policy, up Upstream, review *Review) (*linking.User, error) {
 	nu := linking.NewUser{Username: up.Username, Email: up.Email, EmailVerified: up.EmailVerified && p.TrustEmail && !up.Separate,

@@ -199,11 +199,12 @@ func (s *Service) Merge(ctx context.Context, intoID, fromID string, several Seve
 	return nil
 }
 
-// SetDisabledByID disables or re-enables a user; disabling ends their
+// SetDisabledByID disables or re-enables a user, on an administrator's word:
+// no directory sync undoes it (DisabledBy is cleared). Disabling ends their
 // sessions and grants in the same transaction.
 func (s *Service) SetDisabledByID(ctx context.Context, userID string, disabled bool) error {
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		res := tx.Model(&User{}).Where("id = ?", userID).Update("disabled", disabled)
+		res := tx.Model(&User{}).Where("id = ?", userID).Updates(map[string]any{"disabled": disabled, "disabled_by": ""})
 		if res.Error != nil {
 			return res.Error
 		}

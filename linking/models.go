@@ -12,10 +12,14 @@ type User struct {
 	Name          string `gorm:"size:255"`
 	PasswordHash  string `gorm:"size:255"`
 	Disabled      bool
-	MFA           string `gorm:"size:16"` // an admin's second-factor policy for this user, replacing the others; "" for none
-	LinkVersion   int    // grows with every link and unlink: a proof of control is void once it changed
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
+	// DisabledBy is who disabled the user when it was not an administrator:
+	// "sync:<connector>" for a directory sync, which re-enables only the users
+	// it disabled itself.
+	DisabledBy  string `gorm:"size:80;not null;default:''"`
+	MFA         string `gorm:"size:16"` // an admin's second-factor policy for this user, replacing the others; "" for none
+	LinkVersion int    // grows with every link and unlink: a proof of control is void once it changed
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
 
 	Roles  []string `gorm:"-"`
 	Groups []string `gorm:"-"`

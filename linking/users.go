@@ -189,13 +189,14 @@ func (s *Service) SetPassword(ctx context.Context, username, password string) er
 	})
 }
 
-// SetDisabled disables or re-enables a user.
+// SetDisabled disables or re-enables a user, on an administrator's word (as
+// SetDisabledByID).
 func (s *Service) SetDisabled(ctx context.Context, username string, disabled bool) error {
 	key, err := usernames.Key(username)
 	if err != nil {
 		return fmt.Errorf("set disabled: %w", ErrNotFound)
 	}
-	res := s.db.WithContext(ctx).Model(&User{}).Where("username_key = ?", key).Update("disabled", disabled)
+	res := s.db.WithContext(ctx).Model(&User{}).Where("username_key = ?", key).Updates(map[string]any{"disabled": disabled, "disabled_by": ""})
 	if res.Error != nil {
 		return fmt.Errorf("set disabled: %w", res.Error)
 	}

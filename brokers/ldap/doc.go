@@ -31,6 +31,11 @@
 // that cannot be reached is skipped for the next one. Referrals are never followed, with any
 // credentials.
 //
+// For the directory sync, [Connector.Walk] reads every entry of the user filter in paged
+// searches (RFC 2696, 1,000 entries a page) on a connection of its own, with the groups read
+// once for the whole walk; on Active Directory it can start from the highestCommittedUSN of
+// an earlier walk (uSNChanged). [Connector.Subjects] lists the subjects alone.
+//
 // [New] does not connect: fedhub starts while the directory is down, and [Connector.Health]
 // tells the admin page whether the service account can bind.
 package ldap

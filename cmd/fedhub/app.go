@@ -19,6 +19,7 @@ import (
 	"github.com/fedhub/fedhub/brokers"
 	"github.com/fedhub/fedhub/brokers/local"
 	"github.com/fedhub/fedhub/config"
+	"github.com/fedhub/fedhub/dirsync"
 	"github.com/fedhub/fedhub/firstlogin"
 	"github.com/fedhub/fedhub/issuer"
 	"github.com/fedhub/fedhub/linking"
@@ -39,6 +40,7 @@ type app struct {
 	issuer *issuer.Issuer
 	audit  *audit.Log
 	echo   *echo.Echo
+	sync   *dirsync.Syncer
 	// purgers delete what expired in the packages outside the issuer (whose
 	// Maintain purges its own).
 	purgers []purger
@@ -117,6 +119,7 @@ func migrate(ctx context.Context, db *gorm.DB) error {
 	models = append(models, mfa.Models()...)
 	models = append(models, passkey.Models()...)
 	models = append(models, admin.Models()...)
+	models = append(models, dirsync.Models()...)
 	if err := store.Migrate(ctx, db, models...); err != nil {
 		return err
 	}
@@ -207,6 +210,9 @@ func wire(ctx context.Context, cfg *config.Config, db *gorm.DB, log *slog.Logger
 		Limiter: limiter, Audit: events, FirstLogin: firstlogin.New(users, events, log), Factors: factors, Passkeys: keys, Passwordless: keys != nil && cfg.Passkeys.Passwordless, DB: db, BaseURL: cfg.Issuer, Sealer: secrets,
 		Log: log, Now: now})
 
+	syncer := dirsync.New(dirsync.Options{DB: db, Broker: broker, Users: users, FirstLogin: firstlogin.New(users, events, log),
+		Audit: events, Imports: imports(cfg), Log: log, Now: now})
+
 	renderer, err := templates.New()
 	if err != nil {
 		return nil, err
@@ -220,13 +226,13 @@ func wire(ctx context.Context, cfg *config.Config, db *gorm.DB, log *slog.Logger
 	e.GET("/static/*", echo.WrapHandler(templates.Static()))
 	iss.Routes(e, broker)
 	broker.Routes(e)
-	adm := admin.New(admin.Options{DB: db, Users: users, Issuer: iss, Broker: broker, Audit: events, Factors: factors, Passkeys: keys, Handler: e,
+	adm := admin.New(admin.Options{DB: db, Users: users, Issuer: iss, Broker: broker, Audit: events, Factors: factors, Passkeys: keys, Sync: syncer, Handler: e,
 		FreshAge: cfg.Admin.FreshLoginAge, SessionTT: cfg.Admin.SessionTTL, Log: log})
 	adm.Routes(e)
 	values := brokers.NewConnectorValues(db, secrets, now)
 	// Every table whose rows expire, but the issuer's (its Maintain purges
 	// them); audit events are kept.
-	return &app{db: db, users: users, issuer: iss, audit: events, echo: e,
+	return &app{db: db, users: users, issuer: iss, audit: events, echo: e, sync: syncer,
 		purgers: purgersOf(keys, login.NewTransactions(db, now), factors, limiter, values, adm),
 		secrets: secrets, sealed: []sealedSecrets{{"signing keys", &issuer.SigningKey{}, iss.Keys()}, {"TOTP keys", &mfa.Factor{}, factors},
 			{"connector keys", &brokers.ConnectorValue{}, values}, {"upstream tokens", &linking.Link{}, users.UpstreamStates(secrets)}}}, nil

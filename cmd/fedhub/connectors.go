@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"text/template"
+	"time"
 
 	"gorm.io/gorm"
 
@@ -40,13 +41,24 @@ func upstreamConnectors(ctx context.Context, cfg *config.Config, db *gorm.DB, se
 			label = "Sign in with " + name
 		}
 		out = append(out, brokers.Connector{ID: c.ID, Name: name, Label: label, Icon: c.Icon, Hidden: c.Hidden,
-			LinkOnly: c.LinkOnly, Enabled: c.IsEnabled(), Sync: c.Sync == "force", Mappers: mappers,
+			LinkOnly: c.LinkOnly, Enabled: c.IsEnabled(), Sync: c.Sync.Force(), Mappers: mappers,
 			GroupsPassthrough: c.Groups == config.GroupsPassthrough, Impl: impl,
 			Policy: policy(c), MFA: c.MFA, TrustUpstreamMFA: c.TrustUpstreamMFA,
 			Recheck: brokers.Recheck{Interval: cmp.Or(c.RecheckInterval, config.DefaultRecheckInterval),
 				FailOpen: c.UpstreamDown == config.UpstreamFailOpen}})
 	}
 	return out, nil
+}
+
+// imports are the connectors that import their directory, with their periods.
+func imports(cfg *config.Config) map[string]time.Duration {
+	out := map[string]time.Duration{}
+	for _, c := range cfg.Connectors {
+		if c.Sync.Import {
+			out[c.ID] = c.Sync.Period
+		}
+	}
+	return out
 }
 
 func connectorImpl(ctx context.Context, cfg *config.Config, c config.Connector, db *gorm.DB, secrets *secret.Keyring, log *slog.Logger) (any, error) {

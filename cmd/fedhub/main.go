@@ -37,6 +37,7 @@ Usage:
   fedhub users grant-role|revoke-role (-c FILE | --demo) --username NAME --role ROLE   (e.g. --role admin)
   fedhub keys rotate (-c FILE | --demo) [--revoke-previous]
   fedhub secrets rekey (-c FILE | --demo)   (seals every stored secret with secrets.key)
+  fedhub connectors sync ID (-c FILE | --demo)   (imports and updates the users of an LDAP/AD connector with sync: {import: on})
   fedhub hash-secret   (reads a client secret from stdin, prints its secret_hash)
 `
 
@@ -56,7 +57,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer, 
 		return errors.New("no command given")
 	}
 	cmd, rest := args[0], args[1:]
-	if (cmd == "users" || cmd == "keys" || cmd == "secrets") && len(rest) > 0 {
+	if (cmd == "users" || cmd == "keys" || cmd == "secrets" || cmd == "connectors") && len(rest) > 0 {
 		cmd, rest = cmd+" "+rest[0], rest[1:]
 	}
 	switch cmd {
@@ -75,6 +76,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer, 
 		return keysRotate(ctx, rest, stdout)
 	case "secrets rekey":
 		return withApp(ctx, "secrets rekey", rest, nil, func(a *app) error { return rekey(ctx, a, stdout) })
+	case "connectors sync":
+		return connectorsSync(ctx, rest, stdout)
 	case "hash-secret":
 		secret, err := readSecret(stdin)
 		if err != nil {
@@ -168,6 +171,7 @@ func serve(ctx context.Context, args []string, stdout io.Writer, log *slog.Logge
 	}
 	go a.issuer.Maintain(ctx)
 	go a.purge(ctx, log)
+	go a.sync.Schedule(ctx)
 	if o.demo {
 		printDemoBanner(stdout, cfg)
 	}

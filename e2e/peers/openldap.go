@@ -327,6 +327,7 @@ olcDbIndex: member,memberOf eq
 olcDbIndex: entryUUID eq
 olcAccess: {0}to attrs=userPassword by self =xw by anonymous auth by * none
 olcAccess: {1}to * by dn.exact="` + s.ReaderDN + `" read by self read by * none
+olcLimits: {0}dn.exact="` + s.ReaderDN + `" size.pr=1000 size.prtotal=unlimited
 
 dn: olcOverlay={0}memberof,olcDatabase={1}mdb,cn=config
 objectClass: olcOverlayConfig
