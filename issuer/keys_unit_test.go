@@ -18,20 +18,14 @@ import (
 	"github.com/fedhub/fedhub/config"
 	"github.com/fedhub/fedhub/secret"
 	"github.com/fedhub/fedhub/store"
+	"github.com/fedhub/fedhub/store/storetest"
 )
 
 // A scheduled rotation publishes the new key before it signs, so that every
 // node and every cache of the JWKS knows it first; `keys rotate` signs at once.
 func TestUnitScheduledRotationPublishesFirst(t *testing.T) {
 	ctx := context.Background()
-	db, err := store.Open(ctx, config.Storage{Driver: "sqlite", DSN: filepath.Join(t.TempDir(), "keys.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close(db) })
-	if err := store.Migrate(ctx, db, Models()...); err != nil {
-		t.Fatal(err)
-	}
+	db := storetest.Open(t, "sqlite", Models()...)
 	k := newKeys(db, nil, "ES256", time.Hour, time.Hour, slog.New(slog.DiscardHandler), time.Now)
 	if err := k.Ensure(ctx); err != nil {
 		t.Fatal(err)
@@ -115,14 +109,7 @@ func TestUnitJWKSHasNoPrivateMaterial(t *testing.T) {
 // start instead of rotating, and Reseal seals keys stored before a key was set.
 func TestUnitSigningKeysSealed(t *testing.T) {
 	ctx := context.Background()
-	db, err := store.Open(ctx, config.Storage{Driver: "sqlite", DSN: filepath.Join(t.TempDir(), "keys.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close(db) })
-	if err := store.Migrate(ctx, db, Models()...); err != nil {
-		t.Fatal(err)
-	}
+	db := storetest.Open(t, "sqlite", Models()...)
 	// A key from before secrets.key was set.
 	if err := newKeys(db, nil, "ES256", time.Hour, time.Hour, slog.New(slog.DiscardHandler), time.Now).Ensure(ctx); err != nil {
 		t.Fatal(err)
@@ -182,14 +169,7 @@ func TestUnitSigningKeysSealed(t *testing.T) {
 // request in between.
 func TestUnitRevokedKeysReachEveryNode(t *testing.T) {
 	ctx := context.Background()
-	db, err := store.Open(ctx, config.Storage{Driver: "sqlite", DSN: filepath.Join(t.TempDir(), "keys.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close(db) })
-	if err := store.Migrate(ctx, db, Models()...); err != nil {
-		t.Fatal(err)
-	}
+	db := storetest.Open(t, "sqlite", Models()...)
 	var mu sync.Mutex
 	at := time.Now().UTC()
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return at }
