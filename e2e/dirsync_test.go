@@ -298,16 +298,7 @@ func TestDirectorySyncOpenLDAP(t *testing.T) {
 	// 100 entries deleted, 100 changed.
 	conn := dsDial(t, dir.LDAPSURL, dir.CAPEM, dir.AdminDN, dir.AdminPassword)
 	defer conn.Close()
-	for i := range 100 {
-		if err := conn.Del(ldap.NewDelRequest(fmt.Sprintf("uid=sync%05d,%s", n-1-i, base), nil)); err != nil {
-			t.Fatal(err)
-		}
-		m := ldap.NewModifyRequest(fmt.Sprintf("uid=sync%05d,%s", 1000+i, base), nil)
-		m.Replace("cn", []string{fmt.Sprintf("Renamed %d", i)})
-		if err := conn.Modify(m); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dsDeleteAndRename(t, conn, n, "cn", func(i int) string { return fmt.Sprintf("uid=sync%05d,%s", i, base) })
 	kind, counts = dsSync(t, s, "corp-sync")
 	dsWant(t, "after 100 deletions and 100 changes", kind, counts, "full", fmt.Sprintf("seen %d, created 0, updated 100, disabled 100, enabled 0, failed 0", n-100))
 	if got := dsCount(t, s, "SELECT COUNT(*) FROM users WHERE disabled AND disabled_by = 'sync:corp-sync'"); got != 100 {
@@ -415,16 +406,7 @@ func TestDirectorySyncAD(t *testing.T) {
 
 	conn := dsDial(t, ad.LDAPSURL, ad.CAPEM, ad.AdminDN, ad.AdminPassword)
 	defer conn.Close()
-	for i := range 100 {
-		if err := conn.Del(ldap.NewDelRequest(fmt.Sprintf("CN=Sync User %d,%s", n-1-i, ou), nil)); err != nil {
-			t.Fatal(err)
-		}
-		m := ldap.NewModifyRequest(fmt.Sprintf("CN=Sync User %d,%s", 1000+i, ou), nil)
-		m.Replace("displayName", []string{fmt.Sprintf("Renamed %d", i)})
-		if err := conn.Modify(m); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dsDeleteAndRename(t, conn, n, "displayName", func(i int) string { return fmt.Sprintf("CN=Sync User %d,%s", i, ou) })
 	setUAC := func(uac string) {
 		for i := range 10 {
 			m := ldap.NewModifyRequest(fmt.Sprintf("CN=Sync User %d,%s", 500+i, ou), nil)
@@ -442,6 +424,22 @@ func TestDirectorySyncAD(t *testing.T) {
 	dsWant(t, "after re-enabling 10", kind, counts, "incremental", "seen 10, created 0, updated 0, disabled 0, enabled 10, failed 0")
 	if got := dsCount(t, s, "SELECT COUNT(*) FROM users WHERE disabled"); got != 100 {
 		t.Errorf("%d users disabled, want the 100 deleted", got)
+	}
+}
+
+// dsDeleteAndRename deletes the last 100 of n entries and renames (attr) the
+// 100 from the thousandth on; dn names entry i.
+func dsDeleteAndRename(t *testing.T, conn *ldap.Conn, n int, attr string, dn func(i int) string) {
+	t.Helper()
+	for i := range 100 {
+		if err := conn.Del(ldap.NewDelRequest(dn(n-1-i), nil)); err != nil {
+			t.Fatal(err)
+		}
+		m := ldap.NewModifyRequest(dn(1000+i), nil)
+		m.Replace(attr, []string{fmt.Sprintf("Renamed %d", i)})
+		if err := conn.Modify(m); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
