@@ -3,6 +3,8 @@ package ldap
 import (
 	"context"
 	"net"
+
+	"github.com/go-ldap/ldap/v3"
 )
 
 // Internals for the tests of package ldap_test.
@@ -21,3 +23,6 @@ func ClassifyBind(err error) error {
 func (c *Connector) SetLookupSRV(f func(ctx context.Context, service, proto, name string) (string, []*net.SRV, error)) {
 	c.lookupSRV = f
 }
+
+// Refusal is why the directory no longer lets an entry sign in, or "".
+func (c *Connector) Refusal(e *ldap.Entry) string { return c.refusal(e) }

@@ -3,6 +3,7 @@ package ldap_test
 import (
 	"errors"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -114,5 +115,37 @@ func TestRefreshUnreachable(t *testing.T) {
 	c, _ := connector(t, ldap.Config{URLs: []string{"ldaps://127.0.0.1:1"}, UserBase: "dc=example,dc=test", Timeout: 2 * time.Second})
 	if _, err := refreshed(t, c, "00000000-0000-0000-0000-000000000000"); err == nil || errors.Is(err, login.ErrUpstreamRefused) {
 		t.Fatalf("re-check with the directory down: %v, want an error that is not a no", err)
+	}
+}
+
+// TestRefusal: the account states a re-check refuses, from the attributes a
+// directory returns (OpenLDAP's ppolicy lock; AD's flags and expiry, on a
+// test clock).
+func TestRefusal(t *testing.T) {
+	now := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	fileTime := func(at time.Time) string { return strconv.FormatInt(at.UnixNano()/100+116444736000000000, 10) }
+	for _, tc := range []struct {
+		name  string
+		ad    bool
+		attrs map[string][]string
+		want  string
+	}{
+		{"plain entry", false, nil, ""},
+		{"ppolicy lock", false, map[string][]string{"pwdAccountLockedTime": {"000001010000Z"}}, "locked"},
+		{"AD normal account", true, map[string][]string{"userAccountControl": {"512"}, "accountExpires": {"0"}}, ""},
+		{"AD disabled", true, map[string][]string{"userAccountControl": {"514"}}, "disabled"},
+		{"AD locked out", true, map[string][]string{"userAccountControl": {"512"}, "msDS-User-Account-Control-Computed": {"16"}}, "locked"},
+		{"AD expired", true, map[string][]string{"accountExpires": {fileTime(now.Add(-time.Minute))}}, "expired"},
+		{"AD expires later", true, map[string][]string{"accountExpires": {fileTime(now.Add(time.Minute))}}, ""},
+		{"AD never expires", true, map[string][]string{"accountExpires": {"9223372036854775807"}}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := ldap.Config{URLs: []string{"ldaps://dc.example"}, UserBase: "dc=example", ActiveDirectory: tc.ad,
+				Now: func() time.Time { return now }}
+			c, _ := connector(t, cfg)
+			if got := c.Refusal(goldap.NewEntry("cn=x,dc=example", tc.attrs)); got != tc.want {
+				t.Fatalf("refusal = %q, want %q", got, tc.want)
+			}
+		})
 	}
 }
