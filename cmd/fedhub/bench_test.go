@@ -20,6 +20,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/pquerna/otp/totp"
 
+	"github.com/fedhub/fedhub/brokers"
 	"github.com/fedhub/fedhub/issuer"
 	"github.com/fedhub/fedhub/linking"
 	"github.com/fedhub/fedhub/mfa"
@@ -38,7 +39,9 @@ type benchServer struct {
 	app    *app
 }
 
-func startBench(b *testing.B, alg string) *benchServer {
+// startBench starts the demo on a fresh SQLite file; extra connectors (fakes)
+// follow the configured ones.
+func startBench(b *testing.B, alg string, extra ...brokers.Connector) *benchServer {
 	b.Helper()
 	srv := httptest.NewUnstartedServer(nil)
 	cfg, err := demoConfig(srv.Listener.Addr().String())
@@ -48,7 +51,15 @@ func startBench(b *testing.B, alg string) *benchServer {
 	cfg.Storage.DSN = filepath.Join(b.TempDir(), "bench.db")
 	cfg.Signing.Algorithm = alg
 	cfg.BruteForce.FailureFactor = 1 << 30 // the benchmark logs in many times
-	a, err := newApp(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	ctx := context.Background()
+	db, err := store.Open(ctx, cfg.Storage)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := migrate(ctx, db); err != nil {
+		b.Fatal(err)
+	}
+	a, err := wire(ctx, cfg, db, slog.New(slog.DiscardHandler), extra...)
 	if err != nil {
 		b.Fatal(err)
 	}
