@@ -1,6 +1,9 @@
 package config
 
 import (
+	"fmt"
+	"log/slog"
+	"slices"
 	"time"
 )
 
@@ -21,8 +24,24 @@ type Config struct {
 	Connectors     []Connector `yaml:"connectors"`
 	Passkeys       Passkeys    `yaml:"passkeys"`
 	Secrets        Secrets     `yaml:"secrets"`
+	Management     Management  `yaml:"management"`
+	Log            Log         `yaml:"log"`
 
 	lines map[string]int // key path → line, for errors found after parsing
+}
+
+// Management configures the listener of /healthz, /readyz and /metrics.
+type Management struct {
+	// Listen is its own address, private by default; the same address as
+	// listen serves them on the public listener, which only an operator who
+	// wants that should configure.
+	Listen string `yaml:"listen"`
+}
+
+// Log configures fedhub's log on standard error.
+type Log struct {
+	Format string `yaml:"format"` // text | json
+	Level  string `yaml:"level"`  // debug | info | warn | error
 }
 
 // Passkeys configures WebAuthn. Passkeys need a domain name in the issuer
@@ -147,5 +166,16 @@ func Defaults() Config {
 		},
 		BruteForce: BruteForce{FailureFactor: 30, WaitIncrement: time.Minute, MaxWait: 15 * time.Minute},
 		Admin:      Admin{FreshLoginAge: 5 * time.Minute, SessionTTL: 8 * time.Hour},
+		Management: Management{Listen: "127.0.0.1:9000"},
+		Log:        Log{Format: "text", Level: "info"},
 	}
+}
+
+// SlogLevel is the configured level as log/slog's.
+func (l Log) SlogLevel() (slog.Level, error) {
+	var level slog.Level
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, l.Level) {
+		return level, fmt.Errorf("unknown log level %q", l.Level)
+	}
+	return level, level.UnmarshalText([]byte(l.Level))
 }

@@ -19,6 +19,15 @@ func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		v.fail("listen", "must be host:port, e.g. 127.0.0.1:8080")
 	}
+	if _, _, err := net.SplitHostPort(c.Management.Listen); err != nil {
+		v.fail("management.listen", "must be host:port, e.g. 127.0.0.1:9000")
+	}
+	if !slices.Contains([]string{"text", "json"}, c.Log.Format) {
+		v.fail("log.format", "must be text or json, not %q", c.Log.Format)
+	}
+	if _, err := c.Log.SlogLevel(); err != nil {
+		v.fail("log.level", "must be debug, info, warn or error, not %q", c.Log.Level)
+	}
 	for i, p := range c.TrustedProxies {
 		if _, _, err := net.ParseCIDR(p); err != nil {
 			v.fail(fmt.Sprintf("trusted_proxies[%d]", i), "must be a CIDR such as 10.0.0.0/8 or 192.0.2.7/32")

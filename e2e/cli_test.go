@@ -325,7 +325,8 @@ func testCLIDemo(t *testing.T) {
 	addr := freeAddr(t)
 	base := "http://" + addr
 	out := &syncBuffer{}
-	cmd := exec.Command(binary, "serve", "--demo", "--listen", addr)
+	mgmt := freeAddr(t)
+	cmd := exec.Command(binary, "serve", "--demo", "--listen", addr, "--management", mgmt)
 	cmd.Dir, cmd.Env = dir, os.Environ()
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
@@ -368,8 +369,8 @@ func testCLIDemo(t *testing.T) {
 			t.Fatalf("fedhub serve --demo did not start:\n%s", out.String())
 		}
 	}
-	if !strings.Contains(out.String(), "DEMO") {
-		t.Errorf("no DEMO banner:\n%s", out.String())
+	if !strings.Contains(out.String(), "DEMO") || !strings.Contains(out.String(), "Management: http://"+mgmt) {
+		t.Errorf("no DEMO banner naming the management listener %s:\n%s", mgmt, out.String())
 	}
 	if discovery.Issuer != base {
 		t.Errorf("demo issuer = %q, want %q", discovery.Issuer, base)

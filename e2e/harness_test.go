@@ -109,6 +109,7 @@ users:
 // Server is a running fedhub.
 type Server struct {
 	URL    string // the issuer URL
+	Mgmt   string // the management listener's URL (/healthz, /readyz, /metrics)
 	Config string // path of its configuration file
 	env    []string
 	cmd    *exec.Cmd
@@ -170,7 +171,10 @@ func Start(t testing.TB, opts ...Option) *Server {
 func (s *Server) start(t testing.TB) {
 	t.Helper()
 	s.out = &syncBuffer{}
-	s.cmd = exec.Command(binary, "serve", "-c", s.Config)
+	if s.Mgmt == "" { // kept across restarts; never the default port, which tests running at once would share
+		s.Mgmt = "http://" + freeAddr(t)
+	}
+	s.cmd = exec.Command(binary, "serve", "-c", s.Config, "--management", strings.TrimPrefix(s.Mgmt, "http://"))
 	s.cmd.Env = s.env
 	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
 	if err := s.cmd.Start(); err != nil {

@@ -21,13 +21,14 @@ import (
 	"github.com/fedhub/fedhub/config"
 	"github.com/fedhub/fedhub/issuer"
 	"github.com/fedhub/fedhub/linking"
+	"github.com/fedhub/fedhub/manage"
 	"github.com/fedhub/fedhub/store"
 )
 
 const usage = `fedhub — identity broker and OpenID Provider
 
 Usage:
-  fedhub serve (-c FILE | --demo) [--listen ADDR]
+  fedhub serve (-c FILE | --demo) [--listen ADDR] [--management ADDR]
   fedhub check-config -c FILE
   fedhub migrate (-c FILE | --demo)
   fedhub users add (-c FILE | --demo) --username NAME [--email E] [--name N] [--role R]... [--password-stdin]
@@ -42,16 +43,15 @@ Usage:
 `
 
 func main() {
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, log); err != nil {
+	if err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "fedhub:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer, log *slog.Logger) error {
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stdout, usage)
 		return errors.New("no command given")
@@ -62,7 +62,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer, 
 	}
 	switch cmd {
 	case "serve":
-		return serve(ctx, rest, stdout, log)
+		return serve(ctx, rest, stdout, stderr)
 	case "check-config":
 		return checkConfig(rest, stdout)
 	case "migrate":
@@ -95,10 +95,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer, 
 
 // options are the flags every command shares.
 type options struct {
-	file   string
-	demo   bool
-	listen string
-	fs     *flag.FlagSet
+	file       string
+	demo       bool
+	listen     string
+	management string
+	fs         *flag.FlagSet
 }
 
 func newFlags(name string) *options {
@@ -106,24 +107,34 @@ func newFlags(name string) *options {
 	o.fs.StringVar(&o.file, "c", "", "configuration file")
 	o.fs.BoolVar(&o.demo, "demo", false, "use the built-in demo configuration")
 	o.fs.StringVar(&o.listen, "listen", "", "listen address (overrides the configuration)")
+	o.fs.StringVar(&o.management, "management", "", "management listen address (overrides management.listen)")
 	return o
 }
 
 func (o *options) config() (*config.Config, error) {
+	var cfg *config.Config
+	var err error
 	switch {
 	case o.demo && o.file != "":
 		return nil, errors.New("give either -c FILE or --demo, not both")
 	case o.demo:
-		return demoConfig(o.listen)
+		cfg, err = demoConfig(o.listen)
 	case o.file == "":
 		return nil, errors.New("give a configuration file with -c FILE (or --demo to try fedhub)")
+	default:
+		cfg, err = config.LoadFile(o.file)
+		if err == nil && o.listen != "" {
+			cfg.Listen = o.listen
+		}
 	}
-	cfg, err := config.LoadFile(o.file)
 	if err != nil {
 		return nil, err
 	}
-	if o.listen != "" {
-		cfg.Listen = o.listen
+	if o.management != "" {
+		if _, _, err := net.SplitHostPort(o.management); err != nil {
+			return nil, fmt.Errorf("--management %q: %w", o.management, err)
+		}
+		cfg.Management.Listen = o.management
 	}
 	return cfg, nil
 }
@@ -143,7 +154,7 @@ func checkConfig(args []string, stdout io.Writer) error {
 	return nil
 }
 
-func serve(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	o := newFlags("serve")
 	if err := o.fs.Parse(args); err != nil {
 		return err
@@ -152,6 +163,8 @@ func serve(ctx context.Context, args []string, stdout io.Writer, log *slog.Logge
 	if err != nil {
 		return err
 	}
+	level := new(slog.LevelVar)
+	log := newLogger(stderr, cfg.Log, level)
 	a, err := newApp(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -161,8 +174,17 @@ func serve(ctx context.Context, args []string, stdout io.Writer, log *slog.Logge
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
+	mgmt := a.management()
+	public := http.Handler(a.echo)
+	var mln net.Listener
+	if cfg.Management.Listen == cfg.Listen {
+		public = manage.Handler(mgmt, a.echo) // configured so: the management endpoints are public
+	} else if mln, err = net.Listen("tcp", cfg.Management.Listen); err != nil {
+		ln.Close()
+		return fmt.Errorf("management.listen on %s: %w", cfg.Management.Listen, err)
+	}
 	srv := &http.Server{
-		Handler: a.echo, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		Handler: public, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
 	}
 	if a.secrets == nil {
@@ -175,18 +197,36 @@ func serve(ctx context.Context, args []string, stdout io.Writer, log *slog.Logge
 	if o.demo {
 		printDemoBanner(stdout, cfg)
 	}
-	log.Info("fedhub is serving", "issuer", cfg.Issuer, "listen", ln.Addr().String(), "storage", cfg.Storage.Driver)
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
+	servers := []*http.Server{srv}
+	if mln != nil {
+		msrv := &http.Server{Handler: manage.Handler(mgmt, nil), ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}
+		servers = append(servers, msrv)
+		go func() { errc <- msrv.Serve(mln) }()
+	}
+	log.Info("fedhub is serving", "issuer", cfg.Issuer, "listen", ln.Addr().String(), "management", cfg.Management.Listen,
+		"storage", cfg.Storage.Driver)
 	go func() { errc <- srv.Serve(ln) }()
 	select {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
 	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	log.Info("shutting down: finishing the requests in flight", "grace", shutdownGrace)
+	shutdown, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
-	return srv.Shutdown(shutdown)
+	for _, s := range servers {
+		if err := s.Shutdown(shutdown); err != nil {
+			return fmt.Errorf("shut down: %w", err)
+		}
+	}
+	log.Info("fedhub stopped")
+	return nil
 }
+
+// shutdownGrace is how long requests in flight may take to finish after a
+// stop signal.
+const shutdownGrace = 10 * time.Second
 
 // withApp wires fedhub over the configured (and migrated) database for a
 // management command.
