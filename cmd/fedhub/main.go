@@ -40,6 +40,7 @@ Usage:
   fedhub secrets rekey (-c FILE | --demo)   (seals every stored secret with secrets.key)
   fedhub connectors sync ID (-c FILE | --demo)   (imports and updates the users of an LDAP/AD connector with sync: {import: on})
   fedhub hash-secret   (reads a client secret from stdin, prints its secret_hash)
+  fedhub version       (also --version: module version, commit, its date, Go version)
 `
 
 func main() {
@@ -84,6 +85,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return err
 		}
 		fmt.Fprintln(stdout, issuer.HashClientSecret(secret))
+		return nil
+	case "version", "--version":
+		printVersion(stdout)
 		return nil
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)

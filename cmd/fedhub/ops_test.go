@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"log/slog"
+	"runtime/debug"
 	"strings"
 	"testing"
 
@@ -48,5 +49,39 @@ func TestNewLogger(t *testing.T) {
 				t.Errorf("the level set after start is not applied")
 			}
 		})
+	}
+}
+
+func TestVersion(t *testing.T) {
+	stamped := &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Path: "github.com/fedhub/fedhub", Version: "v1.4.0"},
+		Settings: []debug.BuildSetting{{Key: "vcs.revision", Value: "0cf20fc3"}, {Key: "vcs.time", Value: "2026-11-30T20:00:00Z"},
+			{Key: "vcs.modified", Value: "true"}}}
+	cases := []struct {
+		name string
+		info *debug.BuildInfo
+		ok   bool
+		want []string
+	}{
+		{"stamped", stamped, true, []string{"fedhub v1.4.0\n", "commit: 0cf20fc3 (with uncommitted changes)\n",
+			"2026-11-30T20:00:00Z\n", "go: go1.26.8\n"}},
+		{"built without VCS", &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "(devel)"}}, true,
+			[]string{"fedhub (devel)\n", "commit: unknown\n"}},
+		{"no build information", nil, false, []string{"fedhub unknown\n", "go: unknown\n"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := version(c.info, c.ok)
+			for _, w := range c.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("version = %q, want it to contain %q", got, w)
+				}
+			}
+		})
+	}
+	for _, arg := range []string{"version", "--version"} {
+		var out bytes.Buffer
+		if err := run(t.Context(), []string{arg}, nil, &out, &out); err != nil || !strings.HasPrefix(out.String(), "fedhub ") {
+			t.Errorf("fedhub %s = %v, %q", arg, err, out.String())
+		}
 	}
 }
