@@ -167,6 +167,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// SIGHUP reloads (below); caught from here on, not only once serving.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	level := new(slog.LevelVar)
 	log := newLogger(stderr, cfg.Log, level)
 	a, err := newApp(ctx, cfg, log)
@@ -211,10 +215,16 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	log.Info("fedhub is serving", "issuer", cfg.Issuer, "listen", ln.Addr().String(), "management", cfg.Management.Listen,
 		"storage", cfg.Storage.Driver)
 	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
+	for running := true; running; {
+		select {
+		case err := <-errc:
+			return err
+		case <-hup:
+			log.Info("SIGHUP: reloading the configuration")
+			a.reload(ctx, o.config, cfg, level, log)
+		case <-ctx.Done():
+			running = false
+		}
 	}
 	log.Info("shutting down: finishing the requests in flight", "grace", shutdownGrace)
 	shutdown, cancel := context.WithTimeout(context.Background(), shutdownGrace)

@@ -85,3 +85,33 @@ func TestVersion(t *testing.T) {
 		}
 	}
 }
+
+func TestNeedRestart(t *testing.T) {
+	base := config.Defaults()
+	cases := []struct {
+		name   string
+		change func(*config.Config)
+		want   string
+	}{
+		{"clients, users and the log level reload", func(c *config.Config) {
+			c.Clients = []config.Client{{ID: "new"}}
+			c.Users = []config.User{{Username: "u"}}
+			c.Log.Level = "debug"
+		}, ""},
+		{"the listen address", func(c *config.Config) { c.Listen = "127.0.0.1:8081" }, "listen"},
+		{"the log format", func(c *config.Config) { c.Log.Format = "json" }, "log"},
+		{"connectors and tokens", func(c *config.Config) {
+			c.Connectors = []config.Connector{{ID: "ad"}}
+			c.Tokens.AccessTTL *= 2
+		}, "tokens, connectors"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			changed := config.Defaults()
+			c.change(&changed)
+			if got := strings.Join(needRestart(&base, &changed), ", "); got != c.want {
+				t.Errorf("needRestart = %q, want %q", got, c.want)
+			}
+		})
+	}
+}
