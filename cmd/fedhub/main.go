@@ -40,6 +40,8 @@ Usage:
   fedhub secrets rekey (-c FILE | --demo)   (seals every stored secret with secrets.key)
   fedhub connectors sync ID (-c FILE | --demo)   (imports and updates the users of an LDAP/AD connector with sync: {import: on})
   fedhub hash-secret   (reads a client secret from stdin, prints its secret_hash)
+  fedhub backup (-c FILE | --demo) --to FILE     (SQLite: a consistent copy, also while serving)
+  fedhub restore (-c FILE | --demo) --from FILE  (SQLite: replaces the database; stop fedhub first)
   fedhub version       (also --version: module version, commit, its date, Go version)
 `
 
@@ -86,6 +88,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 		fmt.Fprintln(stdout, issuer.HashClientSecret(secret))
 		return nil
+	case "backup":
+		return backup(ctx, rest, stdout)
+	case "restore":
+		return restore(ctx, rest, stdout)
 	case "version", "--version":
 		printVersion(stdout)
 		return nil

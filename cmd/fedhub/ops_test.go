@@ -3,7 +3,10 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"testing"
@@ -113,5 +116,19 @@ func TestNeedRestart(t *testing.T) {
 				t.Errorf("needRestart = %q, want %q", got, c.want)
 			}
 		})
+	}
+}
+
+func TestBackupOnPostgres(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "fedhub.yaml")
+	cfg := "issuer: http://127.0.0.1:8080\nstorage:\n  driver: postgres\n  dsn: host=192.0.2.1 dbname=fedhub connect_timeout=1\n"
+	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"backup", "-c", file, "--to", "x.db"}, {"restore", "-c", file, "--from", "x.db"}} {
+		err := run(t.Context(), args, nil, io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "pg_dump") {
+			t.Errorf("fedhub %s on PostgreSQL = %v, want it to name pg_dump", args[0], err)
+		}
 	}
 }
