@@ -26,6 +26,7 @@ type Config struct {
 	Secrets        Secrets     `yaml:"secrets"`
 	Management     Management  `yaml:"management"`
 	Log            Log         `yaml:"log"`
+	TLS            TLS         `yaml:"tls"`
 
 	lines map[string]int // key path → line, for errors found after parsing
 }
@@ -36,6 +37,14 @@ type Management struct {
 	// listen serves them on the public listener, which only an operator who
 	// wants that should configure.
 	Listen string `yaml:"listen"`
+}
+
+// TLS makes the public listener serve https itself (TLS 1.2 and newer), from
+// files that may be replaced while fedhub runs. Without it fedhub serves http,
+// for a reverse proxy in front to terminate TLS.
+type TLS struct {
+	CertFile string `yaml:"cert_file"` // PEM: the certificate, then its chain
+	KeyFile  string `yaml:"key_file"`  // PEM: its private key
 }
 
 // Log configures fedhub's log on standard error.

@@ -371,6 +371,8 @@ func TestParseErrors(t *testing.T) {
 			want: []problem{{2, "listen", "must be host:port, e.g. 127.0.0.1:8080"}}},
 		{name: "bad management address", yaml: head + "management:\n  listen: 9000\n",
 			want: []problem{{3, "management.listen", "must be host:port, e.g. 127.0.0.1:9000"}}},
+		{name: "a certificate without its key", yaml: head + "tls:\n  cert_file: /etc/fedhub/tls.crt\n",
+			want: []problem{{3, "tls", "needs both cert_file and key_file, or neither"}}},
 		{name: "unknown log format", yaml: head + "log:\n  format: xml\n",
 			want: []problem{{3, "log.format", `must be text or json, not "xml"`}}},
 		{name: "unknown log level", yaml: head + "log:\n  level: verbose\n",

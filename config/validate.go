@@ -22,6 +22,9 @@ func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Management.Listen); err != nil {
 		v.fail("management.listen", "must be host:port, e.g. 127.0.0.1:9000")
 	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		v.fail("tls", "needs both cert_file and key_file, or neither")
+	}
 	if !slices.Contains([]string{"text", "json"}, c.Log.Format) {
 		v.fail("log.format", "must be text or json, not %q", c.Log.Format)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/fedhub/fedhub/audit"
+	"github.com/fedhub/fedhub/certreload"
 	"github.com/fedhub/fedhub/config"
 	"github.com/fedhub/fedhub/issuer"
 	"github.com/fedhub/fedhub/linking"
@@ -179,6 +181,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer signal.Stop(hup)
 	level := new(slog.LevelVar)
 	log := newLogger(stderr, cfg.Log, level)
+	var tlsConfig *tls.Config // nil: plain http, for a reverse proxy that terminates TLS
+	if cfg.TLS.CertFile != "" {
+		certs, err := certreload.New(cfg.TLS.CertFile, cfg.TLS.KeyFile, log, time.Now)
+		if err != nil {
+			return err
+		}
+		tlsConfig = certs.Config()
+	}
 	a, err := newApp(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -199,7 +209,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	srv := &http.Server{
 		Handler: public, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
-		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
+		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10, TLSConfig: tlsConfig,
 	}
 	if a.secrets == nil {
 		log.Warn("secrets are stored unencrypted: set secrets.key", "what", "signing keys, TOTP keys and SAML SP keys in the database",
@@ -218,9 +228,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		servers = append(servers, msrv)
 		go func() { errc <- msrv.Serve(mln) }()
 	}
-	log.Info("fedhub is serving", "issuer", cfg.Issuer, "listen", ln.Addr().String(), "management", cfg.Management.Listen,
-		"storage", cfg.Storage.Driver)
-	go func() { errc <- srv.Serve(ln) }()
+	log.Info("fedhub is serving", "issuer", cfg.Issuer, "listen", ln.Addr().String(), "tls", cfg.TLS.CertFile != "",
+		"management", cfg.Management.Listen, "storage", cfg.Storage.Driver)
+	if srv.TLSConfig != nil {
+		go func() { errc <- srv.ServeTLS(ln, "", "") }() // the certificate comes from TLSConfig
+	} else {
+		go func() { errc <- srv.Serve(ln) }()
+	}
 	for running := true; running; {
 		select {
 		case err := <-errc:
