@@ -146,3 +146,15 @@ func testReadyzDatabaseGone(t *testing.T) {
 		t.Errorf("/healthz = %d without a database, want 200: the process is up", resp.StatusCode)
 	}
 }
+
+// opWantCounted wants every series on s's /metrics with a count above 0:
+// on a fresh server, what one login through a connector moves.
+func opWantCounted(t testing.TB, s *Server, series ...string) {
+	t.Helper()
+	got := opScrape(t, s)
+	for _, name := range series {
+		if got[name] <= 0 {
+			t.Errorf("%s = %v after a login, want it counted", name, got[name])
+		}
+	}
+}

@@ -83,7 +83,7 @@ func TestTransport(t *testing.T) {
 	}))
 	defer upstream.Close()
 	m := New()
-	client := &http.Client{Transport: m.Transport("partner-oidc", nil)}
+	client := &http.Client{Transport: m.Transport("partner-oidc", OIDCOperation)}
 	for _, p := range []string{"/.well-known/openid-configuration", "/oauth/token", "/userinfo"} {
 		resp, err := client.Get(upstream.URL + p)
 		if err != nil {

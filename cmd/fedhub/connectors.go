@@ -89,7 +89,7 @@ func connectorImpl(ctx context.Context, cfg *config.Config, c config.Connector, 
 			NameIDFormat: sc.NameIDFormat, SignRequests: sc.SignRequests, Binding: sc.Binding,
 			SPKeyFile: sc.SPKeyFile, SPCertFile: sc.SPCertFile, AllowIDPInitiated: sc.AllowIDPInitiated,
 			Attributes: sc.Attributes, MFAContextClasses: sc.MFAContextClasses,
-			MaxAgeWithoutUpstream: sc.MaxAgeWithoutUpstream, Transport: m.Transport(c.ID, nil)},
+			MaxAgeWithoutUpstream: sc.MaxAgeWithoutUpstream, Transport: m.Transport(c.ID, metrics.Metadata)},
 			brokers.NewConnectorStore(db, c.ID, secrets), log)
 	case c.OIDC != nil:
 		o := c.OIDC
@@ -97,7 +97,7 @@ func connectorImpl(ctx context.Context, cfg *config.Config, c config.Connector, 
 			ClientSecret: o.ClientSecret, AuthMethod: o.AuthMethod, Scopes: o.Scopes,
 			UseUserinfo: o.UseUserinfo, Claims: o.Claims, MFAACRValues: o.MFAACRValues,
 			MaxAgeWithoutUpstream: o.MaxAgeWithoutUpstream, Now: now,
-			HTTPClient: &http.Client{Timeout: oidcTimeout, Transport: m.Transport(c.ID, nil)}}, log)
+			HTTPClient: &http.Client{Timeout: oidcTimeout, Transport: m.Transport(c.ID, metrics.OIDCOperation)}}, log)
 	}
 	return nil, fmt.Errorf("type %q is not supported", c.Type)
 }
