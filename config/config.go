@@ -27,6 +27,7 @@ type Config struct {
 	Management     Management  `yaml:"management"`
 	Log            Log         `yaml:"log"`
 	TLS            TLS         `yaml:"tls"`
+	Branding       Branding    `yaml:"branding"`
 
 	lines map[string]int // key path → line, for errors found after parsing
 }
@@ -45,6 +46,13 @@ type Management struct {
 type TLS struct {
 	CertFile string `yaml:"cert_file"` // PEM: the certificate, then its chain
 	KeyFile  string `yaml:"key_file"`  // PEM: its private key
+}
+
+// Branding makes the pages an organisation's own without forking.
+type Branding struct {
+	ProductName  string `yaml:"product_name"`  // in titles and headings; default fedhub
+	ThemeDir     string `yaml:"theme_dir"`     // html/ pages that replace the built-in ones, static/ files under /static/
+	PrimaryColor string `yaml:"primary_color"` // the buttons' colour, #rgb or #rrggbb
 }
 
 // Log configures fedhub's log on standard error.

@@ -373,6 +373,8 @@ func TestParseErrors(t *testing.T) {
 			want: []problem{{3, "management.listen", "must be host:port, e.g. 127.0.0.1:9000"}}},
 		{name: "a certificate without its key", yaml: head + "tls:\n  cert_file: /etc/fedhub/tls.crt\n",
 			want: []problem{{3, "tls", "needs both cert_file and key_file, or neither"}}},
+		{name: "a primary colour that is not a colour", yaml: head + "branding:\n  primary_color: \"red; } body { display: none\"\n",
+			want: []problem{{3, "branding.primary_color", "must be a colour such as #0b5cad or #06c"}}},
 		{name: "unknown log format", yaml: head + "log:\n  format: xml\n",
 			want: []problem{{3, "log.format", `must be text or json, not "xml"`}}},
 		{name: "unknown log level", yaml: head + "log:\n  level: verbose\n",

@@ -5,12 +5,16 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 
 	"github.com/fedhub/fedhub/secret"
 	"github.com/fedhub/fedhub/usernames"
 )
+
+// colour is a CSS hex colour: nothing else may reach the generated CSS.
+var colour = regexp.MustCompile(`^#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$`)
 
 // Validate checks the decoded configuration and returns every problem found.
 func (c *Config) Validate() error {
@@ -21,6 +25,9 @@ func (c *Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.Management.Listen); err != nil {
 		v.fail("management.listen", "must be host:port, e.g. 127.0.0.1:9000")
+	}
+	if c.Branding.PrimaryColor != "" && !colour.MatchString(c.Branding.PrimaryColor) {
+		v.fail("branding.primary_color", "must be a colour such as #0b5cad or #06c")
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		v.fail("tls", "needs both cert_file and key_file, or neither")

@@ -50,6 +50,12 @@ type app struct {
 	sealed  []sealedSecrets
 	metrics *metrics.Metrics
 	broker  *brokers.Service
+	pages   *templates.Renderer
+}
+
+// theme is the configured branding as the templates take it.
+func theme(b config.Branding) templates.Theme {
+	return templates.Theme{Product: b.ProductName, Dir: b.ThemeDir, Primary: b.PrimaryColor}
 }
 
 // sealedSecrets is one package's secrets kept sealed in the database.
@@ -219,7 +225,7 @@ func wire(ctx context.Context, cfg *config.Config, db *gorm.DB, log *slog.Logger
 	syncer := dirsync.New(dirsync.Options{DB: db, Broker: broker, Users: users, FirstLogin: firstlogin.New(users, events, log),
 		Audit: events, Imports: imports(cfg), Log: log, Now: now})
 
-	renderer, err := templates.New()
+	renderer, err := templates.NewThemed(theme(cfg.Branding))
 	if err != nil {
 		return nil, err
 	}
@@ -229,7 +235,7 @@ func wire(ctx context.Context, cfg *config.Config, db *gorm.DB, log *slog.Logger
 	e.Renderer = renderer
 	e.HTTPErrorHandler = errorHandler(e, log)
 	e.Use(web.Requests(log, m), web.SecurityHeaders())
-	e.GET("/static/*", echo.WrapHandler(templates.Static()))
+	e.GET("/static/*", echo.WrapHandler(renderer.Static()))
 	iss.Routes(e, countedRechecks{broker, m})
 	broker.Routes(e)
 	adm := admin.New(admin.Options{DB: db, Users: users, Issuer: iss, Broker: broker, Audit: events, Factors: factors, Passkeys: keys, Sync: syncer, Handler: e,
@@ -248,7 +254,7 @@ func wire(ctx context.Context, cfg *config.Config, db *gorm.DB, log *slog.Logger
 		purgers: purgersOf(keys, login.NewTransactions(db, now), factors, limiter, values, adm),
 		secrets: secrets, sealed: []sealedSecrets{{"signing keys", &issuer.SigningKey{}, iss.Keys()}, {"TOTP keys", &mfa.Factor{}, factors},
 			{"connector keys", &brokers.ConnectorValue{}, values}, {"upstream tokens", &linking.Link{}, users.UpstreamStates(secrets)}},
-		metrics: m, broker: broker}, nil
+		metrics: m, broker: broker, pages: renderer}, nil
 }
 
 // ipExtractor finds the client's address: the connecting one, or, from the

@@ -96,7 +96,8 @@ func TestNeedRestart(t *testing.T) {
 		change func(*config.Config)
 		want   string
 	}{
-		{"clients, users and the log level reload", func(c *config.Config) {
+		{"branding, clients, users and the log level reload", func(c *config.Config) {
+			c.Branding.ProductName = "Example Login"
 			c.Clients = []config.Client{{ID: "new"}}
 			c.Users = []config.User{{Username: "u"}}
 			c.Log.Level = "debug"

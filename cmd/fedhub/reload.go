@@ -9,9 +9,9 @@ import (
 	"github.com/fedhub/fedhub/config"
 )
 
-// reload applies the configuration that load reads now: the clients (added,
-// changed, removed — in the database, so every node sees them at once), new
-// bootstrap users and the log level. Sign-ins in flight are records in the
+// reload applies the configuration that load reads now: the branding, the
+// clients (added, changed, removed — in the database, so every node sees them
+// at once), new bootstrap users and the log level. Sign-ins in flight are records in the
 // database and go on. A file that does not load is refused whole and the
 // running configuration kept; what else changed since the start needs a
 // restart, and the log says which keys.
@@ -22,6 +22,10 @@ func (a *app) reload(ctx context.Context, load func() (*config.Config, error), s
 		return
 	}
 	l, _ := cfg.Log.SlogLevel() // validated by load
+	if err := a.pages.Load(theme(cfg.Branding)); err != nil {
+		log.Error("configuration reload refused: the theme does not load, the running configuration is kept", "err", err)
+		return
+	}
 	if err := a.issuer.SyncClients(ctx, cfg.Clients); err != nil {
 		log.Error("configuration reload: the clients could not be applied", "err", err)
 		return
@@ -38,10 +42,11 @@ func (a *app) reload(ctx context.Context, load func() (*config.Config, error), s
 }
 
 // needRestart lists the top-level keys whose change a reload does not apply:
-// every key but clients, users and log.level.
+// every key but branding, clients, users and log.level.
 func needRestart(old, cfg *config.Config) []string {
 	a, b := *old, *cfg
 	a.Clients, b.Clients, a.Users, b.Users, a.Log.Level, b.Log.Level = nil, nil, nil, nil, "", ""
+	a.Branding, b.Branding = config.Branding{}, config.Branding{}
 	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
 	var keys []string
 	for i := range va.NumField() {
