@@ -122,6 +122,7 @@ type Filter struct {
 	UserID    string
 	Connector string
 	Type      string
+	RequestID string // the ID a person quoted from an error page
 	Since     time.Time
 	Until     time.Time
 	Offset    int
@@ -139,6 +140,9 @@ func (l *Log) Find(ctx context.Context, f Filter) ([]Event, bool, error) {
 	}
 	if f.Type != "" {
 		db = db.Where("type = ?", f.Type)
+	}
+	if f.RequestID != "" {
+		db = db.Where("request_id = ?", f.RequestID)
 	}
 	if !f.Since.IsZero() {
 		db = db.Where("time >= ?", f.Since.UTC())

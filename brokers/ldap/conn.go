@@ -239,6 +239,6 @@ func (c *Connector) searchPaged(conn *ldap.Conn, req *ldap.SearchRequest) (*ldap
 	req.DerefAliases = ldap.NeverDerefAliases
 	start := time.Now()
 	res, err := conn.SearchWithPaging(req, 500)
-	c.observe("search", start, err != nil)
+	c.observe("search", start, err != nil && !ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject))
 	return res, err
 }
