@@ -258,7 +258,8 @@ func (s *Service) apiRotate(c echo.Context) error {
 
 // auditFilter reads the audit log's filter from the query.
 func auditFilter(c echo.Context) (audit.Filter, error) {
-	f := audit.Filter{UserID: c.QueryParam("user"), Connector: c.QueryParam("connector"), Type: c.QueryParam("type")}
+	f := audit.Filter{UserID: c.QueryParam("user"), Connector: c.QueryParam("connector"), Type: c.QueryParam("type"),
+		RequestID: c.QueryParam("request_id")}
 	f.Offset, _ = strconv.Atoi(c.QueryParam("offset"))
 	f.Limit, _ = strconv.Atoi(c.QueryParam("limit"))
 	for name, t := range map[string]*time.Time{"since": &f.Since, "until": &f.Until} {

@@ -43,7 +43,7 @@ var apiOperations = []operation{
 		"409 with the state of the run already going on (on any node)", nil, nil},
 	{"get", "/clients", "Clients (never their secrets)", nil, nil},
 	{"post", "/clients/{id}/rotate-secret", "Give a client a new secret; the answer is the only time it is shown", nil, nil},
-	{"get", "/audit", "The audit log, filtered; format=csv exports it", nil, []string{"user", "connector", "type", "since", "until", "offset", "limit", "format"}},
+	{"get", "/audit", "The audit log, filtered; format=csv exports it", nil, []string{"user", "connector", "type", "request_id", "since", "until", "offset", "limit", "format"}},
 }
 
 var str = map[string]string{"type": "string"}

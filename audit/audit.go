@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"gorm.io/gorm"
+
+	"github.com/fedhub/fedhub/requestid"
 )
 
 // Event types.
@@ -59,8 +61,9 @@ type Event struct {
 	Connector string    `gorm:"size:64;index" json:"connector,omitempty"`
 	ClientID  string    `gorm:"size:255" json:"client_id,omitempty"`
 	IP        string    `gorm:"size:64" json:"ip,omitempty"`
-	Outcome   string    `gorm:"size:16;not null" json:"outcome"`   // success | failure
-	Detail    string    `gorm:"size:1024" json:"detail,omitempty"` // never a secret
+	Outcome   string    `gorm:"size:16;not null" json:"outcome"`           // success | failure
+	Detail    string    `gorm:"size:1024" json:"detail,omitempty"`         // never a secret
+	RequestID string    `gorm:"size:64;index" json:"request_id,omitempty"` // the request that caused it, as logged and shown on error pages
 }
 
 // Models are the tables this package owns, for store.Migrate.
@@ -68,15 +71,20 @@ func Models() []any { return []any{&Event{}} }
 
 // Log writes events.
 type Log struct {
-	db  *gorm.DB
-	log *slog.Logger
-	now func() time.Time
+	db      *gorm.DB
+	log     *slog.Logger
+	now     func() time.Time
+	observe func(Event)
 }
 
 // New returns an audit log over db, with the clock now.
 func New(db *gorm.DB, log *slog.Logger, now func() time.Time) *Log {
 	return &Log{db: db, log: log, now: now}
 }
+
+// Observe has fn called with every event written (metrics count logins from
+// them); set it before the log is used.
+func (l *Log) Observe(fn func(Event)) { l.observe = fn }
 
 // Record writes an event. A failure to write is logged and returned: callers on
 // a login path decide whether to go on.
@@ -87,9 +95,15 @@ func (l *Log) Record(ctx context.Context, e Event) error {
 	if e.Outcome == "" {
 		e.Outcome = "success"
 	}
+	if e.RequestID == "" {
+		e.RequestID = requestid.From(ctx)
+	}
 	if err := l.db.WithContext(ctx).Create(&e).Error; err != nil {
 		l.log.Error("audit event not written", "type", e.Type, "err", err)
 		return fmt.Errorf("write audit event: %w", err)
+	}
+	if l.observe != nil {
+		l.observe(e)
 	}
 	return nil
 }
@@ -108,6 +122,7 @@ type Filter struct {
 	UserID    string
 	Connector string
 	Type      string
+	RequestID string // the ID a person quoted from an error page
 	Since     time.Time
 	Until     time.Time
 	Offset    int
@@ -125,6 +140,9 @@ func (l *Log) Find(ctx context.Context, f Filter) ([]Event, bool, error) {
 	}
 	if f.Type != "" {
 		db = db.Where("type = ?", f.Type)
+	}
+	if f.RequestID != "" {
+		db = db.Where("request_id = ?", f.RequestID)
 	}
 	if !f.Since.IsZero() {
 		db = db.Where("time >= ?", f.Since.UTC())

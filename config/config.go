@@ -1,6 +1,9 @@
 package config
 
 import (
+	"fmt"
+	"log/slog"
+	"slices"
 	"time"
 )
 
@@ -21,8 +24,41 @@ type Config struct {
 	Connectors     []Connector `yaml:"connectors"`
 	Passkeys       Passkeys    `yaml:"passkeys"`
 	Secrets        Secrets     `yaml:"secrets"`
+	Management     Management  `yaml:"management"`
+	Log            Log         `yaml:"log"`
+	TLS            TLS         `yaml:"tls"`
+	Branding       Branding    `yaml:"branding"`
 
 	lines map[string]int // key path → line, for errors found after parsing
+}
+
+// Management configures the listener of /healthz, /readyz and /metrics.
+type Management struct {
+	// Listen is its own address, private by default; the same address as
+	// listen serves them on the public listener, which only an operator who
+	// wants that should configure.
+	Listen string `yaml:"listen"`
+}
+
+// TLS makes the public listener serve https itself (TLS 1.2 and newer), from
+// files that may be replaced while fedhub runs. Without it fedhub serves http,
+// for a reverse proxy in front to terminate TLS.
+type TLS struct {
+	CertFile string `yaml:"cert_file"` // PEM: the certificate, then its chain
+	KeyFile  string `yaml:"key_file"`  // PEM: its private key
+}
+
+// Branding makes the pages an organisation's own without forking.
+type Branding struct {
+	ProductName  string `yaml:"product_name"`  // in titles and headings; default fedhub
+	ThemeDir     string `yaml:"theme_dir"`     // html/ pages that replace the built-in ones, static/ files under /static/
+	PrimaryColor string `yaml:"primary_color"` // the buttons' colour, #rgb or #rrggbb
+}
+
+// Log configures fedhub's log on standard error.
+type Log struct {
+	Format string `yaml:"format"` // text | json
+	Level  string `yaml:"level"`  // debug | info | warn | error
 }
 
 // Passkeys configures WebAuthn. Passkeys need a domain name in the issuer
@@ -147,5 +183,16 @@ func Defaults() Config {
 		},
 		BruteForce: BruteForce{FailureFactor: 30, WaitIncrement: time.Minute, MaxWait: 15 * time.Minute},
 		Admin:      Admin{FreshLoginAge: 5 * time.Minute, SessionTTL: 8 * time.Hour},
+		Management: Management{Listen: "127.0.0.1:9000"},
+		Log:        Log{Format: "text", Level: "info"},
 	}
+}
+
+// SlogLevel is the configured level as log/slog's.
+func (l Log) SlogLevel() (slog.Level, error) {
+	var level slog.Level
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, l.Level) {
+		return level, fmt.Errorf("unknown log level %q", l.Level)
+	}
+	return level, level.UnmarshalText([]byte(l.Level))
 }

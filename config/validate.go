@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -12,12 +13,30 @@ import (
 	"github.com/fedhub/fedhub/usernames"
 )
 
+// colour is a CSS hex colour: nothing else may reach the generated CSS.
+var colour = regexp.MustCompile(`^#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$`)
+
 // Validate checks the decoded configuration and returns every problem found.
 func (c *Config) Validate() error {
 	v := validator{lines: c.lines}
 	v.issuer(c.Issuer)
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		v.fail("listen", "must be host:port, e.g. 127.0.0.1:8080")
+	}
+	if _, _, err := net.SplitHostPort(c.Management.Listen); err != nil {
+		v.fail("management.listen", "must be host:port, e.g. 127.0.0.1:9000")
+	}
+	if c.Branding.PrimaryColor != "" && !colour.MatchString(c.Branding.PrimaryColor) {
+		v.fail("branding.primary_color", "must be a colour such as #0b5cad or #06c")
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		v.fail("tls", "needs both cert_file and key_file, or neither")
+	}
+	if !slices.Contains([]string{"text", "json"}, c.Log.Format) {
+		v.fail("log.format", "must be text or json, not %q", c.Log.Format)
+	}
+	if _, err := c.Log.SlogLevel(); err != nil {
+		v.fail("log.level", "must be debug, info, warn or error, not %q", c.Log.Level)
 	}
 	for i, p := range c.TrustedProxies {
 		if _, _, err := net.ParseCIDR(p); err != nil {

@@ -319,14 +319,24 @@ func testCLIHashSecret(t *testing.T) {
 	}
 }
 
-func testCLIDemo(t *testing.T) {
+// demo is a running `fedhub serve --demo`.
+type demo struct {
+	URL  string // the issuer
+	Mgmt string // the management listener's address
+	Dir  string // its working directory
+	Out  *syncBuffer
+}
+
+// startDemo runs `fedhub serve --demo` in a new folder on free loopback
+// ports until the test ends.
+func startDemo(t *testing.T) demo {
+	t.Helper()
 	needsBinary(t)
-	dir := t.TempDir()
 	addr := freeAddr(t)
-	base := "http://" + addr
-	out := &syncBuffer{}
-	cmd := exec.Command(binary, "serve", "--demo", "--listen", addr)
-	cmd.Dir, cmd.Env = dir, os.Environ()
+	d := demo{URL: "http://" + addr, Mgmt: freeAddr(t), Dir: t.TempDir(), Out: &syncBuffer{}}
+	base, out := d.URL, d.Out
+	cmd := exec.Command(binary, "serve", "--demo", "--listen", addr, "--management", d.Mgmt)
+	cmd.Dir, cmd.Env = d.Dir, os.Environ()
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -345,18 +355,12 @@ func testCLIDemo(t *testing.T) {
 			t.Logf("demo output:\n%s", out.String())
 		}
 	})
-	var discovery struct {
-		Issuer string `json:"issuer"`
-	}
 	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		resp, err := http.Get(base + "/.well-known/openid-configuration")
 		if err == nil {
-			body := readBody(t, resp)
+			readBody(t, resp)
 			if resp.StatusCode == http.StatusOK {
-				if err := json.Unmarshal([]byte(body), &discovery); err != nil {
-					t.Fatal(err)
-				}
-				break
+				return d
 			}
 		}
 		select {
@@ -368,8 +372,23 @@ func testCLIDemo(t *testing.T) {
 			t.Fatalf("fedhub serve --demo did not start:\n%s", out.String())
 		}
 	}
-	if !strings.Contains(out.String(), "DEMO") {
-		t.Errorf("no DEMO banner:\n%s", out.String())
+}
+
+func testCLIDemo(t *testing.T) {
+	d := startDemo(t)
+	base, mgmt, out, dir := d.URL, d.Mgmt, d.Out, d.Dir
+	resp, err := http.Get(base + "/.well-known/openid-configuration")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var discovery struct {
+		Issuer string `json:"issuer"`
+	}
+	if err := json.Unmarshal([]byte(readBody(t, resp)), &discovery); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "DEMO") || !strings.Contains(out.String(), "Management: http://"+mgmt) {
+		t.Errorf("no DEMO banner naming the management listener %s:\n%s", mgmt, out.String())
 	}
 	if discovery.Issuer != base {
 		t.Errorf("demo issuer = %q, want %q", discovery.Issuer, base)

@@ -1,12 +1,16 @@
 package e2e
 
 import (
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -23,12 +27,20 @@ func TestComposeFile(t *testing.T) {
 	}
 	var compose struct {
 		Services map[string]struct {
-			Image       string            `yaml:"image"`
-			Build       string            `yaml:"build"`
-			DependsOn   []string          `yaml:"depends_on"`
+			Image     string `yaml:"image"`
+			Build     string `yaml:"build"`
+			DependsOn map[string]struct {
+				Condition string `yaml:"condition"`
+			} `yaml:"depends_on"`
 			Environment map[string]string `yaml:"environment"`
 			Volumes     []string          `yaml:"volumes"`
 			Ports       []string          `yaml:"ports"`
+			Healthcheck struct {
+				Test     []string `yaml:"test"`
+				Interval string   `yaml:"interval"`
+				Timeout  string   `yaml:"timeout"`
+				Retries  int      `yaml:"retries"`
+			} `yaml:"healthcheck"`
 		} `yaml:"services"`
 		Volumes map[string]any `yaml:"volumes"`
 	}
@@ -38,12 +50,20 @@ func TestComposeFile(t *testing.T) {
 		t.Fatalf("docker-compose.yml does not parse: %v", err)
 	}
 	ldap, ok := compose.Services["openldap"]
-	if !ok || !strings.Contains(ldap.Image, "openldap") {
-		t.Fatalf("no OpenLDAP service: %+v", compose.Services)
+	if !ok || !strings.Contains(ldap.Image, "openldap") || ldap.Build == "" {
+		t.Fatalf("no OpenLDAP service built here: %+v", compose.Services)
+	}
+	if _, err := os.Stat(filepath.Join("..", ldap.Build, "Dockerfile")); err != nil {
+		t.Fatalf("the openldap service builds from a Dockerfile: %v", err)
 	}
 	fh, ok := compose.Services["fedhub"]
-	if !ok || fh.Build != "." || len(fh.DependsOn) == 0 || fh.DependsOn[0] != "openldap" {
-		t.Fatalf("fedhub service must build this repository and depend on openldap: %+v", fh)
+	if !ok || fh.Build != "." || fh.DependsOn["openldap"].Condition != "service_healthy" {
+		t.Fatalf("fedhub service must build this repository and wait for a healthy openldap: %+v", fh)
+	}
+	for name, svc := range compose.Services {
+		if len(svc.Healthcheck.Test) == 0 {
+			t.Errorf("service %s has no healthcheck", name)
+		}
 	}
 	if _, err := os.Stat("../Dockerfile"); err != nil {
 		t.Fatalf("the fedhub service builds from a Dockerfile: %v", err)
@@ -83,5 +103,76 @@ func TestComposeFile(t *testing.T) {
 	cmd.Env = os.Environ() // without the compose environment the secrets are missing
 	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), "LDAP_ADMIN_PASSWORD") {
 		t.Fatalf("check-config should name the missing LDAP_ADMIN_PASSWORD, got %v\n%s", err, out)
+	}
+}
+
+// TestComposeServices runs what the compose file runs, without a Docker
+// engine: the OpenLDAP image's start script on this machine's slapd, fedhub
+// with the compose configuration pointed at it, a login as alice through the
+// directory, and both healthcheck commands.
+func TestComposeServices(t *testing.T) {
+	needsBinary(t)
+	if _, err := os.Stat("/usr/sbin/slapd"); err != nil {
+		t.Skip("slapd is not installed (scripts/test installs it)")
+	}
+	raw, err := os.ReadFile("../docker-compose.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var compose struct {
+		Services map[string]struct {
+			Healthcheck struct {
+				Test []string `yaml:"test"`
+			} `yaml:"healthcheck"`
+		} `yaml:"services"`
+	}
+	if err := yaml.Unmarshal(raw, &compose); err != nil {
+		t.Fatal(err)
+	}
+	// healthy runs a service's healthcheck here, with its port replaced.
+	healthy := func(service, port, here string) error {
+		args := slices.Clone(compose.Services[service].Healthcheck.Test[1:])
+		for i := range args {
+			args[i] = strings.ReplaceAll(strings.ReplaceAll(args[i], "127.0.0.1:"+port, "127.0.0.1:"+here), "127.0.0.1/"+port, "127.0.0.1/"+here)
+		}
+		return exec.Command(args[0], args[1:]...).Run()
+	}
+
+	_, ldapPort, _ := net.SplitHostPort(freeAddr(t))
+	slapd := exec.Command("sh", "../deploy/compose/openldap/start.sh")
+	slapd.Env = append(os.Environ(), "LDAP_DIR="+t.TempDir(), "LDAP_SEED=../deploy/compose/openldap", "LDAP_PORT="+ldapPort,
+		"LDAP_ADMIN_PASSWORD=admin-password")
+	var slapdOut syncBuffer
+	slapd.Stdout, slapd.Stderr = &slapdOut, &slapdOut
+	if err := slapd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = slapd.Process.Kill(); _ = slapd.Wait() })
+	for deadline := time.Now().Add(20 * time.Second); healthy("openldap", "1389", ldapPort) != nil; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the openldap healthcheck never passed:\n%s", slapdOut.String())
+		}
+	}
+
+	body, err := os.ReadFile("../deploy/compose/fedhub.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := strings.NewReplacer("issuer: http://localhost:8080", "issuer: %[1]s", "listen: 0.0.0.0:8080", "listen: %[2]s",
+		"dsn: /data/fedhub.db", "dsn: %[3]s", "ldap://openldap:1389", "ldap://127.0.0.1:"+ldapPort).Replace(string(body))
+	s := Start(t, WithConfig(cfg), WithEnv("LDAP_ADMIN_PASSWORD=admin-password", "DEMO_APP_SECRET=demo-secret", "ADMIN_PASSWORD=admin"))
+	b := NewBrowser(t)
+	params := AuthParams("client_id", "demo-app", "scope", "openid profile email")
+	resp, page := b.ldapLogin(s, params, "corp-ldap", "alice", "alice-password")
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("alice's directory login answered %d:\n%s", resp.StatusCode, page)
+	}
+	_, idt := ocRedeemAndVerify(t, s, ocClient{id: "demo-app", secret: "demo-secret"}, ocWantCode(t, s, ocCallback(t, resp, redirectURI), params), params)
+	if idt.Claims["preferred_username"] != "alice" || !slices.Contains(groupsOf(idt.Claims), "corp-ldap:staff") {
+		t.Errorf("alice's claims = %v, want username alice in corp-ldap:staff", idt.Claims)
+	}
+	_, mgmtPort, _ := net.SplitHostPort(strings.TrimPrefix(s.Mgmt, "http://"))
+	if err := healthy("fedhub", "9000", mgmtPort); err != nil {
+		t.Errorf("the fedhub healthcheck fails on a ready fedhub: %v", err)
 	}
 }

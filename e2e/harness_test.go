@@ -108,8 +108,10 @@ users:
 
 // Server is a running fedhub.
 type Server struct {
-	URL    string // the issuer URL
-	Config string // path of its configuration file
+	URL    string       // the issuer URL
+	Mgmt   string       // the management listener's URL (/healthz, /readyz, /metrics)
+	Config string       // path of its configuration file
+	client *http.Client // what waits for it to start: http.DefaultClient, or WithHTTPS's
 	env    []string
 	cmd    *exec.Cmd
 	out    *syncBuffer
@@ -122,6 +124,7 @@ type serverOptions struct {
 	config string // a configuration template like defaultConfig
 	env    []string
 	addr   string
+	https  *http.Client
 }
 
 // needsBinary skips t under -short, where the binary is not built: a test
@@ -137,6 +140,10 @@ func WithAddr(addr string) Option { return func(o *serverOptions) { o.addr = add
 
 // WithConfig runs the server with another configuration template (same %[n]s verbs).
 func WithConfig(tmpl string) Option { return func(o *serverOptions) { o.config = tmpl } }
+
+// WithHTTPS makes the issuer URL https (the configuration sets tls), reached
+// with client, which trusts the server's certificate.
+func WithHTTPS(client *http.Client) Option { return func(o *serverOptions) { o.https = client } }
 
 // WithEnv adds environment variables (KEY=VALUE).
 func WithEnv(kv ...string) Option { return func(o *serverOptions) { o.env = append(o.env, kv...) } }
@@ -155,7 +162,10 @@ func Start(t testing.TB, opts ...Option) *Server {
 	if addr == "" {
 		addr = freeAddr(t)
 	}
-	s := &Server{URL: "http://" + addr, Config: filepath.Join(dir, "fedhub.yaml")}
+	s := &Server{URL: "http://" + addr, Config: filepath.Join(dir, "fedhub.yaml"), client: http.DefaultClient}
+	if o.https != nil {
+		s.URL, s.client = "https://"+addr, o.https
+	}
 	cfg := fmt.Sprintf(o.config, s.URL, addr, filepath.Join(dir, "fedhub.db"))
 	if err := os.WriteFile(s.Config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -170,7 +180,10 @@ func Start(t testing.TB, opts ...Option) *Server {
 func (s *Server) start(t testing.TB) {
 	t.Helper()
 	s.out = &syncBuffer{}
-	s.cmd = exec.Command(binary, "serve", "-c", s.Config)
+	if s.Mgmt == "" { // kept across restarts; never the default port, which tests running at once would share
+		s.Mgmt = "http://" + freeAddr(t)
+	}
+	s.cmd = exec.Command(binary, "serve", "-c", s.Config, "--management", strings.TrimPrefix(s.Mgmt, "http://"))
 	s.cmd.Env = s.env
 	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
 	if err := s.cmd.Start(); err != nil {
@@ -179,7 +192,7 @@ func (s *Server) start(t testing.TB) {
 	t.Cleanup(func() { s.Stop(t) })
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
-		resp, err := http.Get(s.URL + "/.well-known/openid-configuration")
+		resp, err := s.client.Get(s.URL + "/.well-known/openid-configuration")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {

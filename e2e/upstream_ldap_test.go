@@ -97,6 +97,9 @@ func TestUpstreamLDAP(t *testing.T) {
 	// namespace; group_to_group makes engineering the local eng.
 	t.Run("login with groups in the token, after failover", func(t *testing.T) {
 		claims := ldapClaims(t, s, "corp-ldap", "alice", alice.Password)
+		opWantCounted(t, s, `fedhub_logins_total{connector="corp-ldap",outcome="success"}`,
+			`fedhub_upstream_request_duration_seconds_count{connector="corp-ldap",operation="bind"}`,
+			`fedhub_upstream_request_duration_seconds_count{connector="corp-ldap",operation="search"}`)
 		roles := claims["realm_access"].(map[string]any)["roles"].([]any)
 		if claims["idp"] != "corp-ldap" || claims["preferred_username"] != "alice" || claims["email"] != alice.Email ||
 			!slices.Equal(slices.Sorted(slices.Values(groupsOf(claims))), []string{"corp-ldap:staff", "eng"}) ||

@@ -169,6 +169,10 @@ func TestUpstreamOIDC(t *testing.T) {
 	if claims["idp"] != "zitadel" || claims["preferred_username"] != "test-user@127.0.0.1" || claims["email"] != "test-user@zitadel.ch" {
 		t.Fatalf("claims = %v", claims)
 	}
+	opWantCounted(t, s, `fedhub_logins_total{connector="zitadel",outcome="success"}`,
+		`fedhub_upstream_request_duration_seconds_count{connector="zitadel",operation="discovery"}`,
+		`fedhub_upstream_request_duration_seconds_count{connector="zitadel",operation="token"}`,
+		`fedhub_upstream_request_duration_seconds_count{connector="zitadel",operation="userinfo"}`)
 
 	t.Run("replayed callback", func(t *testing.T) {
 		resp, page := b.Get(callback.String())

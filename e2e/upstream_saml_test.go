@@ -544,6 +544,8 @@ func TestUpstreamSAML(t *testing.T) {
 	_, idt := ocRedeemAndVerify(t, s, ocRP, ocWantCode(t, s, got, params), params)
 	samlWantCarol(t, idt, "partner", samlUser)
 	carol := idt.Subject
+	opWantCounted(t, s, `fedhub_logins_total{connector="partner",outcome="success"}`,
+		`fedhub_upstream_request_duration_seconds_count{connector="partner",operation="metadata"}`)
 	silent := AuthParams("prompt", "none")
 	ocWantCode(t, s, ocSilent(t, s, b, silent), silent) // the browser has an SSO session
 

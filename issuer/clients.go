@@ -31,6 +31,11 @@ func HashClientSecret(secret string) string {
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
+// SyncClients applies the clients of a reloaded configuration, as at start-up.
+func (iss *Issuer) SyncClients(ctx context.Context, clients []config.Client) error {
+	return iss.syncClients(ctx, clients)
+}
+
 // syncClients writes the configured clients, enables those that are back in
 // the configuration and disables those no longer in it.
 func (iss *Issuer) syncClients(ctx context.Context, clients []config.Client) error {

@@ -279,6 +279,18 @@ func (k *Keys) current() *signingKey {
 	return k.signers[len(k.signers)-1] // only keys still waiting: the oldest of them
 }
 
+// SigningSince is when the key that signs now began to sign; zero when no
+// key is loaded (readiness and the key-age metric).
+func (k *Keys) SigningSince() time.Time {
+	k.mu.RLock()
+	empty := len(k.signers) == 0
+	k.mu.RUnlock()
+	if empty {
+		return time.Time{}
+	}
+	return k.current().signsFrom
+}
+
 // JWKS returns the public keys.
 func (k *Keys) JWKS() jose.JSONWebKeySet {
 	k.mu.RLock()

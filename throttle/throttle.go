@@ -32,6 +32,7 @@ type Limiter struct {
 	increment time.Duration
 	maxWait   time.Duration
 	now       func() time.Time
+	lockout   func()
 }
 
 // New returns a limiter over db, with the clock now.
@@ -39,6 +40,10 @@ func New(db *gorm.DB, factor int, increment, maxWait time.Duration, now func() t
 	return &Limiter{db: db, factor: factor, increment: increment, maxWait: maxWait,
 		now: func() time.Time { return now().UTC() }}
 }
+
+// OnLockout has fn called whenever Wait makes a caller wait (metrics count
+// lockouts); set it before the limiter is used.
+func (l *Limiter) OnLockout(fn func()) { l.lockout = fn }
 
 // UserKey and IPKey name the two things that are counted. UserKey is an
 // account of a connector: its subject there (the local user ID, a directory
@@ -85,6 +90,9 @@ func (l *Limiter) Wait(ctx context.Context, userKey, ipKey string) (time.Duratio
 		}
 		w := min(l.increment*time.Duration(f.Count/factor), l.maxWait)
 		wait = max(wait, f.LastAt.Add(w).Sub(now))
+	}
+	if wait > 0 && l.lockout != nil {
+		l.lockout()
 	}
 	return wait, nil
 }

@@ -10,6 +10,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/fedhub/fedhub/requestid"
 )
 
 // MaxBody caps request bodies: no OAuth or login form needs more.
@@ -79,14 +81,16 @@ func (k Cookies) Clear(w http.ResponseWriter, base string) {
 // ErrorPage is what a person sees when something went wrong: what happened
 // and what to do next, never a stack trace, an upstream's raw error or a secret.
 type ErrorPage struct {
-	Title string
-	What  string // what happened
-	Next  string // what to do next
+	Title     string
+	What      string // what happened
+	Next      string // what to do next
+	RequestID string // set by RenderError: the ID to quote to support, as the logs and audit events have it
 }
 
 // RenderError answers with the error page.
 func RenderError(c echo.Context, status int, page ErrorPage) error {
 	NoStore(c)
+	page.RequestID = requestid.From(c.Request().Context())
 	return c.Render(status, "error.html", page)
 }
 

@@ -62,6 +62,10 @@ type Config struct {
 	PoolSize int
 	// Now is the connector's clock (account expiry at re-checks); default time.Now.
 	Now func() time.Time
+	// Observe, if set, is told of every bind and search: the operation
+	// ("bind", "search"), how long it took, and whether the server failed
+	// (a wrong password is an answer, not a failure).
+	Observe func(operation string, d time.Duration, failed bool)
 }
 
 const (

@@ -94,7 +94,17 @@ func (c *Connector) dialOne(ctx context.Context, rawURL string) (*ldap.Conn, err
 
 // bind is a simple bind, never with an empty password (callers check; go-ldap refuses too).
 func (c *Connector) bind(ctx context.Context, conn *ldap.Conn, dn, password string) error {
-	return c.guard(ctx, conn, func() error { return conn.Bind(dn, password) })
+	start := time.Now()
+	err := c.guard(ctx, conn, func() error { return conn.Bind(dn, password) })
+	c.observe("bind", start, err != nil && !ldap.IsErrorWithCode(err, ldap.LDAPResultInvalidCredentials))
+	return err
+}
+
+// observe reports an operation that began at start to cfg.Observe, if set.
+func (c *Connector) observe(operation string, start time.Time, failed bool) {
+	if c.cfg.Observe != nil {
+		c.cfg.Observe(operation, time.Since(start), failed)
+	}
 }
 
 // guard runs op on conn and closes conn if ctx ends or the timeout passes first, which makes
@@ -216,7 +226,10 @@ func (c *Connector) Close() error {
 func (c *Connector) search(conn *ldap.Conn, req *ldap.SearchRequest) (*ldap.SearchResult, error) {
 	req.TimeLimit = max(1, int(c.cfg.Timeout/time.Second))
 	req.DerefAliases = ldap.NeverDerefAliases
-	return conn.Search(req)
+	start := time.Now()
+	res, err := conn.Search(req)
+	c.observe("search", start, err != nil && !ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject))
+	return res, err
 }
 
 // searchPaged is search in pages, for answers that may pass a server's size limit (Active
@@ -224,5 +237,8 @@ func (c *Connector) search(conn *ldap.Conn, req *ldap.SearchRequest) (*ldap.Sear
 func (c *Connector) searchPaged(conn *ldap.Conn, req *ldap.SearchRequest) (*ldap.SearchResult, error) {
 	req.TimeLimit = max(1, int(c.cfg.Timeout/time.Second))
 	req.DerefAliases = ldap.NeverDerefAliases
-	return conn.SearchWithPaging(req, 500)
+	start := time.Now()
+	res, err := conn.SearchWithPaging(req, 500)
+	c.observe("search", start, err != nil && !ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject))
+	return res, err
 }

@@ -102,6 +102,9 @@ type Config struct {
 	// Now is the clock for when a flow began; default crewjam's saml.TimeNow,
 	// which crewjam's own checks (IssueInstant, NotOnOrAfter) use.
 	Now func() time.Time
+
+	// Transport carries the metadata fetches; default http.DefaultTransport.
+	Transport http.RoundTripper
 }
 
 // Errors Finish, FinishUnsolicited and Begin return. None carries upstream
@@ -201,7 +204,7 @@ func New(ctx context.Context, cfg Config, store brokers.ConnectorStore, log *slo
 		return nil, fmt.Errorf("saml %s: metadata_refresh must not be negative", cfg.ID)
 	}
 	c := &Connector{cfg: cfg, store: store, log: log, refresh: cfg.MetadataRefresh,
-		client: &http.Client{Timeout: fetchTimeout}}
+		client: &http.Client{Timeout: fetchTimeout, Transport: cfg.Transport}}
 	if c.refresh == 0 {
 		c.refresh = defaultRefresh
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/fedhub/fedhub/issuer"
 	"github.com/fedhub/fedhub/linking"
 	"github.com/fedhub/fedhub/login"
+	"github.com/fedhub/fedhub/metrics"
 	"github.com/fedhub/fedhub/mfa"
 	"github.com/fedhub/fedhub/passkey"
 	"github.com/fedhub/fedhub/secret"
@@ -47,6 +48,14 @@ type app struct {
 	// secrets seals what sealed holds (nil: no key is configured).
 	secrets *secret.Keyring
 	sealed  []sealedSecrets
+	metrics *metrics.Metrics
+	broker  *brokers.Service
+	pages   *templates.Renderer
+}
+
+// theme is the configured branding as the templates take it.
+func theme(b config.Branding) templates.Theme {
+	return templates.Theme{Product: b.ProductName, Dir: b.ThemeDir, Primary: b.PrimaryColor}
 }
 
 // sealedSecrets is one package's secrets kept sealed in the database.
@@ -183,10 +192,13 @@ func wire(ctx context.Context, cfg *config.Config, db *gorm.DB, log *slog.Logger
 	if err := bootstrapUsers(ctx, users, cfg.Users, log); err != nil {
 		return nil, err
 	}
+	m := metrics.New()
 	events := audit.New(db, log, now)
+	events.Observe(m.Audit)
 	bf := cfg.BruteForce
 	limiter := throttle.New(db, bf.FailureFactor, bf.WaitIncrement, bf.MaxWait, now)
-	upstream, err := upstreamConnectors(ctx, cfg, db, secrets, log)
+	limiter.OnLockout(m.Lockout)
+	upstream, err := upstreamConnectors(ctx, cfg, db, secrets, log, m)
 	if err != nil {
 		return nil, err
 	}
@@ -213,7 +225,7 @@ func wire(ctx context.Context, cfg *config.Config, db *gorm.DB, log *slog.Logger
 	syncer := dirsync.New(dirsync.Options{DB: db, Broker: broker, Users: users, FirstLogin: firstlogin.New(users, events, log),
 		Audit: events, Imports: imports(cfg), Log: log, Now: now})
 
-	renderer, err := templates.New()
+	renderer, err := templates.NewThemed(theme(cfg.Branding))
 	if err != nil {
 		return nil, err
 	}
@@ -222,20 +234,27 @@ func wire(ctx context.Context, cfg *config.Config, db *gorm.DB, log *slog.Logger
 	e.IPExtractor = ipExtractor(cfg.TrustedProxies)
 	e.Renderer = renderer
 	e.HTTPErrorHandler = errorHandler(e, log)
-	e.Use(web.SecurityHeaders())
-	e.GET("/static/*", echo.WrapHandler(templates.Static()))
-	iss.Routes(e, broker)
+	e.Use(web.Requests(log, m), web.SecurityHeaders())
+	e.GET("/static/*", echo.WrapHandler(renderer.Static()))
+	iss.Routes(e, countedRechecks{broker, m})
 	broker.Routes(e)
 	adm := admin.New(admin.Options{DB: db, Users: users, Issuer: iss, Broker: broker, Audit: events, Factors: factors, Passkeys: keys, Sync: syncer, Handler: e,
 		FreshAge: cfg.Admin.FreshLoginAge, SessionTT: cfg.Admin.SessionTTL, Log: log})
 	adm.Routes(e)
 	values := brokers.NewConnectorValues(db, secrets, now)
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil, fmt.Errorf("database pool: %w", err)
+	}
+	m.Database(sqlDB)
+	m.KeyAge(iss.Keys().SigningSince, now)
 	// Every table whose rows expire, but the issuer's (its Maintain purges
 	// them); audit events are kept.
 	return &app{db: db, users: users, issuer: iss, audit: events, echo: e, sync: syncer,
 		purgers: purgersOf(keys, login.NewTransactions(db, now), factors, limiter, values, adm),
 		secrets: secrets, sealed: []sealedSecrets{{"signing keys", &issuer.SigningKey{}, iss.Keys()}, {"TOTP keys", &mfa.Factor{}, factors},
-			{"connector keys", &brokers.ConnectorValue{}, values}, {"upstream tokens", &linking.Link{}, users.UpstreamStates(secrets)}}}, nil
+			{"connector keys", &brokers.ConnectorValue{}, values}, {"upstream tokens", &linking.Link{}, users.UpstreamStates(secrets)}},
+		metrics: m, broker: broker, pages: renderer}, nil
 }
 
 // ipExtractor finds the client's address: the connecting one, or, from the

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"text/template"
 	"time"
 
@@ -16,15 +17,16 @@ import (
 	"github.com/fedhub/fedhub/brokers/saml"
 	"github.com/fedhub/fedhub/config"
 	"github.com/fedhub/fedhub/firstlogin"
+	"github.com/fedhub/fedhub/metrics"
 	"github.com/fedhub/fedhub/secret"
 )
 
 // upstreamConnectors builds the configured connectors. None of them contacts
 // its upstream here: fedhub starts even when an upstream is down.
-func upstreamConnectors(ctx context.Context, cfg *config.Config, db *gorm.DB, secrets *secret.Keyring, log *slog.Logger) ([]brokers.Connector, error) {
+func upstreamConnectors(ctx context.Context, cfg *config.Config, db *gorm.DB, secrets *secret.Keyring, log *slog.Logger, m *metrics.Metrics) ([]brokers.Connector, error) {
 	var out []brokers.Connector
 	for _, c := range cfg.Connectors {
-		impl, err := connectorImpl(ctx, cfg, c, db, secrets, log) // connectors name themselves in their logs
+		impl, err := connectorImpl(ctx, cfg, c, db, secrets, log, m) // connectors name themselves in their logs
 		if err != nil {
 			return nil, fmt.Errorf("connector %s: %w", c.ID, err)
 		}
@@ -61,7 +63,8 @@ func imports(cfg *config.Config) map[string]time.Duration {
 	return out
 }
 
-func connectorImpl(ctx context.Context, cfg *config.Config, c config.Connector, db *gorm.DB, secrets *secret.Keyring, log *slog.Logger) (any, error) {
+// connectorImpl builds one connector; its upstream calls are reported to m.
+func connectorImpl(ctx context.Context, cfg *config.Config, c config.Connector, db *gorm.DB, secrets *secret.Keyring, log *slog.Logger, m *metrics.Metrics) (any, error) {
 	name := c.Name
 	if name == "" {
 		name = c.ID
@@ -77,6 +80,7 @@ func connectorImpl(ctx context.Context, cfg *config.Config, c config.Connector, 
 			SubjectAttr: l.SubjectAttr, EmailAttr: l.EmailAttr, NameAttr: l.NameAttr,
 			GroupBase: l.GroupBase, GroupFilter: l.GroupFilter, GroupMemberAttr: l.GroupMemberAttr,
 			GroupNameAttr: l.GroupNameAttr, Timeout: l.Timeout, PoolSize: l.PoolSize, Now: now,
+			Observe: func(op string, d time.Duration, failed bool) { m.Upstream(c.ID, op, d, failed) },
 		}, log)
 	case c.SAML != nil:
 		sc := c.SAML
@@ -85,17 +89,21 @@ func connectorImpl(ctx context.Context, cfg *config.Config, c config.Connector, 
 			NameIDFormat: sc.NameIDFormat, SignRequests: sc.SignRequests, Binding: sc.Binding,
 			SPKeyFile: sc.SPKeyFile, SPCertFile: sc.SPCertFile, AllowIDPInitiated: sc.AllowIDPInitiated,
 			Attributes: sc.Attributes, MFAContextClasses: sc.MFAContextClasses,
-			MaxAgeWithoutUpstream: sc.MaxAgeWithoutUpstream},
+			MaxAgeWithoutUpstream: sc.MaxAgeWithoutUpstream, Transport: m.Transport(c.ID, metrics.Metadata)},
 			brokers.NewConnectorStore(db, c.ID, secrets), log)
 	case c.OIDC != nil:
 		o := c.OIDC
 		return oidc.New(oidc.Config{ID: c.ID, Name: name, Issuer: o.Issuer, ClientID: o.ClientID,
 			ClientSecret: o.ClientSecret, AuthMethod: o.AuthMethod, Scopes: o.Scopes,
 			UseUserinfo: o.UseUserinfo, Claims: o.Claims, MFAACRValues: o.MFAACRValues,
-			MaxAgeWithoutUpstream: o.MaxAgeWithoutUpstream, Now: now}, log)
+			MaxAgeWithoutUpstream: o.MaxAgeWithoutUpstream, Now: now,
+			HTTPClient: &http.Client{Timeout: oidcTimeout, Transport: m.Transport(c.ID, metrics.OIDCOperation)}}, log)
 	}
 	return nil, fmt.Errorf("type %q is not supported", c.Type)
 }
+
+// oidcTimeout bounds each call to an OIDC upstream.
+const oidcTimeout = 10 * time.Second
 
 func buildMappers(list []config.Mapper) (brokers.Mappers, error) {
 	var out brokers.Mappers

@@ -57,6 +57,7 @@ func printDemoBanner(w io.Writer, cfg *config.Config) {
 
   Issuer:     %[2]s
   Discovery:  %[2]s/.well-known/openid-configuration
+  Management: http://%[6]s  (/healthz, /readyz, /metrics)
   Client:     %[3]s / %[4]s  (redirect URI %[5]s)
   User:       demo / demo
 
@@ -64,5 +65,5 @@ func printDemoBanner(w io.Writer, cfg *config.Config) {
     curl -s -u %[3]s:%[4]s -d grant_type=client_credentials %[2]s/token
     open %[2]s/authorize?client_id=%[3]s&response_type=code&scope=openid%%20profile%%20email&redirect_uri=%[5]s&state=xyz
 
-`, demoDatabase, cfg.Issuer, demoClientID, demoSecret, demoRedirectURI)
+`, demoDatabase, cfg.Issuer, demoClientID, demoSecret, demoRedirectURI, cfg.Management.Listen)
 }

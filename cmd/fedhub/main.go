@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -18,16 +19,18 @@ import (
 	"time"
 
 	"github.com/fedhub/fedhub/audit"
+	"github.com/fedhub/fedhub/certreload"
 	"github.com/fedhub/fedhub/config"
 	"github.com/fedhub/fedhub/issuer"
 	"github.com/fedhub/fedhub/linking"
+	"github.com/fedhub/fedhub/manage"
 	"github.com/fedhub/fedhub/store"
 )
 
 const usage = `fedhub — identity broker and OpenID Provider
 
 Usage:
-  fedhub serve (-c FILE | --demo) [--listen ADDR]
+  fedhub serve (-c FILE | --demo) [--listen ADDR] [--management ADDR]
   fedhub check-config -c FILE
   fedhub migrate (-c FILE | --demo)
   fedhub users add (-c FILE | --demo) --username NAME [--email E] [--name N] [--role R]... [--password-stdin]
@@ -39,19 +42,21 @@ Usage:
   fedhub secrets rekey (-c FILE | --demo)   (seals every stored secret with secrets.key)
   fedhub connectors sync ID (-c FILE | --demo)   (imports and updates the users of an LDAP/AD connector with sync: {import: on})
   fedhub hash-secret   (reads a client secret from stdin, prints its secret_hash)
+  fedhub backup (-c FILE | --demo) --to FILE     (SQLite: a consistent copy, also while serving)
+  fedhub restore (-c FILE | --demo) --from FILE  (SQLite: replaces the database; stop fedhub first)
+  fedhub version       (also --version: module version, commit, its date, Go version)
 `
 
 func main() {
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, log); err != nil {
+	if err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "fedhub:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer, log *slog.Logger) error {
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stdout, usage)
 		return errors.New("no command given")
@@ -62,7 +67,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer, 
 	}
 	switch cmd {
 	case "serve":
-		return serve(ctx, rest, stdout, log)
+		return serve(ctx, rest, stdout, stderr)
 	case "check-config":
 		return checkConfig(rest, stdout)
 	case "migrate":
@@ -85,6 +90,13 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer, 
 		}
 		fmt.Fprintln(stdout, issuer.HashClientSecret(secret))
 		return nil
+	case "backup":
+		return backup(ctx, rest, stdout)
+	case "restore":
+		return restore(ctx, rest, stdout)
+	case "version", "--version":
+		printVersion(stdout)
+		return nil
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -95,10 +107,11 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer, 
 
 // options are the flags every command shares.
 type options struct {
-	file   string
-	demo   bool
-	listen string
-	fs     *flag.FlagSet
+	file       string
+	demo       bool
+	listen     string
+	management string
+	fs         *flag.FlagSet
 }
 
 func newFlags(name string) *options {
@@ -106,24 +119,34 @@ func newFlags(name string) *options {
 	o.fs.StringVar(&o.file, "c", "", "configuration file")
 	o.fs.BoolVar(&o.demo, "demo", false, "use the built-in demo configuration")
 	o.fs.StringVar(&o.listen, "listen", "", "listen address (overrides the configuration)")
+	o.fs.StringVar(&o.management, "management", "", "management listen address (overrides management.listen)")
 	return o
 }
 
 func (o *options) config() (*config.Config, error) {
+	var cfg *config.Config
+	var err error
 	switch {
 	case o.demo && o.file != "":
 		return nil, errors.New("give either -c FILE or --demo, not both")
 	case o.demo:
-		return demoConfig(o.listen)
+		cfg, err = demoConfig(o.listen)
 	case o.file == "":
 		return nil, errors.New("give a configuration file with -c FILE (or --demo to try fedhub)")
+	default:
+		cfg, err = config.LoadFile(o.file)
+		if err == nil && o.listen != "" {
+			cfg.Listen = o.listen
+		}
 	}
-	cfg, err := config.LoadFile(o.file)
 	if err != nil {
 		return nil, err
 	}
-	if o.listen != "" {
-		cfg.Listen = o.listen
+	if o.management != "" {
+		if _, _, err := net.SplitHostPort(o.management); err != nil {
+			return nil, fmt.Errorf("--management %q: %w", o.management, err)
+		}
+		cfg.Management.Listen = o.management
 	}
 	return cfg, nil
 }
@@ -143,7 +166,7 @@ func checkConfig(args []string, stdout io.Writer) error {
 	return nil
 }
 
-func serve(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	o := newFlags("serve")
 	if err := o.fs.Parse(args); err != nil {
 		return err
@@ -151,6 +174,20 @@ func serve(ctx context.Context, args []string, stdout io.Writer, log *slog.Logge
 	cfg, err := o.config()
 	if err != nil {
 		return err
+	}
+	// SIGHUP reloads (below); caught from here on, not only once serving.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	level := new(slog.LevelVar)
+	log := newLogger(stderr, cfg.Log, level)
+	var tlsConfig *tls.Config // nil: plain http, for a reverse proxy that terminates TLS
+	if cfg.TLS.CertFile != "" {
+		certs, err := certreload.New(cfg.TLS.CertFile, cfg.TLS.KeyFile, log, time.Now)
+		if err != nil {
+			return err
+		}
+		tlsConfig = certs.Config()
 	}
 	a, err := newApp(ctx, cfg, log)
 	if err != nil {
@@ -161,9 +198,18 @@ func serve(ctx context.Context, args []string, stdout io.Writer, log *slog.Logge
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
+	mgmt := a.management()
+	public := http.Handler(a.echo)
+	var mln net.Listener
+	if cfg.Management.Listen == cfg.Listen {
+		public = manage.Handler(mgmt, a.echo) // configured so: the management endpoints are public
+	} else if mln, err = net.Listen("tcp", cfg.Management.Listen); err != nil {
+		ln.Close()
+		return fmt.Errorf("management.listen on %s: %w", cfg.Management.Listen, err)
+	}
 	srv := &http.Server{
-		Handler: a.echo, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
-		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10,
+		Handler: public, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10, TLSConfig: tlsConfig,
 	}
 	if a.secrets == nil {
 		log.Warn("secrets are stored unencrypted: set secrets.key", "what", "signing keys, TOTP keys and SAML SP keys in the database",
@@ -175,18 +221,46 @@ func serve(ctx context.Context, args []string, stdout io.Writer, log *slog.Logge
 	if o.demo {
 		printDemoBanner(stdout, cfg)
 	}
-	log.Info("fedhub is serving", "issuer", cfg.Issuer, "listen", ln.Addr().String(), "storage", cfg.Storage.Driver)
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
+	errc := make(chan error, 2)
+	servers := []*http.Server{srv}
+	if mln != nil {
+		msrv := &http.Server{Handler: manage.Handler(mgmt, nil), ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}
+		servers = append(servers, msrv)
+		go func() { errc <- msrv.Serve(mln) }()
 	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	log.Info("fedhub is serving", "issuer", cfg.Issuer, "listen", ln.Addr().String(), "tls", cfg.TLS.CertFile != "",
+		"management", cfg.Management.Listen, "storage", cfg.Storage.Driver)
+	if srv.TLSConfig != nil {
+		go func() { errc <- srv.ServeTLS(ln, "", "") }() // the certificate comes from TLSConfig
+	} else {
+		go func() { errc <- srv.Serve(ln) }()
+	}
+	for running := true; running; {
+		select {
+		case err := <-errc:
+			return err
+		case <-hup:
+			log.Info("SIGHUP: reloading the configuration")
+			a.reload(ctx, o.config, cfg, level, log)
+		case <-ctx.Done():
+			running = false
+		}
+	}
+	log.Info("shutting down: finishing the requests in flight", "grace", shutdownGrace)
+	shutdown, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
-	return srv.Shutdown(shutdown)
+	for _, s := range servers {
+		if err := s.Shutdown(shutdown); err != nil {
+			return fmt.Errorf("shut down: %w", err)
+		}
+	}
+	log.Info("fedhub stopped")
+	return nil
 }
+
+// shutdownGrace is how long requests in flight may take to finish after a
+// stop signal.
+const shutdownGrace = 10 * time.Second
 
 // withApp wires fedhub over the configured (and migrated) database for a
 // management command.

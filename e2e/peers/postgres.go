@@ -324,3 +324,27 @@ func freePort() (int, error) {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
+
+// CutOff makes the database of dsn (from [Postgres]) unreachable, as a lost
+// database server would be: its connections are ended and new ones refused.
+// The cleanup of [Postgres] still drops it.
+func CutOff(t testing.TB, dsn string) {
+	t.Helper()
+	admin := os.Getenv(EnvPostgresURL)
+	if admin == "" {
+		var err error
+		if admin, err = localPostgres(); err != nil {
+			t.Fatalf("peers: %v", err)
+		}
+	}
+	name := dsn[strings.LastIndex(dsn, "dbname=")+len("dbname="):]
+	if u, err := url.Parse(dsn); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+		name = strings.TrimPrefix(u.Path, "/")
+	}
+	for _, q := range []string{"ALTER DATABASE " + name + " WITH ALLOW_CONNECTIONS false",
+		"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '" + name + "'"} {
+		if err := execAdmin(admin, q); err != nil {
+			t.Fatalf("peers: cut off database %s: %v", name, err)
+		}
+	}
+}

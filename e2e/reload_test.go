@@ -1,0 +1,109 @@
+package e2e
+
+import (
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const rlSecret = "rl-new-secret-0123456789abcdef"
+
+// rlNewClient is a client the file gains while fedhub runs.
+const rlNewClient = `  - id: rl-new
+    secret: ${RL_SECRET}
+    grant_types: [client_credentials]
+`
+
+// rlWrite rewrites the server's configuration file as Start wrote it, with
+// the clients section extended and more lines appended.
+func rlWrite(t testing.TB, s *Server, clients, more string) {
+	t.Helper()
+	addr := strings.TrimPrefix(s.URL, "http://")
+	cfg := fmt.Sprintf(defaultConfig, s.URL, addr, filepath.Join(filepath.Dir(s.Config), "fedhub.db"))
+	cfg = strings.Replace(cfg, "clients:\n", "clients:\n"+clients, 1) + more
+	if err := os.WriteFile(s.Config, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// rlSignal sends sig to the server and waits until its log says want after what it held before.
+func rlSignal(t testing.TB, s *Server, sig syscall.Signal, want string) string {
+	t.Helper()
+	before := len(s.Output())
+	if err := s.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if out := s.Output()[before:]; strings.Contains(out, want) {
+			return out
+		}
+	}
+	t.Fatalf("no %q in the log after %v:\n%s", want, sig, s.Output()[before:])
+	return ""
+}
+
+// rlClientWorks gets a client_credentials token as rl-new, or says why not.
+func rlClientWorks(t testing.TB, s *Server) bool {
+	t.Helper()
+	return ocPost(t, s, "/token", &ocClient{id: "rl-new", secret: rlSecret}, url.Values{"grant_type": {"client_credentials"}}).Status == 200
+}
+
+// TestReload: SIGHUP applies a new client while a sign-in that began before
+// goes on; a broken file is refused and the running configuration kept; a
+// new log level applies; SIGTERM stops fedhub gracefully and says so.
+func TestReload(t *testing.T) {
+	s := Start(t, WithEnv("RL_SECRET="+rlSecret))
+	if rlClientWorks(t, s) {
+		t.Fatal("rl-new works before it is configured")
+	}
+	b := NewBrowser(t)
+	params := AuthParams()
+	form := b.OpenLogin(s, s.URL+"/authorize?"+params.Encode()) // a sign-in in flight
+
+	rlWrite(t, s, rlNewClient, "")
+	rlSignal(t, s, syscall.SIGHUP, "configuration reloaded")
+	if !rlClientWorks(t, s) {
+		t.Errorf("rl-new refused after the reload")
+	}
+	resp, _ := b.Submit(form, "alice", alicePass)
+	ocWantTokens(t, ocRedeem(t, s, ocRP, ocWantCode(t, s, ocCallback(t, resp, redirectURI), params), redirectURI, ""))
+
+	// Broken: rl-new gone and an invalid key. Neither applies.
+	rlWrite(t, s, "", "signing:\n  algorithm: HS256\n")
+	out := rlSignal(t, s, syscall.SIGHUP, "configuration reload refused")
+	if !strings.Contains(out, "signing.algorithm") {
+		t.Errorf("the refusal does not name the invalid key:\n%s", out)
+	}
+	if !rlClientWorks(t, s) {
+		t.Errorf("rl-new refused after a broken file: the running configuration was not kept")
+	}
+
+	// A new log level, and a key that needs a restart.
+	rlWrite(t, s, rlNewClient, "log:\n  level: warn\nbrute_force:\n  max_wait: 20m\n")
+	out = rlSignal(t, s, syscall.SIGHUP, "apply at the next restart")
+	if !strings.Contains(out, "brute_force") {
+		t.Errorf("the restart warning does not name brute_force:\n%s", out)
+	}
+	before := len(s.Output())
+	if !rlClientWorks(t, s) {
+		t.Errorf("rl-new refused after the level change")
+	}
+	if strings.Contains(s.Output()[before:], "msg=request") {
+		t.Errorf("an access line (info) at level warn:\n%s", s.Output()[before:])
+	}
+
+	rlWrite(t, s, rlNewClient, "")
+	rlSignal(t, s, syscall.SIGHUP, "configuration reloaded") // back to info, where the shutdown is logged
+	rlSignal(t, s, syscall.SIGTERM, "fedhub stopped")
+	if err := s.cmd.Wait(); err != nil {
+		t.Errorf("fedhub exited with %v after SIGTERM, want 0", err)
+	}
+	if !strings.Contains(s.Output(), "shutting down") {
+		t.Errorf("the log does not say fedhub is shutting down:\n%s", s.Output())
+	}
+}
