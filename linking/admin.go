@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"gorm.io/gorm"
@@ -18,52 +19,102 @@ type Query struct {
 	Limit     int
 }
 
-// Search returns a page of users matching q, ordered by username, and whether
-// more follow. Each part of the match is an index range scan or lookup, so it
-// stays fast on large directories (see BenchmarkSearch100k).
+// searchFew is the most links a connector may have for Search to fetch its
+// users by their links; with more, Search walks users in order and checks
+// each for a link, which finds a page after about limit × users ÷ links rows.
+// Either way a page reads a bounded number of rows, whatever the table sizes.
+var searchFew = 5000
+
+// Search returns a page of users matching q and whether more follow. Without
+// text, users come in username order. With text, users whose upstream
+// subject is the text come first, then those whose username starts with it
+// (by username), then those whose email does (by email): each part is one
+// index range read in its own order, so a page stops after the rows it shows
+// instead of sorting every match (see BenchmarkSearch1M).
 func (s *Service) Search(ctx context.Context, q Query) ([]User, bool, error) {
-	limit := min(max(q.Limit, 1), 200)
+	limit, offset := min(max(q.Limit, 1), 200), max(q.Offset, 0)
 	db := s.db.WithContext(ctx)
-	users := db.Model(&User{})
-	// Linked through the connector: EXISTS when the connector links many users
-	// (it stops at the first link of each user), an IN list when it links few
-	// (the list is short, and EXISTS would scan every user to find them).
-	byConnector := "EXISTS (SELECT 1 FROM links WHERE links.user_id = users.id AND links.connector = ?)"
-	if text := strings.ToLower(strings.TrimSpace(q.Text)); text != "" {
-		// The subject first, on its own: inside an OR, a subquery keeps
-		// PostgreSQL from using the username and email indexes.
-		var ids []string
-		if err := db.Model(&Link{}).Where("subject = ?", strings.TrimSpace(q.Text)).Limit(100).Pluck("user_id", &ids).Error; err != nil {
-			return nil, false, fmt.Errorf("search users: %w", err)
-		}
-		end := text + "\U0010FFFF" // the prefix range [text, text+max)
-		match := db.Where("username_key >= ? AND username_key < ?", text, end).
-			Or("LOWER(email) >= ? AND LOWER(email) < ?", text, end)
-		if len(ids) > 0 {
-			match = match.Or("id IN ?", ids)
-		}
-		users = users.Where(match)
-	} else if q.Connector != "" {
-		var n int64
-		if err := db.Raw("SELECT COUNT(*) FROM (SELECT 1 FROM links WHERE connector = ? LIMIT 1000) AS few", q.Connector).Scan(&n).Error; err != nil {
-			return nil, false, fmt.Errorf("search users: %w", err)
-		}
-		if n < 1000 {
-			byConnector = "id IN (SELECT user_id FROM links WHERE connector = ?)"
-		}
-	}
-	if q.Connector != "" {
-		users = users.Where(byConnector, q.Connector)
-	}
-	var out []User
-	if err := users.Order("username_key").Offset(max(q.Offset, 0)).Limit(limit + 1).Find(&out).Error; err != nil {
+	linked, err := s.linkedThrough(ctx, q.Connector)
+	if err != nil {
 		return nil, false, fmt.Errorf("search users: %w", err)
 	}
-	more := len(out) > limit
-	if more {
-		out = out[:limit]
+	text := strings.TrimSpace(q.Text)
+	if text == "" {
+		var out []User
+		if err := linked(db.Model(&User{})).Order("username_key").Offset(offset).Limit(limit + 1).Find(&out).Error; err != nil {
+			return nil, false, fmt.Errorf("search users: %w", err)
+		}
+		return searchPage(out, 0, limit)
 	}
-	return out, more, nil
+	// The subject on its own: inside an OR it would keep the database from
+	// reading the username and email indexes in order.
+	var ids []string
+	if err := db.Model(&Link{}).Where("subject = ?", text).Limit(100).Pluck("user_id", &ids).Error; err != nil {
+		return nil, false, fmt.Errorf("search users: %w", err)
+	}
+	var out []User
+	if len(ids) > 0 {
+		if err := linked(db.Where("id IN ?", ids)).Order("username_key").Find(&out).Error; err != nil {
+			return nil, false, fmt.Errorf("search users: %w", err)
+		}
+	}
+	// The prefix range [key, key+max): an index range, where LIKE would
+	// depend on the database's collation and case rules.
+	key := strings.ToLower(text)
+	end := key + "\U0010FFFF"
+	const byName = "username_key >= ? AND username_key < ?"
+	parts := []func(*gorm.DB) *gorm.DB{
+		func(tx *gorm.DB) *gorm.DB { return tx.Where(byName, key, end).Order("username_key") },
+		func(tx *gorm.DB) *gorm.DB { // the users byName found are not found again
+			return tx.Where("LOWER(email) >= ? AND LOWER(email) < ?", key, end).Where("NOT ("+byName+")", key, end).
+				Order("LOWER(email)").Order("username_key")
+		},
+	}
+	want := offset + limit + 1 + len(out) // a subject's users may be found again by name
+	for _, part := range parts {
+		var found []User
+		if err := part(linked(db.Model(&User{}))).Limit(want - len(out)).Find(&found).Error; err != nil {
+			return nil, false, fmt.Errorf("search users: %w", err)
+		}
+		for _, u := range found {
+			if !slices.Contains(ids, u.ID) {
+				out = append(out, u)
+			}
+		}
+		if len(out) >= want {
+			break
+		}
+	}
+	return searchPage(out, offset, limit)
+}
+
+// linkedThrough returns what restricts a search to the users linked through
+// connector ("" for all users): their IDs when the connector has few links,
+// an EXISTS per user otherwise.
+func (s *Service) linkedThrough(ctx context.Context, connector string) (func(*gorm.DB) *gorm.DB, error) {
+	if connector == "" {
+		return func(tx *gorm.DB) *gorm.DB { return tx }, nil
+	}
+	var ids []string
+	err := s.db.WithContext(ctx).Model(&Link{}).Where("connector = ?", connector).Limit(searchFew+1).Pluck("user_id", &ids).Error
+	if err != nil {
+		return nil, err
+	}
+	if len(ids) <= searchFew {
+		return func(tx *gorm.DB) *gorm.DB { return tx.Where("id IN ?", append(ids, "")) }, nil // "": IN () is no SQL
+	}
+	return func(tx *gorm.DB) *gorm.DB {
+		return tx.Where("EXISTS (SELECT 1 FROM links WHERE links.user_id = users.id AND links.connector = ?)", connector)
+	}, nil
+}
+
+// searchPage cuts the page at offset out of the users found.
+func searchPage(found []User, offset, limit int) ([]User, bool, error) {
+	found = found[min(offset, len(found)):]
+	if len(found) > limit {
+		return found[:limit], true, nil
+	}
+	return found, false, nil
 }
 
 // AdminLink links an upstream identity to a user on an administrator's word

@@ -132,9 +132,18 @@ func migrate(ctx context.Context, db *gorm.DB) error {
 	}
 	// TOTP keys may be sealed, and sealed values are never equal: the unique
 	// index over (user, key) meant nothing any more (mfa.ConfirmTOTP checks).
-	if m := db.WithContext(ctx).Migrator(); m.HasIndex(&mfa.Factor{}, "idx_mfa_factors_user_secret") {
-		if err := m.DropIndex(&mfa.Factor{}, "idx_mfa_factors_user_secret"); err != nil {
-			return fmt.Errorf("drop the old index idx_mfa_factors_user_secret: %w", err)
+	// LOWER(email) alone is covered by idx_users_email_key, which also gives
+	// the admin search its order.
+	m := db.WithContext(ctx).Migrator()
+	for _, old := range []struct {
+		model any
+		index string
+	}{{&mfa.Factor{}, "idx_mfa_factors_user_secret"}, {&linking.User{}, "idx_users_email_lower"}} {
+		if !m.HasIndex(old.model, old.index) {
+			continue
+		}
+		if err := m.DropIndex(old.model, old.index); err != nil {
+			return fmt.Errorf("drop the old index %s: %w", old.index, err)
 		}
 	}
 	return nil
