@@ -29,33 +29,42 @@ var searchFew = 5000
 // text, users come in username order. With text, users whose upstream
 // subject is the text come first, then those whose username starts with it
 // (by username), then those whose email does (by email): each part is one
-// index range read in its own order, so a page stops after the rows it shows
-// instead of sorting every match (see BenchmarkSearch1M).
+// index range read in its own order, and from the index alone, so a page
+// stops after the rows it shows instead of sorting every match; only the
+// page's users are read from the table (see BenchmarkSearch1M).
 func (s *Service) Search(ctx context.Context, q Query) ([]User, bool, error) {
 	limit, offset := min(max(q.Limit, 1), 200), max(q.Offset, 0)
-	db := s.db.WithContext(ctx)
-	linked, err := s.linkedThrough(ctx, q.Connector)
+	users, more, err := s.search(ctx, q, limit, offset)
 	if err != nil {
 		return nil, false, fmt.Errorf("search users: %w", err)
 	}
+	return users, more, nil
+}
+
+func (s *Service) search(ctx context.Context, q Query, limit, offset int) ([]User, bool, error) {
+	db := s.db.WithContext(ctx)
+	linked, err := s.linkedThrough(ctx, q.Connector)
+	if err != nil {
+		return nil, false, err
+	}
 	text := strings.TrimSpace(q.Text)
+	var ids []string
 	if text == "" {
-		var out []User
-		if err := linked(db.Model(&User{})).Order("username_key").Offset(offset).Limit(limit + 1).Find(&out).Error; err != nil {
-			return nil, false, fmt.Errorf("search users: %w", err)
+		err := linked(db.Model(&User{})).Order("username_key").Offset(offset).Limit(limit+1).Pluck("id", &ids).Error
+		if err != nil {
+			return nil, false, err
 		}
-		return searchPage(out, 0, limit)
+		return s.page(ctx, ids, limit)
 	}
 	// The subject on its own: inside an OR it would keep the database from
 	// reading the username and email indexes in order.
-	var ids []string
-	if err := db.Model(&Link{}).Where("subject = ?", text).Limit(100).Pluck("user_id", &ids).Error; err != nil {
-		return nil, false, fmt.Errorf("search users: %w", err)
+	var linkedBy []string
+	if err := db.Model(&Link{}).Where("subject = ?", text).Limit(100).Pluck("user_id", &linkedBy).Error; err != nil {
+		return nil, false, err
 	}
-	var out []User
-	if len(ids) > 0 {
-		if err := linked(db.Where("id IN ?", ids)).Order("username_key").Find(&out).Error; err != nil {
-			return nil, false, fmt.Errorf("search users: %w", err)
+	if len(linkedBy) > 0 {
+		if err := linked(db.Model(&User{}).Where("id IN ?", linkedBy)).Order("username_key").Pluck("id", &ids).Error; err != nil {
+			return nil, false, err
 		}
 	}
 	// The prefix range [key, key+max): an index range, where LIKE would
@@ -70,22 +79,39 @@ func (s *Service) Search(ctx context.Context, q Query) ([]User, bool, error) {
 				Order("LOWER(email)").Order("username_key")
 		},
 	}
-	want := offset + limit + 1 + len(out) // a subject's users may be found again by name
+	want := offset + limit + 1 + len(ids) // a subject's users may be found again by name
+	bySubject := len(ids)
 	for _, part := range parts {
-		var found []User
-		if err := part(linked(db.Model(&User{}))).Limit(want - len(out)).Find(&found).Error; err != nil {
-			return nil, false, fmt.Errorf("search users: %w", err)
+		var found []string
+		if err := part(linked(db.Model(&User{}))).Limit(want-len(ids)).Pluck("id", &found).Error; err != nil {
+			return nil, false, err
 		}
-		for _, u := range found {
-			if !slices.Contains(ids, u.ID) {
-				out = append(out, u)
+		for _, id := range found {
+			if !slices.Contains(ids[:bySubject], id) {
+				ids = append(ids, id)
 			}
 		}
-		if len(out) >= want {
+		if len(ids) >= want {
 			break
 		}
 	}
-	return searchPage(out, offset, limit)
+	return s.page(ctx, ids[min(offset, len(ids)):], limit)
+}
+
+// page reads the users of the first limit of ids, in that order, and says
+// whether more follow.
+func (s *Service) page(ctx context.Context, ids []string, limit int) ([]User, bool, error) {
+	more := len(ids) > limit
+	ids = ids[:min(limit, len(ids))]
+	if len(ids) == 0 {
+		return nil, false, nil
+	}
+	var users []User
+	if err := s.db.WithContext(ctx).Where("id IN ?", ids).Find(&users).Error; err != nil {
+		return nil, false, err
+	}
+	slices.SortFunc(users, func(a, b User) int { return slices.Index(ids, a.ID) - slices.Index(ids, b.ID) })
+	return users, more, nil
 }
 
 // linkedThrough returns what restricts a search to the users linked through
@@ -95,26 +121,21 @@ func (s *Service) linkedThrough(ctx context.Context, connector string) (func(*go
 	if connector == "" {
 		return func(tx *gorm.DB) *gorm.DB { return tx }, nil
 	}
-	var ids []string
-	err := s.db.WithContext(ctx).Model(&Link{}).Where("connector = ?", connector).Limit(searchFew+1).Pluck("user_id", &ids).Error
-	if err != nil {
+	db := s.db.WithContext(ctx)
+	var n int
+	if err := db.Raw("SELECT COUNT(*) FROM (SELECT 1 FROM links WHERE connector = ? LIMIT ?) AS few", connector, searchFew+1).Scan(&n).Error; err != nil {
 		return nil, err
 	}
-	if len(ids) <= searchFew {
+	if n <= searchFew {
+		var ids []string
+		if err := db.Model(&Link{}).Where("connector = ?", connector).Pluck("user_id", &ids).Error; err != nil {
+			return nil, err
+		}
 		return func(tx *gorm.DB) *gorm.DB { return tx.Where("id IN ?", append(ids, "")) }, nil // "": IN () is no SQL
 	}
 	return func(tx *gorm.DB) *gorm.DB {
 		return tx.Where("EXISTS (SELECT 1 FROM links WHERE links.user_id = users.id AND links.connector = ?)", connector)
 	}, nil
-}
-
-// searchPage cuts the page at offset out of the users found.
-func searchPage(found []User, offset, limit int) ([]User, bool, error) {
-	found = found[min(offset, len(found)):]
-	if len(found) > limit {
-		return found[:limit], true, nil
-	}
-	return found, false, nil
 }
 
 // AdminLink links an upstream identity to a user on an administrator's word

@@ -10,6 +10,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/fedhub/fedhub/store"
 	"github.com/fedhub/fedhub/usernames"
 )
 
@@ -42,7 +43,7 @@ const importBatchSize = 500
 // user's line. It returns how many users it created.
 func (s *Service) Import(ctx context.Context, src iter.Seq2[ImportUser, error]) (int, error) {
 	n := 0
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err := store.Bulk(ctx, s.db, func(tx *gorm.DB) error {
 		b := newImportBatch(s.now())
 		for iu, err := range src {
 			if err != nil {

@@ -63,12 +63,13 @@ func searchDirectory(t *testing.T, hash string) []linking.ImportUser {
 }
 
 // wantSearch is what Search must answer for q before paging, computed from
-// the rows the database holds: users linked by the subject, then by username
-// prefix (by username), then by email prefix (by email, then username).
-func wantSearch(users []linking.User, links []linking.Link, q linking.Query) []string {
+// the rows the database holds (links by user ID): users linked by the
+// subject, then by username prefix (by username), then by email prefix (by
+// email, then username).
+func wantSearch(users []linking.User, links map[string][]linking.Link, q linking.Query) []string {
 	linked := func(u linking.User, connector, subject string) bool {
-		return slices.ContainsFunc(links, func(l linking.Link) bool {
-			return l.UserID == u.ID && (connector == "" || l.Connector == connector) && (subject == "" || l.Subject == subject)
+		return slices.ContainsFunc(links[u.ID], func(l linking.Link) bool {
+			return (connector == "" || l.Connector == connector) && (subject == "" || l.Subject == subject)
 		})
 	}
 	in := func(u linking.User) bool { return q.Connector == "" || linked(u, q.Connector, "") }
@@ -116,12 +117,8 @@ func TestSearch(t *testing.T) {
 		if _, err := s.Import(ctx, seqOf(searchDirectory(t, hash))); err != nil {
 			t.Fatal(err)
 		}
-		var users []linking.User
-		var links []linking.Link
-		if err := db.Find(&users).Error; err != nil {
-			t.Fatal(err)
-		}
-		if err := db.Find(&links).Error; err != nil {
+		users, links, err := searchRows(db)
+		if err != nil {
 			t.Fatal(err)
 		}
 		for _, few := range []int{0, 1000} {
@@ -155,4 +152,21 @@ func TestSearch(t *testing.T) {
 			restore()
 		}
 	})
+}
+
+// searchRows reads what wantSearch needs of every user and link.
+func searchRows(db *gorm.DB) ([]linking.User, map[string][]linking.Link, error) {
+	var users []linking.User
+	var links []linking.Link
+	if err := db.Select("id", "username_key", "email").Find(&users).Error; err != nil {
+		return nil, nil, err
+	}
+	if err := db.Select("user_id", "connector", "subject").Find(&links).Error; err != nil {
+		return nil, nil, err
+	}
+	byUser := map[string][]linking.Link{}
+	for _, l := range links {
+		byUser[l.UserID] = append(byUser[l.UserID], l)
+	}
+	return users, byUser, nil
 }
