@@ -109,8 +109,10 @@ func (a *app) purgeOnce(ctx context.Context, log *slog.Logger) {
 	}
 }
 
-// migrate creates or updates every package's tables.
-func migrate(ctx context.Context, db *gorm.DB) error {
+// migrate brings the database to every package's tables and the steps
+// below, once per schema: a start on a database already migrated to this
+// binary's schema skips it (store.MigrateSchema).
+func migrate(ctx context.Context, db *gorm.DB, log *slog.Logger) error {
 	var models []any
 	models = append(models, linking.Models()...)
 	models = append(models, issuer.Models()...)
@@ -122,33 +124,42 @@ func migrate(ctx context.Context, db *gorm.DB) error {
 	models = append(models, passkey.Models()...)
 	models = append(models, admin.Models()...)
 	models = append(models, dirsync.Models()...)
-	if err := store.Migrate(ctx, db, models...); err != nil {
-		return err
-	}
+	var steps []store.Step
 	// Sign-ins in progress lived in three tables before login.Transaction;
 	// they held only rows of minutes, so nothing is lost with them.
 	for _, table := range []string{"auth_requests", "flow_records", "pendings"} {
-		if err := db.WithContext(ctx).Migrator().DropTable(table); err != nil {
-			return fmt.Errorf("drop the old table %s: %w", table, err)
-		}
+		steps = append(steps, store.Step{Name: "drop table " + table, Run: func(ctx context.Context, db *gorm.DB) error {
+			return db.Migrator().DropTable(table)
+		}})
 	}
 	// TOTP keys may be sealed, and sealed values are never equal: the unique
 	// index over (user, key) meant nothing any more (mfa.ConfirmTOTP checks).
 	// LOWER(email) alone is covered by idx_users_email_key, which also gives
 	// the admin search its order.
-	m := db.WithContext(ctx).Migrator()
 	for _, old := range []struct {
 		model any
 		index string
 	}{{&mfa.Factor{}, "idx_mfa_factors_user_secret"}, {&linking.User{}, "idx_users_email_lower"}} {
-		if !m.HasIndex(old.model, old.index) {
-			continue
-		}
-		if err := m.DropIndex(old.model, old.index); err != nil {
-			return fmt.Errorf("drop the old index %s: %w", old.index, err)
-		}
+		steps = append(steps, store.Step{Name: "drop index " + old.index, Run: func(ctx context.Context, db *gorm.DB) error {
+			if m := db.Migrator(); m.HasIndex(old.model, old.index) {
+				return m.DropIndex(old.model, old.index)
+			}
+			return nil
+		}})
 	}
-	return nil
+	steps = append(steps, store.Step{Name: "rekey usernames", Run: func(ctx context.Context, db *gorm.DB) error {
+		stuck, err := linking.New(db, now).RekeyUsernames(ctx)
+		for _, u := range stuck {
+			log.Warn("username kept under its old key: typing it no longer finds this user (its links still sign it in)", "user", u.UserID,
+				"username", u.Username, "reason", u.Reason)
+		}
+		return err
+	}})
+	migrated, err := store.MigrateSchema(ctx, db, models, steps)
+	if migrated {
+		log.Info("database migrated")
+	}
+	return err
 }
 
 func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, error) {
@@ -160,7 +171,7 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, er
 	// Nodes starting together take turns: migrating, creating the bootstrap
 	// users and the first signing key are each meant to happen once.
 	err = store.Exclusive(ctx, db, "fedhub-startup", func() error {
-		if err := migrate(ctx, db); err != nil {
+		if err := migrate(ctx, db, log); err != nil {
 			return err
 		}
 		a, err = wire(ctx, cfg, db, log)
@@ -183,14 +194,6 @@ func wire(ctx context.Context, cfg *config.Config, db *gorm.DB, log *slog.Logger
 		return nil, err
 	}
 	users := linking.New(db, now)
-	stuck, err := users.RekeyUsernames(ctx)
-	if err != nil {
-		return nil, err
-	}
-	for _, u := range stuck {
-		log.Warn("username kept under its old key: typing it no longer finds this user (its links still sign it in)", "user", u.UserID,
-			"username", u.Username, "reason", u.Reason)
-	}
 	if err := bootstrapUsers(ctx, users, cfg.Users, log); err != nil {
 		return nil, err
 	}
