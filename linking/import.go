@@ -40,7 +40,8 @@ const importBatchSize = 500
 // one transaction, so that a refused user (a bad username or password hash,
 // a username or upstream identity taken, in the database or earlier in src)
 // or an error of src leaves the database as it was. The error names the
-// user's line. It returns how many users it created.
+// user's line. It returns how many users it created. On PostgreSQL the
+// tables are then vacuumed and analysed (store.Settle).
 func (s *Service) Import(ctx context.Context, src iter.Seq2[ImportUser, error]) (int, error) {
 	n := 0
 	err := store.Bulk(ctx, s.db, func(tx *gorm.DB) error {
@@ -65,6 +66,9 @@ func (s *Service) Import(ctx context.Context, src iter.Seq2[ImportUser, error]) 
 	})
 	if err != nil {
 		return 0, fmt.Errorf("import users: %w", err)
+	}
+	if err := store.Settle(ctx, s.db, &User{}, &Link{}); err != nil {
+		return n, fmt.Errorf("import users: %d imported, then: %w", n, err)
 	}
 	return n, nil
 }

@@ -202,3 +202,27 @@ func Bulk(ctx context.Context, db *gorm.DB, fn func(tx *gorm.DB) error) error {
 		return err
 	})
 }
+
+// Settle brings PostgreSQL's statistics and visibility map of the given
+// models' tables up to date after a bulk write, as autovacuum would a while
+// later: until then the planner guesses their sizes, and index-only scans
+// read the table anyway. SQLite needs nothing: fedhub keeps no statistics
+// there (no ANALYZE), so its plans do not depend on them.
+func Settle(ctx context.Context, db *gorm.DB, models ...any) error {
+	db = db.WithContext(ctx)
+	if db.Dialector.Name() != "postgres" {
+		return nil
+	}
+	tables := make([]string, len(models))
+	for i, m := range models {
+		stmt := &gorm.Statement{DB: db}
+		if err := stmt.Parse(m); err != nil {
+			return fmt.Errorf("settle: %w", err)
+		}
+		tables[i] = stmt.Quote(stmt.Table)
+	}
+	if err := db.Exec("VACUUM (ANALYZE) " + strings.Join(tables, ", ")).Error; err != nil {
+		return fmt.Errorf("settle: %w", err)
+	}
+	return nil
+}
