@@ -128,12 +128,36 @@ func (b *importBatch) add(iu ImportUser) error {
 	return nil
 }
 
-// write checks the batch against the database — which holds the earlier
-// batches too — and inserts it.
+// write inserts the batch, in a savepoint: when a unique index refuses it —
+// a username or an upstream identity that the database, or an earlier
+// batch, has — the transaction can still ask which and name its line.
+// Checking every batch beforehand instead cost a query per batch that
+// PostgreSQL, which has no statistics of tables filled in the same
+// transaction, answered by reading the whole table.
 func (b *importBatch) write(tx *gorm.DB) error {
 	if len(b.users) == 0 {
 		return nil
 	}
+	err := tx.Transaction(func(sp *gorm.DB) error {
+		if err := sp.CreateInBatches(b.users, importBatchSize).Error; err != nil {
+			return err
+		}
+		return sp.CreateInBatches(b.links, importBatchSize).Error
+	})
+	if err == nil {
+		return nil
+	}
+	if store.IsDuplicate(err) {
+		if terr := b.taken(tx); terr != nil {
+			return terr
+		}
+	}
+	return fmt.Errorf("lines %d to %d: %w", b.lines[0], b.lines[len(b.lines)-1], err)
+}
+
+// taken names the first line of the batch whose username or upstream
+// identity the database has.
+func (b *importBatch) taken(tx *gorm.DB) error {
 	keys := make([]string, 0, len(b.keys))
 	for k := range b.keys {
 		keys = append(keys, k)
@@ -159,12 +183,6 @@ func (b *importBatch) write(tx *gorm.DB) error {
 		if line, ok := b.upstream[[2]string{l.Connector, l.Subject}]; ok {
 			return fmt.Errorf("line %d: %s subject %q: %w", line, l.Connector, l.Subject, ErrAlreadyLinked)
 		}
-	}
-	if err := tx.CreateInBatches(b.users, importBatchSize).Error; err != nil {
-		return fmt.Errorf("lines %d to %d: %w", b.lines[0], b.lines[len(b.lines)-1], err)
-	}
-	if err := tx.CreateInBatches(b.links, importBatchSize).Error; err != nil {
-		return fmt.Errorf("lines %d to %d: %w", b.lines[0], b.lines[len(b.lines)-1], err)
 	}
 	return nil
 }
