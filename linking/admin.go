@@ -43,11 +43,27 @@ func (s *Service) Search(ctx context.Context, q Query) ([]User, bool, error) {
 
 func (s *Service) search(ctx context.Context, q Query, limit, offset int) ([]User, bool, error) {
 	db := s.db.WithContext(ctx)
-	linked, err := s.linkedThrough(ctx, q.Connector)
+	few, linked, err := s.linkedThrough(ctx, q.Connector)
 	if err != nil {
 		return nil, false, err
 	}
 	text := strings.TrimSpace(q.Text)
+	var linkedBy []string
+	if text != "" {
+		// The subject on its own: inside an OR it would keep the database
+		// from reading the username and email indexes in order.
+		if err := db.Model(&Link{}).Where("subject = ?", text).Limit(100).Pluck("user_id", &linkedBy).Error; err != nil {
+			return nil, false, err
+		}
+	}
+	// The prefix range [key, end): an index range, where LIKE would depend
+	// on the database's collation and case rules.
+	key := strings.ToLower(text)
+	end := key + "\U0010FFFF"
+	if few != nil {
+		ids := matchFew(few, text != "", key, end, linkedBy)
+		return s.page(ctx, ids[min(offset, len(ids)):], limit)
+	}
 	var ids []string
 	if text == "" {
 		err := linked(db.Model(&User{})).Order("username_key").Offset(offset).Limit(limit+1).Pluck("id", &ids).Error
@@ -56,21 +72,11 @@ func (s *Service) search(ctx context.Context, q Query, limit, offset int) ([]Use
 		}
 		return s.page(ctx, ids, limit)
 	}
-	// The subject on its own: inside an OR it would keep the database from
-	// reading the username and email indexes in order.
-	var linkedBy []string
-	if err := db.Model(&Link{}).Where("subject = ?", text).Limit(100).Pluck("user_id", &linkedBy).Error; err != nil {
-		return nil, false, err
-	}
 	if len(linkedBy) > 0 {
 		if err := linked(db.Model(&User{}).Where("id IN ?", linkedBy)).Order("username_key").Pluck("id", &ids).Error; err != nil {
 			return nil, false, err
 		}
 	}
-	// The prefix range [key, key+max): an index range, where LIKE would
-	// depend on the database's collation and case rules.
-	key := strings.ToLower(text)
-	end := key + "\U0010FFFF"
 	const byName = "username_key >= ? AND username_key < ?"
 	parts := []func(*gorm.DB) *gorm.DB{
 		func(tx *gorm.DB) *gorm.DB { return tx.Where(byName, key, end).Order("username_key") },
@@ -98,6 +104,50 @@ func (s *Service) search(ctx context.Context, q Query, limit, offset int) ([]Use
 	return s.page(ctx, ids[min(offset, len(ids)):], limit)
 }
 
+// candidate is a user linked through a connector with few links, with the
+// keys a search orders by, as the database computes them.
+type candidate struct {
+	ID, UsernameKey, EmailKey string
+}
+
+// matchFew orders the candidates that match as the queries of search do:
+// linked by the subject, then the username range [key, end) by username,
+// then the email range by email and username; without text, all by username.
+func matchFew(few []candidate, hasText bool, key, end string, linkedBy []string) []string {
+	in := func(s string) bool { return s >= key && s < end }
+	rank := func(c candidate) int {
+		switch {
+		case !hasText:
+			return 1
+		case slices.Contains(linkedBy, c.ID):
+			return 0
+		case in(c.UsernameKey):
+			return 1
+		case in(c.EmailKey):
+			return 2
+		}
+		return -1
+	}
+	few = slices.DeleteFunc(few, func(c candidate) bool { return rank(c) < 0 })
+	slices.SortFunc(few, func(a, b candidate) int {
+		ra, rb := rank(a), rank(b)
+		if ra != rb {
+			return ra - rb
+		}
+		if ra == 2 {
+			if c := strings.Compare(a.EmailKey, b.EmailKey); c != 0 {
+				return c
+			}
+		}
+		return strings.Compare(a.UsernameKey, b.UsernameKey)
+	})
+	ids := make([]string, len(few))
+	for i, c := range few {
+		ids[i] = c.ID
+	}
+	return ids
+}
+
 // page reads the users of the first limit of ids, in that order, and says
 // whether more follow.
 func (s *Service) page(ctx context.Context, ids []string, limit int) ([]User, bool, error) {
@@ -114,26 +164,36 @@ func (s *Service) page(ctx context.Context, ids []string, limit int) ([]User, bo
 	return users, more, nil
 }
 
-// linkedThrough returns what restricts a search to the users linked through
-// connector ("" for all users): their IDs when the connector has few links,
-// an EXISTS per user otherwise.
-func (s *Service) linkedThrough(ctx context.Context, connector string) (func(*gorm.DB) *gorm.DB, error) {
+// linkedThrough says how a search keeps to the users linked through
+// connector ("" for all users). A connector with few links gives them as
+// candidates, read by the links and sorted by search itself: however the
+// database would plan it, walking the username index for them can read most
+// of the table. A connector with more gives an EXISTS per user walked in
+// order, which finds a page after about limit × users ÷ links rows.
+func (s *Service) linkedThrough(ctx context.Context, connector string) ([]candidate, func(*gorm.DB) *gorm.DB, error) {
 	if connector == "" {
-		return func(tx *gorm.DB) *gorm.DB { return tx }, nil
+		return nil, func(tx *gorm.DB) *gorm.DB { return tx }, nil
 	}
 	db := s.db.WithContext(ctx)
 	var n int
 	if err := db.Raw("SELECT COUNT(*) FROM (SELECT 1 FROM links WHERE connector = ? LIMIT ?) AS few", connector, searchFew+1).Scan(&n).Error; err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if n <= searchFew {
+		// Two queries: joined, PostgreSQL would rather read all users than
+		// look up this few by their IDs.
 		var ids []string
 		if err := db.Model(&Link{}).Where("connector = ?", connector).Pluck("user_id", &ids).Error; err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		return func(tx *gorm.DB) *gorm.DB { return tx.Where("id IN ?", append(ids, "")) }, nil // "": IN () is no SQL
+		few := make([]candidate, 0, len(ids)) // not nil: no candidates is an empty answer
+		if len(ids) == 0 {
+			return few, nil, nil
+		}
+		err := db.Raw("SELECT id, username_key, COALESCE(LOWER(email), '') AS email_key FROM users WHERE id IN ?", ids).Scan(&few).Error
+		return few, nil, err
 	}
-	return func(tx *gorm.DB) *gorm.DB {
+	return nil, func(tx *gorm.DB) *gorm.DB {
 		return tx.Where("EXISTS (SELECT 1 FROM links WHERE links.user_id = users.id AND links.connector = ?)", connector)
 	}, nil
 }

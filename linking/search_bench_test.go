@@ -181,7 +181,7 @@ func sbPlan(ctx context.Context, db *gorm.DB, explain string, out *strings.Build
 			return err
 		}
 		// SQLite: id, parent, notused, detail; PostgreSQL: one line of text.
-		fmt.Fprintf(out, "      %v\n", vals[len(vals)-1])
+		fmt.Fprintf(out, "      %.300v\n", vals[len(vals)-1])
 	}
 	return rows.Err()
 }
