@@ -29,9 +29,9 @@ var searchFew = 5000
 // text, users come in username order. With text, users whose upstream
 // subject is the text come first, then those whose username starts with it
 // (by username), then those whose email does (by email): each part is one
-// index range read in its own order, and from the index alone, so a page
-// stops after the rows it shows instead of sorting every match; only the
-// page's users are read from the table (see BenchmarkSearch1M).
+// index range read in its own order, so a page stops after the rows it
+// shows instead of sorting every match; the walk reads IDs only, and then
+// the page's users (see BenchmarkSearch1M).
 func (s *Service) Search(ctx context.Context, q Query) ([]User, bool, error) {
 	limit, offset := min(max(q.Limit, 1), 200), max(q.Offset, 0)
 	users, more, err := s.search(ctx, q, limit, offset)

@@ -6,9 +6,9 @@ import "time"
 type User struct {
 	ID          string `gorm:"primaryKey;size:36"`
 	Username    string `gorm:"size:255;not null"`
-	UsernameKey string `gorm:"size:255;not null;uniqueIndex;index:idx_users_key_id,priority:1;index:idx_users_email_key,priority:2"` // usernames.Key: one key per name, however spelled
-	// idx_users_key_id and idx_users_email_key give Search the users it
-	// matches in the order it shows them, from the index alone.
+	UsernameKey string `gorm:"size:255;not null;uniqueIndex;index:idx_users_email_key,priority:2"` // usernames.Key: one key per name, however spelled
+	// idx_users_email_key gives Search the users whose email matches in the
+	// order it shows them (the username's unique index does for usernames).
 	Email         string `gorm:"size:320;index;index:idx_users_email_key,expression:LOWER(email),priority:1"`
 	EmailVerified bool
 	Name          string `gorm:"size:255"`

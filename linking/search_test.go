@@ -8,10 +8,12 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"gorm.io/gorm"
 
 	"github.com/fedhub/fedhub/linking"
+	"github.com/fedhub/fedhub/store/storetest"
 )
 
 // seqOf yields users as a file of them would, one a line.
@@ -169,4 +171,44 @@ func searchRows(db *gorm.DB) ([]linking.User, map[string][]linking.Link, error) 
 		byUser[l.UserID] = append(byUser[l.UserID], l)
 	}
 	return users, byUser, nil
+}
+
+// TestSearchPlans checks on SQLite that each statement of a search reads an
+// index in the order it shows and sorts nothing — the property that keeps a
+// page's cost apart from the directory's size (BenchmarkSearch1M measures
+// it). PostgreSQL's plans depend on its statistics, so they are left to the
+// benchmark, which prints them for a slow search.
+func TestSearchPlans(t *testing.T) {
+	db := storetest.Open(t, "sqlite", linking.Models()...)
+	ctx := context.Background()
+	users := make([]linking.ImportUser, 50)
+	for i := range users {
+		users[i] = linking.ImportUser{Username: fmt.Sprintf("user%02d", i), Email: fmt.Sprintf("u%d@example.com", i),
+			Links: []linking.ImportLink{{Connector: "corp", Subject: fmt.Sprint(i)}}}
+	}
+	if _, err := linking.New(db, time.Now).Import(ctx, seqOf(users)); err != nil {
+		t.Fatal(err)
+	}
+	restore := linking.SetSearchFew(10) // corp is a connector with many links: the EXISTS walk
+	defer restore()
+	for _, q := range []linking.Query{{}, {Text: "us"}, {Text: "u1"}, {Connector: "corp"}, {Connector: "corp", Text: "u"}} {
+		capture := &sbCapture{}
+		if _, _, err := linking.New(db.Session(&gorm.Session{Logger: capture}), time.Now).Search(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+		for _, sql := range capture.sql {
+			var plan strings.Builder
+			if err := sbPlan(ctx, db, "EXPLAIN QUERY PLAN "+sql, &plan); err != nil {
+				t.Fatal(err)
+			}
+			switch p := plan.String(); {
+			case strings.Contains(p, "TEMP B-TREE"), strings.Contains(p, "SCAN users\n"), strings.Contains(p, "SCAN links\n"):
+				t.Errorf("%+v: %s\nsorts or reads a whole table:\n%s", q, sql, p)
+			case strings.Contains(sql, "ORDER BY username_key") && !strings.Contains(p, "INDEX idx_users_username_key"),
+				strings.Contains(sql, "ORDER BY LOWER(email)") && !strings.Contains(p, "INDEX idx_users_email_key"),
+				strings.Contains(sql, "EXISTS") && !strings.Contains(p, "COVERING INDEX idx_link_connector_user"):
+				t.Errorf("%+v: %s\nreads another index than the one made for it:\n%s", q, sql, p)
+			}
+		}
+	}
 }
