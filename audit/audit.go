@@ -39,6 +39,7 @@ const (
 	Unlinked           = "link.removed"
 	LinkMoved          = "link.moved"
 	UsersMerged        = "user.merged"
+	UsersImported      = "user.imported" // fedhub users import; Detail has how many, from which file
 	SessionsRevoked    = "sessions.revoked"
 	SecretRotated      = "client.secret_rotated"
 	ClientDisabled     = "client.disabled" // removed from the configuration

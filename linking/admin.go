@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"gorm.io/gorm"
@@ -18,52 +19,183 @@ type Query struct {
 	Limit     int
 }
 
-// Search returns a page of users matching q, ordered by username, and whether
-// more follow. Each part of the match is an index range scan or lookup, so it
-// stays fast on large directories (see BenchmarkSearch100k).
+// searchFew is the most links a connector may have for Search to fetch its
+// users by their links; with more, Search walks users in order and checks
+// each for a link, which finds a page after about limit × users ÷ links rows.
+// Either way a page reads a bounded number of rows, whatever the table sizes.
+var searchFew = 5000
+
+// Search returns a page of users matching q and whether more follow. Without
+// text, users come in username order. With text, users whose upstream
+// subject is the text come first, then those whose username starts with it
+// (by username), then those whose email does (by email): each part is one
+// index range read in its own order, so a page stops after the rows it
+// shows instead of sorting every match; the walk reads IDs only, and then
+// the page's users (see BenchmarkSearch1M).
 func (s *Service) Search(ctx context.Context, q Query) ([]User, bool, error) {
-	limit := min(max(q.Limit, 1), 200)
-	db := s.db.WithContext(ctx)
-	users := db.Model(&User{})
-	// Linked through the connector: EXISTS when the connector links many users
-	// (it stops at the first link of each user), an IN list when it links few
-	// (the list is short, and EXISTS would scan every user to find them).
-	byConnector := "EXISTS (SELECT 1 FROM links WHERE links.user_id = users.id AND links.connector = ?)"
-	if text := strings.ToLower(strings.TrimSpace(q.Text)); text != "" {
-		// The subject first, on its own: inside an OR, a subquery keeps
-		// PostgreSQL from using the username and email indexes.
-		var ids []string
-		if err := db.Model(&Link{}).Where("subject = ?", strings.TrimSpace(q.Text)).Limit(100).Pluck("user_id", &ids).Error; err != nil {
-			return nil, false, fmt.Errorf("search users: %w", err)
-		}
-		end := text + "\U0010FFFF" // the prefix range [text, text+max)
-		match := db.Where("username_key >= ? AND username_key < ?", text, end).
-			Or("LOWER(email) >= ? AND LOWER(email) < ?", text, end)
-		if len(ids) > 0 {
-			match = match.Or("id IN ?", ids)
-		}
-		users = users.Where(match)
-	} else if q.Connector != "" {
-		var n int64
-		if err := db.Raw("SELECT COUNT(*) FROM (SELECT 1 FROM links WHERE connector = ? LIMIT 1000) AS few", q.Connector).Scan(&n).Error; err != nil {
-			return nil, false, fmt.Errorf("search users: %w", err)
-		}
-		if n < 1000 {
-			byConnector = "id IN (SELECT user_id FROM links WHERE connector = ?)"
-		}
-	}
-	if q.Connector != "" {
-		users = users.Where(byConnector, q.Connector)
-	}
-	var out []User
-	if err := users.Order("username_key").Offset(max(q.Offset, 0)).Limit(limit + 1).Find(&out).Error; err != nil {
+	limit, offset := min(max(q.Limit, 1), 200), max(q.Offset, 0)
+	users, more, err := s.search(ctx, q, limit, offset)
+	if err != nil {
 		return nil, false, fmt.Errorf("search users: %w", err)
 	}
-	more := len(out) > limit
-	if more {
-		out = out[:limit]
+	return users, more, nil
+}
+
+func (s *Service) search(ctx context.Context, q Query, limit, offset int) ([]User, bool, error) {
+	db := s.db.WithContext(ctx)
+	few, linked, err := s.linkedThrough(ctx, q.Connector)
+	if err != nil {
+		return nil, false, err
 	}
-	return out, more, nil
+	text := strings.TrimSpace(q.Text)
+	var linkedBy []string
+	if text != "" {
+		// The subject on its own: inside an OR it would keep the database
+		// from reading the username and email indexes in order.
+		if err := db.Model(&Link{}).Where("subject = ?", text).Limit(100).Pluck("user_id", &linkedBy).Error; err != nil {
+			return nil, false, err
+		}
+	}
+	// The prefix range [key, end): an index range, where LIKE would depend
+	// on the database's collation and case rules.
+	key := strings.ToLower(text)
+	end := key + "\U0010FFFF"
+	if few != nil {
+		ids := matchFew(few, text != "", key, end, linkedBy)
+		return s.page(ctx, ids[min(offset, len(ids)):], limit)
+	}
+	var ids []string
+	if text == "" {
+		err := linked(db.Model(&User{})).Order("username_key").Offset(offset).Limit(limit+1).Pluck("id", &ids).Error
+		if err != nil {
+			return nil, false, err
+		}
+		return s.page(ctx, ids, limit)
+	}
+	if len(linkedBy) > 0 {
+		if err := linked(db.Model(&User{}).Where("id IN ?", linkedBy)).Order("username_key").Pluck("id", &ids).Error; err != nil {
+			return nil, false, err
+		}
+	}
+	const byName = "username_key >= ? AND username_key < ?"
+	parts := []func(*gorm.DB) *gorm.DB{
+		func(tx *gorm.DB) *gorm.DB { return tx.Where(byName, key, end).Order("username_key") },
+		func(tx *gorm.DB) *gorm.DB { // the users byName found are not found again
+			return tx.Where("LOWER(email) >= ? AND LOWER(email) < ?", key, end).Where("NOT ("+byName+")", key, end).
+				Order("LOWER(email)").Order("username_key")
+		},
+	}
+	want := offset + limit + 1 + len(ids) // a subject's users may be found again by name
+	bySubject := len(ids)
+	for _, part := range parts {
+		var found []string
+		if err := part(linked(db.Model(&User{}))).Limit(want-len(ids)).Pluck("id", &found).Error; err != nil {
+			return nil, false, err
+		}
+		for _, id := range found {
+			if !slices.Contains(ids[:bySubject], id) {
+				ids = append(ids, id)
+			}
+		}
+		if len(ids) >= want {
+			break
+		}
+	}
+	return s.page(ctx, ids[min(offset, len(ids)):], limit)
+}
+
+// candidate is a user linked through a connector with few links, with the
+// keys a search orders by, as the database computes them.
+type candidate struct {
+	ID, UsernameKey, EmailKey string
+}
+
+// matchFew orders the candidates that match as the queries of search do:
+// linked by the subject, then the username range [key, end) by username,
+// then the email range by email and username; without text, all by username.
+func matchFew(few []candidate, hasText bool, key, end string, linkedBy []string) []string {
+	in := func(s string) bool { return s >= key && s < end }
+	rank := func(c candidate) int {
+		switch {
+		case !hasText:
+			return 1
+		case slices.Contains(linkedBy, c.ID):
+			return 0
+		case in(c.UsernameKey):
+			return 1
+		case in(c.EmailKey):
+			return 2
+		}
+		return -1
+	}
+	few = slices.DeleteFunc(few, func(c candidate) bool { return rank(c) < 0 })
+	slices.SortFunc(few, func(a, b candidate) int {
+		ra, rb := rank(a), rank(b)
+		if ra != rb {
+			return ra - rb
+		}
+		if ra == 2 {
+			if c := strings.Compare(a.EmailKey, b.EmailKey); c != 0 {
+				return c
+			}
+		}
+		return strings.Compare(a.UsernameKey, b.UsernameKey)
+	})
+	ids := make([]string, len(few))
+	for i, c := range few {
+		ids[i] = c.ID
+	}
+	return ids
+}
+
+// page reads the users of the first limit of ids, in that order, and says
+// whether more follow.
+func (s *Service) page(ctx context.Context, ids []string, limit int) ([]User, bool, error) {
+	more := len(ids) > limit
+	ids = ids[:min(limit, len(ids))]
+	if len(ids) == 0 {
+		return nil, false, nil
+	}
+	var users []User
+	if err := s.db.WithContext(ctx).Where("id IN ?", ids).Find(&users).Error; err != nil {
+		return nil, false, err
+	}
+	slices.SortFunc(users, func(a, b User) int { return slices.Index(ids, a.ID) - slices.Index(ids, b.ID) })
+	return users, more, nil
+}
+
+// linkedThrough says how a search keeps to the users linked through
+// connector ("" for all users). A connector with few links gives them as
+// candidates, read by the links and sorted by search itself: however the
+// database would plan it, walking the username index for them can read most
+// of the table. A connector with more gives an EXISTS per user walked in
+// order, which finds a page after about limit × users ÷ links rows.
+func (s *Service) linkedThrough(ctx context.Context, connector string) ([]candidate, func(*gorm.DB) *gorm.DB, error) {
+	if connector == "" {
+		return nil, func(tx *gorm.DB) *gorm.DB { return tx }, nil
+	}
+	db := s.db.WithContext(ctx)
+	var n int
+	if err := db.Raw("SELECT COUNT(*) FROM (SELECT 1 FROM links WHERE connector = ? LIMIT ?) AS few", connector, searchFew+1).Scan(&n).Error; err != nil {
+		return nil, nil, err
+	}
+	if n <= searchFew {
+		// Two queries: joined, PostgreSQL would rather read all users than
+		// look up this few by their IDs.
+		var ids []string
+		if err := db.Model(&Link{}).Where("connector = ?", connector).Pluck("user_id", &ids).Error; err != nil {
+			return nil, nil, err
+		}
+		few := make([]candidate, 0, len(ids)) // not nil: no candidates is an empty answer
+		if len(ids) == 0 {
+			return few, nil, nil
+		}
+		err := db.Raw("SELECT id, username_key, COALESCE(LOWER(email), '') AS email_key FROM users WHERE id IN ?", ids).Scan(&few).Error
+		return few, nil, err
+	}
+	return nil, func(tx *gorm.DB) *gorm.DB {
+		return tx.Where("EXISTS (SELECT 1 FROM links WHERE links.user_id = users.id AND links.connector = ?)", connector)
+	}, nil
 }
 
 // AdminLink links an upstream identity to a user on an administrator's word

@@ -4,10 +4,12 @@ import "time"
 
 // User is a local fedhub account; its ID is the "sub" of every token fedhub mints.
 type User struct {
-	ID            string `gorm:"primaryKey;size:36"`
-	Username      string `gorm:"size:255;not null"`
-	UsernameKey   string `gorm:"size:255;not null;uniqueIndex"` // usernames.Key: one key per name, however spelled
-	Email         string `gorm:"size:320;index;index:idx_users_email_lower,expression:LOWER(email)"`
+	ID          string `gorm:"primaryKey;size:36"`
+	Username    string `gorm:"size:255;not null"`
+	UsernameKey string `gorm:"size:255;not null;uniqueIndex;index:idx_users_email_key,priority:2"` // usernames.Key: one key per name, however spelled
+	// idx_users_email_key gives Search the users whose email matches in the
+	// order it shows them (the username's unique index does for usernames).
+	Email         string `gorm:"size:320;index;index:idx_users_email_key,expression:LOWER(email),priority:1"`
 	EmailVerified bool
 	Name          string `gorm:"size:255"`
 	PasswordHash  string `gorm:"size:255"`
@@ -42,9 +44,11 @@ type UserGroup struct {
 // Link ties an upstream identity to a user. (Connector, Subject) is unique across
 // all users, by index and not only by code: one upstream identity, one user.
 type Link struct {
-	ID          uint   `gorm:"primaryKey"`
-	UserID      string `gorm:"size:36;not null;index"`
-	Connector   string `gorm:"size:64;not null;uniqueIndex:idx_link_upstream"`
+	ID     uint   `gorm:"primaryKey"`
+	UserID string `gorm:"size:36;not null;index;index:idx_link_connector_user,priority:2"`
+	// idx_link_connector_user answers "is this user linked through C" and
+	// "who is linked through C" from the index alone (Search).
+	Connector   string `gorm:"size:64;not null;uniqueIndex:idx_link_upstream;index:idx_link_connector_user,priority:1"`
 	Subject     string `gorm:"size:512;not null;uniqueIndex:idx_link_upstream;index"`
 	Username    string `gorm:"size:255"`
 	Email       string `gorm:"size:320"`

@@ -63,17 +63,23 @@ func Open(ctx context.Context, cfg config.Storage) (*gorm.DB, error) {
 
 // sqliteDriver is the SQLite driver with what no DSN parameter sets: every
 // connection cuts the write-ahead log back to walLimit once a checkpoint has
-// copied it into the database. Without it the log keeps the size of its
-// largest burst of writes for good (a flood of failed logins left tens of
-// MiB behind).
+// copied it into the database (without it the log keeps the size of its
+// largest burst of writes for good: a flood of failed logins left tens of
+// MiB behind), and reads up to mmapLimit of the file through mmap.
 const sqliteDriver = "sqlite3_fedhub"
 
 // walLimit is the size the write-ahead log is cut back to.
 const walLimit = 4 << 20
 
+// mmapLimit is how much of the database file SQLite reads through memory
+// mapping: straight from the kernel's page cache, shared by every
+// connection, instead of a system call per page into each connection's own
+// 2 MiB cache (an index walk over a large table was mostly those calls).
+const mmapLimit = 1 << 30
+
 func init() {
 	sql.Register(sqliteDriver, &sqlite3.SQLiteDriver{ConnectHook: func(c *sqlite3.SQLiteConn) error {
-		_, err := c.Exec(fmt.Sprintf("PRAGMA journal_size_limit = %d", walLimit), nil)
+		_, err := c.Exec(fmt.Sprintf("PRAGMA journal_size_limit = %d; PRAGMA mmap_size = %d", walLimit, mmapLimit), nil)
 		return err
 	}})
 }
@@ -167,4 +173,56 @@ func fnv64(s string) uint64 {
 	h := fnv.New64a()
 	h.Write([]byte(s))
 	return h.Sum64()
+}
+
+// bulkCacheKiB is SQLite's page cache while Bulk runs: big enough for the
+// indexes a million-row import scatters its writes over (the default 2 MiB
+// makes every insert a read from disk).
+const bulkCacheKiB = 256 << 10
+
+// Bulk runs fn in a transaction meant for writing many rows: on SQLite with
+// a page cache of bulkCacheKiB for the transaction's connection, given back
+// to the default afterwards.
+func Bulk(ctx context.Context, db *gorm.DB, fn func(tx *gorm.DB) error) error {
+	return db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if tx.Dialector.Name() != "sqlite" {
+			return fn(tx)
+		}
+		var old int
+		if err := tx.Raw("PRAGMA cache_size").Scan(&old).Error; err != nil {
+			return fmt.Errorf("bulk: %w", err)
+		}
+		if err := tx.Exec(fmt.Sprintf("PRAGMA cache_size = -%d", bulkCacheKiB)).Error; err != nil {
+			return fmt.Errorf("bulk: %w", err)
+		}
+		err := fn(tx)
+		if rerr := tx.Exec(fmt.Sprintf("PRAGMA cache_size = %d", old)).Error; rerr != nil && err == nil {
+			err = fmt.Errorf("bulk: %w", rerr)
+		}
+		return err
+	})
+}
+
+// Settle brings PostgreSQL's statistics and visibility map of the given
+// models' tables up to date after a bulk write, as autovacuum would a while
+// later: until then the planner guesses their sizes, and index-only scans
+// read the table anyway. SQLite needs nothing: fedhub keeps no statistics
+// there (no ANALYZE), so its plans do not depend on them.
+func Settle(ctx context.Context, db *gorm.DB, models ...any) error {
+	db = db.WithContext(ctx)
+	if db.Dialector.Name() != "postgres" {
+		return nil
+	}
+	tables := make([]string, len(models))
+	for i, m := range models {
+		stmt := &gorm.Statement{DB: db}
+		if err := stmt.Parse(m); err != nil {
+			return fmt.Errorf("settle: %w", err)
+		}
+		tables[i] = stmt.Quote(stmt.Table)
+	}
+	if err := db.Exec("VACUUM (ANALYZE) " + strings.Join(tables, ", ")).Error; err != nil {
+		return fmt.Errorf("settle: %w", err)
+	}
+	return nil
 }

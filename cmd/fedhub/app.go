@@ -42,6 +42,8 @@ type app struct {
 	audit  *audit.Log
 	echo   *echo.Echo
 	sync   *dirsync.Syncer
+	// connectors are the IDs of the configured connectors (local's too).
+	connectors []string
 	// purgers delete what expired in the packages outside the issuer (whose
 	// Maintain purges its own).
 	purgers []purger
@@ -116,8 +118,10 @@ func (a *app) purgeOnce(ctx context.Context, log *slog.Logger) {
 	}
 }
 
-// migrate creates or updates every package's tables.
-func migrate(ctx context.Context, db *gorm.DB) error {
+// migrate brings the database to every package's tables and the steps
+// below, once per schema: a start on a database already migrated to this
+// binary's schema skips it (store.MigrateSchema).
+func migrate(ctx context.Context, db *gorm.DB, log *slog.Logger) error {
 	var models []any
 	models = append(models, linking.Models()...)
 	models = append(models, issuer.Models()...)
@@ -129,24 +133,42 @@ func migrate(ctx context.Context, db *gorm.DB) error {
 	models = append(models, passkey.Models()...)
 	models = append(models, admin.Models()...)
 	models = append(models, dirsync.Models()...)
-	if err := store.Migrate(ctx, db, models...); err != nil {
-		return err
-	}
+	var steps []store.Step
 	// Sign-ins in progress lived in three tables before login.Transaction;
 	// they held only rows of minutes, so nothing is lost with them.
 	for _, table := range []string{"auth_requests", "flow_records", "pendings"} {
-		if err := db.WithContext(ctx).Migrator().DropTable(table); err != nil {
-			return fmt.Errorf("drop the old table %s: %w", table, err)
-		}
+		steps = append(steps, store.Step{Name: "drop table " + table, Run: func(ctx context.Context, db *gorm.DB) error {
+			return db.Migrator().DropTable(table)
+		}})
 	}
 	// TOTP keys may be sealed, and sealed values are never equal: the unique
 	// index over (user, key) meant nothing any more (mfa.ConfirmTOTP checks).
-	if m := db.WithContext(ctx).Migrator(); m.HasIndex(&mfa.Factor{}, "idx_mfa_factors_user_secret") {
-		if err := m.DropIndex(&mfa.Factor{}, "idx_mfa_factors_user_secret"); err != nil {
-			return fmt.Errorf("drop the old index idx_mfa_factors_user_secret: %w", err)
-		}
+	// LOWER(email) alone is covered by idx_users_email_key, which also gives
+	// the admin search its order.
+	for _, old := range []struct {
+		model any
+		index string
+	}{{&mfa.Factor{}, "idx_mfa_factors_user_secret"}, {&linking.User{}, "idx_users_email_lower"}} {
+		steps = append(steps, store.Step{Name: "drop index " + old.index, Run: func(ctx context.Context, db *gorm.DB) error {
+			if m := db.Migrator(); m.HasIndex(old.model, old.index) {
+				return m.DropIndex(old.model, old.index)
+			}
+			return nil
+		}})
 	}
-	return nil
+	steps = append(steps, store.Step{Name: "rekey usernames", Run: func(ctx context.Context, db *gorm.DB) error {
+		stuck, err := linking.New(db, now).RekeyUsernames(ctx)
+		for _, u := range stuck {
+			log.Warn("username kept under its old key: typing it no longer finds this user (its links still sign it in)", "user", u.UserID,
+				"username", u.Username, "reason", u.Reason)
+		}
+		return err
+	}})
+	migrated, err := store.MigrateSchema(ctx, db, models, steps)
+	if migrated {
+		log.Info("database migrated")
+	}
+	return err
 }
 
 func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, error) {
@@ -158,7 +180,7 @@ func newApp(ctx context.Context, cfg *config.Config, log *slog.Logger) (*app, er
 	// Nodes starting together take turns: migrating, creating the bootstrap
 	// users and the first signing key are each meant to happen once.
 	err = store.Exclusive(ctx, db, "fedhub-startup", func() error {
-		if err := migrate(ctx, db); err != nil {
+		if err := migrate(ctx, db, log); err != nil {
 			return err
 		}
 		a, err = wire(ctx, cfg, db, log)
@@ -181,14 +203,6 @@ func wire(ctx context.Context, cfg *config.Config, db *gorm.DB, log *slog.Logger
 		return nil, err
 	}
 	users := linking.New(db, now)
-	stuck, err := users.RekeyUsernames(ctx)
-	if err != nil {
-		return nil, err
-	}
-	for _, u := range stuck {
-		log.Warn("username kept under its old key: typing it no longer finds this user (its links still sign it in)", "user", u.UserID,
-			"username", u.Username, "reason", u.Reason)
-	}
 	if err := bootstrapUsers(ctx, users, cfg.Users, log); err != nil {
 		return nil, err
 	}
@@ -250,7 +264,11 @@ func wire(ctx context.Context, cfg *config.Config, db *gorm.DB, log *slog.Logger
 	m.KeyAge(iss.Keys().SigningSince, now)
 	// Every table whose rows expire, but the issuer's (its Maintain purges
 	// them); audit events are kept.
-	return &app{db: db, users: users, issuer: iss, audit: events, echo: e, sync: syncer,
+	ids := make([]string, len(connectors))
+	for i, c := range connectors {
+		ids[i] = c.ID
+	}
+	return &app{db: db, users: users, issuer: iss, audit: events, echo: e, sync: syncer, connectors: ids,
 		purgers: purgersOf(keys, login.NewTransactions(db, now), factors, limiter, values, adm),
 		secrets: secrets, sealed: []sealedSecrets{{"signing keys", &issuer.SigningKey{}, iss.Keys()}, {"TOTP keys", &mfa.Factor{}, factors},
 			{"connector keys", &brokers.ConnectorValue{}, values}, {"upstream tokens", &linking.Link{}, users.UpstreamStates(secrets)}},

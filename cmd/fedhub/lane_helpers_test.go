@@ -87,7 +87,7 @@ func startLane(t *testing.T, p firstlogin.Policy, policy mfaPolicy, configure ..
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = store.Close(db) })
-	if err := migrate(ctx, db); err != nil {
+	if err := migrate(ctx, db, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}
 	// Unexpected server errors (logged at error level) show in the test's output.

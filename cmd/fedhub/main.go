@@ -35,6 +35,7 @@ Usage:
   fedhub migrate (-c FILE | --demo)
   fedhub users add (-c FILE | --demo) --username NAME [--email E] [--name N] [--role R]... [--password-stdin]
   fedhub users list (-c FILE | --demo)
+  fedhub users import (-c FILE | --demo) --file users.jsonl|users.csv   (all or nothing; see the README)
   fedhub users set-password (-c FILE | --demo) --username NAME   (reads the password from stdin)
   fedhub users disable|enable (-c FILE | --demo) --username NAME
   fedhub users grant-role|revoke-role (-c FILE | --demo) --username NAME --role ROLE   (e.g. --role admin)
@@ -77,6 +78,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		})
 	case "users add", "users list", "users set-password", "users disable", "users enable", "users grant-role", "users revoke-role":
 		return usersCommand(ctx, cmd, rest, stdin, stdout)
+	case "users import":
+		return usersImport(ctx, rest, stdout)
 	case "keys rotate":
 		return keysRotate(ctx, rest, stdout)
 	case "secrets rekey":

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -68,7 +69,7 @@ func TestMigrateDropsOldSignInTables(t *testing.T) {
 		}
 	}
 	for range 2 { // and a second migration finds nothing to drop
-		if err := migrate(ctx, db); err != nil {
+		if err := migrate(ctx, db, slog.New(slog.DiscardHandler)); err != nil {
 			t.Fatal(err)
 		}
 	}

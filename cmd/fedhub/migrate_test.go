@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"testing"
 
 	"gorm.io/gorm"
@@ -25,7 +26,7 @@ func TestMigrateDropsTOTPKeyIndex(t *testing.T) {
 			t.Fatalf("the old index %s was not made", old)
 		}
 		for range 2 {
-			if err := migrate(ctx, db); err != nil {
+			if err := migrate(ctx, db, slog.New(slog.DiscardHandler)); err != nil {
 				t.Fatalf("migrate: %v", err)
 			}
 			if db.Migrator().HasIndex(&mfa.Factor{}, old) {

@@ -23,7 +23,7 @@ import (
 var tableEnds = map[string]string{
 	"users": "kept", "user_roles": "kept", "user_groups": "kept", "links": "kept",
 	"clients": "kept: the configuration's", "events": "kept: the audit trail",
-	"passkey_credentials": "kept", "dirsync_states": "kept: one row per connector that imports its directory", "mfa_factors": "kept", "mfa_recovery_codes": "kept until used or replaced",
+	"passkey_credentials": "kept", "fedhub_schema": "kept: one row, the schema the database was migrated to", "dirsync_states": "kept: one row per connector that imports its directory", "mfa_factors": "kept", "mfa_recovery_codes": "kept until used or replaced",
 	"mfa_used_steps":        "purged: mfa.Service.Purge (tested in mfa)",
 	"signing_keys":          "purged: issuer.Maintain",
 	"auth_codes":            "purged: issuer.Maintain",
