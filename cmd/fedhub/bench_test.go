@@ -56,7 +56,7 @@ func startBench(b *testing.B, alg string, extra ...brokers.Connector) *benchServ
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := migrate(ctx, db); err != nil {
+	if err := migrate(ctx, db, slog.New(slog.DiscardHandler)); err != nil {
 		b.Fatal(err)
 	}
 	a, err := wire(ctx, cfg, db, slog.New(slog.DiscardHandler), extra...)

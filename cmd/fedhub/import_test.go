@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"log/slog"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,7 +43,7 @@ connectors:
 			t.Fatal(err)
 		}
 		var out bytes.Buffer
-		err := run(ctx, []string{"users", "import", "-c", conf, "--file", path}, strings.NewReader(""), &out, slog.New(slog.DiscardHandler))
+		err := run(ctx, []string{"users", "import", "-c", conf, "--file", path}, strings.NewReader(""), &out, io.Discard)
 		return out.String(), err
 	}
 	users := func() int64 {
