@@ -45,9 +45,11 @@ func startBench(b *testing.B, alg string) *benchServer {
 }
 
 // startServer runs the demo configuration in-process with this signing
-// algorithm and storage.
+// algorithm and storage, with serve's garbage collector settings (the whole
+// process has them: the load generator too).
 func startServer(tb testing.TB, alg string, storage config.Storage) *benchServer {
 	tb.Helper()
+	tuneGC(slog.New(slog.DiscardHandler))
 	srv := httptest.NewUnstartedServer(nil)
 	cfg, err := demoConfig(srv.Listener.Addr().String())
 	if err != nil {

@@ -152,6 +152,7 @@ func serve(ctx context.Context, args []string, stdout io.Writer, log *slog.Logge
 	if err != nil {
 		return err
 	}
+	tuneGC(log)
 	a, err := newApp(ctx, cfg, log)
 	if err != nil {
 		return err
