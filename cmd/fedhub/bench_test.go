@@ -49,7 +49,7 @@ func startBench(b *testing.B, alg string) *benchServer {
 // process has them: the load generator too).
 func startServer(tb testing.TB, alg string, storage config.Storage) *benchServer {
 	tb.Helper()
-	tuneGC(slog.New(slog.DiscardHandler))
+	tb.Cleanup(tuneGC(slog.New(slog.DiscardHandler)))
 	srv := httptest.NewUnstartedServer(nil)
 	cfg, err := demoConfig(srv.Listener.Addr().String())
 	if err != nil {
