@@ -19,6 +19,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/pquerna/otp/totp"
+	"gorm.io/gorm"
 
 	"github.com/fedhub/fedhub/config"
 	"github.com/fedhub/fedhub/issuer"
@@ -36,7 +37,8 @@ import (
 type benchServer struct {
 	url    string
 	client *http.Client
-	app    *app
+	app    *app     // nil for a server in a process of its own
+	db     *gorm.DB // its database
 }
 
 func startBench(b *testing.B, alg string) *benchServer {
@@ -65,13 +67,16 @@ func startServer(tb testing.TB, alg string, storage config.Storage) *benchServer
 	srv.Config.Handler = a.echo
 	srv.Start()
 	tb.Cleanup(func() { srv.Close(); store.Close(a.db) })
-	return &benchServer{url: srv.URL, client: srv.Client(), app: a}
+	// Enough idle connections for every concurrent worker: with the default 2
+	// the others would dial a new connection per request.
+	srv.Client().Transport.(*http.Transport).MaxIdleConnsPerHost = 64
+	return &benchServer{url: srv.URL, client: srv.Client(), app: a, db: a.db}
 }
 
 // rawSigner signs with the very key the issuer uses (read from its database).
 func (s *benchServer) rawSigner(tb testing.TB) jose.Signer {
 	var row issuer.SigningKey
-	if err := s.app.db.Order("created_at DESC").Take(&row).Error; err != nil {
+	if err := s.db.Order("created_at DESC").Take(&row).Error; err != nil {
 		tb.Fatal(err)
 	}
 	priv, err := x509.ParsePKCS8PrivateKey(row.PrivateKey)

@@ -4,21 +4,25 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
 	"testing"
 	"text/tabwriter"
+	"text/template"
 	"time"
 
 	"github.com/fedhub/fedhub/config"
 	"github.com/fedhub/fedhub/e2e/peers"
 	"github.com/fedhub/fedhub/internal/loadgen"
 	"github.com/fedhub/fedhub/linking"
+	"github.com/fedhub/fedhub/store"
 )
 
 // TestMain stops the PostgreSQL server the targets test started.
@@ -35,7 +39,9 @@ func TestMain(m *testing.M) {
 //
 //	FEDHUB_BENCH=1 go test -count 1 -run TestPerformanceTargets -v ./cmd/fedhub/
 //
-// FEDHUB_BENCH_D sets each phase's duration (default 3s), split over its rounds.
+// FEDHUB_BENCH_D sets each phase's duration (default 3s), split over its
+// rounds; FEDHUB_BENCH_BIN names a fedhub binary to measure (another build),
+// instead of building this one.
 func TestPerformanceTargets(t *testing.T) {
 	if os.Getenv("FEDHUB_BENCH") == "" {
 		t.Skip("a measurement of a few minutes: FEDHUB_BENCH=1 (scripts/bench)")
@@ -48,6 +54,7 @@ func TestPerformanceTargets(t *testing.T) {
 		}
 	}
 	m := &measure{t: t, d: d}
+	bin := benchBinary(t)
 	var rows []target
 	perDB := map[string]map[string]float64{"sqlite": {}, "postgres": {}}
 	for _, alg := range []string{"RS256", "ES256", "EdDSA"} {
@@ -55,7 +62,7 @@ func TestPerformanceTargets(t *testing.T) {
 		// PostgreSQL figures are compared with the SQLite ones.
 		var ps []phase
 		for _, driver := range []string{"sqlite", "postgres"} {
-			ps = append(ps, serverPhases(t, alg, driver)...)
+			ps = append(ps, serverPhases(t, bin, alg, driver)...)
 		}
 		st := m.rounds(alg, ps)
 		for _, driver := range []string{"sqlite", "postgres"} {
@@ -89,14 +96,99 @@ func TestPerformanceTargets(t *testing.T) {
 	tw.Flush()
 }
 
-// serverPhases starts a server with this algorithm on a fresh database of
-// this driver and returns its phases, named after the driver.
-func serverPhases(t *testing.T, alg, driver string) []phase {
+// benchConfig is the demo configuration as a file (secrets come from the
+// environment, as a file must give them).
+const benchConfig = `issuer: http://{{.Addr}}
+listen: {{.Addr}}
+storage: {driver: {{.Driver}}, dsn: "{{.DSN}}"}
+signing: {algorithm: {{.Alg}}}
+brute_force: {failure_factor: 1000000000} # the benchmark signs in many times
+clients:
+  - id: ` + demoClientID + `
+    secret: ${FEDHUB_BENCH_SECRET}
+    redirect_uris: [` + demoRedirectURI + `]
+    grant_types: [authorization_code, refresh_token, client_credentials, password]
+users:
+  - {username: demo, password: "${FEDHUB_BENCH_PASSWORD}", email: demo@example.com, email_verified: true}
+`
+
+// startProcess runs fedhub serve in a process of its own — as the issue's
+// load tests did: a server sharing the load generator's process shares its
+// scheduler too, which shows in the tails — with the demo configuration, this
+// algorithm and storage.
+func startProcess(t *testing.T, bin, alg string, storage config.Storage) *benchServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	var file strings.Builder
+	err = template.Must(template.New("").Parse(benchConfig)).Execute(&file, map[string]string{
+		"Addr": addr, "Driver": storage.Driver, "DSN": storage.DSN, "Alg": alg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "fedhub.yaml")
+	if err := os.WriteFile(path, []byte(file.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "serve", "-c", path)
+	cmd.Env = append(os.Environ(), "FEDHUB_BENCH_SECRET="+demoSecret, "FEDHUB_BENCH_PASSWORD=demo")
+	logFile, err := os.Create(filepath.Join(dir, "fedhub.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait()
+		logFile.Close()
+	})
+	s := &benchServer{url: "http://" + addr, client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		if s.get("/.well-known/openid-configuration")(context.Background()) == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			out, _ := os.ReadFile(logFile.Name())
+			t.Fatalf("fedhub did not start within a minute:\n%s", out)
+		}
+	}
+	db, err := store.Open(context.Background(), storage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close(db) })
+	s.db = db
+	return s
+}
+
+// benchBinary is FEDHUB_BENCH_BIN, or this package built into a temporary folder.
+func benchBinary(t *testing.T) string {
+	if bin := os.Getenv("FEDHUB_BENCH_BIN"); bin != "" {
+		return bin
+	}
+	bin := filepath.Join(t.TempDir(), "fedhub")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build fedhub: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// serverPhases starts bin with this algorithm on a fresh database of this
+// driver and returns its phases, named after the driver.
+func serverPhases(t *testing.T, bin, alg, driver string) []phase {
 	storage := config.Storage{Driver: "sqlite", DSN: filepath.Join(t.TempDir(), "targets.db")}
 	if driver == "postgres" {
 		storage = config.Storage{Driver: "postgres", DSN: peers.Postgres(t)}
 	}
-	s := startServer(t, alg, storage)
+	s := startProcess(t, bin, alg, storage)
 	signer := s.rawSigner(t)
 	payload := fmt.Appendf(nil, `{"iss":%q,"sub":"bench","aud":"demo-app","exp":%d,"jti":"0123456789abcdef0123456789"}`,
 		s.url, time.Now().Unix())
