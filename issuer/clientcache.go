@@ -17,9 +17,9 @@ import (
 // memory and asks the database every clientCheck whether they changed: one
 // read of a version number that every write of a client raises. A change made
 // on this node is seen by its next request; one made on another node (or by
-// the CLI) within clientCheck, as a revoked key is. A check never waits for
-// another one in progress for longer than clientStale: past that, a request
-// asks the database itself.
+// the CLI) within clientCheck, as a revoked key is. While one request checks,
+// the others go on with the cache, but never with one older than clientStale:
+// past that, each asks the database itself.
 const (
 	clientCheck = keyCheck
 	clientStale = 2 * clientCheck
