@@ -112,3 +112,46 @@ func TestClientChangesReachEveryNode(t *testing.T) {
 		})
 	}
 }
+
+// While one request checks, the others answer from the cache — but never
+// from one older than clientStale: a check that hangs does not stretch the
+// bound.
+func TestClientCacheStaleWhileAnotherChecks(t *testing.T) {
+	db := storetest.Open(t, "sqlite", Models()...)
+	ctx := context.Background()
+	at := time.Now().UTC()
+	cc := newClientCache(db, func() time.Time { return at })
+	if err := db.Create(&Client{ID: "svc"}).Error; err != nil {
+		t.Fatal(err)
+	}
+	if err := cc.bump(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := cc.get(ctx, "svc"); err != nil || c == nil {
+		t.Fatalf("get(svc) = %v, %v", c, err)
+	}
+	if err := db.Model(&Client{}).Where("id = ?", "svc").Update("removed_at", at).Error; err != nil {
+		t.Fatal(err)
+	}
+	if err := cc.bump(ctx, db); err != nil { // as another node would: this cache is not told
+		t.Fatal(err)
+	}
+	cc.checking.Store(true) // another request is checking, and hangs
+	for _, c := range []struct {
+		after   time.Duration
+		wantNil bool
+	}{
+		{clientCheck, false},     // due, but another request checks: the cache answers
+		{clientStale / 2, true},  // now clientStale old: this request asks itself
+		{clientCheck / 10, true}, // and the cache it loaded answers after
+	} {
+		at = at.Add(c.after)
+		got, err := cc.get(ctx, "svc")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (got == nil) != c.wantNil {
+			t.Errorf("after another %v: svc removed is seen: %v, want %v", c.after, got == nil, c.wantNil)
+		}
+	}
+}
