@@ -55,6 +55,9 @@ func TestPerformanceTargets(t *testing.T) {
 	}
 	m := &measure{t: t, d: d}
 	bin := benchBinary(t)
+	// The raw argon2id limit hashes in this process, in as many threads as
+	// the phases that hash in the server keep busy (see serverPhases).
+	defer linking.SetHashLimits(linking.HashLimits{Running: 2 * runtime.GOMAXPROCS(0)})()
 	var rows []target
 	perDB := map[string]map[string]float64{"sqlite": {}, "postgres": {}}
 	for _, alg := range []string{"RS256", "ES256", "EdDSA"} {
@@ -192,24 +195,28 @@ func serverPhases(t *testing.T, bin, alg, driver string) []phase {
 	signer := s.rawSigner(t)
 	payload := fmt.Appendf(nil, `{"iss":%q,"sub":"bench","aud":"demo-app","exp":%d,"jti":"0123456789abcdef0123456789"}`,
 		s.url, time.Now().Unix())
+	// A raw limit runs here, in as many threads as a load phase keeps busy
+	// (the server's and this process's): on a machine that also runs other
+	// work, the share of the CPU it gets is then the same.
+	threads := 2 * runtime.GOMAXPROCS(0)
 	ps := []phase{
-		{"sign (raw)", runtime.GOMAXPROCS(0), func(context.Context) error {
+		{"sign (raw)", threads, threads, func(context.Context) error {
 			_, err := signer.Sign(payload)
 			return err
 		}},
-		{"GET /jwks c=8", 8, s.get("/jwks")},
-		{"client_credentials c=8", 8, s.grant(url.Values{"grant_type": {"client_credentials"}})},
-		{"refresh c=8", 8, s.refreshChains(t, 8)},
+		{"GET /jwks c=8", 8, 0, s.get("/jwks")},
+		{"client_credentials c=8", 8, 0, s.grant(url.Values{"grant_type": {"client_credentials"}})},
+		{"refresh c=8", 8, 0, s.refreshChains(t, 8)},
 	}
 	if alg == "RS256" { // one argon2id each: the algorithm does not matter
 		ps = append(ps,
-			phase{"argon2id hash (raw)", max(2, runtime.GOMAXPROCS(0)), func(context.Context) error {
+			phase{"argon2id hash (raw)", threads, threads, func(context.Context) error {
 				_, err := linking.HashPassword("bench-password")
 				return err
 			}},
-			phase{"password grant c=4", 4, s.grant(url.Values{"grant_type": {"password"},
+			phase{"password grant c=4", 4, 0, s.grant(url.Values{"grant_type": {"password"},
 				"username": {"demo"}, "password": {"demo"}, "scope": {"openid"}})},
-			phase{"browser login c=4", 4, func(ctx context.Context) error { return s.loginCtx(ctx, "demo", "demo", "") }})
+			phase{"browser login c=4", 4, 0, func(ctx context.Context) error { return s.loginCtx(ctx, "demo", "demo", "") }})
 	}
 	for i := range ps {
 		ps[i].name = driver + " " + ps[i].name
@@ -223,10 +230,12 @@ type measure struct {
 	d time.Duration
 }
 
-// phase is one load: an operation repeated by workers.
+// phase is one load: an operation repeated by workers, with GOMAXPROCS set
+// to threads while it runs (0: left as it is).
 type phase struct {
 	name    string
 	workers int
+	threads int
 	op      loadgen.Op
 }
 
@@ -241,7 +250,9 @@ func (m *measure) rounds(server string, ps []phase) map[string]loadgen.Stats {
 	all := map[string][]loadgen.Stats{}
 	for range measureRounds {
 		for _, p := range ps {
+			prev := runtime.GOMAXPROCS(p.threads)
 			st, err := loadgen.Run(context.Background(), p.workers, m.d/measureRounds, 1<<30, p.op)
+			runtime.GOMAXPROCS(prev)
 			if err != nil {
 				m.t.Fatalf("%s %s: %v", server, p.name, err)
 			}
