@@ -19,8 +19,6 @@ import (
 	"github.com/fedhub/fedhub/audit"
 	"github.com/fedhub/fedhub/config"
 	"github.com/fedhub/fedhub/linking"
-	"github.com/fedhub/fedhub/store"
-	"github.com/fedhub/fedhub/web"
 )
 
 // HashClientSecret is the stored form of a client secret. Client secrets are
@@ -37,8 +35,13 @@ func (iss *Issuer) SyncClients(ctx context.Context, clients []config.Client) err
 }
 
 // syncClients writes the configured clients, enables those that are back in
-// the configuration and disables those no longer in it.
-func (iss *Issuer) syncClients(ctx context.Context, clients []config.Client) error {
+// the configuration and disables those no longer in it. Whatever it wrote,
+// even when it failed halfway, it then tells every node's client cache.
+func (iss *Issuer) syncClients(ctx context.Context, clients []config.Client) (err error) {
+	defer func() {
+		err = errors.Join(err, iss.clients.bump(ctx, iss.db))
+		iss.clients.invalidate()
+	}()
 	configured := []string{AdminClientID}
 	for _, c := range clients {
 		hash := c.SecretHash
@@ -62,7 +65,7 @@ func (iss *Issuer) syncClients(ctx context.Context, clients []config.Client) err
 		configured = append(configured, c.ID)
 	}
 	// The admin UI signs in through this issuer like any other client.
-	err := iss.saveClient(ctx, Client{ID: AdminClientID, Name: "fedhub administration", Public: true,
+	err = iss.saveClient(ctx, Client{ID: AdminClientID, Name: "fedhub administration", Public: true,
 		RedirectURIs: []string{iss.url + "/admin/callback"}, GrantTypes: []string{config.GrantAuthorizationCode},
 		Scopes: []string{AdminScope}})
 	if err != nil {
@@ -182,21 +185,18 @@ func grantable(c *Client, userIsAdmin func() bool, requested string) string {
 
 var errUnknownClient = errors.New("unknown client")
 
+// client returns the client with this ID, from the cache. A removed client
+// (no longer in the configuration) is unknown to every endpoint. The client
+// is shared: callers only read it.
 func (iss *Issuer) client(ctx context.Context, id string) (*Client, error) {
-	if id == "" || len(id) > 255 || !web.Text(id) { // PostgreSQL refuses NUL and broken UTF-8 outright
+	c, err := iss.clients.get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if c == nil {
 		return nil, errUnknownClient
 	}
-	var c Client
-	if err := iss.db.WithContext(ctx).Take(&c, "id = ?", id).Error; err != nil {
-		if store.IsNotFound(err) {
-			return nil, errUnknownClient
-		}
-		return nil, fmt.Errorf("load client: %w", err)
-	}
-	if c.RemovedAt != nil { // no longer in the configuration: unknown to every endpoint
-		return nil, errUnknownClient
-	}
-	return &c, nil
+	return c, nil
 }
 
 func (c *Client) allows(grant string) bool { return slices.Contains(c.GrantTypes, grant) }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"gorm.io/gorm"
 
@@ -15,7 +16,7 @@ import (
 // answered 500 at /token, /introspect and /revoke (found by FuzzTokenEndpoint).
 func TestClientIDNotText(t *testing.T) {
 	storetest.ForEachDB(t, Models(), func(t *testing.T, db *gorm.DB) {
-		iss := &Issuer{db: db}
+		iss := &Issuer{db: db, clients: newClientCache(db, time.Now)}
 		for _, id := range []string{"\x00", "ok\x00", "\xc3\x28", "\xff"} {
 			if _, err := iss.client(context.Background(), id); !errors.Is(err, errUnknownClient) {
 				t.Errorf("client(%q) = %v, want errUnknownClient", id, err)

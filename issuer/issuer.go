@@ -47,6 +47,7 @@ type Issuer struct {
 	txns    login.Transactions
 	audit   *audit.Log
 	keys    *Keys
+	clients *clientCache
 	cookies web.Cookies
 	log     *slog.Logger
 	now     func() time.Time
@@ -68,6 +69,7 @@ func New(ctx context.Context, cfg *config.Config, db *gorm.DB, secrets *secret.K
 		cookies: web.Cookies{Secure: u.Scheme == "https"},
 		log:     log, now: func() time.Time { return now().UTC() },
 	}
+	iss.clients = newClientCache(db, iss.now)
 	if err := iss.syncClients(ctx, cfg.Clients); err != nil {
 		return nil, err
 	}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"gorm.io/gorm"
+
 	"github.com/fedhub/fedhub/secret"
 )
 
@@ -59,8 +61,15 @@ func (iss *Issuer) RotateClientSecret(ctx context.Context, clientID string) (str
 	}
 	secret := secret.Token(32)
 	now := iss.now()
-	err = iss.db.WithContext(ctx).Model(&Client{}).Where("id = ?", clientID).
-		Updates(map[string]any{"secret_hash": HashClientSecret(secret), "secret_rotated_at": now}).Error
+	err = iss.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		err := tx.Model(&Client{}).Where("id = ?", clientID).
+			Updates(map[string]any{"secret_hash": HashClientSecret(secret), "secret_rotated_at": now}).Error
+		if err != nil {
+			return err
+		}
+		return iss.clients.bump(ctx, tx)
+	})
+	iss.clients.invalidate()
 	if err != nil {
 		return "", fmt.Errorf("rotate secret of %s: %w", clientID, err)
 	}

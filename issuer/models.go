@@ -110,6 +110,6 @@ type Session struct {
 
 // Models are the tables this package owns, for store.Migrate.
 func Models() []any {
-	return []any{&Client{}, &SigningKey{}, &AuthCode{}, &Grant{},
+	return []any{&Client{}, &ClientVersion{}, &SigningKey{}, &AuthCode{}, &Grant{},
 		&RefreshToken{}, &RevokedAccessToken{}, &Session{}}
 }

@@ -36,6 +36,10 @@ func DefaultHashLimits() HashLimits {
 	return HashLimits{Running: n, Waiting: 2 * n, Wait: time.Second}
 }
 
+// Memory is the most the hashes take at once under these limits (with
+// fedhub's parameters).
+func (l HashLimits) Memory() int64 { return int64(max(1, l.Running)) * argonMemory << 10 }
+
 // gate bounds the password hashing of the whole process.
 type gate struct {
 	limits  HashLimits

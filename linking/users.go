@@ -143,13 +143,21 @@ func (s *Service) findUser(ctx context.Context, query string, arg any) (*User, e
 	return &u, nil
 }
 
+// loadRolesAndGroups reads both in one query: every token issued for a user
+// reads them, and on PostgreSQL each query is a round trip.
 func (s *Service) loadRolesAndGroups(ctx context.Context, u *User) error {
-	db := s.db.WithContext(ctx)
-	if err := db.Model(&UserRole{}).Where("user_id = ?", u.ID).Order("role").Pluck("role", &u.Roles).Error; err != nil {
-		return fmt.Errorf("load roles: %w", err)
+	var rows []struct{ Kind, Name string }
+	err := s.db.WithContext(ctx).Raw(`SELECT 'r' AS kind, role AS name FROM user_roles WHERE user_id = ?
+		UNION ALL SELECT 'g', group_name FROM user_groups WHERE user_id = ? ORDER BY kind, name`, u.ID, u.ID).Scan(&rows).Error
+	if err != nil {
+		return fmt.Errorf("load roles and groups: %w", err)
 	}
-	if err := db.Model(&UserGroup{}).Where("user_id = ?", u.ID).Order("group_name").Pluck("group_name", &u.Groups).Error; err != nil {
-		return fmt.Errorf("load groups: %w", err)
+	for _, r := range rows {
+		if r.Kind == "r" {
+			u.Roles = append(u.Roles, r.Name)
+		} else {
+			u.Groups = append(u.Groups, r.Name)
+		}
 	}
 	return nil
 }

@@ -2,17 +2,16 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
-	"slices"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/fedhub/fedhub/internal/loadgen"
 )
 
 func main() {
@@ -54,115 +53,53 @@ func main() {
 		form.Set("username", *username)
 		form.Set("password", *password)
 	}
-	token := func() (*http.Request, error) {
-		req, err := http.NewRequest(http.MethodPost, *base+"/token", strings.NewReader(form.Encode()))
+	body := form.Encode()
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *workers}, Timeout: 10 * time.Second}
+	token := func(ctx context.Context) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, *base+"/token", strings.NewReader(body))
 		if err != nil {
-			return nil, err
+			return err
 		}
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		req.SetBasicAuth(*client, *secret)
-		return req, nil
+		return send(hc, req)
 	}
-	jwks := func() (*http.Request, error) { return http.NewRequest(http.MethodGet, *base+"/jwks", nil) }
+	jwks := func(ctx context.Context) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, *base+"/jwks", nil)
+		if err != nil {
+			return err
+		}
+		return send(hc, req)
+	}
 
-	transport := &http.Transport{MaxIdleConnsPerHost: *workers}
-	hc := &http.Client{Transport: transport, Timeout: 10 * time.Second}
-	baseline, err := phase(hc, jwks, *workers, *duration, *maxRequests)
+	ctx := context.Background()
+	baseline, err := loadgen.Run(ctx, *workers, *duration, *maxRequests, jwks)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "fedhub-load: baseline:", err)
 		os.Exit(1)
 	}
-	report("GET /jwks (baseline)", baseline, nil)
-	result, err := phase(hc, token, *workers, *duration, *maxRequests)
+	baseline.Report(os.Stdout, "GET /jwks (baseline)")
+	result, err := loadgen.Run(ctx, *workers, *duration, *maxRequests, token)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "fedhub-load: token:", err)
 		os.Exit(1)
 	}
-	report("POST /token "+*grant, result, &baseline)
+	result.Report(os.Stdout, "POST /token "+*grant)
+	fmt.Printf("%-34s %.2fx the baseline's throughput\n", "", result.Rate()/baseline.Rate())
 }
 
-type stats struct {
-	requests  int
-	errors    int
-	elapsed   time.Duration
-	latencies []time.Duration
-}
-
-// phase sends requests from several workers until the duration or the request
-// budget runs out.
-func phase(hc *http.Client, newReq func() (*http.Request, error), workers int, d time.Duration, budget int) (stats, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	defer cancel()
-	var mu sync.Mutex
-	var all stats
-	var firstErr error
-	sent := make(chan struct{}, budget)
-	for range budget {
-		sent <- struct{}{}
+// send sends a request and reads the whole answer; anything but 200 is an error.
+func send(hc *http.Client, req *http.Request) error {
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
 	}
-	close(sent)
-	start := time.Now()
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			var local stats
-			for range sent {
-				if ctx.Err() != nil {
-					break
-				}
-				req, err := newReq()
-				if err != nil {
-					mu.Lock()
-					firstErr = err
-					mu.Unlock()
-					return
-				}
-				t0 := time.Now()
-				resp, err := hc.Do(req.WithContext(ctx))
-				if err != nil {
-					if !errors.Is(err, context.DeadlineExceeded) {
-						local.errors++
-					}
-					continue
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				local.requests++
-				if resp.StatusCode != http.StatusOK {
-					local.errors++
-				}
-				local.latencies = append(local.latencies, time.Since(t0))
-			}
-			mu.Lock()
-			all.requests += local.requests
-			all.errors += local.errors
-			all.latencies = append(all.latencies, local.latencies...)
-			mu.Unlock()
-		})
+	defer resp.Body.Close()
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		return err
 	}
-	wg.Wait()
-	all.elapsed = time.Since(start)
-	if firstErr != nil {
-		return all, firstErr
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s %s: %s", req.Method, req.URL.Path, resp.Status)
 	}
-	if all.requests == 0 {
-		return all, errors.New("no request succeeded: is fedhub running at that URL?")
-	}
-	slices.Sort(all.latencies)
-	return all, nil
-}
-
-func (s stats) rate() float64 { return float64(s.requests) / s.elapsed.Seconds() }
-
-func (s stats) pct(p float64) time.Duration {
-	return s.latencies[min(len(s.latencies)-1, int(p*float64(len(s.latencies))))]
-}
-
-func report(name string, s stats, baseline *stats) {
-	fmt.Printf("%-34s %8d req  %6d errors  %9.0f req/s  p50 %-9v p90 %-9v p99 %v\n",
-		name, s.requests, s.errors, s.rate(), s.pct(0.50).Round(time.Microsecond),
-		s.pct(0.90).Round(time.Microsecond), s.pct(0.99).Round(time.Microsecond))
-	if baseline != nil {
-		fmt.Printf("%-34s %.2fx the baseline's throughput\n", "", s.rate()/baseline.rate())
-	}
+	return nil
 }

@@ -19,8 +19,10 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/pquerna/otp/totp"
+	"gorm.io/gorm"
 
 	"github.com/fedhub/fedhub/brokers"
+	"github.com/fedhub/fedhub/config"
 	"github.com/fedhub/fedhub/issuer"
 	"github.com/fedhub/fedhub/linking"
 	"github.com/fedhub/fedhub/mfa"
@@ -36,70 +38,92 @@ import (
 type benchServer struct {
 	url    string
 	client *http.Client
-	app    *app
+	app    *app     // nil for a server in a process of its own
+	db     *gorm.DB // its database
 }
 
-// startBench starts the demo on a fresh SQLite file; extra connectors (fakes)
-// follow the configured ones.
+// startBench starts the demo on a fresh SQLite file.
 func startBench(b *testing.B, alg string, extra ...brokers.Connector) *benchServer {
 	b.Helper()
+	return startServer(b, alg, config.Storage{Driver: "sqlite", DSN: filepath.Join(b.TempDir(), "bench.db")}, extra...)
+}
+
+// startServer runs the demo configuration in-process with this signing
+// algorithm and storage, with serve's garbage collector settings (the whole
+// process has them: the load generator too); extra connectors (fakes) follow
+// the configured ones.
+func startServer(tb testing.TB, alg string, storage config.Storage, extra ...brokers.Connector) *benchServer {
+	tb.Helper()
+	tb.Cleanup(tuneGC(slog.New(slog.DiscardHandler)))
 	srv := httptest.NewUnstartedServer(nil)
 	cfg, err := demoConfig(srv.Listener.Addr().String())
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	cfg.Storage.DSN = filepath.Join(b.TempDir(), "bench.db")
+	cfg.Storage = storage
 	cfg.Signing.Algorithm = alg
 	cfg.BruteForce.FailureFactor = 1 << 30 // the benchmark logs in many times
-	ctx := context.Background()
+	ctx, log := context.Background(), slog.New(slog.DiscardHandler)
 	db, err := store.Open(ctx, cfg.Storage)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	if err := migrate(ctx, db, slog.New(slog.DiscardHandler)); err != nil {
-		b.Fatal(err)
+	if err := migrate(ctx, db, log); err != nil {
+		tb.Fatal(err)
 	}
-	a, err := wire(ctx, cfg, db, slog.New(slog.DiscardHandler), extra...)
+	a, err := wire(ctx, cfg, db, log, extra...)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	srv.Config.Handler = a.echo
 	srv.Start()
-	b.Cleanup(func() { srv.Close(); store.Close(a.db) })
-	return &benchServer{url: srv.URL, client: srv.Client(), app: a}
+	tb.Cleanup(func() { srv.Close(); store.Close(a.db) })
+	// Enough idle connections for every concurrent worker: with the default 2
+	// the others would dial a new connection per request.
+	srv.Client().Transport.(*http.Transport).MaxIdleConnsPerHost = 64
+	return &benchServer{url: srv.URL, client: srv.Client(), app: a, db: a.db}
 }
 
 // rawSigner signs with the very key the issuer uses (read from its database).
-func (s *benchServer) rawSigner(b *testing.B) jose.Signer {
+func (s *benchServer) rawSigner(tb testing.TB) jose.Signer {
 	var row issuer.SigningKey
-	if err := s.app.db.Order("created_at DESC").Take(&row).Error; err != nil {
-		b.Fatal(err)
+	if err := s.db.Order("created_at DESC").Take(&row).Error; err != nil {
+		tb.Fatal(err)
 	}
 	priv, err := x509.ParsePKCS8PrivateKey(row.PrivateKey)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.SignatureAlgorithm(row.Algorithm), Key: priv}, nil)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	return signer
 }
 
-func (s *benchServer) token(b *testing.B, form url.Values) map[string]any {
-	req, _ := http.NewRequest(http.MethodPost, s.url+"/token", strings.NewReader(form.Encode()))
+func (s *benchServer) token(tb testing.TB, form url.Values) map[string]any {
+	out, err := s.tokenCtx(context.Background(), form)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return out
+}
+
+// tokenCtx asks the token endpoint as the demo client; anything but 200 is an error.
+func (s *benchServer) tokenCtx(ctx context.Context, form url.Values) (map[string]any, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.url+"/token", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.SetBasicAuth(demoClientID, demoSecret)
 	resp, err := s.client.Do(req)
 	if err != nil {
-		b.Fatal(err)
+		return nil, err
 	}
 	defer resp.Body.Close()
 	var out map[string]any
 	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusOK {
-		b.Fatalf("token endpoint: %d %v %v", resp.StatusCode, out, err)
+		return nil, fmt.Errorf("token endpoint: %d %v %v", resp.StatusCode, out, err)
 	}
-	return out
+	return out, nil
 }
 
 // login runs authorize → login page → form POST → code → token, as a browser and an RP would.
@@ -107,57 +131,82 @@ func (s *benchServer) login(b *testing.B) { s.loginAs(b, "demo", "demo", "") }
 
 // loginAs is login as another user; with a TOTP key it answers the
 // second-factor step with the current code.
-func (s *benchServer) loginAs(b *testing.B, username, password, totpKey string) {
+func (s *benchServer) loginAs(tb testing.TB, username, password, totpKey string) {
+	if err := s.loginCtx(context.Background(), username, password, totpKey); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// loginCtx is loginAs that returns its error, for concurrent browsers.
+func (s *benchServer) loginCtx(ctx context.Context, username, password, totpKey string) error {
 	jar, _ := cookiejar.New(nil)
 	browser := &http.Client{Jar: jar, Transport: s.client.Transport,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	do := func(method, path string, form url.Values) (*http.Response, error) {
+		var body io.Reader
+		if form != nil {
+			body = strings.NewReader(form.Encode())
+		}
+		req, err := http.NewRequestWithContext(ctx, method, s.url+path, body)
+		if err != nil {
+			return nil, err
+		}
+		if form != nil {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+		return browser.Do(req)
+	}
+	formAt := func(path string) (url.Values, error) {
+		resp, err := do(http.MethodGet, path, nil)
+		if err != nil {
+			return nil, err
+		}
+		page, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		form := url.Values{}
+		for _, m := range hiddenField.FindAllStringSubmatch(string(page), -1) {
+			form.Set(m[1], m[2])
+		}
+		return form, nil
+	}
 	q := url.Values{"client_id": {demoClientID}, "response_type": {"code"}, "scope": {"openid profile email"},
 		"redirect_uri": {demoRedirectURI}, "state": {"s"}, "nonce": {"n"}}
-	resp, err := browser.Get(s.url + "/authorize?" + q.Encode())
+	resp, err := do(http.MethodGet, "/authorize?"+q.Encode(), nil)
 	if err != nil {
-		b.Fatal(err)
+		return err
 	}
 	resp.Body.Close()
-	form := s.formAt(b, browser, resp.Header.Get("Location"))
+	form, err := formAt(resp.Header.Get("Location"))
+	if err != nil {
+		return err
+	}
 	form.Set("username", username)
 	form.Set("password", password)
-	resp, err = browser.PostForm(s.url+"/broker/local/login", form)
-	if err != nil {
-		b.Fatal(err)
+	if resp, err = do(http.MethodPost, "/broker/local/login", form); err != nil {
+		return err
 	}
 	resp.Body.Close()
 	if totpKey != "" {
-		form := s.formAt(b, browser, resp.Header.Get("Location"))
+		form, err := formAt(resp.Header.Get("Location"))
+		if err != nil {
+			return err
+		}
 		code, _ := totp.GenerateCode(totpKey, time.Now())
 		form.Set("code", code)
-		if resp, err = browser.PostForm(s.url+"/login/factor", form); err != nil {
-			b.Fatal(err)
+		if resp, err = do(http.MethodPost, "/login/factor", form); err != nil {
+			return err
 		}
 		resp.Body.Close()
 	}
 	cb, err := url.Parse(resp.Header.Get("Location"))
 	if err != nil || cb.Query().Get("code") == "" {
-		b.Fatalf("login did not return a code: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+		return fmt.Errorf("login did not return a code: %d %s", resp.StatusCode, resp.Header.Get("Location"))
 	}
-	s.token(b, url.Values{"grant_type": {"authorization_code"}, "code": {cb.Query().Get("code")}, "redirect_uri": {demoRedirectURI}})
+	_, err = s.tokenCtx(ctx, url.Values{"grant_type": {"authorization_code"}, "code": {cb.Query().Get("code")}, "redirect_uri": {demoRedirectURI}})
+	return err
 }
 
 var hiddenField = regexp.MustCompile(`name="(req|t|csrf)" value="([^"]*)"`)
-
-// formAt gets a page and returns its hidden fields.
-func (s *benchServer) formAt(b *testing.B, browser *http.Client, path string) url.Values {
-	resp, err := browser.Get(s.url + path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	page, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	form := url.Values{}
-	for _, m := range hiddenField.FindAllStringSubmatch(string(page), -1) {
-		form.Set(m[1], m[2])
-	}
-	return form
-}
 
 // BenchmarkSecondFactor: a full local login with an authenticator app's code
 // next to the password-only login, in the same run; "x-password" is how many

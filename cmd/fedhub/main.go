@@ -192,6 +192,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		tlsConfig = certs.Config()
 	}
+	tuneGC(log)
 	a, err := newApp(ctx, cfg, log)
 	if err != nil {
 		return err
