@@ -36,6 +36,7 @@ const (
 	keyReload        = 30 * time.Second
 	publishAhead     = 2 * keyReload
 	keyCheck         = time.Second / 2
+	rotateAhead      = 2 * keyCheck // an operator's rotation: every node checks in between
 	unknownKidReload = 100 * time.Millisecond
 	clockSkew        = time.Minute // more than nodes' clocks are ever apart
 )
@@ -70,10 +71,12 @@ func newKeys(db *gorm.DB, secrets *secret.Keyring, algorithm string, rotation, o
 	return &Keys{db: db, secrets: secrets, algorithm: algorithm, rotation: rotation, overlap: overlap, log: log, now: now}
 }
 
-// Rotate makes a new signing key of the configured algorithm that signs at
-// once (an operator's rotation: a key may be compromised) and keeps the
-// previous ones published for the overlap period.
-func (k *Keys) Rotate(ctx context.Context) error { return k.rotate(ctx, 0, false) }
+// Rotate makes a new signing key of the configured algorithm that signs once
+// every node has seen it (rotateAhead: two key checks), and keeps the
+// previous ones published for the overlap period. A token a node signs with
+// it then verifies at every other node and in the JWKS every node serves.
+// (A compromised key: RotateRevokingPrevious.)
+func (k *Keys) Rotate(ctx context.Context) error { return k.rotate(ctx, rotateAhead, false) }
 
 // RotateRevokingPrevious makes a new key that signs at once and stops
 // publishing and trusting every previous key now (a key was compromised):

@@ -22,7 +22,7 @@ import (
 )
 
 // A scheduled rotation publishes the new key before it signs, so that every
-// node and every cache of the JWKS knows it first; `keys rotate` signs at once.
+// node and every cache of the JWKS knows it first; `keys rotate` a second later.
 func TestUnitScheduledRotationPublishesFirst(t *testing.T) {
 	ctx := context.Background()
 	db := storetest.Open(t, "sqlite", Models()...)
@@ -62,12 +62,17 @@ func TestUnitScheduledRotationPublishesFirst(t *testing.T) {
 	if got := k.current().id; got != next.ID {
 		t.Fatalf("after its SignsFrom the signer is %s, want %s", got, next.ID)
 	}
-	// An operator's rotation signs at once.
+	// An operator's rotation signs once every node has read it: two key checks later.
 	if err := k.Rotate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got := k.current().id; got == next.ID || got == first {
-		t.Fatalf("after keys rotate the signer is still %s", got)
+	var rotated SigningKey
+	if err := db.Order("created_at DESC").Take(&rotated).Error; err != nil {
+		t.Fatal(err)
+	}
+	if got := k.current().id; got != next.ID || rotated.SignsFrom.Sub(rotated.CreatedAt) != 2*keyCheck {
+		t.Fatalf("right after keys rotate the signer is %s (want still %s), and the new key signs %s after it was made (want %s)",
+			got, next.ID, rotated.SignsFrom.Sub(rotated.CreatedAt), 2*keyCheck)
 	}
 }
 

@@ -391,8 +391,9 @@ func usersCommand(ctx context.Context, cmd string, args []string, stdin io.Reade
 	})
 }
 
-// keysRotate makes a new signing key that signs at once; with
-// --revoke-previous the previous keys stop being published and trusted now.
+// keysRotate makes a new signing key that signs within a second, once every
+// node has it; with --revoke-previous it signs at once and the previous keys
+// stop being published and trusted now.
 func keysRotate(ctx context.Context, args []string, stdout io.Writer) error {
 	var revoke bool
 	extra := func(fs *flag.FlagSet) {
@@ -403,7 +404,7 @@ func keysRotate(ctx context.Context, args []string, stdout io.Writer) error {
 			if err := a.issuer.Keys().Rotate(ctx); err != nil {
 				return err
 			}
-			fmt.Fprintln(stdout, "new signing key created; the previous ones stay published until the tokens they signed expire")
+			fmt.Fprintln(stdout, "new signing key created; it signs within a second, once every node has it; the previous ones stay published until the tokens they signed expire")
 			return a.audit.Record(ctx, audit.Event{Type: audit.KeysRotated, Actor: "cli"})
 		}
 		if err := a.issuer.Keys().RotateRevokingPrevious(ctx); err != nil {
