@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"reflect"
 	"strings"
 	"time"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 
 	"github.com/fedhub/fedhub/store"
 	"github.com/fedhub/fedhub/usernames"
@@ -128,46 +130,50 @@ func (b *importBatch) add(iu ImportUser) error {
 	return nil
 }
 
-// write inserts the batch, in a savepoint: when a unique index refuses it —
-// a username or an upstream identity that the database, or an earlier
-// batch, has — the transaction can still ask which and name its line.
-// Checking every batch beforehand instead cost a query per batch that
+// write inserts the batch. A row that a unique index refuses — a username
+// or an upstream identity that the database, or an earlier batch, has — is
+// skipped by the database rather than aborting the transaction, so that the
+// transaction can still ask which and name its line; the import fails then
+// anyway. Checking every batch beforehand instead cost a query per batch that
 // PostgreSQL, which has no statistics of tables filled in the same
-// transaction, answered by reading the whole table.
+// transaction, answered by reading the whole table; a savepoint per batch
+// made SQLite copy every page it changed.
 func (b *importBatch) write(tx *gorm.DB) error {
 	if len(b.users) == 0 {
 		return nil
 	}
-	err := tx.Transaction(func(sp *gorm.DB) error {
-		if err := sp.CreateInBatches(b.users, importBatchSize).Error; err != nil {
-			return err
+	skip := tx.Clauses(clause.OnConflict{DoNothing: true})
+	for _, rows := range []any{b.users, b.links} {
+		res := skip.CreateInBatches(rows, importBatchSize)
+		if res.Error != nil {
+			return fmt.Errorf("lines %d to %d: %w", b.lines[0], b.lines[len(b.lines)-1], res.Error)
 		}
-		return sp.CreateInBatches(b.links, importBatchSize).Error
-	})
-	if err == nil {
-		return nil
-	}
-	if store.IsDuplicate(err) {
-		if terr := b.taken(tx); terr != nil {
-			return terr
+		if int(res.RowsAffected) < reflect.ValueOf(rows).Len() {
+			if err := b.taken(tx); err != nil {
+				return err
+			}
+			return fmt.Errorf("lines %d to %d: a username or upstream identity is taken", b.lines[0], b.lines[len(b.lines)-1])
 		}
 	}
-	return fmt.Errorf("lines %d to %d: %w", b.lines[0], b.lines[len(b.lines)-1], err)
+	return nil
 }
 
-// taken names the first line of the batch whose username or upstream
-// identity the database has.
+// taken names the line of a user of the batch whose username or upstream
+// identity another user has: the database skipped that row.
 func (b *importBatch) taken(tx *gorm.DB) error {
-	keys := make([]string, 0, len(b.keys))
-	for k := range b.keys {
-		keys = append(keys, k)
+	mine := make(map[string]bool, len(b.users))
+	keys := make([]string, len(b.users))
+	for i, u := range b.users {
+		mine[u.ID], keys[i] = true, u.UsernameKey
 	}
-	var taken []string
-	if err := tx.Model(&User{}).Where("username_key IN ?", keys).Pluck("username_key", &taken).Error; err != nil {
+	var users []User
+	if err := tx.Select("id", "username_key").Where("username_key IN ?", keys).Find(&users).Error; err != nil {
 		return err
 	}
-	if len(taken) > 0 {
-		return fmt.Errorf("line %d: username %q: %w", b.keys[taken[0]], taken[0], ErrUsernameTaken)
+	for _, u := range users {
+		if !mine[u.ID] {
+			return fmt.Errorf("line %d: username %q: %w", b.keys[u.UsernameKey], u.UsernameKey, ErrUsernameTaken)
+		}
 	}
 	subjects := make([]string, 0, len(b.upstream))
 	for up := range b.upstream {
@@ -175,12 +181,12 @@ func (b *importBatch) taken(tx *gorm.DB) error {
 	}
 	var linked []Link
 	if len(subjects) > 0 {
-		if err := tx.Select("connector", "subject").Where("subject IN ?", subjects).Find(&linked).Error; err != nil {
+		if err := tx.Select("user_id", "connector", "subject").Where("subject IN ?", subjects).Find(&linked).Error; err != nil {
 			return err
 		}
 	}
 	for _, l := range linked {
-		if line, ok := b.upstream[[2]string{l.Connector, l.Subject}]; ok {
+		if line, ok := b.upstream[[2]string{l.Connector, l.Subject}]; ok && !mine[l.UserID] {
 			return fmt.Errorf("line %d: %s subject %q: %w", line, l.Connector, l.Subject, ErrAlreadyLinked)
 		}
 	}

@@ -63,23 +63,17 @@ func Open(ctx context.Context, cfg config.Storage) (*gorm.DB, error) {
 
 // sqliteDriver is the SQLite driver with what no DSN parameter sets: every
 // connection cuts the write-ahead log back to walLimit once a checkpoint has
-// copied it into the database (without it the log keeps the size of its
-// largest burst of writes for good: a flood of failed logins left tens of
-// MiB behind), and reads up to mmapLimit of the file through mmap.
+// copied it into the database. Without it the log keeps the size of its
+// largest burst of writes for good (a flood of failed logins left tens of
+// MiB behind).
 const sqliteDriver = "sqlite3_fedhub"
 
 // walLimit is the size the write-ahead log is cut back to.
 const walLimit = 4 << 20
 
-// mmapLimit is how much of the database file SQLite reads through memory
-// mapping: straight from the kernel's page cache, shared by every
-// connection, instead of a system call per page into each connection's own
-// 2 MiB cache (an index walk over a large table was mostly those calls).
-const mmapLimit = 1 << 30
-
 func init() {
 	sql.Register(sqliteDriver, &sqlite3.SQLiteDriver{ConnectHook: func(c *sqlite3.SQLiteConn) error {
-		_, err := c.Exec(fmt.Sprintf("PRAGMA journal_size_limit = %d; PRAGMA mmap_size = %d", walLimit, mmapLimit), nil)
+		_, err := c.Exec(fmt.Sprintf("PRAGMA journal_size_limit = %d", walLimit), nil)
 		return err
 	}})
 }

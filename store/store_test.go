@@ -296,7 +296,6 @@ func TestSQLitePragmas(t *testing.T) {
 			{"foreign_keys", "1"},
 			{"synchronous", "1"}, // NORMAL
 			{"journal_size_limit", "4194304"},
-			{"mmap_size", "1073741824"},
 		} {
 			var got string
 			if err := conn.QueryRowContext(ctx, "PRAGMA "+p.pragma).Scan(&got); err != nil {
