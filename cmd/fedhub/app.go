@@ -51,6 +51,8 @@ type app struct {
 	metrics *metrics.Metrics
 	broker  *brokers.Service
 	pages   *templates.Renderer
+	// connectors are those in force, as the broker has them (reload swaps them).
+	connectors []brokers.Connector
 }
 
 // theme is the configured branding as the templates take it.
@@ -254,7 +256,7 @@ func wire(ctx context.Context, cfg *config.Config, db *gorm.DB, log *slog.Logger
 		purgers: purgersOf(keys, login.NewTransactions(db, now), factors, limiter, values, adm),
 		secrets: secrets, sealed: []sealedSecrets{{"signing keys", &issuer.SigningKey{}, iss.Keys()}, {"TOTP keys", &mfa.Factor{}, factors},
 			{"connector keys", &brokers.ConnectorValue{}, values}, {"upstream tokens", &linking.Link{}, users.UpstreamStates(secrets)}},
-		metrics: m, broker: broker, pages: renderer}, nil
+		metrics: m, broker: broker, pages: renderer, connectors: connectors}, nil
 }
 
 // ipExtractor finds the client's address: the connecting one, or, from the

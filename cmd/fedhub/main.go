@@ -235,15 +235,15 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	} else {
 		go func() { errc <- srv.Serve(ln) }()
 	}
-	for running := true; running; {
+	for running, serving := cfg, true; serving; {
 		select {
 		case err := <-errc:
 			return err
 		case <-hup:
 			log.Info("SIGHUP: reloading the configuration")
-			a.reload(ctx, o.config, cfg, level, log)
+			running = a.reload(ctx, o.config, cfg, running, level, log)
 		case <-ctx.Done():
-			running = false
+			serving = false
 		}
 	}
 	log.Info("shutting down: finishing the requests in flight", "grace", shutdownGrace)

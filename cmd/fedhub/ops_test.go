@@ -10,6 +10,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fedhub/fedhub/config"
 )
@@ -104,10 +105,13 @@ func TestNeedRestart(t *testing.T) {
 		}, ""},
 		{"the listen address", func(c *config.Config) { c.Listen = "127.0.0.1:8081" }, "listen"},
 		{"the log format", func(c *config.Config) { c.Log.Format = "json" }, "log"},
-		{"connectors and tokens", func(c *config.Config) {
+		{"connectors reload, tokens do not", func(c *config.Config) {
 			c.Connectors = []config.Connector{{ID: "ad"}}
 			c.Tokens.AccessTTL *= 2
-		}, "tokens, connectors"},
+		}, "tokens"},
+		{"a directory sync schedule", func(c *config.Config) {
+			c.Connectors = []config.Connector{{ID: "ad", Sync: config.Sync{Import: true, Period: time.Hour}}}
+		}, "connectors[].sync (the directory sync schedules)"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
