@@ -198,7 +198,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
-	mgmt := a.management()
+	mgmt := a.management(cfg.Storage)
 	public := http.Handler(a.echo)
 	var mln net.Listener
 	if cfg.Management.Listen == cfg.Listen {
