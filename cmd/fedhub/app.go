@@ -27,6 +27,7 @@ import (
 	"github.com/fedhub/fedhub/metrics"
 	"github.com/fedhub/fedhub/mfa"
 	"github.com/fedhub/fedhub/passkey"
+	"github.com/fedhub/fedhub/requestid"
 	"github.com/fedhub/fedhub/secret"
 	"github.com/fedhub/fedhub/store"
 	"github.com/fedhub/fedhub/templates"
@@ -280,7 +281,8 @@ func errorHandler(e *echo.Echo, log *slog.Logger) echo.HTTPErrorHandler {
 	return func(err error, c echo.Context) {
 		var he *echo.HTTPError
 		if !errors.As(err, &he) {
-			log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
+			log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err,
+				"request_id", requestid.From(c.Request().Context())) // the ID the error page quotes
 			he = echo.NewHTTPError(http.StatusInternalServerError, "fedhub could not complete the request")
 		}
 		if c.Response().Committed || forPrograms(c.Request().URL.Path) {
