@@ -130,7 +130,7 @@ func (s *Service) renderAccount(c echo.Context, u *linking.User, status, problem
 		return err
 	}
 	v.HasPassword = slices.ContainsFunc(links, func(l linking.Link) bool { return l.Connector == linking.LocalConnector })
-	for _, conn := range s.connectors {
+	for _, conn := range s.connectors() {
 		if conn.Enabled && conn.ID != linking.LocalConnector && s.Kind(conn.ID) != "" && s.linkable(links, conn.ID) {
 			v.Connectors = append(v.Connectors, conn)
 		}
@@ -149,7 +149,7 @@ func (s *Service) accountForm(c echo.Context) bool {
 // identities (multiple_identities); by default a user has at most one, in
 // /account and the admin pages alike.
 func (s *Service) AllowsSeveral(id string) bool {
-	for _, c := range s.connectors {
+	for _, c := range s.connectors() {
 		if c.ID == id {
 			return c.Policy.MultipleIdentities
 		}

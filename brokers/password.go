@@ -185,7 +185,7 @@ func (s *Service) PasswordLogin(ctx context.Context, clientMFA, username, passwo
 		f.add(connector, err)
 	} else {
 		err = login.ErrInvalidCredentials
-		for _, conn := range s.connectors {
+		for _, conn := range s.connectors() {
 			pc, ok := conn.Impl.(PasswordConnector)
 			if !ok || !conn.Enabled || conn.LinkOnly {
 				continue

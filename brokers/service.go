@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -46,7 +47,7 @@ type Options struct {
 
 // Service owns the login page and the broker routes.
 type Service struct {
-	connectors   []Connector
+	conns        atomic.Pointer[connectorSet] // swapped by SetConnectors
 	users        *linking.Service
 	issuer       Issuer
 	limiter      *throttle.Limiter
@@ -68,9 +69,50 @@ type Service struct {
 
 // New returns the broker.
 func New(o Options) *Service {
-	return &Service{connectors: o.Connectors, users: o.Users, issuer: o.Issuer, limiter: o.Limiter,
+	s := &Service{users: o.Users, issuer: o.Issuer, limiter: o.Limiter,
 		audit: o.Audit, firstLogin: o.FirstLogin, factors: o.Factors, passkeys: o.Passkeys, passwordless: o.Passwordless, db: o.DB, txns: login.NewTransactions(o.DB, o.Now), throttleNotes: NewConnectorStore(o.DB, "fedhub.throttled", nil /* notes only: no values */), baseURL: o.BaseURL, sealer: o.Sealer, log: o.Log,
 		cookies: web.Cookies{Secure: len(o.BaseURL) > 8 && o.BaseURL[:8] == "https://"}}
+	s.SetConnectors(o.Connectors)
+	return s
+}
+
+// connectorSet is the connectors in force and the extra routes they serve.
+type connectorSet struct {
+	list   []Connector
+	routes map[string]http.HandlerFunc // by "METHOD /broker/{id}/path"
+}
+
+// connectors are the connectors in force, in login-page order.
+func (s *Service) connectors() []Connector { return s.conns.Load().list }
+
+// SetConnectors puts list in force at once (a configuration reload) and
+// returns the list it replaced. Sign-ins in flight are records in the
+// database that name their connector by ID: they go on with the connector
+// of that ID in list, and fail as with a switched-off one if there is none.
+func (s *Service) SetConnectors(list []Connector) []Connector {
+	set := &connectorSet{list: list, routes: map[string]http.HandlerFunc{}}
+	for _, conn := range list {
+		if rr, ok := conn.Impl.(RouteRegistrar); ok {
+			prefix := "/broker/" + conn.ID
+			rr.Routes(func(method, path string, h http.HandlerFunc) { set.routes[method+" "+prefix+path] = h })
+		}
+	}
+	if old := s.conns.Swap(set); old != nil {
+		return old.list
+	}
+	return nil
+}
+
+// connectorRoute serves a route a connector registered (SAML metadata), from
+// the connectors in force.
+func (s *Service) connectorRoute(c echo.Context) error {
+	r := c.Request()
+	h, ok := s.conns.Load().routes[r.Method+" /broker/"+c.Param("id")+"/"+c.Param("*")]
+	if !ok {
+		return echo.ErrNotFound
+	}
+	h(c.Response(), r)
+	return nil
 }
 
 // NewConnectorStore returns the database space of one connector; the values
@@ -90,12 +132,7 @@ func (s *Service) Routes(e *echo.Echo) {
 	s.firstLoginRoutes(e)
 	s.factorRoutes(e)
 	s.accountRoutes(e)
-	for _, conn := range s.connectors {
-		if rr, ok := conn.Impl.(RouteRegistrar); ok {
-			prefix := "/broker/" + conn.ID
-			rr.Routes(func(method, path string, h http.HandlerFunc) { e.Add(method, prefix+path, echo.WrapHandler(h)) })
-		}
-	}
+	e.Any("/broker/:id/*", s.connectorRoute) // the connectors' own routes, as SetConnectors last set them
 }
 
 // Enabled returns a connector that is switched on, for the work done beside
@@ -105,7 +142,7 @@ func (s *Service) Enabled(id string) (Connector, bool) { return s.enabled(id) }
 // enabled returns a connector that is switched on (for re-authentication,
 // which proves control of an account and logs nobody in).
 func (s *Service) enabled(id string) (Connector, bool) {
-	for _, c := range s.connectors {
+	for _, c := range s.connectors() {
 		if c.ID == id {
 			return c, c.Enabled
 		}
@@ -125,7 +162,7 @@ func (s *Service) Kind(id string) string {
 
 // Has says whether a connector is configured (enabled or not).
 func (s *Service) Has(id string) bool {
-	return slices.ContainsFunc(s.connectors, func(c Connector) bool { return c.ID == id })
+	return slices.ContainsFunc(s.connectors(), func(c Connector) bool { return c.ID == id })
 }
 
 // Name is how people know a connector ("Corporate AD").
@@ -147,7 +184,7 @@ func (s *Service) Label(id string) string {
 // usable returns a connector that may be used to log in now. Disabled and
 // link-only connectors are refused here, on every entry point.
 func (s *Service) usable(id string) (Connector, bool) {
-	for _, c := range s.connectors {
+	for _, c := range s.connectors() {
 		if c.ID == id {
 			return c, c.Enabled && !c.LinkOnly
 		}
@@ -198,7 +235,7 @@ func (s *Service) renderLogin(c echo.Context, status int, t *login.Transaction, 
 			v.Form, v.Others = &conn, chosen != linkingLocal
 		}
 	}
-	for _, conn := range s.connectors {
+	for _, conn := range s.connectors() {
 		if !conn.Enabled || conn.LinkOnly || (conn.Hidden && conn.ID != chosen) {
 			continue
 		}

@@ -25,8 +25,8 @@ const healthTimeout = 5 * time.Second
 
 // Connectors lists the connectors as configured, without asking any upstream.
 func (s *Service) Connectors() []ConnectorStatus {
-	out := make([]ConnectorStatus, len(s.connectors))
-	for i, c := range s.connectors {
+	out := make([]ConnectorStatus, len(s.connectors()))
+	for i, c := range s.connectors() {
 		out[i] = ConnectorStatus{ID: c.ID, Name: c.Name, Kind: kindOf(c.Impl), Enabled: c.Enabled, Hidden: c.Hidden,
 			LinkOnly: c.LinkOnly, Healthy: true}
 	}
@@ -37,7 +37,7 @@ func (s *Service) Connectors() []ConnectorStatus {
 func (s *Service) Status(ctx context.Context) []ConnectorStatus {
 	out := s.Connectors()
 	var wg sync.WaitGroup
-	for i, c := range s.connectors {
+	for i, c := range s.connectors() {
 		if exp, ok := c.Impl.(interface{ CertificateExpiry() time.Time }); ok {
 			if t := exp.CertificateExpiry(); !t.IsZero() {
 				out[i].CertificateExpiry = &t

@@ -177,13 +177,16 @@ func Start(t testing.TB, opts ...Option) *Server {
 	return s
 }
 
+// serving is fedhub's line once it listens, with the management listener's
+// address (text or JSON log).
+var serving = regexp.MustCompile(`fedhub is serving.*"?management"?[=:]"?([0-9.]+:[0-9]+)`)
+
 func (s *Server) start(t testing.TB) {
 	t.Helper()
 	s.out = &syncBuffer{}
-	if s.Mgmt == "" { // kept across restarts; never the default port, which tests running at once would share
-		s.Mgmt = "http://" + freeAddr(t)
-	}
-	s.cmd = exec.Command(binary, "serve", "-c", s.Config, "--management", strings.TrimPrefix(s.Mgmt, "http://"))
+	// Port 0: the kernel picks the management port as fedhub binds it, so
+	// that servers starting at once never race for one (fedhub logs it).
+	s.cmd = exec.Command(binary, "serve", "-c", s.Config, "--management", "127.0.0.1:0")
 	s.cmd.Env = s.env
 	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
 	if err := s.cmd.Start(); err != nil {
@@ -192,11 +195,15 @@ func (s *Server) start(t testing.TB) {
 	t.Cleanup(func() { s.Stop(t) })
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
-		resp, err := s.client.Get(s.URL + "/.well-known/openid-configuration")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
+		// Its own line first: another server may answer on a port this one failed to bind.
+		if m := serving.FindStringSubmatch(s.out.String()); m != nil {
+			s.Mgmt = "http://" + m[1]
+			resp, err := s.client.Get(s.URL + "/.well-known/openid-configuration")
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					return
+				}
 			}
 		}
 		if s.cmd.ProcessState != nil {

@@ -3,6 +3,8 @@ package e2e
 import (
 	"encoding/json"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -18,6 +20,7 @@ func TestManagement(t *testing.T) {
 	t.Run("metrics move with a login", testMetricsAfterLogin)
 	t.Run("not on the public listener", testManagementNotPublic)
 	t.Run("readyz without a database", testReadyzDatabaseGone)
+	t.Run("readyz without the SQLite file", testReadyzFileGone)
 }
 
 // opScrape returns the value of every series on the management listener's
@@ -118,6 +121,34 @@ func opReadyz(t testing.TB, s *Server) (int, map[string]any) {
 	return resp.StatusCode, body
 }
 
+// opWantUnready polls /readyz until it says the database check failed.
+func opWantUnready(t *testing.T, s *Server) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		status, body := opReadyz(t, s)
+		checks, _ := body["checks"].(map[string]any)
+		if status == http.StatusServiceUnavailable && body["status"] == "unready" && checks["database"] != "ok" && checks["signing_key"] == "ok" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz = %d %v with the database gone, want 503 naming the database", status, body)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func testReadyzFileGone(t *testing.T) {
+	s := Start(t)
+	if status, body := opReadyz(t, s); status != http.StatusOK {
+		t.Fatalf("/readyz = %d %v, want ready", status, body)
+	}
+	if err := os.Rename(filepath.Join(filepath.Dir(s.Config), "fedhub.db"), filepath.Join(t.TempDir(), "moved.db")); err != nil {
+		t.Fatal(err)
+	}
+	opWantUnready(t, s)
+}
+
 func testReadyzDatabaseGone(t *testing.T) {
 	dsn := peers.Postgres(t)
 	cfg := strings.Replace(defaultConfig, "  driver: sqlite\n  dsn: %[3]s\n", "  driver: postgres\n  dsn: ${OP_PG_DSN}\n", 1)
@@ -126,18 +157,7 @@ func testReadyzDatabaseGone(t *testing.T) {
 		t.Fatalf("/readyz = %d %v, want ready", status, body)
 	}
 	peers.CutOff(t, dsn)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		status, body := opReadyz(t, s)
-		checks, _ := body["checks"].(map[string]any)
-		if status == http.StatusServiceUnavailable && body["status"] == "unready" && checks["database"] != "ok" && checks["signing_key"] == "ok" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/readyz = %d %v with the database dropped, want 503 naming the database", status, body)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	opWantUnready(t, s)
 	resp, err := http.Get(s.Mgmt + "/healthz")
 	if err != nil {
 		t.Fatal(err)

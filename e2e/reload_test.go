@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fedhub/fedhub/e2e/peers"
 )
 
 const rlSecret = "rl-new-secret-0123456789abcdef"
@@ -105,5 +107,54 @@ func TestReload(t *testing.T) {
 	}
 	if !strings.Contains(s.Output(), "shutting down") {
 		t.Errorf("the log does not say fedhub is shutting down:\n%s", s.Output())
+	}
+}
+
+// TestReloadConnectors: SIGHUP adds a directory connector that signs people in
+// at once, while a local sign-in that began before the reload completes; a
+// changed label shows; a removed connector is gone from the login page.
+func TestReloadConnectors(t *testing.T) {
+	dir := peers.OpenLDAP(t)
+	s := Start(t, WithEnv("LDAP_BIND="+dir.ReaderPassword))
+	connector := func(label string) string {
+		return `connectors:
+  - id: corp-ldap
+    type: ldap
+    label: ` + label + `
+    ldap:
+      urls: [` + dir.LDAPSURL + `]
+      ca_file: ` + dir.CAFile + `
+      bind_dn: ` + dir.ReaderDN + `
+      bind_password: ${LDAP_BIND}
+      user_base: ` + dir.UserBase + `
+      group_base: ` + dir.GroupBase + `
+`
+	}
+	b := NewBrowser(t)
+	params := AuthParams()
+	form := b.OpenLogin(s, s.URL+"/authorize?"+params.Encode()) // a sign-in in flight
+	if strings.Contains(form.Page, "connector-corp-ldap") {
+		t.Fatal("corp-ldap is on the login page before it is configured")
+	}
+
+	rlWrite(t, s, "", connector("Login with Corporate LDAP"))
+	rlSignal(t, s, syscall.SIGHUP, "configuration reloaded")
+	resp, _ := b.Submit(form, "alice", alicePass)
+	ocWantTokens(t, ocRedeem(t, s, ocRP, ocWantCode(t, s, ocCallback(t, resp, redirectURI), params), redirectURI, ""))
+	claims := ldapClaims(t, s, "corp-ldap", "jdoe1", dir.Users["jdoe1"].Password) // no local jdoe1: no first-login question
+	if claims["idp"] != "corp-ldap" {
+		t.Errorf("claims after a login through the reloaded connector = %v", claims)
+	}
+
+	rlWrite(t, s, "", connector("Sign in with the Directory"))
+	rlSignal(t, s, syscall.SIGHUP, "configuration reloaded")
+	if page := NewBrowser(t).OpenLogin(s, s.URL+"/authorize?"+AuthParams().Encode()).Page; !strings.Contains(page, "Sign in with the Directory") {
+		t.Errorf("the changed label is not on the login page:\n%s", page)
+	}
+
+	rlWrite(t, s, "", "")
+	rlSignal(t, s, syscall.SIGHUP, "configuration reloaded")
+	if page := NewBrowser(t).OpenLogin(s, s.URL+"/authorize?"+AuthParams().Encode()).Page; strings.Contains(page, "connector-corp-ldap") {
+		t.Errorf("a removed connector is still on the login page:\n%s", page)
 	}
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/fedhub/fedhub/metrics"
 	"github.com/fedhub/fedhub/mfa"
 	"github.com/fedhub/fedhub/passkey"
+	"github.com/fedhub/fedhub/requestid"
 	"github.com/fedhub/fedhub/secret"
 	"github.com/fedhub/fedhub/store"
 	"github.com/fedhub/fedhub/templates"
@@ -53,6 +54,8 @@ type app struct {
 	metrics *metrics.Metrics
 	broker  *brokers.Service
 	pages   *templates.Renderer
+	// connectors are those in force, as the broker has them (reload swaps them).
+	connectors []brokers.Connector
 }
 
 // theme is the configured branding as the templates take it.
@@ -272,7 +275,7 @@ func wire(ctx context.Context, cfg *config.Config, db *gorm.DB, log *slog.Logger
 		purgers: purgersOf(keys, login.NewTransactions(db, now), factors, limiter, values, adm),
 		secrets: secrets, sealed: []sealedSecrets{{"signing keys", &issuer.SigningKey{}, iss.Keys()}, {"TOTP keys", &mfa.Factor{}, factors},
 			{"connector keys", &brokers.ConnectorValue{}, values}, {"upstream tokens", &linking.Link{}, users.UpstreamStates(secrets)}},
-		metrics: m, broker: broker, pages: renderer}, nil
+		metrics: m, broker: broker, pages: renderer, connectors: connectors}, nil
 }
 
 // ipExtractor finds the client's address: the connecting one, or, from the
@@ -296,7 +299,8 @@ func errorHandler(e *echo.Echo, log *slog.Logger) echo.HTTPErrorHandler {
 	return func(err error, c echo.Context) {
 		var he *echo.HTTPError
 		if !errors.As(err, &he) {
-			log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err)
+			log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "err", err,
+				"request_id", requestid.From(c.Request().Context())) // the ID the error page quotes
 			he = echo.NewHTTPError(http.StatusInternalServerError, "fedhub could not complete the request")
 		}
 		if c.Response().Committed || forPrograms(c.Request().URL.Path) {

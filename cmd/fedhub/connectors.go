@@ -26,30 +26,39 @@ import (
 func upstreamConnectors(ctx context.Context, cfg *config.Config, db *gorm.DB, secrets *secret.Keyring, log *slog.Logger, m *metrics.Metrics) ([]brokers.Connector, error) {
 	var out []brokers.Connector
 	for _, c := range cfg.Connectors {
-		impl, err := connectorImpl(ctx, cfg, c, db, secrets, log, m) // connectors name themselves in their logs
+		conn, err := upstreamConnector(ctx, cfg, c, db, secrets, log, m)
 		if err != nil {
-			return nil, fmt.Errorf("connector %s: %w", c.ID, err)
+			return nil, err
 		}
-		mappers, err := buildMappers(c.Mappers)
-		if err != nil {
-			return nil, fmt.Errorf("connector %s: %w", c.ID, err)
-		}
-		name := c.Name
-		if name == "" {
-			name = c.ID
-		}
-		label := c.Label
-		if label == "" {
-			label = "Sign in with " + name
-		}
-		out = append(out, brokers.Connector{ID: c.ID, Name: name, Label: label, Icon: c.Icon, Hidden: c.Hidden,
-			LinkOnly: c.LinkOnly, Enabled: c.IsEnabled(), Sync: c.Sync.Force(), Mappers: mappers,
-			GroupsPassthrough: c.Groups == config.GroupsPassthrough, Impl: impl,
-			Policy: policy(c), MFA: c.MFA, TrustUpstreamMFA: c.TrustUpstreamMFA,
-			Recheck: brokers.Recheck{Interval: cmp.Or(c.RecheckInterval, config.DefaultRecheckInterval),
-				FailOpen: c.UpstreamDown == config.UpstreamFailOpen}})
+		out = append(out, conn)
 	}
 	return out, nil
+}
+
+// upstreamConnector builds one configured connector.
+func upstreamConnector(ctx context.Context, cfg *config.Config, c config.Connector, db *gorm.DB, secrets *secret.Keyring, log *slog.Logger, m *metrics.Metrics) (brokers.Connector, error) {
+	impl, err := connectorImpl(ctx, cfg, c, db, secrets, log, m) // connectors name themselves in their logs
+	if err != nil {
+		return brokers.Connector{}, fmt.Errorf("connector %s: %w", c.ID, err)
+	}
+	mappers, err := buildMappers(c.Mappers)
+	if err != nil {
+		return brokers.Connector{}, fmt.Errorf("connector %s: %w", c.ID, err)
+	}
+	name := c.Name
+	if name == "" {
+		name = c.ID
+	}
+	label := c.Label
+	if label == "" {
+		label = "Sign in with " + name
+	}
+	return brokers.Connector{ID: c.ID, Name: name, Label: label, Icon: c.Icon, Hidden: c.Hidden,
+		LinkOnly: c.LinkOnly, Enabled: c.IsEnabled(), Sync: c.Sync.Force(), Mappers: mappers,
+		GroupsPassthrough: c.Groups == config.GroupsPassthrough, Impl: impl,
+		Policy: policy(c), MFA: c.MFA, TrustUpstreamMFA: c.TrustUpstreamMFA,
+		Recheck: brokers.Recheck{Interval: cmp.Or(c.RecheckInterval, config.DefaultRecheckInterval),
+			FailOpen: c.UpstreamDown == config.UpstreamFailOpen}}, nil
 }
 
 // imports are the connectors that import their directory, with their periods.

@@ -202,7 +202,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
-	mgmt := a.management()
+	mgmt := a.management(cfg.Storage)
+	// net/http's own messages (TLS handshake errors) in fedhub's log format.
+	serverLog := slog.NewLogLogger(log.Handler(), slog.LevelInfo)
 	public := http.Handler(a.echo)
 	var mln net.Listener
 	if cfg.Management.Listen == cfg.Listen {
@@ -214,6 +216,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	srv := &http.Server{
 		Handler: public, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10, TLSConfig: tlsConfig,
+		ErrorLog: serverLog,
 	}
 	if a.secrets == nil {
 		log.Warn("secrets are stored unencrypted: set secrets.key", "what", "signing keys, TOTP keys and SAML SP keys in the database",
@@ -228,26 +231,31 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	errc := make(chan error, 2)
 	servers := []*http.Server{srv}
 	if mln != nil {
-		msrv := &http.Server{Handler: manage.Handler(mgmt, nil), ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}
+		msrv := &http.Server{Handler: manage.Handler(mgmt, nil), ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second,
+			ErrorLog: serverLog}
 		servers = append(servers, msrv)
 		go func() { errc <- msrv.Serve(mln) }()
 	}
+	mgmtAddr := ln.Addr()
+	if mln != nil {
+		mgmtAddr = mln.Addr() // the port bound, also for :0
+	}
 	log.Info("fedhub is serving", "issuer", cfg.Issuer, "listen", ln.Addr().String(), "tls", cfg.TLS.CertFile != "",
-		"management", cfg.Management.Listen, "storage", cfg.Storage.Driver)
+		"management", mgmtAddr.String(), "storage", cfg.Storage.Driver)
 	if srv.TLSConfig != nil {
 		go func() { errc <- srv.ServeTLS(ln, "", "") }() // the certificate comes from TLSConfig
 	} else {
 		go func() { errc <- srv.Serve(ln) }()
 	}
-	for running := true; running; {
+	for running, serving := cfg, true; serving; {
 		select {
 		case err := <-errc:
 			return err
 		case <-hup:
 			log.Info("SIGHUP: reloading the configuration")
-			a.reload(ctx, o.config, cfg, level, log)
+			running = a.reload(ctx, o.config, cfg, running, level, log)
 		case <-ctx.Done():
-			running = false
+			serving = false
 		}
 	}
 	log.Info("shutting down: finishing the requests in flight", "grace", shutdownGrace)

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 
 	"github.com/fedhub/fedhub/config"
 	"github.com/fedhub/fedhub/manage"
+	"github.com/fedhub/fedhub/store"
 )
 
 // newLogger is fedhub's log as configured; level holds its level, which a
@@ -24,8 +26,10 @@ func newLogger(w io.Writer, c config.Log, level *slog.LevelVar) *slog.Logger {
 }
 
 // management is what the management endpoints report: the database must
-// answer and a signing key be loaded; the upstreams are reported only.
-func (a *app) management() manage.Options {
+// answer (on SQLite, its file must still be there: one deleted or unmounted
+// under a running fedhub still answers, from a file nobody will find again)
+// and a signing key be loaded; the upstreams are reported only.
+func (a *app) management(storage config.Storage) manage.Options {
 	return manage.Options{
 		Metrics: a.metrics.Handler(),
 		Checks: []manage.Check{
@@ -36,6 +40,11 @@ func (a *app) management() manage.Options {
 				}
 				if err := db.PingContext(ctx); err != nil {
 					return fmt.Errorf("the database does not answer: %w", err)
+				}
+				if storage.Driver == "sqlite" {
+					if _, err := os.Stat(store.SQLitePath(storage.DSN)); err != nil {
+						return fmt.Errorf("the database file is gone: %w", err)
+					}
 				}
 				return nil
 			}},

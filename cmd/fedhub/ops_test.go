@@ -3,15 +3,23 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/labstack/echo/v4"
 
 	"github.com/fedhub/fedhub/config"
+	"github.com/fedhub/fedhub/templates"
+	"github.com/fedhub/fedhub/web"
 )
 
 func TestNewLogger(t *testing.T) {
@@ -104,10 +112,13 @@ func TestNeedRestart(t *testing.T) {
 		}, ""},
 		{"the listen address", func(c *config.Config) { c.Listen = "127.0.0.1:8081" }, "listen"},
 		{"the log format", func(c *config.Config) { c.Log.Format = "json" }, "log"},
-		{"connectors and tokens", func(c *config.Config) {
+		{"connectors reload, tokens do not", func(c *config.Config) {
 			c.Connectors = []config.Connector{{ID: "ad"}}
 			c.Tokens.AccessTTL *= 2
-		}, "tokens, connectors"},
+		}, "tokens"},
+		{"a directory sync schedule", func(c *config.Config) {
+			c.Connectors = []config.Connector{{ID: "ad", Sync: config.Sync{Import: true, Period: time.Hour}}}
+		}, "connectors[].sync (the directory sync schedules)"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -131,5 +142,40 @@ func TestBackupOnPostgres(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "pg_dump") {
 			t.Errorf("fedhub %s on PostgreSQL = %v, want it to name pg_dump", args[0], err)
 		}
+	}
+}
+
+// TestUnexpectedErrorQuotesRequestID: a 500's log line and its error page
+// carry the same request ID, so that support finds one from the other.
+func TestUnexpectedErrorQuotesRequestID(t *testing.T) {
+	var out bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&out, nil))
+	e := echo.New()
+	renderer, err := templates.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Renderer, e.HTTPErrorHandler = renderer, errorHandler(e, log)
+	e.Use(web.Requests(log, nil))
+	e.GET("/boom", func(echo.Context) error { return errors.New("database exploded") })
+	w := httptest.NewRecorder()
+	e.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/boom", nil))
+	id := w.Header().Get("X-Request-ID")
+	if w.Code != http.StatusInternalServerError || id == "" || !strings.Contains(w.Body.String(), "<code>"+id+"</code>") {
+		t.Fatalf("answer %d, X-Request-ID %q, page:\n%s", w.Code, id, w.Body.String())
+	}
+	if strings.Contains(w.Body.String(), "exploded") {
+		t.Errorf("the page shows the error itself:\n%s", w.Body.String())
+	}
+	var found bool
+	for line := range strings.Lines(out.String()) {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatal(err)
+		}
+		found = found || (m["msg"] == "request failed" && m["request_id"] == id && strings.Contains(m["err"].(string), "exploded"))
+	}
+	if !found {
+		t.Errorf("no error line with request_id %s:\n%s", id, out.String())
 	}
 }
