@@ -43,8 +43,6 @@ type app struct {
 	audit  *audit.Log
 	echo   *echo.Echo
 	sync   *dirsync.Syncer
-	// connectors are the IDs of the configured connectors (local's too).
-	connectors []string
 	// purgers delete what expired in the packages outside the issuer (whose
 	// Maintain purges its own).
 	purgers []purger
@@ -267,11 +265,7 @@ func wire(ctx context.Context, cfg *config.Config, db *gorm.DB, log *slog.Logger
 	m.KeyAge(iss.Keys().SigningSince, now)
 	// Every table whose rows expire, but the issuer's (its Maintain purges
 	// them); audit events are kept.
-	ids := make([]string, len(connectors))
-	for i, c := range connectors {
-		ids[i] = c.ID
-	}
-	return &app{db: db, users: users, issuer: iss, audit: events, echo: e, sync: syncer, connectors: ids,
+	return &app{db: db, users: users, issuer: iss, audit: events, echo: e, sync: syncer,
 		purgers: purgersOf(keys, login.NewTransactions(db, now), factors, limiter, values, adm),
 		secrets: secrets, sealed: []sealedSecrets{{"signing keys", &issuer.SigningKey{}, iss.Keys()}, {"TOTP keys", &mfa.Factor{}, factors},
 			{"connector keys", &brokers.ConnectorValue{}, values}, {"upstream tokens", &linking.Link{}, users.UpstreamStates(secrets)}},

@@ -18,6 +18,7 @@ import (
 	"strings"
 
 	"github.com/fedhub/fedhub/audit"
+	"github.com/fedhub/fedhub/brokers"
 	"github.com/fedhub/fedhub/linking"
 )
 
@@ -164,11 +165,11 @@ func csvUsers(r io.Reader) iter.Seq2[linking.ImportUser, error] {
 
 // knownConnectors refuses links to connectors the configuration does not
 // have: a misspelt ID would make links that nobody can sign in through.
-func knownConnectors(src iter.Seq2[linking.ImportUser, error], known []string) iter.Seq2[linking.ImportUser, error] {
+func knownConnectors(src iter.Seq2[linking.ImportUser, error], known []brokers.Connector) iter.Seq2[linking.ImportUser, error] {
 	return func(yield func(linking.ImportUser, error) bool) {
 		for u, err := range src {
 			for _, l := range u.Links {
-				if err == nil && l.Connector != "" && !slices.Contains(known, l.Connector) {
+				if err == nil && l.Connector != "" && !slices.ContainsFunc(known, func(c brokers.Connector) bool { return c.ID == l.Connector }) {
 					err = fmt.Errorf("line %d: connector %q is not configured", u.Line, l.Connector)
 				}
 			}
