@@ -52,8 +52,8 @@ type app struct {
 	metrics *metrics.Metrics
 	broker  *brokers.Service
 	pages   *templates.Renderer
-	// connectors are those in force, as the broker has them (reload swaps them).
-	connectors []brokers.Connector
+	// inForce are the connectors as the broker has them (a reload swaps them).
+	inForce []brokers.Connector
 }
 
 // theme is the configured branding as the templates take it.
@@ -269,7 +269,7 @@ func wire(ctx context.Context, cfg *config.Config, db *gorm.DB, log *slog.Logger
 		purgers: purgersOf(keys, login.NewTransactions(db, now), factors, limiter, values, adm),
 		secrets: secrets, sealed: []sealedSecrets{{"signing keys", &issuer.SigningKey{}, iss.Keys()}, {"TOTP keys", &mfa.Factor{}, factors},
 			{"connector keys", &brokers.ConnectorValue{}, values}, {"upstream tokens", &linking.Link{}, users.UpstreamStates(secrets)}},
-		metrics: m, broker: broker, pages: renderer, connectors: connectors}, nil
+		metrics: m, broker: broker, pages: renderer, inForce: connectors}, nil
 }
 
 // ipExtractor finds the client's address: the connecting one, or, from the

@@ -35,12 +35,12 @@ func (a *app) reload(ctx context.Context, load func() (*config.Config, error), s
 		return running
 	}
 	if err := a.pages.Load(theme(cfg.Branding)); err != nil {
-		closeConnectors(without(conns, a.connectors), 0)
+		closeConnectors(without(conns, a.inForce), 0)
 		log.Error("configuration reload refused: the theme does not load, the running configuration is kept", "err", err)
 		return running
 	}
 	a.broker.SetConnectors(conns)
-	a.connectors = conns
+	a.inForce = conns
 	closeConnectors(replaced, closeGrace) // after the requests that still use them
 	if err := a.issuer.SyncClients(ctx, cfg.Clients); err != nil {
 		log.Error("configuration reload: the clients could not be applied", "err", err)
@@ -74,7 +74,7 @@ func (a *app) rebuildConnectors(ctx context.Context, running, cfg *config.Config
 	}
 	current := map[string]brokers.Connector{}
 	var fixed []brokers.Connector // local first, then the fakes
-	for _, conn := range a.connectors {
+	for _, conn := range a.inForce {
 		if _, fromFile := was[conn.ID]; fromFile {
 			current[conn.ID] = conn
 		} else {
@@ -89,12 +89,12 @@ func (a *app) rebuildConnectors(ctx context.Context, running, cfg *config.Config
 		}
 		conn, err := upstreamConnector(ctx, cfg, c, a.db, a.secrets, log, a.metrics)
 		if err != nil {
-			closeConnectors(without(list, a.connectors), 0)
+			closeConnectors(without(list, a.inForce), 0)
 			return nil, nil, err
 		}
 		list = append(list, conn)
 	}
-	return append(list, fixed[1:]...), without(a.connectors, list), nil
+	return append(list, fixed[1:]...), without(a.inForce, list), nil
 }
 
 // without lists the connectors of list whose implementation is not in keep.
