@@ -47,7 +47,7 @@ func usersImport(ctx context.Context, args []string, stdout io.Writer) error {
 		default:
 			return fmt.Errorf("%s: give a .jsonl or .csv file", path)
 		}
-		n, err := a.users.Import(ctx, knownConnectors(src, a.connectors))
+		n, err := a.users.Import(ctx, knownConnectors(src, a.inForce))
 		if err != nil {
 			return fmt.Errorf("%s: %w (nothing was imported)", path, err)
 		}
