@@ -29,7 +29,8 @@ type Config struct {
 	TLS            TLS         `yaml:"tls"`
 	Branding       Branding    `yaml:"branding"`
 
-	lines map[string]int // key path → line, for errors found after parsing
+	lines          map[string]int // key path → line, for errors found after parsing
+	connectorTypes []string       // the connector types it may configure (Parse), sorted
 }
 
 // Management configures the listener of /healthz, /readyz and /metrics.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fedhub/fedhub/config"
+	"github.com/fedhub/fedhub/connectors"
 )
 
 // env is a fake environment for Parse.
@@ -50,7 +51,7 @@ func errorLines(t *testing.T, err error) []string {
 
 func mustParse(t *testing.T, yaml string, lookup func(string) (string, bool)) *config.Config {
 	t.Helper()
-	cfg, err := config.Parse([]byte(yaml), lookup)
+	cfg, err := config.Parse([]byte(yaml), lookup, connectors.Types())
 	if err != nil {
 		t.Fatalf("Parse:\n%s\nerror:\n%v", yaml, err)
 	}
@@ -224,7 +225,7 @@ func TestParseReadmeExample(t *testing.T) {
 func TestParseEmptyFile(t *testing.T) {
 	const want = "issuer: is required: the public URL of fedhub, e.g. https://login.example.com"
 	for _, yaml := range []string{"", "\n", "# only a comment\n", "{}\n", "---\n"} {
-		cfg, err := config.Parse([]byte(yaml), noEnv)
+		cfg, err := config.Parse([]byte(yaml), noEnv, connectors.Types())
 		if err == nil {
 			t.Errorf("Parse(%q) = %+v, want an error", yaml, cfg)
 			continue
@@ -236,7 +237,7 @@ func TestParseEmptyFile(t *testing.T) {
 }
 
 func TestParseNotYAML(t *testing.T) {
-	_, err := config.Parse([]byte("issuer: [unclosed\n"), noEnv)
+	_, err := config.Parse([]byte("issuer: [unclosed\n"), noEnv, connectors.Types())
 	if err == nil || !strings.Contains(err.Error(), "not valid YAML") {
 		t.Errorf("Parse of broken YAML: %v, want not valid YAML", err)
 	}
@@ -522,7 +523,7 @@ users:
 		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			cfg, err := config.Parse([]byte(c.yaml), env(c.env))
+			cfg, err := config.Parse([]byte(c.yaml), env(c.env), connectors.Types())
 			if err == nil {
 				t.Fatalf("Parse:\n%s\n= %+v, want errors", c.yaml, cfg)
 			}
@@ -611,7 +612,7 @@ users:
   - username: u
     name: "${APP_NAME}"
 `
-			cfg, err := config.Parse([]byte(yaml), env(map[string]string{"APP_NAME": v, "APP_SECRET": v + "!"}))
+			cfg, err := config.Parse([]byte(yaml), env(map[string]string{"APP_NAME": v, "APP_SECRET": v + "!"}), connectors.Types())
 			if err != nil {
 				t.Errorf("value %q: %v", v, err)
 				continue
@@ -658,7 +659,7 @@ clients:
     name: ${MULTI}
     grant_types: [client_credentials]
     secret: hunter2
-`), env(map[string]string{"MULTI": "a\nb\nc\nd"}))
+`), env(map[string]string{"MULTI": "a\nb\nc\nd"}), connectors.Types())
 		got := errorLines(t, err)
 		want := "line 6: clients[0].secret: must be a ${ENV} reference, never a literal; or give secret_hash (fedhub hash-secret)"
 		if !slices.Contains(got, want) {
@@ -710,11 +711,11 @@ func TestLoadFile(t *testing.T) {
 	if err := os.WriteFile(path, []byte("issuer: https://login.example.com\nlisten: bad\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err := config.LoadFile(path)
+	_, err := config.LoadFile(path, connectors.Types())
 	if err == nil || !strings.Contains(err.Error(), path+":\nline 2: listen: must be host:port") {
 		t.Errorf("LoadFile error = %v, want the path and the key's line", err)
 	}
-	if _, err := config.LoadFile(dir + "/missing.yaml"); err == nil {
+	if _, err := config.LoadFile(dir+"/missing.yaml", connectors.Types()); err == nil {
 		t.Errorf("LoadFile of a missing file: no error")
 	}
 }

@@ -18,7 +18,7 @@ var colour = regexp.MustCompile(`^#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$`)
 
 // Validate checks the decoded configuration and returns every problem found.
 func (c *Config) Validate() error {
-	v := validator{lines: c.lines}
+	v := validator{lines: c.lines, connectorTypes: c.connectorTypes}
 	v.issuer(c.Issuer)
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		v.fail("listen", "must be host:port, e.g. 127.0.0.1:8080")
@@ -105,8 +105,9 @@ func (c *Config) Validate() error {
 }
 
 type validator struct {
-	lines map[string]int
-	errs  Errors
+	lines          map[string]int
+	connectorTypes []string
+	errs           Errors
 }
 
 func (v *validator) fail(key, format string, args ...any) {

@@ -54,10 +54,10 @@ var errAmbiguous = errors.New("ldap: the username matches more than one director
 // New checks cfg, fills in its defaults and returns a connector. It does not connect:
 // fedhub must start while the directory is unreachable. log may be nil.
 func New(cfg Config, log *slog.Logger) (*Connector, error) {
-	cfg, err := cfg.withDefaults()
-	if err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("ldap: %w", err)
 	}
+	cfg = cfg.withDefaults()
 	tc, err := cfg.baseTLS()
 	if err != nil {
 		return nil, fmt.Errorf("ldap: %w", err)

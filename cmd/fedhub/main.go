@@ -21,6 +21,7 @@ import (
 	"github.com/fedhub/fedhub/audit"
 	"github.com/fedhub/fedhub/certreload"
 	"github.com/fedhub/fedhub/config"
+	"github.com/fedhub/fedhub/connectors"
 	"github.com/fedhub/fedhub/issuer"
 	"github.com/fedhub/fedhub/linking"
 	"github.com/fedhub/fedhub/manage"
@@ -137,7 +138,7 @@ func (o *options) config() (*config.Config, error) {
 	case o.file == "":
 		return nil, errors.New("give a configuration file with -c FILE (or --demo to try fedhub)")
 	default:
-		cfg, err = config.LoadFile(o.file)
+		cfg, err = connectors.LoadFile(o.file)
 		if err == nil && o.listen != "" {
 			cfg.Listen = o.listen
 		}
@@ -162,7 +163,7 @@ func checkConfig(args []string, stdout io.Writer) error {
 	if o.file == "" {
 		return errors.New("give the file to check with -c FILE")
 	}
-	if _, err := config.LoadFile(o.file); err != nil {
+	if _, err := connectors.LoadFile(o.file); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "%s: configuration is valid\n", o.file)
