@@ -62,8 +62,9 @@ func (a *app) reload(ctx context.Context, load func() (*config.Config, error), s
 // that were using it.
 const closeGrace = time.Minute
 
-// rebuildConnectors builds the connectors of cfg: one whose configuration is
-// unchanged since running is kept as it is (its pool, its cached metadata),
+// rebuildConnectors builds the connectors of cfg: one whose configuration
+// (its common keys and its type's decoded block) is unchanged since running
+// is kept as it is (its pool, its cached metadata),
 // the others are new. The local connector and those not from the file (the
 // tests' fakes) stay where they are, the local one first. It returns the
 // list and the connectors it replaces.
