@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -160,6 +161,67 @@ func TestConnectorErrors(t *testing.T) {
 				if !found {
 					t.Errorf("no error starting %q in:\n%s", w, strings.Join(got, "\n"))
 				}
+			}
+		})
+	}
+}
+
+// fakeBlock is a connector type of the tests' own: what config does with any
+// registered type's block, without a real connector.
+type fakeBlock struct {
+	Realm    string            `yaml:"realm"`
+	Password string            `yaml:"password" config:"secret"`
+	Hosts    []string          `yaml:"hosts"`
+	Options  map[string]string `yaml:"options"`
+}
+
+func (b *fakeBlock) Validate() error {
+	var errs config.Errors
+	if b.Realm == "" {
+		errs.Add("realm", "is required")
+	}
+	for i, h := range b.Hosts {
+		if strings.Contains(h, "/") {
+			errs.Add(fmt.Sprintf("hosts[%d]", i), "must be a host name")
+		}
+	}
+	return errs.Err()
+}
+
+// TestConnectorTypeBlock: the block named after a registered type is walked
+// against the type's struct (strict keys, ${ENV}, lines), decoded into
+// Settings and validated by it, its errors named and placed by the loader.
+func TestConnectorTypeBlock(t *testing.T) {
+	types := config.ConnectorTypes{"fake": func() config.ConnectorConfig { return &fakeBlock{} }}
+	const head = "issuer: https://login.example.com\nconnectors:\n  - id: x\n    type: fake\n"
+	lookup := env(map[string]string{"PW": "pw", "REALM": "EXAMPLE"})
+	cfg, err := config.Parse([]byte(head+"    fake:\n      realm: ${REALM}\n      password: ${PW}\n      hosts: [kdc1, kdc2]\n"), lookup, types)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := cfg.Connectors[0].Settings.(*fakeBlock); b == nil || b.Realm != "EXAMPLE" || b.Password != "pw" || len(b.Hosts) != 2 {
+		t.Errorf("block = %+v", cfg.Connectors[0].Settings)
+	}
+	for _, c := range []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"errors of Validate", "    fake:\n      hosts: [kdc1, kdc/2]\n",
+			[]string{"line 6: connectors[0].fake.realm: is required", "line 6: connectors[0].fake.hosts[1]: must be a host name"}},
+		{"unknown key", "    fake:\n      realm: R\n      ream: R\n", []string{"line 7: connectors[0].fake.ream: unknown key"}},
+		{"unset variable", "    fake:\n      realm: ${NOPE}\n", []string{"line 6: connectors[0].fake.realm: environment variable NOPE is not set"}},
+		{"literal secret", "    fake:\n      realm: R\n      password: pw\n", []string{"line 7: connectors[0].fake.password: must be a ${ENV} reference, never a literal"}},
+		{"not a mapping", "    fake: yes\n", []string{"line 5: connectors[0].fake: expected a mapping of keys"}},
+		{"no block", "    name: X\n", []string{"line 3: connectors[0].fake: is required for a connector of type fake"}},
+		{"unregistered type", "    fake: {realm: R}\n    other: {}\n", []string{"line 6: connectors[0].other: unknown key"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := config.Parse([]byte(head+c.yaml), lookup, types)
+			if err == nil {
+				t.Fatalf("no error for:\n%s", c.yaml)
+			}
+			if got := errorLines(t, err); !slices.Equal(got, c.want) {
+				t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(c.want, "\n"))
 			}
 		})
 	}
