@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -177,8 +178,13 @@ type fakeBlock struct {
 
 func (b *fakeBlock) Validate() error {
 	var errs config.Errors
-	if b.Realm == "" {
+	switch b.Realm {
+	case "":
 		errs.Add("realm", "is required")
+	case "whole":
+		errs.Add("", "is refused as a whole")
+	case "plain":
+		return errors.New("a plain error")
 	}
 	for i, h := range b.Hosts {
 		if strings.Contains(h, "/") {
@@ -208,6 +214,8 @@ func TestConnectorTypeBlock(t *testing.T) {
 	}{
 		{"errors of Validate", "    fake:\n      hosts: [kdc1, kdc/2]\n",
 			[]string{"line 6: connectors[0].fake.realm: is required", "line 6: connectors[0].fake.hosts[1]: must be a host name"}},
+		{"a problem of the whole block", "    fake:\n      realm: whole\n", []string{"line 6: connectors[0].fake: is refused as a whole"}},
+		{"an error that names no key", "    fake:\n      realm: plain\n", []string{"line 6: connectors[0].fake: a plain error"}},
 		{"unknown key", "    fake:\n      realm: R\n      ream: R\n", []string{"line 7: connectors[0].fake.ream: unknown key"}},
 		{"unset variable", "    fake:\n      realm: ${NOPE}\n", []string{"line 6: connectors[0].fake.realm: environment variable NOPE is not set"}},
 		{"literal secret", "    fake:\n      realm: R\n      password: pw\n", []string{"line 7: connectors[0].fake.password: must be a ${ENV} reference, never a literal"}},

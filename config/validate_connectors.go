@@ -70,10 +70,13 @@ func (v *validator) connectorType(key string, c Connector) {
 		}
 		for _, err := range errs {
 			var ke *KeyError
-			if errors.As(err, &ke) {
-				v.fail(block+"."+ke.Key, "%s", ke.Msg)
-			} else {
+			switch {
+			case !errors.As(err, &ke):
 				v.fail(block, "%v", err)
+			case ke.Key == "": // the block as a whole
+				v.fail(block, "%s", ke.Msg)
+			default:
+				v.fail(block+"."+ke.Key, "%s", ke.Msg)
 			}
 		}
 	}
