@@ -130,9 +130,13 @@ type Client struct {
 	Public                 bool     `yaml:"public"`
 	RedirectURIs           []string `yaml:"redirect_uris"`
 	PostLogoutRedirectURIs []string `yaml:"post_logout_redirect_uris"`
-	GrantTypes             []string `yaml:"grant_types"`
-	Scopes                 []string `yaml:"scopes"` // scopes beyond OpenID Connect's that it may get, e.g. fedhub:admin
-	MFA                    string   `yaml:"mfa"`    // this application's second-factor policy (see MFAOff…)
+	// BackchannelLogoutURI receives a signed logout token whenever an SSO
+	// session this client got tokens in ends (OpenID Connect Back-Channel
+	// Logout 1.0).
+	BackchannelLogoutURI string   `yaml:"backchannel_logout_uri"`
+	GrantTypes           []string `yaml:"grant_types"`
+	Scopes               []string `yaml:"scopes"` // scopes beyond OpenID Connect's that it may get, e.g. fedhub:admin
+	MFA                  string   `yaml:"mfa"`    // this application's second-factor policy (see MFAOff…)
 }
 
 // Second-factor policies, of a connector, a client or (set by an admin) a

@@ -454,6 +454,18 @@ func TestParseErrors(t *testing.T) {
     grant_types: [client_credentials]
     post_logout_redirect_uris: ["https://app.example.com/#bye"]
 `, want: []problem{{6, "clients[0].post_logout_redirect_uris[0]", "must not contain a fragment"}}},
+		{name: "back-channel logout URI over http on a public host", yaml: head + `clients:
+  - id: app
+    secret_hash: ` + secretHash + `
+    grant_types: [client_credentials]
+    backchannel_logout_uri: http://app.example.com/logout
+`, want: []problem{{6, "clients[0].backchannel_logout_uri", "http is allowed only for loopback addresses; use https"}}},
+		{name: "back-channel logout URI with a fragment", yaml: head + `clients:
+  - id: app
+    secret_hash: ` + secretHash + `
+    grant_types: [client_credentials]
+    backchannel_logout_uri: "https://app.example.com/logout#x"
+`, want: []problem{{6, "clients[0].backchannel_logout_uri", "must not contain a fragment"}}},
 		{name: "http redirect URI on a public host", yaml: head + `clients:
   - id: app
     secret_hash: ` + secretHash + `

@@ -218,6 +218,11 @@ func (v *validator) client(key string, cl Client, ids map[string]bool) {
 			v.fail(fmt.Sprintf("%s.post_logout_redirect_uris[%d]", key, i), "%s", msg)
 		}
 	}
+	if u := cl.BackchannelLogoutURI; u != "" {
+		if msg := checkRedirectURI(u); msg != "" {
+			v.fail(key+".backchannel_logout_uri", "%s", msg)
+		}
+	}
 }
 
 func checkRedirectURI(raw string) string {

@@ -50,7 +50,7 @@ func (iss *Issuer) syncClients(ctx context.Context, clients []config.Client) (er
 		}
 		row := Client{
 			ID: c.ID, Name: c.Name, SecretHash: hash, Public: c.Public,
-			RedirectURIs: c.RedirectURIs, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
+			RedirectURIs: c.RedirectURIs, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs, BackchannelLogoutURI: c.BackchannelLogoutURI,
 			GrantTypes: c.GrantTypes, Scopes: c.Scopes, MFA: c.MFA,
 		}
 		if row.Name == "" {
@@ -132,7 +132,7 @@ func (iss *Issuer) disableRemoved(ctx context.Context, configured []string) erro
 
 // saveClient writes a client, keeping a secret an administrator rotated.
 func (iss *Issuer) saveClient(ctx context.Context, row Client) error {
-	cols := []string{"name", "public", "redirect_uris", "post_logout_redirect_uris", "grant_types", "scopes", "updated_at"}
+	cols := []string{"name", "public", "redirect_uris", "post_logout_redirect_uris", "backchannel_logout_uri", "grant_types", "scopes", "updated_at"}
 	err := iss.db.WithContext(ctx).Clauses(clause.OnConflict{
 		Columns: []clause.Column{{Name: "id"}},
 		DoUpdates: append(clause.AssignmentColumns(cols), clause.Assignment{Column: clause.Column{Name: "secret_hash"},

@@ -11,6 +11,7 @@ type Client struct {
 	Public                 bool
 	RedirectURIs           []string   `gorm:"serializer:json"`
 	PostLogoutRedirectURIs []string   `gorm:"serializer:json"`
+	BackchannelLogoutURI   string     `gorm:"size:2048"`
 	GrantTypes             []string   `gorm:"serializer:json"`
 	Scopes                 []string   `gorm:"serializer:json"` // beyond OpenID Connect's
 	MFA                    string     `gorm:"size:16"`         // second-factor policy: off | optional | required
@@ -111,5 +112,5 @@ type Session struct {
 // Models are the tables this package owns, for store.Migrate.
 func Models() []any {
 	return []any{&Client{}, &ClientVersion{}, &SigningKey{}, &AuthCode{}, &Grant{},
-		&RefreshToken{}, &RevokedAccessToken{}, &Session{}}
+		&RefreshToken{}, &RevokedAccessToken{}, &Session{}, &LogoutNotice{}}
 }
