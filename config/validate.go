@@ -2,12 +2,16 @@ package config
 
 import (
 	"encoding/hex"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/go-jose/go-jose/v4"
 
 	"github.com/fedhub/fedhub/secret"
 	"github.com/fedhub/fedhub/usernames"
@@ -187,11 +191,41 @@ func (v *validator) client(key string, cl Client, ids map[string]bool) {
 		v.fail(key+".secret_hash", "must be sha256:<64 hex digits> (fedhub hash-secret)")
 	}
 	hasSecret := cl.Secret != "" || cl.SecretHash != ""
-	if cl.Public && hasSecret {
+	hasKeys := len(cl.JWKS) > 0 || cl.JWKSURI != ""
+	switch {
+	case cl.Public && hasSecret:
 		v.fail(key+".public", "a public client has no secret")
+	case cl.Public && cl.AuthMethod != "" && cl.AuthMethod != AuthNone:
+		v.fail(key+".token_endpoint_auth_method", "a public client authenticates with none")
+	case cl.AuthMethod == AuthNone && !cl.Public:
+		v.fail(key+".token_endpoint_auth_method", "none is for public clients (set public: true)")
+	case cl.AuthMethod == AuthPrivateKey:
+		if hasSecret {
+			k := key + ".secret"
+			if cl.SecretHash != "" {
+				k = key + ".secret_hash"
+			}
+			v.fail(k, "a private_key_jwt client has keys, not a secret")
+		}
+		if (len(cl.JWKS) == 0) == (cl.JWKSURI == "") { // neither, or both
+			v.fail(key+".jwks", "a private_key_jwt client needs its public keys: give jwks or jwks_uri (one of them)")
+		}
+	case !slices.Contains([]string{"", AuthSecretBasic, AuthSecretPost, AuthNone}, cl.AuthMethod):
+		v.fail(key+".token_endpoint_auth_method", "unknown method %q: client_secret_basic, client_secret_post, private_key_jwt or none", cl.AuthMethod)
+	case !cl.Public && !hasSecret:
+		v.fail(key+".secret", "a confidential client needs secret or secret_hash (or set public: true, or token_endpoint_auth_method: private_key_jwt)")
 	}
-	if !cl.Public && !hasSecret {
-		v.fail(key+".secret", "a confidential client needs secret or secret_hash (or set public: true)")
+	if hasKeys && cl.AuthMethod != AuthPrivateKey {
+		v.fail(key+".token_endpoint_auth_method", "jwks and jwks_uri are for private_key_jwt clients")
+	}
+	if len(cl.JWKS) > 0 {
+		if _, err := ClientKeys(cl.JWKS); err != nil {
+			v.fail(key+".jwks", "%v", err)
+		}
+	}
+	if u, err := url.Parse(cl.JWKSURI); cl.JWKSURI != "" && (err != nil || !u.IsAbs() ||
+		(u.Scheme != "https" && !(u.Scheme == "http" && IsLoopback(u.Hostname())))) {
+		v.fail(key+".jwks_uri", "must be an https URL (http only for loopback addresses)")
 	}
 	v.mfa(key+".mfa", cl.MFA)
 	if len(cl.GrantTypes) == 0 {
@@ -276,4 +310,29 @@ func validSecretHash(h string) bool {
 	}
 	_, err := hex.DecodeString(hexPart)
 	return err == nil
+}
+
+// ClientKeys reads a client's JWK Set as written in the configuration: public
+// signing keys only.
+func ClientKeys(set map[string]any) (jose.JSONWebKeySet, error) {
+	var keys jose.JSONWebKeySet
+	raw, err := json.Marshal(set)
+	if err == nil {
+		err = json.Unmarshal(raw, &keys)
+	}
+	if err != nil {
+		return keys, fmt.Errorf("is not a JWK Set: %w", err)
+	}
+	if len(keys.Keys) == 0 {
+		return keys, errors.New("holds no keys")
+	}
+	for i, k := range keys.Keys {
+		switch {
+		case !k.IsPublic():
+			return keys, fmt.Errorf("key %d is a private key: give only the public keys", i)
+		case k.Use != "" && k.Use != "sig":
+			return keys, fmt.Errorf("key %d is not for signatures (use %q)", i, k.Use)
+		}
+	}
+	return keys, nil
 }

@@ -48,9 +48,11 @@ type Issuer struct {
 	audit   *audit.Log
 	keys    *Keys
 	clients *clientCache
-	cookies web.Cookies
-	log     *slog.Logger
-	now     func() time.Time
+	// clientKeys are the keys of private_key_jwt clients.
+	clientKeys *clientKeySets
+	cookies    web.Cookies
+	log        *slog.Logger
+	now        func() time.Time
 }
 
 // New builds the issuer, writes the configured clients to the database and
@@ -70,6 +72,7 @@ func New(ctx context.Context, cfg *config.Config, db *gorm.DB, secrets *secret.K
 		log:     log, now: func() time.Time { return now().UTC() },
 	}
 	iss.clients = newClientCache(db, iss.now)
+	iss.clientKeys = newClientKeySets(iss.now)
 	if err := iss.syncClients(ctx, cfg.Clients); err != nil {
 		return nil, err
 	}
@@ -127,7 +130,7 @@ func (iss *Issuer) Maintain(ctx context.Context) {
 func (iss *Issuer) purgeExpired(ctx context.Context) error {
 	db := iss.db.WithContext(ctx)
 	now := iss.now()
-	for _, m := range []any{&AuthCode{}, &RefreshToken{}, &RevokedAccessToken{}, &Session{}} {
+	for _, m := range []any{&AuthCode{}, &RefreshToken{}, &RevokedAccessToken{}, &Session{}, &UsedAssertion{}} {
 		if err := db.Where("expires_at < ?", now.Add(-time.Hour)).Delete(m).Error; err != nil {
 			return err
 		}
