@@ -24,6 +24,7 @@ const (
 	// take the logout token, however often it was tried.
 	LogoutNoticeFailed = "logout.notice_failed"
 	TokenRevoked       = "token.revoked"
+	TokenExchanged     = "token.exchanged"
 	GrantRevoked       = "grant.revoked"
 	UserDisabled       = "user.disabled"
 	UserEnabled        = "user.enabled"

@@ -140,10 +140,13 @@ type Client struct {
 	// BackchannelLogoutURI receives a signed logout token whenever an SSO
 	// session this client got tokens in ends (OpenID Connect Back-Channel
 	// Logout 1.0).
-	BackchannelLogoutURI string   `yaml:"backchannel_logout_uri"`
-	GrantTypes           []string `yaml:"grant_types"`
-	Scopes               []string `yaml:"scopes"` // scopes beyond OpenID Connect's that it may get, e.g. fedhub:admin
-	MFA                  string   `yaml:"mfa"`    // this application's second-factor policy (see MFAOff…)
+	BackchannelLogoutURI string `yaml:"backchannel_logout_uri"`
+	// ExchangeAudiences are the APIs (audiences) this client may exchange a
+	// user's access token for (grant type token exchange).
+	ExchangeAudiences []string `yaml:"exchange_audiences"`
+	GrantTypes        []string `yaml:"grant_types"`
+	Scopes            []string `yaml:"scopes"` // scopes beyond OpenID Connect's that it may get, e.g. fedhub:admin
+	MFA               string   `yaml:"mfa"`    // this application's second-factor policy (see MFAOff…)
 }
 
 // Client authentication methods (token_endpoint_auth_method).
@@ -184,6 +187,9 @@ const (
 	GrantRefreshToken      = "refresh_token"
 	GrantClientCredentials = "client_credentials"
 	GrantPassword          = "password"
+	// GrantTokenExchange (RFC 8693): a service exchanges a user's access
+	// token for one meant for another API (exchange_audiences).
+	GrantTokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange"
 )
 
 // Defaults are the values of every key the file leaves out.

@@ -502,6 +502,24 @@ func TestParseErrors(t *testing.T) {
     token_endpoint_auth_method: client_secret_jwt
     grant_types: [client_credentials]
 `, want: []problem{{5, "clients[0].token_endpoint_auth_method", "unknown method \"client_secret_jwt\": client_secret_basic, client_secret_post, private_key_jwt or none"}}},
+		{name: "token exchange without audiences", yaml: head + `clients:
+  - id: svc
+    secret_hash: ` + secretHash + `
+    grant_types: [urn:ietf:params:oauth:grant-type:token-exchange]
+`, want: []problem{{3, "clients[0].exchange_audiences", "token exchange needs the audiences this client may exchange tokens for"}}},
+		{name: "exchange audiences without token exchange", yaml: head + `clients:
+  - id: svc
+    secret_hash: ` + secretHash + `
+    grant_types: [client_credentials]
+    exchange_audiences: [api]
+`, want: []problem{{6, "clients[0].exchange_audiences", "is only for clients with the grant type urn:ietf:params:oauth:grant-type:token-exchange"}}},
+		{name: "token exchange by a public client", yaml: head + `clients:
+  - id: spa
+    public: true
+    redirect_uris: [https://spa.example.com/cb]
+    grant_types: [authorization_code, urn:ietf:params:oauth:grant-type:token-exchange]
+    exchange_audiences: [api]
+`, want: []problem{{6, "clients[0].grant_types[1]", "urn:ietf:params:oauth:grant-type:token-exchange needs a confidential client"}}},
 		{name: "http redirect URI on a public host", yaml: head + `clients:
   - id: app
     secret_hash: ` + secretHash + `

@@ -232,11 +232,18 @@ func (v *validator) client(key string, cl Client, ids map[string]bool) {
 		v.fail(key+".grant_types", "list at least one of authorization_code, refresh_token, client_credentials, password")
 	}
 	for i, g := range cl.GrantTypes {
-		if !slices.Contains([]string{GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials, GrantPassword}, g) {
+		if !slices.Contains([]string{GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials, GrantPassword, GrantTokenExchange}, g) {
 			v.fail(fmt.Sprintf("%s.grant_types[%d]", key, i), "unknown grant type %q (implicit and hybrid flows are not offered)", g)
 		}
-		if cl.Public && (g == GrantClientCredentials || g == GrantPassword) {
+		if cl.Public && (g == GrantClientCredentials || g == GrantPassword || g == GrantTokenExchange) {
 			v.fail(fmt.Sprintf("%s.grant_types[%d]", key, i), "%s needs a confidential client", g)
+		}
+	}
+	if exchanges := slices.Contains(cl.GrantTypes, GrantTokenExchange); exchanges != (len(cl.ExchangeAudiences) > 0) {
+		if exchanges {
+			v.fail(key+".exchange_audiences", "token exchange needs the audiences this client may exchange tokens for")
+		} else {
+			v.fail(key+".exchange_audiences", "is only for clients with the grant type %s", GrantTokenExchange)
 		}
 	}
 	if slices.Contains(cl.GrantTypes, GrantAuthorizationCode) && len(cl.RedirectURIs) == 0 {

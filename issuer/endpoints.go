@@ -10,6 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/fedhub/fedhub/audit"
+	"github.com/fedhub/fedhub/config"
 	"github.com/fedhub/fedhub/secret"
 	"github.com/fedhub/fedhub/web"
 )
@@ -32,7 +33,7 @@ func (iss *Issuer) discovery(c echo.Context) error {
 		"scopes_supported":                                         []string{"openid", "profile", "email", "offline_access"},
 		"response_types_supported":                                 []string{"code"},
 		"response_modes_supported":                                 []string{"query"},
-		"grant_types_supported":                                    []string{"authorization_code", "refresh_token", "client_credentials", "password"},
+		"grant_types_supported":                                    []string{"authorization_code", "refresh_token", "client_credentials", "password", config.GrantTokenExchange},
 		"subject_types_supported":                                  []string{"public"},
 		"id_token_signing_alg_values_supported":                    algs,
 		"token_endpoint_auth_methods_supported":                    []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "none"},

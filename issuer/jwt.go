@@ -49,6 +49,7 @@ type tokenClaims struct {
 	Scope     string          `json:"scope"`
 	GrantID   string          `json:"gid"`
 	SessionID string          `json:"sid"`
+	Act       json.RawMessage `json:"act"` // who acts for the subject (token exchange)
 	Username  string          `json:"preferred_username"`
 }
 

@@ -16,6 +16,7 @@ type Client struct {
 	PostLogoutRedirectURIs []string   `gorm:"serializer:json"`
 	BackchannelLogoutURI   string     `gorm:"size:2048"`
 	GrantTypes             []string   `gorm:"serializer:json"`
+	ExchangeAudiences      []string   `gorm:"serializer:json"` // token exchange: the audiences it may ask for
 	Scopes                 []string   `gorm:"serializer:json"` // beyond OpenID Connect's
 	MFA                    string     `gorm:"size:16"`         // second-factor policy: off | optional | required
 	SecretRotatedAt        *time.Time // set by an admin: the database's secret then wins over the configuration's
