@@ -25,6 +25,7 @@ const (
 	LogoutNoticeFailed = "logout.notice_failed"
 	TokenRevoked       = "token.revoked"
 	TokenExchanged     = "token.exchanged"
+	DeviceAnswered     = "device.answered" // a person approved or refused a device's sign-in
 	GrantRevoked       = "grant.revoked"
 	UserDisabled       = "user.disabled"
 	UserEnabled        = "user.enabled"

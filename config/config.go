@@ -190,6 +190,9 @@ const (
 	// GrantTokenExchange (RFC 8693): a service exchanges a user's access
 	// token for one meant for another API (exchange_audiences).
 	GrantTokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange"
+	// GrantDeviceCode (RFC 8628): a CLI or device shows a code that the
+	// person approves at /device in a browser.
+	GrantDeviceCode = "urn:ietf:params:oauth:grant-type:device_code"
 )
 
 // Defaults are the values of every key the file leaves out.

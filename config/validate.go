@@ -232,7 +232,7 @@ func (v *validator) client(key string, cl Client, ids map[string]bool) {
 		v.fail(key+".grant_types", "list at least one of authorization_code, refresh_token, client_credentials, password")
 	}
 	for i, g := range cl.GrantTypes {
-		if !slices.Contains([]string{GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials, GrantPassword, GrantTokenExchange}, g) {
+		if !slices.Contains([]string{GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials, GrantPassword, GrantTokenExchange, GrantDeviceCode}, g) {
 			v.fail(fmt.Sprintf("%s.grant_types[%d]", key, i), "unknown grant type %q (implicit and hybrid flows are not offered)", g)
 		}
 		if cl.Public && (g == GrantClientCredentials || g == GrantPassword || g == GrantTokenExchange) {

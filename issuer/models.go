@@ -116,5 +116,5 @@ type Session struct {
 // Models are the tables this package owns, for store.Migrate.
 func Models() []any {
 	return []any{&Client{}, &ClientVersion{}, &SigningKey{}, &AuthCode{}, &Grant{},
-		&RefreshToken{}, &RevokedAccessToken{}, &Session{}, &LogoutNotice{}, &UsedAssertion{}}
+		&RefreshToken{}, &RevokedAccessToken{}, &Session{}, &LogoutNotice{}, &UsedAssertion{}, &DeviceAuthorization{}}
 }

@@ -100,7 +100,7 @@ func (iss *Issuer) tokenGrant(c echo.Context) (*tokenResponse, error) {
 	case "":
 		return nil, invalidRequest("grant_type is required")
 	case config.GrantAuthorizationCode, config.GrantRefreshToken, config.GrantClientCredentials, config.GrantPassword,
-		config.GrantTokenExchange:
+		config.GrantTokenExchange, config.GrantDeviceCode:
 	default:
 		return nil, &oauthError{http.StatusBadRequest, "unsupported_grant_type", "grant_type " + grant + " is not supported", false}
 	}
@@ -114,6 +114,8 @@ func (iss *Issuer) tokenGrant(c echo.Context) (*tokenResponse, error) {
 		return iss.refreshGrant(c, client, form)
 	case config.GrantTokenExchange:
 		return iss.exchangeGrant(c, client, form)
+	case config.GrantDeviceCode:
+		return iss.deviceGrant(c.Request().Context(), client, form)
 	case config.GrantClientCredentials:
 		g := &Grant{ClientID: client.ID}
 		return iss.mint(c.Request().Context(), g, nil, "", grantable(client, nil, form.Get("scope")), false)

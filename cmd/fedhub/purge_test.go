@@ -32,6 +32,7 @@ var tableEnds = map[string]string{
 	"revoked_access_tokens": "purged: issuer.Maintain",
 	"sessions":              "purged: issuer.Maintain",
 	"used_assertions":       "purged: issuer.Maintain",
+	"device_authorizations": "purged: issuer.Maintain",
 	"logout_notices":        "deleted once delivered or given up: issuer.DeliverLogouts (tested in issuer)",
 	// Purged by app.purge, tested below.
 	"failures":           "purged",
