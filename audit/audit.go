@@ -17,17 +17,22 @@ import (
 
 // Event types.
 const (
-	LoginSucceeded  = "login.success"
-	LoginFailed     = "login.failure"
-	Logout          = "logout"
-	TokenRevoked    = "token.revoked"
-	GrantRevoked    = "grant.revoked"
-	UserDisabled    = "user.disabled"
-	UserEnabled     = "user.enabled"
-	UserCreated     = "user.created"
-	PasswordSet     = "user.password_set"
-	KeysRotated     = "keys.rotated"
-	SecretsResealed = "secrets.resealed"
+	LoginSucceeded = "login.success"
+	LoginFailed    = "login.failure"
+	Logout         = "logout"
+	// LogoutNoticeFailed: an application's back-channel logout URI did not
+	// take the logout token, however often it was tried.
+	LogoutNoticeFailed = "logout.notice_failed"
+	TokenRevoked       = "token.revoked"
+	TokenExchanged     = "token.exchanged"
+	DeviceAnswered     = "device.answered" // a person approved or refused a device's sign-in
+	GrantRevoked       = "grant.revoked"
+	UserDisabled       = "user.disabled"
+	UserEnabled        = "user.enabled"
+	UserCreated        = "user.created"
+	PasswordSet        = "user.password_set"
+	KeysRotated        = "keys.rotated"
+	SecretsResealed    = "secrets.resealed"
 
 	FirstLoginDecision = "first_login.decision"
 	Linked             = "link.created"

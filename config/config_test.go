@@ -338,7 +338,7 @@ func TestParseErrors(t *testing.T) {
 		{name: "confidential client without a secret", yaml: head + `clients:
   - id: app
     grant_types: [client_credentials]
-`, want: []problem{{3, "clients[0].secret", "a confidential client needs secret or secret_hash (or set public: true)"}}},
+`, want: []problem{{3, "clients[0].secret", "a confidential client needs secret or secret_hash (or set public: true, or token_endpoint_auth_method: private_key_jwt)"}}},
 		{name: "password_hash that is not argon2id", yaml: head + "users:\n  - username: a\n    password_hash: $2a$10$abc\n",
 			want: []problem{{4, "users[0].password_hash", "must be an argon2id hash ($argon2id$…)"}}},
 
@@ -455,6 +455,72 @@ func TestParseErrors(t *testing.T) {
     grant_types: [client_credentials]
     post_logout_redirect_uris: ["https://app.example.com/#bye"]
 `, want: []problem{{6, "clients[0].post_logout_redirect_uris[0]", "must not contain a fragment"}}},
+		{name: "back-channel logout URI over http on a public host", yaml: head + `clients:
+  - id: app
+    secret_hash: ` + secretHash + `
+    grant_types: [client_credentials]
+    backchannel_logout_uri: http://app.example.com/logout
+`, want: []problem{{6, "clients[0].backchannel_logout_uri", "http is allowed only for loopback addresses; use https"}}},
+		{name: "back-channel logout URI with a fragment", yaml: head + `clients:
+  - id: app
+    secret_hash: ` + secretHash + `
+    grant_types: [client_credentials]
+    backchannel_logout_uri: "https://app.example.com/logout#x"
+`, want: []problem{{6, "clients[0].backchannel_logout_uri", "must not contain a fragment"}}},
+		{name: "private_key_jwt without keys", yaml: head + `clients:
+  - id: svc
+    token_endpoint_auth_method: private_key_jwt
+    grant_types: [client_credentials]
+`, want: []problem{{3, "clients[0].jwks", "a private_key_jwt client needs its public keys: give jwks or jwks_uri (one of them)"}}},
+		{name: "private_key_jwt with a secret", yaml: head + `clients:
+  - id: svc
+    secret_hash: ` + secretHash + `
+    token_endpoint_auth_method: private_key_jwt
+    jwks_uri: https://svc.example.com/jwks
+    grant_types: [client_credentials]
+`, want: []problem{{4, "clients[0].secret_hash", "a private_key_jwt client has keys, not a secret"}}},
+		{name: "private_key_jwt with a private key", yaml: head + `clients:
+  - id: svc
+    token_endpoint_auth_method: private_key_jwt
+    jwks: {"keys": [{"kty": "EC", "crv": "P-256", "x": "MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4", "y": "4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM", "d": "870MB6gfuTJ4HtUnUvYMyJpr5eUZNP4Bk43bVdj3eAE"}]}
+    grant_types: [client_credentials]
+`, want: []problem{{5, "clients[0].jwks", "key 0 is a private key: give only the public keys"}}},
+		{name: "jwks_uri over http on a public host", yaml: head + `clients:
+  - id: svc
+    token_endpoint_auth_method: private_key_jwt
+    jwks_uri: http://svc.example.com/jwks
+    grant_types: [client_credentials]
+`, want: []problem{{5, "clients[0].jwks_uri", "must be an https URL (http only for loopback addresses)"}}},
+		{name: "jwks for a secret client", yaml: head + `clients:
+  - id: svc
+    secret_hash: ` + secretHash + `
+    jwks_uri: https://svc.example.com/jwks
+    grant_types: [client_credentials]
+`, want: []problem{{3, "clients[0].token_endpoint_auth_method", "jwks and jwks_uri are for private_key_jwt clients"}}},
+		{name: "unknown auth method", yaml: head + `clients:
+  - id: svc
+    secret_hash: ` + secretHash + `
+    token_endpoint_auth_method: client_secret_jwt
+    grant_types: [client_credentials]
+`, want: []problem{{5, "clients[0].token_endpoint_auth_method", "unknown method \"client_secret_jwt\": client_secret_basic, client_secret_post, private_key_jwt or none"}}},
+		{name: "token exchange without audiences", yaml: head + `clients:
+  - id: svc
+    secret_hash: ` + secretHash + `
+    grant_types: [urn:ietf:params:oauth:grant-type:token-exchange]
+`, want: []problem{{3, "clients[0].exchange_audiences", "token exchange needs the audiences this client may exchange tokens for"}}},
+		{name: "exchange audiences without token exchange", yaml: head + `clients:
+  - id: svc
+    secret_hash: ` + secretHash + `
+    grant_types: [client_credentials]
+    exchange_audiences: [api]
+`, want: []problem{{6, "clients[0].exchange_audiences", "is only for clients with the grant type urn:ietf:params:oauth:grant-type:token-exchange"}}},
+		{name: "token exchange by a public client", yaml: head + `clients:
+  - id: spa
+    public: true
+    redirect_uris: [https://spa.example.com/cb]
+    grant_types: [authorization_code, urn:ietf:params:oauth:grant-type:token-exchange]
+    exchange_audiences: [api]
+`, want: []problem{{6, "clients[0].grant_types[1]", "urn:ietf:params:oauth:grant-type:token-exchange needs a confidential client"}}},
 		{name: "http redirect URI on a public host", yaml: head + `clients:
   - id: app
     secret_hash: ` + secretHash + `

@@ -180,6 +180,8 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
 		return
 	}
 	switch t.Kind() {
+	case reflect.Interface:
+		return // free-form (a client's JWK Set): its own reader checks it
 	case reflect.Struct:
 		if t == reflect.TypeOf(time.Duration(0)) {
 			break

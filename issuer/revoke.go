@@ -38,11 +38,6 @@ func (iss *Issuer) end(tx *gorm.DB, where string, args ...any) error {
 	return iss.endGrants(tx, where, args...)
 }
 
-// endSessions ends the live sessions that match where.
-func (iss *Issuer) endSessions(tx *gorm.DB, where string, args ...any) error {
-	return tx.Model(&Session{}).Where("ended_at IS NULL").Where(where, args...).Update("ended_at", iss.now()).Error
-}
-
 // endGrants revokes the live grants that match where, with their refresh tokens.
 func (iss *Issuer) endGrants(tx *gorm.DB, where string, args ...any) error {
 	now := iss.now()

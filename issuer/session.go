@@ -131,8 +131,7 @@ func (iss *Issuer) newSession(w http.ResponseWriter, r *http.Request, a login.Au
 			return err
 		}
 		if old := iss.cookies.Get(r, sessionCookie); old != "" {
-			if err := tx.Model(&Session{}).Where("token_hash = ? AND ended_at IS NULL", secret.Hash(old)).
-				Update("ended_at", now).Error; err != nil {
+			if err := iss.endSessions(tx, "token_hash = ?", secret.Hash(old)); err != nil {
 				return err
 			}
 		}

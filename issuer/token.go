@@ -99,7 +99,8 @@ func (iss *Issuer) tokenGrant(c echo.Context) (*tokenResponse, error) {
 	switch grant {
 	case "":
 		return nil, invalidRequest("grant_type is required")
-	case config.GrantAuthorizationCode, config.GrantRefreshToken, config.GrantClientCredentials, config.GrantPassword:
+	case config.GrantAuthorizationCode, config.GrantRefreshToken, config.GrantClientCredentials, config.GrantPassword,
+		config.GrantTokenExchange, config.GrantDeviceCode:
 	default:
 		return nil, &oauthError{http.StatusBadRequest, "unsupported_grant_type", "grant_type " + grant + " is not supported", false}
 	}
@@ -111,6 +112,10 @@ func (iss *Issuer) tokenGrant(c echo.Context) (*tokenResponse, error) {
 		return iss.codeGrant(c, client, form)
 	case config.GrantRefreshToken:
 		return iss.refreshGrant(c, client, form)
+	case config.GrantTokenExchange:
+		return iss.exchangeGrant(c, client, form)
+	case config.GrantDeviceCode:
+		return iss.deviceGrant(c.Request().Context(), client, form)
 	case config.GrantClientCredentials:
 		g := &Grant{ClientID: client.ID}
 		return iss.mint(c.Request().Context(), g, nil, "", grantable(client, nil, form.Get("scope")), false)

@@ -233,6 +233,7 @@ func wire(ctx context.Context, cfg *config.Config, db *gorm.DB, log *slog.Logger
 		return nil, err
 	}
 	users.RevokeWith(iss) // unlink, move, merge and disable end what came through
+	iss.Throttle(limiter) // user codes typed at /device
 	broker := brokers.New(brokers.Options{Connectors: connectors, Users: users, Issuer: iss,
 		Limiter: limiter, Audit: events, FirstLogin: firstlogin.New(users, events, log), Factors: factors, Passkeys: keys, Passwordless: keys != nil && cfg.Passkeys.Passwordless, DB: db, BaseURL: cfg.Issuer, Sealer: secrets,
 		Log: log, Now: now})

@@ -224,6 +224,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			"how", "secrets: {key: ${FEDHUB_SECRETS_KEY}} with 32 random bytes in base64 (openssl rand -base64 32)")
 	}
 	go a.issuer.Maintain(ctx)
+	go a.issuer.DeliverLogouts(ctx, issuer.NoticeClient())
 	go a.purge(ctx, log)
 	go a.sync.Schedule(ctx)
 	if o.demo {
