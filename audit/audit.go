@@ -25,7 +25,9 @@ const (
 	LogoutNoticeFailed = "logout.notice_failed"
 	TokenRevoked       = "token.revoked"
 	TokenExchanged     = "token.exchanged"
-	DeviceAnswered     = "device.answered" // a person approved or refused a device's sign-in
+	DeviceAnswered     = "device.answered"  // a person approved or refused a device's sign-in
+	ConsentAnswered    = "consent.answered" // a person allowed or refused a third-party application
+	ConsentRevoked     = "consent.revoked"
 	GrantRevoked       = "grant.revoked"
 	UserDisabled       = "user.disabled"
 	UserEnabled        = "user.enabled"

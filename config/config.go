@@ -148,6 +148,10 @@ type Client struct {
 	GrantTypes        []string `yaml:"grant_types"`
 	Scopes            []string `yaml:"scopes"` // scopes beyond OpenID Connect's that it may get, e.g. fedhub:admin
 	MFA               string   `yaml:"mfa"`    // this application's second-factor policy (see MFAOff…)
+	// ThirdParty: an application not run by the organisation; people are
+	// asked to allow it the scopes it asks for (remembered, revocable at
+	// /account).
+	ThirdParty bool `yaml:"third_party"`
 }
 
 // Client authentication methods (token_endpoint_auth_method).

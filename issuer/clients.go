@@ -60,7 +60,7 @@ func (iss *Issuer) syncClients(ctx context.Context, clients []config.Client) (er
 			ID: c.ID, Name: c.Name, SecretHash: hash, Public: c.Public,
 			AuthMethod: c.AuthMethod, JWKS: string(jwks), JWKSURI: c.JWKSURI,
 			RedirectURIs: c.RedirectURIs, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs, BackchannelLogoutURI: c.BackchannelLogoutURI,
-			GrantTypes: c.GrantTypes, ExchangeAudiences: c.ExchangeAudiences, Scopes: c.Scopes, MFA: c.MFA,
+			GrantTypes: c.GrantTypes, ExchangeAudiences: c.ExchangeAudiences, ThirdParty: c.ThirdParty, Scopes: c.Scopes, MFA: c.MFA,
 		}
 		if row.Name == "" {
 			row.Name = c.ID
@@ -141,7 +141,7 @@ func (iss *Issuer) disableRemoved(ctx context.Context, configured []string) erro
 
 // saveClient writes a client, keeping a secret an administrator rotated.
 func (iss *Issuer) saveClient(ctx context.Context, row Client) error {
-	cols := []string{"name", "public", "auth_method", "jwks", "jwks_uri", "redirect_uris", "post_logout_redirect_uris", "backchannel_logout_uri", "grant_types", "exchange_audiences", "scopes", "updated_at"}
+	cols := []string{"name", "public", "auth_method", "jwks", "jwks_uri", "redirect_uris", "post_logout_redirect_uris", "backchannel_logout_uri", "grant_types", "exchange_audiences", "third_party", "scopes", "updated_at"}
 	err := iss.db.WithContext(ctx).Clauses(clause.OnConflict{
 		Columns: []clause.Column{{Name: "id"}},
 		DoUpdates: append(clause.AssignmentColumns(cols), clause.Assignment{Column: clause.Column{Name: "secret_hash"},

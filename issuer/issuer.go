@@ -105,6 +105,8 @@ func (iss *Issuer) Routes(e *echo.Echo, broker Broker) {
 	e.POST("/introspect", iss.introspect)
 	e.POST("/revoke", iss.revoke)
 	e.POST("/device_authorization", iss.deviceAuthorization)
+	e.GET("/consent", iss.consentPage)
+	e.POST("/consent", iss.answerConsent)
 	e.GET("/device", iss.devicePage)
 	e.POST("/device", iss.enterUserCode)
 	e.GET("/device/confirm", iss.deviceConfirmPage)
@@ -137,7 +139,7 @@ func (iss *Issuer) Maintain(ctx context.Context) {
 func (iss *Issuer) purgeExpired(ctx context.Context) error {
 	db := iss.db.WithContext(ctx)
 	now := iss.now()
-	for _, m := range []any{&AuthCode{}, &RefreshToken{}, &RevokedAccessToken{}, &Session{}, &UsedAssertion{}, &DeviceAuthorization{}} {
+	for _, m := range []any{&AuthCode{}, &RefreshToken{}, &RevokedAccessToken{}, &Session{}, &UsedAssertion{}, &DeviceAuthorization{}, &ConsentRequest{}} {
 		if err := db.Where("expires_at < ?", now.Add(-time.Hour)).Delete(m).Error; err != nil {
 			return err
 		}

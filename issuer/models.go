@@ -19,6 +19,7 @@ type Client struct {
 	ExchangeAudiences      []string   `gorm:"serializer:json"` // token exchange: the audiences it may ask for
 	Scopes                 []string   `gorm:"serializer:json"` // beyond OpenID Connect's
 	MFA                    string     `gorm:"size:16"`         // second-factor policy: off | optional | required
+	ThirdParty             bool       // asks the person's consent before it gets a code
 	SecretRotatedAt        *time.Time // set by an admin: the database's secret then wins over the configuration's
 	// RemovedAt is set at start-up when the configuration no longer has the
 	// client: it is then refused everywhere. The row stays, so that admins see
@@ -116,5 +117,5 @@ type Session struct {
 // Models are the tables this package owns, for store.Migrate.
 func Models() []any {
 	return []any{&Client{}, &ClientVersion{}, &SigningKey{}, &AuthCode{}, &Grant{},
-		&RefreshToken{}, &RevokedAccessToken{}, &Session{}, &LogoutNotice{}, &UsedAssertion{}, &DeviceAuthorization{}}
+		&RefreshToken{}, &RevokedAccessToken{}, &Session{}, &LogoutNotice{}, &UsedAssertion{}, &DeviceAuthorization{}, &Consent{}, &ConsentRequest{}}
 }

@@ -109,7 +109,7 @@ func (iss *Issuer) CompleteLogin(w http.ResponseWriter, r *http.Request, t *logi
 	}
 	req := &authzRequest{client: client, redirectURI: t.RedirectURI, state: t.State, scope: t.Scope,
 		nonce: t.Nonce, challenge: t.CodeChallenge, claims: t.Claims}
-	return iss.issueCode(r.Context(), req, sess)
+	return iss.afterSignIn(r.Context(), w, r, req, sess)
 }
 
 // newSession replaces the browser's SSO session with a new one (a new session

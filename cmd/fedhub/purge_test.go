@@ -33,6 +33,8 @@ var tableEnds = map[string]string{
 	"sessions":              "purged: issuer.Maintain",
 	"used_assertions":       "purged: issuer.Maintain",
 	"device_authorizations": "purged: issuer.Maintain",
+	"consent_requests":      "purged: issuer.Maintain",
+	"consents":              "kept until the user revokes it",
 	"logout_notices":        "deleted once delivered or given up: issuer.DeliverLogouts (tested in issuer)",
 	// Purged by app.purge, tested below.
 	"failures":           "purged",
