@@ -529,6 +529,7 @@ func TestConformance(t *testing.T) {
 		want("grant_types_supported", []string{"authorization_code"}, "authorization_code", "implicit", "refresh_token",
 			"client_credentials", "password", "urn:ietf:params:oauth:grant-type:device_code", "urn:ietf:params:oauth:grant-type:jwt-bearer")
 		want("claims_supported", []string{"sub", "iss", "auth_time", "name", "email"})
+		want("ui_locales_supported", []string{"en", "de"}) // the shipped catalogs
 		if _, ok := ocStrings(meta["code_challenge_methods_supported"]); !ok {
 			t.Errorf("code_challenge_methods_supported = %v, want an array", meta["code_challenge_methods_supported"])
 		}
