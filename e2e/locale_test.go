@@ -11,7 +11,7 @@ import (
 
 // TestBrowserLanguage: in Chromium, the login page is in German when the
 // application asks for it with ui_locales — on every page of that login, here
-// the page that refuses a wrong password — or when the browser's
+// the page that refuses a wrong password, whose error is German too — or when the browser's
 // Accept-Language prefers it, and in English otherwise. Screenshots of the
 // German pages go next to the other artifacts.
 func TestBrowserLanguage(t *testing.T) {
@@ -20,10 +20,13 @@ func TestBrowserLanguage(t *testing.T) {
 		name, uiLocales, accept, shot string
 		wantLang, wantHeading         string
 		wantLabel, wantButton         string
+		wantError                     string // the handler's sentence, translated too
 	}{
-		{"ui_locales", "de", "en-US,en;q=0.9", "login-de-ui-locales", "de", "Anmelden", "Benutzername", "Anmelden"},
-		{"Accept-Language", "", "fr-FR,fr;q=0.9,de-CH;q=0.8,en;q=0.5", "login-de-accept-language", "de", "Anmelden", "Benutzername", "Anmelden"},
-		{"neither", "", "en-US,en;q=0.9", "", "en", "Sign in", "Username", "Sign in"},
+		{"ui_locales", "de", "en-US,en;q=0.9", "login-de-ui-locales", "de", "Anmelden", "Benutzername", "Anmelden",
+			"Benutzername oder Passwort ist falsch."},
+		{"Accept-Language", "", "fr-FR,fr;q=0.9,de-CH;q=0.8,en;q=0.5", "login-de-accept-language", "de", "Anmelden", "Benutzername", "Anmelden",
+			"Benutzername oder Passwort ist falsch."},
+		{"neither", "", "en-US,en;q=0.9", "", "en", "Sign in", "Username", "Sign in", "Invalid username or password."},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -69,7 +72,9 @@ func TestBrowserLanguage(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			textOf(t, ctx, ".error")
+			if got := textOf(t, ctx, ".error"); got != tc.wantError {
+				t.Errorf("error message %q, want %q", got, tc.wantError)
+			}
 			check("after a wrong password")
 		})
 	}

@@ -17,7 +17,11 @@ import (
 	"golang.org/x/text/language"
 )
 
-//go:embed catalogs/*.json
+// catalogs/TAG.json are the pages' messages by ID; catalogs/texts/TAG.json
+// translate the sentences Go code puts on pages, with the English sentence
+// as the ID (see Localizer.Known).
+//
+//go:embed catalogs
 var catalogs embed.FS
 
 // Source is the language the pages are written in: every other catalog
@@ -50,8 +54,10 @@ type Catalogs struct {
 func Load(themeDir, defaultTag string) (*Catalogs, error) {
 	b := i18n.NewBundle(Source)
 	b.RegisterUnmarshalFunc("json", json.Unmarshal)
-	if err := parseDir(b, catalogs, "catalogs"); err != nil {
-		return nil, err
+	for _, dir := range []string{"catalogs", "catalogs/texts"} {
+		if err := parseDir(b, catalogs, dir); err != nil {
+			return nil, err
+		}
 	}
 	if themeDir != "" {
 		dir := filepath.Join(themeDir, "i18n")
@@ -187,4 +193,18 @@ func (l Localizer) HTML(id string, args ...any) (template.HTML, error) {
 	}
 	s, err := l.Text(id, esc...)
 	return template.HTML(s), err // #nosec G203 -- trusted catalog text, escaped values
+}
+
+// Known translates a sentence that Go code wrote in the source language (an
+// error page's title, a form's error) when the catalogs have it, with the
+// sentence itself as the message ID; any other text is shown as it is.
+func (l Localizer) Known(text string) string {
+	if text == "" {
+		return ""
+	}
+	s, err := l.l.Localize(&i18n.LocalizeConfig{MessageID: text})
+	if err != nil || s == "" {
+		return text
+	}
+	return s
 }

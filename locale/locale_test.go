@@ -2,11 +2,16 @@ package locale
 
 import (
 	"encoding/json"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -170,5 +175,79 @@ func TestText(t *testing.T) {
 	}
 	if _, err := de.Text("no.such.message"); err == nil {
 		t.Error("an unknown message id gave no error")
+	}
+}
+
+// pageSentences are the packages whose Go code writes sentences onto the
+// person-facing pages (error pages, form errors, first-login reasons).
+var pageSentences = []string{"../brokers", "../firstlogin", "../issuer", "../login", "../usernames", "../cmd/fedhub/app.go"}
+
+// notOnPages are sentences of those packages that no page shows: the
+// password grant's error descriptions (JSON for programs).
+var notOnPages = map[string]bool{
+	"Sign in through the login page once to set up your account.": true,
+	"This account signs in with a second factor, which the password grant cannot carry. Use the authorization code flow.": true,
+}
+
+// TestSentencesTranslated: every whole sentence Go code writes for a page
+// (a string literal that starts with a capital and ends with a full stop, or
+// an error page's Title) has a translation in every shipped language's
+// texts catalog, and each translated sentence is still in the code.
+func TestSentencesTranslated(t *testing.T) {
+	sentence := regexp.MustCompile(`^[A-Z][^%]* [^%]*\.$`)
+	want, literals := map[string]string{}, map[string]bool{}
+	fset := token.NewFileSet()
+	for _, root := range pageSentences {
+		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() || !strings.HasSuffix(p, ".go") || strings.HasSuffix(p, "_test.go") {
+				return err
+			}
+			f, err := parser.ParseFile(fset, p, nil, 0)
+			if err != nil {
+				return err
+			}
+			ast.Inspect(f, func(n ast.Node) bool {
+				title := false
+				if kv, ok := n.(*ast.KeyValueExpr); ok {
+					k, _ := kv.Key.(*ast.Ident)
+					title, n = k != nil && k.Name == "Title", kv.Value
+				}
+				if l, ok := n.(*ast.BasicLit); ok && l.Kind == token.STRING {
+					s, _ := strconv.Unquote(l.Value)
+					literals[s] = true
+					if (title || sentence.MatchString(s)) && !notOnPages[s] {
+						want[s] = fset.Position(l.Pos()).String()
+					}
+				}
+				return true
+			})
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(want) < 100 {
+		t.Fatalf("only %d sentences found: is the scan still right?", len(want))
+	}
+	for _, tag := range Shipped()[1:] {
+		buf, err := fs.ReadFile(catalogs, "catalogs/texts/"+tag+".json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var texts map[string]string
+		if err := json.Unmarshal(buf, &texts); err != nil {
+			t.Fatal(err)
+		}
+		for s, at := range want {
+			if texts[s] == "" {
+				t.Errorf("texts/%s.json has no translation of %q (%s)", tag, s, at)
+			}
+		}
+		for s := range texts {
+			if !literals[s] {
+				t.Errorf("texts/%s.json translates %q, which the code no longer says", tag, s)
+			}
+		}
 	}
 }

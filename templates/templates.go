@@ -133,10 +133,11 @@ func parse(theme Theme) (*site, error) {
 }
 
 // funcs are the functions pages call: t and th translate a message (th one
-// with markup), lang is the page's language for <html lang>.
+// with markup), tx a sentence the handler wrote, lang is the page's language
+// for <html lang>.
 func funcs(product string, l locale.Localizer) template.FuncMap {
 	return template.FuncMap{"when": when, "product": func() string { return product },
-		"t": l.Text, "th": l.HTML, "lang": l.Lang}
+		"t": l.Text, "th": l.HTML, "tx": l.Known, "lang": l.Lang}
 }
 
 // overlay is a file system whose files in top replace those of base.
