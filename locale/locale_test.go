@@ -185,7 +185,7 @@ var pageSentences = []string{"../brokers", "../firstlogin", "../issuer", "../log
 // notOnPages are sentences of those packages that no page shows: the
 // password grant's error descriptions (JSON for programs).
 var notOnPages = map[string]bool{
-	"Sign in through the login page once to set up your account.": true,
+	"Sign in through the login page once to set up your account.":                                                         true,
 	"This account signs in with a second factor, which the password grant cannot carry. Use the authorization code flow.": true,
 }
 
