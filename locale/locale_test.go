@@ -17,8 +17,8 @@ import (
 )
 
 // TestCatalogsComplete: every shipped catalog has every message of the
-// source catalog, with the same plural forms, and none of its own: no page
-// shows an untranslated or unused text.
+// source catalog, with the same plural forms and placeholders, and none of
+// its own: no page shows an untranslated or unused text, or "<no value>".
 func TestCatalogsComplete(t *testing.T) {
 	read := func(tag string) map[string]any {
 		buf, err := fs.ReadFile(catalogs, "catalogs/"+tag+".json")
@@ -46,6 +46,8 @@ func TestCatalogsComplete(t *testing.T) {
 				t.Errorf("%s.json: %q is %s, the source's %s", tag, id, shape(tr), shape(text))
 			case tr == "":
 				t.Errorf("%s.json: %q is empty", tag, id)
+			case placeholders(tr) != placeholders(text):
+				t.Errorf("%s.json: %q has the placeholders %s, the source %s", tag, id, placeholders(tr), placeholders(text))
 			}
 		}
 		for id := range cat {
@@ -54,6 +56,17 @@ func TestCatalogsComplete(t *testing.T) {
 			}
 		}
 	}
+}
+
+// placeholders lists the {{.Name}}s of a message's texts.
+func placeholders(m any) string {
+	b, _ := json.Marshal(m)
+	names := regexp.MustCompile(`\{\{\.(\w+)\}\}`).FindAllStringSubmatch(string(b), -1)
+	set := map[string]bool{}
+	for _, n := range names {
+		set[n[1]] = true
+	}
+	return strings.Join(slices.Sorted(maps.Keys(set)), ",")
 }
 
 // shape says whether a message is one text or plural forms (which).

@@ -32,8 +32,9 @@ const DefaultProduct = "fedhub"
 type Theme struct {
 	Product string // the name in titles and headings; default DefaultProduct
 	// Dir, when set, holds html/NAME.html files that replace the built-in
-	// pages of that name (layout.html included) and static/ files served
-	// under /static/ before the built-in ones (logos, icons, CSS).
+	// pages of that name (layout.html included), static/ files served
+	// under /static/ before the built-in ones (logos, icons, CSS) and
+	// i18n/TAG.json message catalogs (see package locale).
 	Dir     string
 	Primary string // the buttons' colour (#rrggbb), through /static/brand.css
 	// Locale is the page language when neither the login's ui_locales nor
