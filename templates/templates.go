@@ -152,7 +152,7 @@ func (o overlay) Open(name string) (fs.File, error) {
 }
 
 // Render implements echo.Renderer, in the language chosen for the request:
-// its own ui_locales (an authorization request's error page), else the one
+// its own ui_locales (an authorization request's error page), else the ones
 // remembered for the login (RememberLocale), else Accept-Language, else the
 // theme's default.
 func (r *Renderer) Render(w io.Writer, name string, data any, c echo.Context) error {
@@ -160,7 +160,7 @@ func (r *Renderer) Render(w io.Writer, name string, data any, c echo.Context) er
 	lang := s.langs.Tags()[0]
 	if c != nil {
 		req := c.Request()
-		ui := req.URL.Query().Get("ui_locales")
+		ui := ownLocales(req)
 		if ui == "" {
 			ui, _ = c.Get(rememberedKey).(string)
 		}
@@ -182,26 +182,38 @@ const rememberedKey = "fedhub.ui_locales"
 
 // RememberLocale is middleware: an authorization request (at authorizePath)
 // with ui_locales remembers them in a browser-session cookie, one without
-// forgets them, and every request hands the remembered ones to Render.
+// forgets them, and every request hands the remembered ones to Render. The
+// authorization request's own ui_locales are read as its answer goes out,
+// from what its handler parsed: the middleware never reads a body itself.
 func RememberLocale(cookies web.Cookies, authorizePath string) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
-			req := c.Request()
-			kept := cookies.Get(req, LocaleCookie) // the tags joined by "_": a cookie has no spaces
-			if req.URL.Path == authorizePath {
-				tags := cleanLocales(c.FormValue("ui_locales"))
-				switch {
-				case len(tags) > 0:
-					cookies.Set(c.Response(), LocaleCookie, strings.Join(tags, "_"), 0)
-				case kept != "":
-					cookies.Clear(c.Response(), LocaleCookie)
-				}
-				kept = strings.Join(tags, "_")
+			kept := cookies.Get(c.Request(), LocaleCookie) // the tags joined by "_": a cookie has no spaces
+			if c.Request().URL.Path != authorizePath {
+				c.Set(rememberedKey, strings.ReplaceAll(kept, "_", " "))
+			} else { // a new login: its own ui_locales, or none
+				c.Response().Before(func() {
+					tags := cleanLocales(ownLocales(c.Request()))
+					switch {
+					case len(tags) > 0:
+						cookies.Set(c.Response(), LocaleCookie, strings.Join(tags, "_"), 0)
+					case kept != "":
+						cookies.Clear(c.Response(), LocaleCookie)
+					}
+				})
 			}
-			c.Set(rememberedKey, strings.ReplaceAll(kept, "_", " "))
 			return next(c)
 		}
 	}
+}
+
+// ownLocales are the ui_locales a request carries: in its query, or in the
+// form its handler parsed (an authorization request may be a POST).
+func ownLocales(req *http.Request) string {
+	if req.Form != nil {
+		return req.Form.Get("ui_locales")
+	}
+	return req.URL.Query().Get("ui_locales")
 }
 
 // cleanLocales keeps what a cookie may carry of a ui_locales value: at most

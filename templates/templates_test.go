@@ -139,6 +139,10 @@ func TestPageLanguage(t *testing.T) {
 	e.Use(RememberLocale(web.Cookies{}, "/authorize"))
 	page := func(c echo.Context) error { return c.Render(http.StatusOK, "login.html", nil) }
 	e.GET("/authorize", page)
+	e.POST("/authorize", func(c echo.Context) error {
+		_ = c.FormValue("client_id") // the handler parses the form, as the issuer's does
+		return page(c)
+	})
 	e.GET("/login", page)
 	cases := []struct {
 		what, path, accept, cookie, wantLang, wantText string
@@ -163,11 +167,18 @@ func TestPageLanguage(t *testing.T) {
 		}
 	}
 
-	// The authorization request remembers its ui_locales for the login's
-	// pages, and one without them forgets them.
-	for ui, want := range map[string]string{"?ui_locales=fr+de": "fr_de", "": ""} {
+	// The authorization request — by GET or by POST — remembers its
+	// ui_locales for the login's pages, and one without them forgets them.
+	for _, tc := range []struct {
+		method, query, body, want, wantLang string
+	}{
+		{http.MethodGet, "?ui_locales=fr+de", "", "fr_de", "de"},
+		{http.MethodPost, "", "ui_locales=de&client_id=rp", "de", "de"},
+		{http.MethodGet, "", "", "", "en"},
+	} {
 		w := httptest.NewRecorder()
-		req := httptest.NewRequest(http.MethodGet, "/authorize"+ui, nil)
+		req := httptest.NewRequest(tc.method, "/authorize"+tc.query, strings.NewReader(tc.body))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		req.AddCookie(&http.Cookie{Name: LocaleCookie, Value: "de"})
 		e.ServeHTTP(w, req)
 		var got *http.Cookie
@@ -176,8 +187,11 @@ func TestPageLanguage(t *testing.T) {
 				got = c
 			}
 		}
-		if got == nil || got.Value != want || (want == "") != (got.MaxAge < 0) {
-			t.Errorf("authorize%s set the cookie %v, want value %q", ui, got, want)
+		if got == nil || got.Value != tc.want || (tc.want == "") != (got.MaxAge < 0) {
+			t.Errorf("%s authorize%s %s set the cookie %v, want value %q", tc.method, tc.query, tc.body, got, tc.want)
+		}
+		if !strings.Contains(w.Body.String(), `<html lang="`+tc.wantLang+`">`) {
+			t.Errorf("%s authorize%s %s: the page is not in %s", tc.method, tc.query, tc.body, tc.wantLang)
 		}
 	}
 }
