@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 )
 
 // lgConfig is the admin API's configuration with JSON logs at the debug
@@ -136,6 +137,11 @@ connectors:
 		t.Fatalf("a login through an unreachable directory answered %d", resp.StatusCode)
 	}
 
+	// The access line is written once the answer is out: wait for it.
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) &&
+		!strings.Contains(s.Output(), `"msg":"request","method":"POST","route":"/broker/:id/login"`); {
+		time.Sleep(20 * time.Millisecond)
+	}
 	lines := map[string]string{} // message → its request_id
 	sc := bufio.NewScanner(strings.NewReader(s.Output()))
 	sc.Buffer(nil, 1<<20)
