@@ -107,7 +107,7 @@ func (l *Log) Record(ctx context.Context, e Event) error {
 		e.RequestID = requestid.From(ctx)
 	}
 	if err := l.db.WithContext(ctx).Create(&e).Error; err != nil {
-		l.log.Error("audit event not written", "type", e.Type, "err", err)
+		l.log.ErrorContext(ctx, "audit event not written", "type", e.Type, "err", err)
 		return fmt.Errorf("write audit event: %w", err)
 	}
 	if l.observe != nil {

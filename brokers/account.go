@@ -409,7 +409,7 @@ func (s *Service) finishLink(c echo.Context, t *login.Transaction, conn Connecto
 			status = "connector_linked"
 		case err != nil:
 			status = "failed"
-			s.log.Warn("account link failed", "user", userID, "connector", conn.ID, "err", err)
+			s.log.WarnContext(c.Request().Context(), "account link failed", "user", userID, "connector", conn.ID, "err", err)
 		default:
 			_ = s.audit.Record(ctx, audit.Event{Type: audit.Linked, Actor: userID, UserID: userID, Connector: conn.ID,
 				IP: c.RealIP(), Detail: "linked from the account page"})

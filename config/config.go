@@ -54,6 +54,9 @@ type Branding struct {
 	ProductName  string `yaml:"product_name"`  // in titles and headings; default fedhub
 	ThemeDir     string `yaml:"theme_dir"`     // html/ pages that replace the built-in ones, static/ files under /static/
 	PrimaryColor string `yaml:"primary_color"` // the buttons' colour, #rgb or #rrggbb
+	// DefaultLocale is the page language when neither the login's ui_locales nor
+	// Accept-Language names one there is a catalog for (built in: en, de); default en
+	DefaultLocale string `yaml:"default_locale"`
 }
 
 // Log configures fedhub's log on standard error.

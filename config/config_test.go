@@ -376,6 +376,8 @@ func TestParseErrors(t *testing.T) {
 			want: []problem{{3, "tls", "needs both cert_file and key_file, or neither"}}},
 		{name: "a primary colour that is not a colour", yaml: head + "branding:\n  primary_color: \"red; } body { display: none\"\n",
 			want: []problem{{3, "branding.primary_color", "must be a colour such as #0b5cad or #06c"}}},
+		{name: "a default locale that is not a language tag", yaml: head + "branding:\n  default_locale: \"de DE\"\n",
+			want: []problem{{3, "branding.default_locale", "must be a language tag such as en or de"}}},
 		{name: "unknown log format", yaml: head + "log:\n  format: xml\n",
 			want: []problem{{3, "log.format", `must be text or json, not "xml"`}}},
 		{name: "unknown log level", yaml: head + "log:\n  level: verbose\n",

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/go-jose/go-jose/v4"
+	"golang.org/x/text/language"
 
 	"github.com/fedhub/fedhub/secret"
 	"github.com/fedhub/fedhub/usernames"
@@ -32,6 +33,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Branding.PrimaryColor != "" && !colour.MatchString(c.Branding.PrimaryColor) {
 		v.fail("branding.primary_color", "must be a colour such as #0b5cad or #06c")
+	}
+	if _, err := language.Parse(c.Branding.DefaultLocale); c.Branding.DefaultLocale != "" && err != nil {
+		v.fail("branding.default_locale", "must be a language tag such as en or de")
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		v.fail("tls", "needs both cert_file and key_file, or neither")

@@ -530,6 +530,7 @@ func TestConformance(t *testing.T) {
 			"client_credentials", "password", "urn:ietf:params:oauth:grant-type:device_code", "urn:ietf:params:oauth:grant-type:jwt-bearer",
 			"urn:ietf:params:oauth:grant-type:token-exchange") // the grant types IANA registers
 		want("claims_supported", []string{"sub", "iss", "auth_time", "name", "email"})
+		want("ui_locales_supported", []string{"en", "de"}) // the shipped catalogs
 		if _, ok := ocStrings(meta["code_challenge_methods_supported"]); !ok {
 			t.Errorf("code_challenge_methods_supported = %v, want an array", meta["code_challenge_methods_supported"])
 		}

@@ -114,7 +114,7 @@ func (iss *Issuer) trustedRedirect(c echo.Context, form url.Values) (*Client, st
 	client, err := iss.client(c.Request().Context(), form.Get("client_id"))
 	if err != nil {
 		if !errors.Is(err, errUnknownClient) {
-			iss.log.Error("authorize: load client", "err", err)
+			iss.log.ErrorContext(c.Request().Context(), "authorize: load client", "err", err)
 		}
 		return nil, "", bad
 	}

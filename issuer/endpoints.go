@@ -11,6 +11,7 @@ import (
 
 	"github.com/fedhub/fedhub/audit"
 	"github.com/fedhub/fedhub/config"
+	"github.com/fedhub/fedhub/locale"
 	"github.com/fedhub/fedhub/secret"
 	"github.com/fedhub/fedhub/web"
 )
@@ -47,6 +48,7 @@ func (iss *Issuer) discovery(c echo.Context) error {
 		"claims_supported": []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "sid", "idp",
 			"name", "preferred_username", "email", "email_verified", "groups", "realm_access"},
 		"claims_parameter_supported":                     true,
+		"ui_locales_supported":                           locale.Shipped(),
 		"request_parameter_supported":                    false,
 		"request_uri_parameter_supported":                false,
 		"authorization_response_iss_parameter_supported": true,

@@ -67,7 +67,7 @@ func (iss *Issuer) recheck(ctx context.Context, userID, connector, subject strin
 		}
 		return invalidGrant("the identity provider no longer vouches for the user: they must sign in again")
 	case errors.Is(err, login.ErrUpstreamUnreachable):
-		iss.log.Warn("re-check: upstream unreachable, nothing issued (fail closed)", "user", userID, "connector", connector, "err", err)
+		iss.log.WarnContext(ctx, "re-check: upstream unreachable, nothing issued (fail closed)", "user", userID, "connector", connector, "err", err)
 		return &oauthError{http.StatusServiceUnavailable, "temporarily_unavailable",
 			"the identity provider cannot be reached to confirm the user; try again later", false}
 	}

@@ -46,7 +46,7 @@ func (iss *Issuer) writeOAuthError(c echo.Context, err error) error {
 	case errors.As(err, &ce):
 		oe = &oauthError{http.StatusUnauthorized, "invalid_client", "client authentication failed", ce.basic}
 	default:
-		iss.log.Error("token endpoint failed", "err", err)
+		iss.log.ErrorContext(c.Request().Context(), "token endpoint failed", "err", err)
 		oe = &oauthError{http.StatusInternalServerError, "server_error", "fedhub could not complete the request", false}
 	}
 	if oe.basic {

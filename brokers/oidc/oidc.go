@@ -241,7 +241,7 @@ func (c *Connector) fetch(ctx context.Context) (*upstream, error) {
 		}
 	}
 	if len(meta.CodeChallengeMethods) > 0 && !slices.Contains(meta.CodeChallengeMethods, "S256") {
-		c.log.Warn("upstream does not advertise PKCE S256; sending it anyway")
+		c.log.WarnContext(ctx, "upstream does not advertise PKCE S256; sending it anyway")
 	}
 	return &upstream{
 		provider: p,

@@ -264,7 +264,7 @@ func (c *Connector) Begin(ctx context.Context, w http.ResponseWriter, r *http.Re
 	}
 	loc := sp.GetSSOBindingLocation(c.binding)
 	if loc == "" {
-		c.log.Error("SAML IdP metadata has no SingleSignOnService for the configured binding",
+		c.log.ErrorContext(ctx, "SAML IdP metadata has no SingleSignOnService for the configured binding",
 			"connector", c.cfg.ID, "binding", c.binding, "idp", md.ed.EntityID)
 		return ErrIDPUnavailable
 	}
@@ -439,11 +439,11 @@ func (c *Connector) FinishUnsolicited(ctx context.Context, r *http.Request) (log
 	if !c.cfg.AllowIDPInitiated {
 		if sh, err := inspect(raw); err == nil && sh.inResponseTo != "" {
 			// A late or misrouted answer to a real request, not an IdP-initiated login.
-			c.log.Warn("SAML response refused", "connector", c.cfg.ID,
+			c.log.WarnContext(ctx, "SAML response refused", "connector", c.cfg.ID,
 				"reason", "answer to an AuthnRequest with no login in progress (expired, used or another browser)")
 			return login.Identity{}, ErrUnknownLogin
 		}
-		c.log.Warn("SAML response refused", "connector", c.cfg.ID,
+		c.log.WarnContext(ctx, "SAML response refused", "connector", c.cfg.ID,
 			"reason", "IdP-initiated login is not allowed for this connector (allow_idp_initiated)")
 		return login.Identity{}, ErrUnsolicited
 	}

@@ -47,6 +47,7 @@ Usage:
   fedhub backup (-c FILE | --demo) --to FILE     (SQLite: a consistent copy, also while serving)
   fedhub restore (-c FILE | --demo) --from FILE  (SQLite: replaces the database; stop fedhub first)
   fedhub version       (also --version: module version, commit, its date, Go version)
+  fedhub healthcheck [URL]   (exit 0 when a running fedhub is ready; URL default http://127.0.0.1:9000/readyz)
 `
 
 func main() {
@@ -101,6 +102,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "version", "--version":
 		printVersion(stdout)
 		return nil
+	case "healthcheck":
+		return healthcheck(ctx, rest, stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

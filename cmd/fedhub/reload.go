@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"maps"
 	"reflect"
 	"slices"
 	"strings"
@@ -14,9 +13,10 @@ import (
 	"github.com/fedhub/fedhub/config"
 )
 
-// reload applies the configuration that load reads now: the connectors, the
-// branding, the clients (added, changed, removed — in the database, so every
-// node sees them at once), new bootstrap users and the log level. Sign-ins in
+// reload applies the configuration that load reads now: the connectors and
+// their directory sync schedules, the branding, the clients (added, changed,
+// removed — in the database, so every node sees them at once), new bootstrap
+// users and the log level. Sign-ins in
 // flight are records in the database and go on. A file that does not load,
 // a connector that cannot be built or a theme that does not parse is refused
 // whole, and the running configuration kept; what else changed since the
@@ -41,6 +41,7 @@ func (a *app) reload(ctx context.Context, load func() (*config.Config, error), s
 	}
 	a.broker.SetConnectors(conns)
 	a.inForce = conns
+	a.sync.SetImports(imports(cfg))
 	closeConnectors(replaced, closeGrace) // after the requests that still use them
 	if err := a.issuer.SyncClients(ctx, cfg.Clients); err != nil {
 		log.Error("configuration reload: the clients could not be applied", "err", err)
@@ -120,8 +121,7 @@ func closeConnectors(list []brokers.Connector, wait time.Duration) {
 }
 
 // needRestart lists the top-level keys whose change a reload does not apply:
-// every key but connectors (their directory sync schedules aside), branding,
-// clients, users and log.level.
+// every key but connectors, branding, clients, users and log.level.
 func needRestart(old, cfg *config.Config) []string {
 	a, b := *old, *cfg
 	a.Clients, b.Clients, a.Users, b.Users, a.Log.Level, b.Log.Level = nil, nil, nil, nil, "", ""
@@ -134,9 +134,6 @@ func needRestart(old, cfg *config.Config) []string {
 			continue
 		}
 		keys = append(keys, strings.Split(f.Tag.Get("yaml"), ",")[0])
-	}
-	if !maps.Equal(imports(old), imports(cfg)) {
-		keys = append(keys, "connectors[].sync (the directory sync schedules)")
 	}
 	return keys
 }
