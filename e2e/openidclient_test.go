@@ -208,7 +208,7 @@ func TestOpenIDClientDeviceFlow(t *testing.T) {
 
 	got := cli.next(t, time.Minute)
 	id, verified := nodeObject(t, got, "id_token"), nodeObject(t, got, "id_token_verified")
-	if id["iss"] != s.URL || id["aud"] != "dv-cli" || id["preferred_username"] != "alice" || id["sub"] != verified["sub"] ||
+	if id["iss"] != s.URL || !rpStrings(id["aud"], "dv-cli") || id["preferred_username"] != "alice" || id["sub"] != verified["sub"] ||
 		got["refresh_token"] != true || !strings.EqualFold(got["token_type"].(string), "bearer") {
 		t.Fatalf("the CLI got %v: want alice's ID token for dv-cli and a refresh token", got)
 	}
