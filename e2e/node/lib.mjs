@@ -1,9 +1,11 @@
 // What the scenarios share: the fedhub they talk to (FEDHUB_URL), a line of JSON
 // per result on stdout, and the exit status. Import it first: Debian 12's Node 18
-// has WebCrypto only in node:crypto, where openid-client and jose need it global.
+// (openid-client's baseline is 20) has WebCrypto only in node:crypto, where
+// openid-client and jose need it global.
 import { webcrypto } from 'node:crypto';
 
 globalThis.crypto ??= webcrypto;
+globalThis.CryptoKey ??= webcrypto.CryptoKey;
 
 const client = await import('openid-client');
 const { createRemoteJWKSet } = await import('jose');
