@@ -25,8 +25,7 @@ const nodeDir = "node"
 // stdout is a JSON object.
 type nodeRP struct {
 	cmd    *exec.Cmd
-	lines  chan map[string]any
-	done   chan struct{} // closed once the process has ended
+	lines  chan map[string]any // closed once the process has ended
 	stderr *syncBuffer
 }
 
@@ -38,7 +37,7 @@ func startNode(t *testing.T, script, issuer string, env ...string) *nodeRP {
 	if _, err := os.Stat(filepath.Join(nodeDir, "node_modules", "openid-client")); err != nil {
 		t.Fatalf("openid-client is not installed in e2e/%s: run the tests with scripts/test, which runs npm ci there", nodeDir)
 	}
-	n := &nodeRP{lines: make(chan map[string]any, 16), done: make(chan struct{}), stderr: &syncBuffer{}}
+	n := &nodeRP{lines: make(chan map[string]any, 16), stderr: &syncBuffer{}}
 	n.cmd = exec.Command("node", filepath.Join(nodeDir, script))
 	n.cmd.Env = append(os.Environ(), append([]string{"FEDHUB_URL=" + issuer}, env...)...)
 	n.cmd.Stderr = n.stderr
@@ -60,14 +59,12 @@ func startNode(t *testing.T, script, issuer string, env ...string) *nodeRP {
 			}
 			n.lines <- line
 		}
-	}()
-	go func() {
-		_ = n.cmd.Wait() // after stdout is read to its end
-		close(n.done)
+		_ = n.cmd.Wait() // once stdout is read to its end
 	}()
 	t.Cleanup(func() {
 		_ = n.cmd.Process.Kill()
-		<-n.done
+		for range n.lines { // until it has ended
+		}
 	})
 	return n
 }
@@ -79,7 +76,6 @@ func (n *nodeRP) next(t *testing.T, timeout time.Duration) map[string]any {
 	select {
 	case line, ok := <-n.lines:
 		if !ok {
-			<-n.done
 			t.Fatalf("%s ended (%v) without the line expected:\n%s", n.cmd.Args[1], n.cmd.ProcessState, n.stderr)
 		}
 		if e, failed := line["error"]; failed {
@@ -98,7 +94,8 @@ func runNode(t *testing.T, script, issuer string, env ...string) map[string]any 
 	t.Helper()
 	n := startNode(t, script, issuer, env...)
 	result := n.next(t, time.Minute)
-	<-n.done
+	for range n.lines { // until it has ended
+	}
 	if !n.cmd.ProcessState.Success() {
 		t.Fatalf("%s: %v\n%s", script, n.cmd.ProcessState, n.stderr)
 	}
@@ -172,7 +169,7 @@ func TestOpenIDClientTokenExchange(t *testing.T) {
 
 	toOrders := nodeObject(t, got, "to_orders")
 	c := nodeObject(t, toOrders, "claims")
-	if toOrders["issued_token_type"] != "urn:ietf:params:oauth:token-type:access_token" || !strings.EqualFold(toOrders["token_type"].(string), "bearer") ||
+	if toOrders["issued_token_type"] != "urn:ietf:params:oauth:token-type:access_token" || toOrders["token_type"] != "bearer" ||
 		c["sub"] != alice || !rpStrings(c["aud"], "te-orders") || c["client_id"] != "te-web" || nodeObject(t, c, "act")["sub"] != "te-web" {
 		t.Errorf("exchanged for te-orders: %v; want alice's access token for te-orders, te-web acting", toOrders)
 	}
@@ -209,7 +206,7 @@ func TestOpenIDClientDeviceFlow(t *testing.T) {
 	got := cli.next(t, time.Minute)
 	id, verified := nodeObject(t, got, "id_token"), nodeObject(t, got, "id_token_verified")
 	if id["iss"] != s.URL || !rpStrings(id["aud"], "dv-cli") || id["preferred_username"] != "alice" || id["sub"] != verified["sub"] ||
-		got["refresh_token"] != true || !strings.EqualFold(got["token_type"].(string), "bearer") {
+		got["refresh_token"] != true || got["token_type"] != "bearer" {
 		t.Fatalf("the CLI got %v: want alice's ID token for dv-cli and a refresh token", got)
 	}
 }
