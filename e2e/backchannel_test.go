@@ -86,6 +86,43 @@ func (rp *bcRP) wantLogout(t testing.TB, sid, sub string) {
 	t.Fatalf("no logout token for session %s within 15s", sid)
 }
 
+// bcStart starts fedhub with the admin API's configuration, the client bc-app
+// (rpSecret) whose back-channel logout URI is uri, and the user bc-disabled
+// (aaPassword).
+func bcStart(t *testing.T, uri string, opts ...Option) *Server {
+	t.Helper()
+	client := "  - id: bc-app\n    secret: ${RP_SECRET}\n    redirect_uris: [" + redirectURI + "]\n" +
+		"    grant_types: [authorization_code, refresh_token]\n    backchannel_logout_uri: " + uri + "\n"
+	users := "  - username: bc-disabled\n    email: bc-disabled@example.org\n    password: ${AA_PASSWORD}\n"
+	return Start(t, append([]Option{aaEnv(), WithConfig(strings.Replace(aaConfig("", users, ""), "clients:\n", "clients:\n"+client, 1))}, opts...)...)
+}
+
+// bcLogOut signs alice in to app and out again (RP-initiated logout): the
+// session's sid and her subject.
+func bcLogOut(t *testing.T, s *Server, app *goRP) (sid, sub string) {
+	t.Helper()
+	b := NewBrowser(t)
+	tok, idt, claims := app.login(t, b, "alice", alicePass)
+	raw, _ := tok.Extra("id_token").(string)
+	resp, page := b.Get(s.URL + "/logout?" + url.Values{"id_token_hint": {raw}}.Encode())
+	if resp.StatusCode >= 400 {
+		t.Fatalf("logout answered %d: %s", resp.StatusCode, page)
+	}
+	sid, _ = claims["sid"].(string)
+	return sid, idt.Subject
+}
+
+// bcDisable signs bc-disabled in to app, then an administrator disables them
+// through the admin API: the session's sid and their subject.
+func bcDisable(t *testing.T, s *Server, app *goRP) (sid, sub string) {
+	t.Helper()
+	_, idt, claims := app.login(t, NewBrowser(t), "bc-disabled", aaPassword)
+	admin := aaClientCredentials(t, s, aaAutomation, aaAdminScope).Access
+	aaWant(t, aaCall(t, s, "POST", "/users/"+idt.Subject+"/disable", admin, ""), http.StatusOK, nil, "disable")
+	sid, _ = claims["sid"].(string)
+	return sid, idt.Subject
+}
+
 // TestBackchannelLogout: an application that registered a back-channel
 // logout URI gets a logout token it can verify when a session it got tokens
 // in ends by RP-initiated logout and by an administrator disabling the user;
@@ -98,11 +135,7 @@ func TestBackchannelLogout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	uri := "http://" + ln.Addr().String() + "/backchannel-logout"
-	client := "  - id: bc-app\n    secret: ${RP_SECRET}\n    redirect_uris: [" + redirectURI + "]\n" +
-		"    grant_types: [authorization_code, refresh_token]\n    backchannel_logout_uri: " + uri + "\n"
-	users := "  - username: bc-disabled\n    email: bc-disabled@example.org\n    password: ${AA_PASSWORD}\n"
-	s := Start(t, aaEnv(), WithConfig(strings.Replace(aaConfig("", users, ""), "clients:\n", "clients:\n"+client, 1)))
+	s := bcStart(t, "http://"+ln.Addr().String()+"/backchannel-logout")
 	provider, err := oidc.NewProvider(t.Context(), s.URL)
 	if err != nil {
 		t.Fatal(err)
@@ -122,26 +155,16 @@ func TestBackchannelLogout(t *testing.T) {
 	app := newGoRP(t, s, "bc-app", rpSecret)
 
 	t.Run("RP-initiated logout", func(t *testing.T) {
-		b := NewBrowser(t)
-		tok, idt, claims := app.login(t, b, "alice", alicePass)
-		sid, _ := claims["sid"].(string)
-		raw, _ := tok.Extra("id_token").(string)
-		resp, page := b.Get(s.URL + "/logout?" + url.Values{"id_token_hint": {raw}}.Encode())
-		if resp.StatusCode >= 400 {
-			t.Fatalf("logout answered %d: %s", resp.StatusCode, page)
-		}
-		rp.wantLogout(t, sid, idt.Subject)
+		sid, sub := bcLogOut(t, s, app)
+		rp.wantLogout(t, sid, sub)
 	})
 
 	t.Run("admin disables the user, application down at first", func(t *testing.T) {
 		rp.mu.Lock()
 		rp.down = 1
 		rp.mu.Unlock()
-		_, idt, claims := app.login(t, NewBrowser(t), "bc-disabled", aaPassword)
-		sid, _ := claims["sid"].(string)
-		admin := aaClientCredentials(t, s, aaAutomation, aaAdminScope).Access
-		aaWant(t, aaCall(t, s, "POST", "/users/"+idt.Subject+"/disable", admin, ""), http.StatusOK, nil, "disable")
-		rp.wantLogout(t, sid, idt.Subject)
+		sid, sub := bcDisable(t, s, app)
+		rp.wantLogout(t, sid, sub)
 		rp.mu.Lock()
 		defer rp.mu.Unlock()
 		if rp.refused != 1 {

@@ -30,6 +30,16 @@ const (
 `
 )
 
+// teSignIn signs alice in to te-web: her tokens.
+func teSignIn(t *testing.T, s *Server) ocTokens {
+	t.Helper()
+	verifier, challenge := ocPKCE()
+	params := AuthParams("client_id", "te-web", "scope", "openid profile offline_access",
+		"code_challenge", challenge, "code_challenge_method", "S256")
+	code := ocWantCode(t, s, ocAuthorizeAs(t, s, NewBrowser(t), params, "alice", alicePass), params)
+	return ocWantTokens(t, ocRedeem(t, s, ocClient{id: "te-web", secret: teWebSecret}, code, redirectURI, verifier))
+}
+
 // TestTokenExchange: a service exchanges a user's access token for one meant
 // for another API (RFC 8693), through zitadel's token-exchange client: the
 // new token names the user, the API as audience and the service as actor,
@@ -61,18 +71,10 @@ func TestTokenExchange(t *testing.T) {
 			t.Fatalf("got %v, want the error %s", err, code)
 		}
 	}
-	signIn := func(t *testing.T) ocTokens {
-		t.Helper()
-		verifier, challenge := ocPKCE()
-		params := AuthParams("client_id", "te-web", "scope", "openid profile offline_access",
-			"code_challenge", challenge, "code_challenge_method", "S256")
-		code := ocWantCode(t, s, ocAuthorizeAs(t, s, NewBrowser(t), params, "alice", alicePass), params)
-		return ocWantTokens(t, ocRedeem(t, s, web, code, redirectURI, verifier))
-	}
-	aliceID := ocJWTPayload(t, signIn(t).Access)["sub"]
+	aliceID := ocJWTPayload(t, teSignIn(t, s).Access)["sub"]
 
 	t.Run("delegation chain", func(t *testing.T) {
-		user := signIn(t)
+		user := teSignIn(t, s)
 		toOrders, err := exchange(t, webTE, user.Access, "te-orders", "")
 		if err != nil {
 			t.Fatalf("web exchanging for orders: %v", err)
@@ -123,13 +125,13 @@ func TestTokenExchange(t *testing.T) {
 		})
 	})
 	t.Run("expired subject token", func(t *testing.T) {
-		user := signIn(t)
+		user := teSignIn(t, s)
 		time.Sleep(5 * time.Second) // access_ttl is 4s here
 		_, err := exchange(t, webTE, user.Access, "te-orders", "")
 		wantRefused(t, err, "invalid_grant")
 	})
 	t.Run("a client without the grant type", func(t *testing.T) {
-		_, err := exchange(t, exchanger(t, rpID, rpSecret), signIn(t).Access, "te-orders", "")
+		_, err := exchange(t, exchanger(t, rpID, rpSecret), teSignIn(t, s).Access, "te-orders", "")
 		wantRefused(t, err, "unauthorized_client")
 	})
 }

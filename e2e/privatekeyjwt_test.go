@@ -23,6 +23,8 @@ import (
 // independent of fedhub's.
 type pkjClient struct {
 	id     string
+	kid    string
+	key    *rsa.PrivateKey
 	signer jose.Signer
 	jwks   string // its public keys, a JWK Set in JSON
 }
@@ -42,7 +44,13 @@ func newPKJClient(t testing.TB, id, kid string) pkjClient {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return pkjClient{id: id, signer: signer, jwks: string(set)}
+	return pkjClient{id: id, kid: kid, key: key, signer: signer, jwks: string(set)}
+}
+
+// config is the client's configuration block with its keys inline; extra
+// adds lines (grant_types…).
+func (c pkjClient) config(extra string) string {
+	return "  - id: " + c.id + "\n    token_endpoint_auth_method: private_key_jwt\n    jwks: " + c.jwks + "\n" + extra
 }
 
 // assertion is a fresh client assertion for aud.
@@ -83,8 +91,7 @@ func TestPrivateKeyJWT(t *testing.T) {
 	})}
 	go func() { _ = jwksSrv.Serve(ln) }()
 	t.Cleanup(func() { _ = jwksSrv.Close() })
-	clients := "  - id: pkj-inline\n    token_endpoint_auth_method: private_key_jwt\n    jwks: " + inline.jwks + "\n" +
-		"    redirect_uris: [" + redirectURI + "]\n    grant_types: [client_credentials, authorization_code, refresh_token]\n" +
+	clients := inline.config("    redirect_uris: ["+redirectURI+"]\n    grant_types: [client_credentials, authorization_code, refresh_token]\n") +
 		"  - id: pkj-published\n    token_endpoint_auth_method: private_key_jwt\n" +
 		"    jwks_uri: http://" + ln.Addr().String() + "/jwks\n    grant_types: [client_credentials]\n"
 	s := Start(t, WithConfig(strings.Replace(defaultConfig, "clients:\n", "clients:\n"+clients, 1)))
