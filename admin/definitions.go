@@ -185,3 +185,71 @@ func (s *Service) apiLeaveGroup(c echo.Context) error {
 	}
 	return s.apiDone(c, c.Param("id"))
 }
+
+// groupsData is the groups-and-roles page; Problem is a refused change.
+type groupsData struct {
+	linking.Definitions
+	Problem string
+}
+
+func (s *Service) groupsPage(c echo.Context) error {
+	return s.renderGroups(c, http.StatusOK, "")
+}
+
+func (s *Service) renderGroups(c echo.Context, status int, problem string) error {
+	d, err := s.users.Definitions(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	return s.render(c, status, "admin_groups.html", "groups", groupsData{Definitions: d, Problem: problem})
+}
+
+// changeGroupsPage saves or deletes a group or a role, as the form's "do" says.
+func (s *Service) changeGroupsPage(c echo.Context) error {
+	if !s.csrfOK(c) {
+		return forbidden(c)
+	}
+	f, ctx, a := c.Request().PostForm, c.Request().Context(), actor(c)
+	var err error
+	switch f.Get("do") {
+	case "save-group":
+		err = s.saveGroup(ctx, a, linking.Group{Name: f.Get("name"), Parent: f.Get("parent"), Roles: f["roles"]})
+	case "delete-group":
+		err = s.deleteGroup(ctx, a, f.Get("name"))
+	case "save-role":
+		err = s.saveRole(ctx, a, linking.Role{Name: f.Get("name"), Description: f.Get("description"), Includes: f["includes"]})
+	case "delete-role":
+		err = s.deleteRole(ctx, a, f.Get("name"))
+	default:
+		err = errBadInput{"Choose what to do."}
+	}
+	var bad errBadInput
+	if errors.As(err, &bad) {
+		return s.renderGroups(c, http.StatusUnprocessableEntity, bad.msg)
+	}
+	if err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, "/admin/groups?done="+f.Get("do"))
+}
+
+// membershipPage puts the user in a group or takes them out.
+func (s *Service) membershipPage(c echo.Context) error {
+	if !s.csrfOK(c) {
+		return forbidden(c)
+	}
+	f, ctx, a, id := c.Request().PostForm, c.Request().Context(), actor(c), c.Param("id")
+	var err error
+	switch f.Get("do") {
+	case "join-group":
+		err = s.joinGroup(ctx, a, id, f.Get("group"))
+	case "leave-group":
+		err = s.leaveGroup(ctx, a, id, f.Get("group"))
+	default:
+		err = errBadInput{"Choose what to do."}
+	}
+	if err != nil {
+		return s.pageFail(c, err)
+	}
+	return c.Redirect(http.StatusSeeOther, "/admin/users/"+url.PathEscape(id)+"?done="+f.Get("do"))
+}

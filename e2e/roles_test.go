@@ -6,7 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"golang.org/x/oauth2"
+
+	"github.com/fedhub/fedhub/e2e/peers"
 )
 
 // Groups that nest and carry roles, and composite roles, against the real
@@ -137,5 +140,73 @@ func TestConfigGroupCycleRefused(t *testing.T) {
 				t.Errorf("check-config = %v\n%s\nwant a refusal with %q and its line", err, out, c.want)
 			}
 		})
+	}
+}
+
+// TestAdminUIGroups: in Chromium, an administrator defines a composite role
+// and a nested group carrying it, is refused a cycle, and puts bob in the
+// subgroup; bob's next token has the roles.
+func TestAdminUIGroups(t *testing.T) {
+	s := Start(t)
+	ctx := peers.Chromium(t)
+	if st := auAdminLogin(t, ctx, s, "alice", alicePass); st != http.StatusOK {
+		t.Fatalf("alice's sign-in to /admin answered %d:\n%s", st, auBody(ctx))
+	}
+	bobID := auUserID(t, ctx, s, "bob")
+	save := func(form, name string, fill func(), status int64, flash string) {
+		t.Helper()
+		auNav(t, ctx, s.URL+"/admin/groups")
+		auType(t, ctx, "#"+form+"-name", name)
+		if fill != nil {
+			fill()
+		}
+		if st := auClick(t, ctx, "#save-"+form+" button"); st != status {
+			t.Fatalf("saving %s %s answered %d, want %d:\n%s", form, name, st, status, auBody(ctx))
+		}
+		if got := textOf(t, ctx, map[bool]string{true: "#flash", false: "#problem"}[status == http.StatusOK]); !strings.Contains(got, flash) {
+			t.Fatalf("saving %s %s says %q, want %q", form, name, got, flash)
+		}
+	}
+	check := func(sel string) func() {
+		return func() {
+			if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(sel))); err != nil {
+				t.Fatalf("tick %s: %v", sel, err)
+			}
+		}
+	}
+	parent := func(name string) func() {
+		return func() {
+			if err := chromedp.Do(ctx, chromedp.SetValue(chromedp.CSS("#group-parent"), name)); err != nil {
+				t.Fatalf("choose parent %s: %v", name, err)
+			}
+		}
+	}
+	save("role", "reader", nil, http.StatusOK, "The role is saved.")
+	save("role", "editor", check(`#save-role input[value="reader"]`), http.StatusOK, "The role is saved.")
+	save("group", "eng", nil, http.StatusOK, "The group is saved.")
+	save("group", "eng-backend", func() { parent("eng")(); check(`#save-group input[value="editor"]`)() }, http.StatusOK, "The group is saved.")
+	save("group", "eng", parent("eng-backend"), http.StatusUnprocessableEntity, "cycle: eng → eng-backend → eng")
+
+	auNav(t, ctx, s.URL+"/admin/groups")
+	rows := auRows(t, ctx, "#groups")
+	if len(rows) != 2 || rows[1][0] != "eng-backend" || rows[1][1] != "eng" || rows[1][2] != "editor" || rows[0][1] != "" {
+		t.Fatalf("the groups table shows %q", rows)
+	}
+	if got := auRows(t, ctx, "#roles"); len(got) != 2 || got[0][0] != "editor" || got[0][2] != "reader" {
+		t.Fatalf("the roles table shows %q", got)
+	}
+	auShot(t, ctx, "admin-groups", true)
+
+	auNav(t, ctx, s.URL+"/admin/users/"+bobID)
+	auType(t, ctx, "#join-group-name", "eng-backend")
+	if st := auClick(t, ctx, "#join-group button"); st != http.StatusOK || textOf(t, ctx, "#flash") != "The user is in the group." {
+		t.Fatalf("adding bob to eng-backend answered %d:\n%s", st, auBody(ctx))
+	}
+	auShot(t, ctx, "admin-user-groups", false)
+
+	idt := auSignInAs(t, s, NewBrowser(t), "bob", bobPass)
+	ra, _ := idt.Claims["realm_access"].(map[string]any)
+	if !rpStrings(ra["roles"], "editor", "reader") || !rpStrings(idt.Claims["groups"], "eng", "eng-backend") {
+		t.Errorf("bob's ID token: realm_access %v groups %v, want roles [editor reader] groups [eng eng-backend]", ra, idt.Claims["groups"])
 	}
 }
