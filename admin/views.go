@@ -15,14 +15,14 @@ import (
 // What the pages and the API show of users; one shape for both.
 
 type userView struct {
-	ID            string    `json:"id"`
-	Username      string    `json:"username"`
-	Email         string    `json:"email"`
-	EmailVerified bool      `json:"email_verified"`
-	Name          string    `json:"name"`
-	Disabled      bool      `json:"disabled"`
-	Roles         []string  `json:"roles,omitempty"`
-	Groups        []string  `json:"groups,omitempty"`
+	ID            string   `json:"id"`
+	Username      string   `json:"username"`
+	Email         string   `json:"email"`
+	EmailVerified bool     `json:"email_verified"`
+	Name          string   `json:"name"`
+	Disabled      bool     `json:"disabled"`
+	Roles         []string `json:"roles,omitempty"`
+	Groups        []string `json:"groups,omitempty"`
 	// The user's own, without what groups and composites bring.
 	DirectRoles  []string  `json:"direct_roles,omitempty"`
 	DirectGroups []string  `json:"direct_groups,omitempty"`
