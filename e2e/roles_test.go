@@ -209,4 +209,12 @@ func TestAdminUIGroups(t *testing.T) {
 	if !rpStrings(ra["roles"], "editor", "reader") || !rpStrings(idt.Claims["groups"], "eng", "eng-backend") {
 		t.Errorf("bob's ID token: realm_access %v groups %v, want roles [editor reader] groups [eng eng-backend]", ra, idt.Claims["groups"])
 	}
+
+	auNav(t, ctx, s.URL+"/admin/users/"+bobID)
+	if st := auClick(t, ctx, "#own-groups button"); st != http.StatusOK || textOf(t, ctx, "#flash") != "The user is out of the group." {
+		t.Fatalf("taking bob out of eng-backend answered %d:\n%s", st, auBody(ctx))
+	}
+	if auHas(t, ctx, `#own-groups input[value="leave-group"]`) {
+		t.Errorf("after the removal bob's page still shows a group of his own:\n%s", auBody(ctx))
+	}
 }
