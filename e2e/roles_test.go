@@ -3,6 +3,7 @@ package e2e
 import (
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -216,5 +217,34 @@ func TestAdminUIGroups(t *testing.T) {
 	}
 	if auHas(t, ctx, `#own-groups input[value="leave-group"]`) {
 		t.Errorf("after the removal bob's page still shows a group of his own:\n%s", auBody(ctx))
+	}
+}
+
+// TestReloadGroups: SIGHUP writes the configuration's groups and roles (alice
+// is in staff: its role reaches her next token), takes them away when they
+// leave the file, and refuses a file with a cycle.
+func TestReloadGroups(t *testing.T) {
+	s := Start(t)
+	roles := func() any {
+		t.Helper()
+		ra, _ := auSignInAs(t, s, NewBrowser(t), "alice", alicePass).Claims["realm_access"].(map[string]any)
+		return ra["roles"]
+	}
+	for _, c := range []struct {
+		name, more, log string
+		roles           []string
+	}{
+		{"defined", "roles:\n  - name: reader\n  - name: staff-role\n    includes: [reader]\ngroups:\n  - name: staff\n    roles: [staff-role]\n",
+			"configuration reloaded", []string{"admin", "reader", "staff-role"}},
+		{"a cycle refused", "roles:\n  - name: reader\n    includes: [reader]\n", "configuration reload refused", []string{"admin", "reader", "staff-role"}},
+		{"removed", "", "configuration reloaded", []string{"admin"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			rlWrite(t, s, "", c.more)
+			rlSignal(t, s, syscall.SIGHUP, c.log)
+			if got := roles(); !rpStrings(got, c.roles...) {
+				t.Errorf("alice's roles = %v, want %v", got, c.roles)
+			}
+		})
 	}
 }
