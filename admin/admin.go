@@ -90,6 +90,13 @@ func (s *Service) Routes(e *echo.Echo) {
 	guarded.GET("/users/:id/factors", s.apiFactors)
 	guarded.POST("/users/:id/factors/reset", s.apiResetFactors)
 	guarded.PUT("/users/:id/mfa", s.apiSetMFAPolicy)
+	guarded.POST("/users/:id/groups", s.apiJoinGroup)
+	guarded.DELETE("/users/:id/groups/:group", s.apiLeaveGroup)
+	guarded.GET("/groups-and-roles", s.apiDefinitions)
+	guarded.PUT("/groups/:group", s.apiSaveGroup)
+	guarded.DELETE("/groups/:group", s.apiDeleteGroup)
+	guarded.PUT("/roles/:role", s.apiSaveRole)
+	guarded.DELETE("/roles/:role", s.apiDeleteRole)
 	guarded.GET("/connectors", s.apiConnectors)
 	guarded.POST("/connectors/:id/sync", s.apiSync)
 	guarded.GET("/clients", s.apiClients)
@@ -108,6 +115,9 @@ var pageRoutes = []struct {
 	{http.MethodGet, "/admin/users/:id", (*Service).userPage},
 	{http.MethodGet, "/admin/users/:id/confirm", (*Service).confirmPage},
 	{http.MethodPost, "/admin/users/:id/do", (*Service).doAction},
+	{http.MethodPost, "/admin/users/:id/groups", (*Service).membershipPage},
+	{http.MethodGet, "/admin/groups", (*Service).groupsPage},
+	{http.MethodPost, "/admin/groups", (*Service).changeGroupsPage},
 	{http.MethodGet, "/admin/connectors", (*Service).connectorsPage},
 	{http.MethodPost, "/admin/connectors/:id/sync", (*Service).syncNow},
 	{http.MethodGet, "/admin/clients", (*Service).clientsPage},

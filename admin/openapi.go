@@ -38,6 +38,18 @@ var apiOperations = []operation{
 	{"put", "/users/{id}/mfa", "Set a user's own second-factor policy, which replaces the connector's and the client's: " +
 		"default (none of their own), off, optional or required",
 		map[string]any{"policy": map[string]any{"type": "string", "enum": mfaPolicies}}, nil},
+	{"post", "/users/{id}/groups", "Put a user in a group (defined or not); they get its roles and its ancestors' roles",
+		map[string]any{"group": str}, nil},
+	{"delete", "/users/{id}/groups/{group}", "Take a user out of a group, whoever put them in (a mapper or sync may put them back at their next login or sync)", nil, nil},
+	{"get", "/groups-and-roles", "Group definitions (parent, roles) and role definitions (description, included roles), each with its source: config or an administrator", nil, nil},
+	{"put", "/groups/{group}", "Create or replace a group: its parent group and its roles (both defined already). " +
+		"422 when a name is unknown or the nesting would make a cycle",
+		map[string]any{"parent": str, "roles": strList}, nil},
+	{"delete", "/groups/{group}", "Delete a group with its roles and memberships; 422 while it has subgroups", nil, nil},
+	{"put", "/roles/{role}", "Create or replace a role: its description and the roles it includes (a composite; defined already). " +
+		"422 when a name is unknown or the composites would make a cycle",
+		map[string]any{"description": str, "includes": strList}, nil},
+	{"delete", "/roles/{role}", "Delete a role, and take it from the groups, composites and users that have it", nil, nil},
 	{"get", "/connectors", "Connectors with live status, certificate expiry, logins of the last 24 hours and, for those that import their directory, the sync's progress or last counts", nil, nil},
 	{"post", "/connectors/{id}/sync", "Start the directory sync of an LDAP/AD connector that imports its directory: 202 with its state, " +
 		"409 with the state of the run already going on (on any node)", nil, nil},
@@ -46,7 +58,13 @@ var apiOperations = []operation{
 	{"get", "/audit", "The audit log, filtered; format=csv exports it", nil, []string{"user", "connector", "type", "request_id", "since", "until", "offset", "limit", "format"}},
 }
 
-var str = map[string]string{"type": "string"}
+// pathParams are the path parameters the document declares.
+var pathParams = []string{"id", "link", "group", "role"}
+
+var (
+	str     = map[string]string{"type": "string"}
+	strList = map[string]any{"type": "array", "items": str}
+)
 
 // openAPI serves the API's OpenAPI 3.1 description.
 func (s *Service) openAPI(c echo.Context) error {
@@ -60,12 +78,12 @@ func (s *Service) openAPI(c echo.Context) error {
 				"400": map[string]string{"description": "a request body that is not the JSON described, or a value out of range (e.g. an unknown policy); nothing changed"},
 				"401": map[string]string{"description": "no or an invalid access token"},
 				"403": map[string]string{"description": "the token lacks the " + issuer.AdminScope + " scope, or its user is not an administrator"},
-				"404": map[string]string{"description": "no such user or link"},
+				"404": map[string]string{"description": "no such user, link, group or role"},
 				"422": map[string]string{"description": "refused, with a reason (e.g. the user's last way to log in)"},
 			},
 		}
 		var params []map[string]any
-		for _, name := range []string{"id", "link"} {
+		for _, name := range pathParams {
 			if strings.Contains(op.path, "{"+name+"}") {
 				params = append(params, map[string]any{"name": name, "in": "path", "required": true, "schema": str})
 			}

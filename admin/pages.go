@@ -46,6 +46,13 @@ var flashes = map[string]string{
 	"reset-factors": "The user's second factors are removed and they are signed out everywhere.",
 	"mfa-policy":    "The user's second-factor policy is set.",
 	"sync":          "The directory sync runs; its progress shows below.",
+
+	"join-group":   "The user is in the group.",
+	"leave-group":  "The user is out of the group.",
+	"save-group":   "The group is saved.",
+	"delete-group": "The group is deleted, with its memberships.",
+	"save-role":    "The role is saved.",
+	"delete-role":  "The role is deleted, and taken from every group, role and user.",
 }
 
 type usersData struct {

@@ -15,15 +15,18 @@ import (
 // What the pages and the API show of users; one shape for both.
 
 type userView struct {
-	ID            string    `json:"id"`
-	Username      string    `json:"username"`
-	Email         string    `json:"email"`
-	EmailVerified bool      `json:"email_verified"`
-	Name          string    `json:"name"`
-	Disabled      bool      `json:"disabled"`
-	Roles         []string  `json:"roles,omitempty"`
-	Groups        []string  `json:"groups,omitempty"`
-	CreatedAt     time.Time `json:"created_at"`
+	ID            string   `json:"id"`
+	Username      string   `json:"username"`
+	Email         string   `json:"email"`
+	EmailVerified bool     `json:"email_verified"`
+	Name          string   `json:"name"`
+	Disabled      bool     `json:"disabled"`
+	Roles         []string `json:"roles,omitempty"`
+	Groups        []string `json:"groups,omitempty"`
+	// The user's own, without what groups and composites bring.
+	DirectRoles  []string  `json:"direct_roles,omitempty"`
+	DirectGroups []string  `json:"direct_groups,omitempty"`
+	CreatedAt    time.Time `json:"created_at"`
 }
 
 type linkView struct {
@@ -144,7 +147,7 @@ func (s *Service) hasFactor(ctx context.Context, userID string) (bool, error) {
 
 func viewOf(u linking.User) userView {
 	return userView{ID: u.ID, Username: u.Username, Email: u.Email, EmailVerified: u.EmailVerified, Name: u.Name,
-		Disabled: u.Disabled, Roles: u.Roles, Groups: u.Groups, CreatedAt: u.CreatedAt}
+		Disabled: u.Disabled, Roles: u.Roles, Groups: u.Groups, DirectRoles: u.DirectRoles, DirectGroups: u.DirectGroups, CreatedAt: u.CreatedAt}
 }
 
 // detail gathers a user's page: profile, links, live sessions, recent events.

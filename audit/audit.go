@@ -53,6 +53,12 @@ const (
 	ClientEnabled      = "client.enabled"  // back in the configuration
 	RoleGranted        = "user.role_granted"
 	RoleRevoked        = "user.role_revoked"
+	GroupJoined        = "user.group_joined" // an administrator put a user in a group
+	GroupLeft          = "user.group_left"
+	GroupSaved         = "group.saved" // a group definition created or changed by an administrator; Detail has it
+	GroupDeleted       = "group.deleted"
+	RoleSaved          = "role.saved" // a role definition created or changed by an administrator; Detail has it
+	RoleDeleted        = "role.deleted"
 	// UpstreamRefused: a re-check after login found that the upstream no
 	// longer vouches for an identity; what came through it was ended.
 	UpstreamRefused = "identity.upstream_refused"

@@ -21,6 +21,8 @@ type Config struct {
 	Admin          Admin       `yaml:"admin"`
 	Clients        []Client    `yaml:"clients"`
 	Users          []User      `yaml:"users"`
+	Groups         []Group     `yaml:"groups"`
+	Roles          []Role      `yaml:"roles"`
 	Connectors     []Connector `yaml:"connectors"`
 	Passkeys       Passkeys    `yaml:"passkeys"`
 	Secrets        Secrets     `yaml:"secrets"`
@@ -187,6 +189,23 @@ type User struct {
 	PasswordHash  string   `yaml:"password_hash"` // $argon2id$…
 	Roles         []string `yaml:"roles"`
 	Groups        []string `yaml:"groups"`
+}
+
+// Group is a group definition: its members get its roles and its ancestors'
+// roles. Users join it through users[].groups, upstream mappers, directory
+// syncs or the admin API.
+type Group struct {
+	Name   string   `yaml:"name"`
+	Parent string   `yaml:"parent"` // the group it nests under; "" at the top
+	Roles  []string `yaml:"roles"`  // defined roles (roles[])
+}
+
+// Role is a role definition; Includes make it a composite: whoever has it
+// has the included roles too.
+type Role struct {
+	Name        string   `yaml:"name"`
+	Description string   `yaml:"description"`
+	Includes    []string `yaml:"includes"`
 }
 
 // Grant types a client may be allowed.

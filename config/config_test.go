@@ -589,6 +589,39 @@ users:
 			{5, "tokens.code_ttl", "must be between 1s and 60s (RFC 9700)"},
 			{8, "users[0].password", "must be a ${ENV} reference, never a literal; or give password_hash"},
 		}},
+
+		// Groups and roles.
+		{name: "nested groups in a cycle", yaml: head + `groups:
+  - name: eng
+    parent: backend
+  - name: backend
+    parent: eng
+`, want: []problem{{6, "groups[1].parent", "nests the groups in a cycle: backend → eng → backend"}}},
+		{name: "composite roles in a cycle", yaml: head + `roles:
+  - name: reader
+  - name: editor
+    includes: [admin]
+  - name: admin
+    includes: [reader, editor]
+`, want: []problem{{7, "roles[2].includes", "makes the composite roles a cycle: admin → editor → admin"}}},
+		{name: "a role including itself", yaml: head + "roles:\n  - name: a\n    includes: [a]\n",
+			want: []problem{{4, "roles[0].includes", "makes the composite roles a cycle: a → a"}}},
+		{name: "unknown parent and roles", yaml: head + `roles:
+  - name: reader
+    includes: [writer]
+groups:
+  - name: eng
+    parent: engineering
+    roles: [reader, deployer]
+`, want: []problem{{4, "roles[0].includes[0]", `"writer" is not a role defined under roles`},
+			{7, "groups[0].parent", `"engineering" is not a group defined under groups`},
+			{8, "groups[0].roles[1]", `"deployer" is not a role defined under roles`}}},
+		{name: "duplicate and missing names", yaml: head + `roles:
+  - name: reader
+  - name: reader
+groups:
+  - parent: ""
+`, want: []problem{{4, "roles[1].name", `"reader" is another role's name too`}, {6, "groups[0].name", "is required"}}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			cfg, err := config.Parse([]byte(c.yaml), env(c.env), connectors.Types())

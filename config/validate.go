@@ -14,6 +14,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"golang.org/x/text/language"
 
+	"github.com/fedhub/fedhub/internal/rolegraph"
 	"github.com/fedhub/fedhub/secret"
 	"github.com/fedhub/fedhub/usernames"
 )
@@ -102,6 +103,7 @@ func (c *Config) Validate() error {
 	for i, u := range c.Users {
 		v.user(fmt.Sprintf("users[%d]", i), u, names)
 	}
+	v.definitions(c.Groups, c.Roles)
 	connectorIDs := map[string]bool{}
 	for i, cn := range c.Connectors {
 		v.connector(fmt.Sprintf("connectors[%d]", i), cn, connectorIDs)
@@ -303,6 +305,62 @@ func (v *validator) user(key string, u User, names map[string]bool) {
 	}
 	if u.PasswordHash != "" && !strings.HasPrefix(u.PasswordHash, "$argon2id$") {
 		v.fail(key+".password_hash", "must be an argon2id hash ($argon2id$…)")
+	}
+}
+
+// definitions checks groups and roles: names given once, parents and roles
+// defined, no cycle of nesting or of composites.
+func (v *validator) definitions(groups []Group, roles []Role) {
+	groupAt, roleAt := map[string]int{}, map[string]int{}
+	for i, r := range roles {
+		v.definitionName(fmt.Sprintf("roles[%d]", i), "role", r.Name, roleAt, i)
+	}
+	for i, g := range groups {
+		v.definitionName(fmt.Sprintf("groups[%d]", i), "group", g.Name, groupAt, i)
+	}
+	parents, includes := map[string][]string{}, map[string][]string{}
+	for i, g := range groups {
+		key := fmt.Sprintf("groups[%d]", i)
+		if _, ok := groupAt[g.Parent]; g.Parent != "" && !ok {
+			v.fail(key+".parent", "%q is not a group defined under groups", g.Parent)
+		} else if g.Parent != "" {
+			parents[g.Name] = []string{g.Parent}
+		}
+		for j, r := range g.Roles {
+			if _, ok := roleAt[r]; !ok {
+				v.fail(fmt.Sprintf("%s.roles[%d]", key, j), "%q is not a role defined under roles", r)
+			}
+		}
+	}
+	for i, r := range roles {
+		for j, inc := range r.Includes {
+			if _, ok := roleAt[inc]; !ok {
+				v.fail(fmt.Sprintf("roles[%d].includes[%d]", i, j), "%q is not a role defined under roles", inc)
+			} else {
+				includes[r.Name] = append(includes[r.Name], inc)
+			}
+		}
+	}
+	if c := rolegraph.Cycle(parents); c != nil {
+		v.fail(fmt.Sprintf("groups[%d].parent", groupAt[c[0]]), "nests the groups in a cycle: %s", strings.Join(c, " → "))
+	}
+	if c := rolegraph.Cycle(includes); c != nil {
+		v.fail(fmt.Sprintf("roles[%d].includes", roleAt[c[0]]), "makes the composite roles a cycle: %s", strings.Join(c, " → "))
+	}
+}
+
+// definitionName checks the name of a group or role at index i; at records
+// where each name is.
+func (v *validator) definitionName(key, what, name string, at map[string]int, i int) {
+	switch _, dup := at[name]; {
+	case strings.TrimSpace(name) == "":
+		v.fail(key+".name", "is required")
+	case name != strings.TrimSpace(name):
+		v.fail(key+".name", "%q has spaces around it", name)
+	case dup:
+		v.fail(key+".name", "%q is another %s's name too", name, what)
+	default:
+		at[name] = i
 	}
 }
 

@@ -54,6 +54,13 @@ var aaOperations = []struct{ method, path string }{
 	{"get", "/users/{id}/factors"},
 	{"post", "/users/{id}/factors/reset"},
 	{"put", "/users/{id}/mfa"},
+	{"post", "/users/{id}/groups"},
+	{"delete", "/users/{id}/groups/{group}"},
+	{"get", "/groups-and-roles"},
+	{"put", "/groups/{group}"},
+	{"delete", "/groups/{group}"},
+	{"put", "/roles/{role}"},
+	{"delete", "/roles/{role}"},
 	{"get", "/connectors"},
 	{"post", "/connectors/{id}/sync"},
 	{"get", "/clients"},
@@ -420,6 +427,7 @@ func aaRequest(method, path string, tg aaTarget) (string, string) {
 	}
 	p := strings.ReplaceAll(path, "{id}", url.PathEscape(id))
 	p = strings.ReplaceAll(p, "{link}", strconv.FormatUint(uint64(tg.linkID), 10))
+	p = strings.NewReplacer("{group}", "aa-refused-group", "{role}", "aa-refused-role").Replace(p)
 	body := ""
 	switch {
 	case method == "post" && strings.HasSuffix(path, "/links"):
@@ -430,6 +438,10 @@ func aaRequest(method, path string, tg aaTarget) (string, string) {
 		body = `{"from_user_id":"` + tg.otherID + `"}`
 	case strings.HasSuffix(path, "/mfa"):
 		body = `{"policy":"required"}`
+	case strings.HasSuffix(path, "/groups"):
+		body = `{"group":"aa-refused-group"}`
+	case method == "put":
+		body = `{}`
 	case method == "delete":
 		p += "?force=true"
 	}

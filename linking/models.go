@@ -23,8 +23,14 @@ type User struct {
 	CreatedAt   time.Time
 	UpdatedAt   time.Time
 
+	// Roles and Groups are the effective ones, what tokens carry: the
+	// direct ones with the groups' ancestors, the groups' (and their
+	// ancestors') roles, and every role a composite includes.
 	Roles  []string `gorm:"-"`
 	Groups []string `gorm:"-"`
+	// DirectRoles and DirectGroups are those granted to the user itself.
+	DirectRoles  []string `gorm:"-" json:"-"`
+	DirectGroups []string `gorm:"-" json:"-"`
 }
 
 // UserRole grants a role (realm_access.roles) to a user.
@@ -69,5 +75,6 @@ const LocalConnector = "local"
 
 // Models are the tables this package owns, for store.Migrate.
 func Models() []any {
-	return []any{&User{}, &UserRole{}, &UserGroup{}, &Link{}}
+	return []any{&User{}, &UserRole{}, &UserGroup{}, &Link{},
+		&GroupDefinition{}, &GroupRole{}, &RoleDefinition{}, &RoleComposite{}, &DefinitionVersion{}}
 }

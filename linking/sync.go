@@ -80,3 +80,27 @@ func (s *Service) RevokeRole(ctx context.Context, userID, role string) error {
 	}
 	return nil
 }
+
+// JoinGroup puts a user in a group locally (not managed by any connector).
+func (s *Service) JoinGroup(ctx context.Context, userID, group string) error {
+	group = strings.TrimSpace(group)
+	if group == "" {
+		return fmt.Errorf("join group: the group is empty")
+	}
+	if err := grant(s.db.WithContext(ctx), userID, "", nil, []string{group}); err != nil {
+		return fmt.Errorf("join group %s: %w", group, err)
+	}
+	return nil
+}
+
+// LeaveGroup takes a user out of a group, whoever put them in.
+func (s *Service) LeaveGroup(ctx context.Context, userID, group string) error {
+	res := s.db.WithContext(ctx).Where("user_id = ? AND group_name = ?", userID, group).Delete(&UserGroup{})
+	if res.Error != nil {
+		return fmt.Errorf("leave group %s: %w", group, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return fmt.Errorf("leave group %s: %w", group, ErrNotMember)
+	}
+	return nil
+}

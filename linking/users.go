@@ -26,6 +26,7 @@ var (
 	ErrLinksChanged       = errors.New("the user's links changed meanwhile")
 	ErrLastLogin          = errors.New("this is the user's last way to log in")
 	ErrLocalLink          = errors.New("a local password belongs to its account and cannot move")
+	ErrNotMember          = errors.New("the user is not in that group")
 )
 
 // Service is the users-and-links API; other packages never touch these tables.
@@ -33,18 +34,20 @@ type Service struct {
 	db      *gorm.DB
 	now     func() time.Time
 	revoker Revoker
+	defs    *definitionsCache // the groups and roles, shared by every copy of the service
 }
 
 // New returns the service over db (already migrated with Models), with the
 // clock now. It is cheap: first logins make one inside their database
 // transactions (WithTx).
 func New(db *gorm.DB, now func() time.Time) *Service {
-	return &Service{db: db, now: func() time.Time { return now().UTC() }}
+	utc := func() time.Time { return now().UTC() }
+	return &Service{db: db, now: utc, defs: &definitionsCache{db: db, now: utc}}
 }
 
 // WithTx is the service inside a database transaction.
 func (s *Service) WithTx(tx *gorm.DB) *Service {
-	return &Service{db: tx, now: s.now, revoker: s.revoker}
+	return &Service{db: tx, now: s.now, revoker: s.revoker, defs: s.defs}
 }
 
 // dummyHash is verified against when a username does not exist, so that a
@@ -144,7 +147,8 @@ func (s *Service) findUser(ctx context.Context, query string, arg any) (*User, e
 }
 
 // loadRolesAndGroups reads both in one query: every token issued for a user
-// reads them, and on PostgreSQL each query is a round trip.
+// reads them, and on PostgreSQL each query is a round trip. The groups and
+// roles they reach come from the definitions this node keeps in memory.
 func (s *Service) loadRolesAndGroups(ctx context.Context, u *User) error {
 	var rows []struct{ Kind, Name string }
 	err := s.db.WithContext(ctx).Raw(`SELECT 'r' AS kind, role AS name FROM user_roles WHERE user_id = ?
@@ -152,13 +156,19 @@ func (s *Service) loadRolesAndGroups(ctx context.Context, u *User) error {
 	if err != nil {
 		return fmt.Errorf("load roles and groups: %w", err)
 	}
+	u.DirectRoles, u.DirectGroups = nil, nil
 	for _, r := range rows {
 		if r.Kind == "r" {
-			u.Roles = append(u.Roles, r.Name)
+			u.DirectRoles = append(u.DirectRoles, r.Name)
 		} else {
-			u.Groups = append(u.Groups, r.Name)
+			u.DirectGroups = append(u.DirectGroups, r.Name)
 		}
 	}
+	g, err := s.defs.get(ctx)
+	if err != nil {
+		return fmt.Errorf("load roles and groups of %s: %w", u.ID, err)
+	}
+	u.Roles, u.Groups = g.effective(u.DirectRoles, u.DirectGroups)
 	return nil
 }
 

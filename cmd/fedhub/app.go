@@ -204,6 +204,9 @@ func wire(ctx context.Context, cfg *config.Config, db *gorm.DB, log *slog.Logger
 		return nil, err
 	}
 	users := linking.New(db, now)
+	if err := applyDefinitions(ctx, users, cfg); err != nil {
+		return nil, err
+	}
 	if err := bootstrapUsers(ctx, users, cfg.Users, log); err != nil {
 		return nil, err
 	}
@@ -323,6 +326,19 @@ func forPrograms(path string) bool {
 		}
 	}
 	return false
+}
+
+// applyDefinitions writes the configuration's groups and roles; those an
+// administrator made stay.
+func applyDefinitions(ctx context.Context, users *linking.Service, cfg *config.Config) error {
+	var d linking.Definitions
+	for _, g := range cfg.Groups {
+		d.Groups = append(d.Groups, linking.Group{Name: g.Name, Parent: g.Parent, Roles: g.Roles})
+	}
+	for _, r := range cfg.Roles {
+		d.Roles = append(d.Roles, linking.Role{Name: r.Name, Description: r.Description, Includes: r.Includes})
+	}
+	return users.ApplyConfigDefinitions(ctx, d)
 }
 
 func bootstrapUsers(ctx context.Context, users *linking.Service, list []config.User, log *slog.Logger) error {

@@ -22,7 +22,10 @@ import (
 // end: a test of its own or a purger wired in app.go, or why they are kept.
 var tableEnds = map[string]string{
 	"users": "kept", "user_roles": "kept", "user_groups": "kept", "links": "kept",
-	"clients": "kept: the configuration's", "client_versions": "kept: one row", "events": "kept: the audit trail",
+	"group_definitions": "kept: deleted by an administrator or a configuration without them", "group_roles": "kept: deleted with their group or role",
+	"role_definitions": "kept: deleted by an administrator or a configuration without them", "role_composites": "kept: deleted with their role",
+	"definition_versions": "kept: one row",
+	"clients":             "kept: the configuration's", "client_versions": "kept: one row", "events": "kept: the audit trail",
 	"passkey_credentials": "kept", "fedhub_schema": "kept: one row, the schema the database was migrated to", "dirsync_states": "kept: one row per connector that imports its directory", "mfa_factors": "kept", "mfa_recovery_codes": "kept until used or replaced",
 	"mfa_used_steps":        "purged: mfa.Service.Purge (tested in mfa)",
 	"signing_keys":          "purged: issuer.Maintain",

@@ -47,6 +47,10 @@ func (a *app) reload(ctx context.Context, load func() (*config.Config, error), s
 		log.Error("configuration reload: the clients could not be applied", "err", err)
 		return cfg
 	}
+	if err := applyDefinitions(ctx, a.users, cfg); err != nil {
+		log.Error("configuration reload: the groups and roles could not be applied", "err", err)
+		return cfg
+	}
 	if err := bootstrapUsers(ctx, a.users, cfg.Users, log); err != nil {
 		log.Error("configuration reload: the bootstrap users could not be created", "err", err)
 		return cfg
@@ -121,11 +125,13 @@ func closeConnectors(list []brokers.Connector, wait time.Duration) {
 }
 
 // needRestart lists the top-level keys whose change a reload does not apply:
-// every key but connectors, branding, clients, users and log.level.
+// every key but connectors, branding, clients, users, groups, roles and
+// log.level.
 func needRestart(old, cfg *config.Config) []string {
 	a, b := *old, *cfg
 	a.Clients, b.Clients, a.Users, b.Users, a.Log.Level, b.Log.Level = nil, nil, nil, nil, "", ""
 	a.Branding, b.Branding, a.Connectors, b.Connectors = config.Branding{}, config.Branding{}, nil, nil
+	a.Groups, b.Groups, a.Roles, b.Roles = nil, nil, nil, nil
 	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
 	var keys []string
 	for i := range va.NumField() {
