@@ -42,7 +42,7 @@ func (a *app) reload(ctx context.Context, load func() (*config.Config, error), s
 	a.broker.SetConnectors(conns)
 	a.inForce = conns
 	closeConnectors(replaced, closeGrace) // after the requests that still use them
-	if err := a.issuer.SyncClients(ctx, cfg.Clients); err != nil {
+	if err := a.issuer.SyncClients(ctx, cfg); err != nil {
 		log.Error("configuration reload: the clients could not be applied", "err", err)
 		return cfg
 	}
