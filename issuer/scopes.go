@@ -32,7 +32,7 @@ type claimMapper struct {
 	in        target
 	attribute string
 	prefix    string
-	value     json.RawMessage // hardcoded: marshalled once, never shared as a map
+	value     any // hardcoded: a scalar, or a list or mapping marshalled once (never a map other claims could nest into)
 	audience  string
 }
 
@@ -117,12 +117,16 @@ func compileMapper(m config.ClaimMapper) (claimMapper, error) {
 			cm.in |= t
 		}
 	}
-	if m.Value != nil {
-		raw, err := json.Marshal(m.Value)
+	switch v := m.Value.(type) {
+	case nil:
+	case string, bool, int, float64:
+		cm.value = v
+	default:
+		raw, err := json.Marshal(v)
 		if err != nil {
 			return cm, fmt.Errorf("hardcoded value of %s: %w", m.Claim, err)
 		}
-		cm.value = raw
+		cm.value = json.RawMessage(raw)
 	}
 	return cm, nil
 }
