@@ -171,6 +171,12 @@ func TestClientScopes(t *testing.T) {
 		wantAPI(t, orders, tok.AccessToken, http.StatusOK)
 		wantAPI(t, billing, tok.AccessToken, http.StatusUnauthorized)
 
+		// A refresh may narrow the APIs, not widen them; refused, it leaves the refresh token good.
+		status, body := rpClientPost(t, s.URL+"/token", "cs-app", csSecret,
+			url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}, "resource": {csBilling}})
+		if status != http.StatusBadRequest || body["error"] != "invalid_target" {
+			t.Errorf("refresh for another API answered %d %v, want invalid_target", status, body)
+		}
 		refreshed, err := rp.conf.TokenSource(t.Context(), &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
 		if err != nil {
 			t.Fatalf("refresh: %v", err)
