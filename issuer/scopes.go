@@ -56,7 +56,7 @@ type clientScopes struct {
 type scopeSet struct {
 	clients         map[string]*clientScopes
 	defs            map[string]*scopeDef
-	apiScopes       map[string]map[string]string
+	apiScopes       map[string][]string // an API → its scopes
 	scopesSupported []string
 	claimsSupported []string
 }
@@ -66,7 +66,7 @@ var baseClaims = []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce
 	"name", "preferred_username", "email", "email_verified", "groups", "realm_access"}
 
 func newScopeSet(cfg *config.Config) (*scopeSet, error) {
-	ss := &scopeSet{clients: map[string]*clientScopes{}, defs: map[string]*scopeDef{}, apiScopes: map[string]map[string]string{},
+	ss := &scopeSet{clients: map[string]*clientScopes{}, defs: map[string]*scopeDef{}, apiScopes: map[string][]string{},
 		scopesSupported: []string{"openid", "profile", "email", "offline_access"}, claimsSupported: slices.Clone(baseClaims)}
 	for _, s := range append(slices.Clone(config.BuiltinScopes), cfg.ClientScopes...) {
 		def := &scopeDef{name: s.Name}
@@ -86,11 +86,8 @@ func newScopeSet(cfg *config.Config) (*scopeSet, error) {
 		}
 	}
 	for _, a := range cfg.APIs {
-		ss.apiScopes[a.ID] = map[string]string{}
-		for _, s := range a.Scopes {
-			ss.apiScopes[a.ID][s] = a.ID
-			ss.scopesSupported = append(ss.scopesSupported, s)
-		}
+		ss.apiScopes[a.ID] = a.Scopes
+		ss.scopesSupported = append(ss.scopesSupported, a.Scopes...)
 	}
 	ss.clients[AdminClientID] = ss.compileClient(config.Client{ID: AdminClientID})
 	for _, c := range cfg.Clients {
@@ -146,8 +143,8 @@ func (ss *scopeSet) compileClient(c config.Client) *clientScopes {
 	for _, name := range optional {
 		cs.optional[name] = ss.defs[name]
 	}
-	for _, a := range c.APIs {
-		for s, api := range ss.apiScopes[a] {
+	for _, api := range c.APIs {
+		for _, s := range ss.apiScopes[api] {
 			cs.apiScope[s] = api
 		}
 	}
