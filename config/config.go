@@ -13,23 +13,27 @@ type Config struct {
 	Listen string `yaml:"listen"`
 	// TrustedProxies are the load balancers (CIDRs) whose X-Forwarded-For
 	// fedhub believes; without them it sees only the connecting address.
-	TrustedProxies []string    `yaml:"trusted_proxies"`
-	Storage        Storage     `yaml:"storage"`
-	Signing        Signing     `yaml:"signing"`
-	Tokens         Tokens      `yaml:"tokens"`
-	BruteForce     BruteForce  `yaml:"brute_force"`
-	Admin          Admin       `yaml:"admin"`
-	Clients        []Client    `yaml:"clients"`
-	Users          []User      `yaml:"users"`
-	Groups         []Group     `yaml:"groups"`
-	Roles          []Role      `yaml:"roles"`
-	Connectors     []Connector `yaml:"connectors"`
-	Passkeys       Passkeys    `yaml:"passkeys"`
-	Secrets        Secrets     `yaml:"secrets"`
-	Management     Management  `yaml:"management"`
-	Log            Log         `yaml:"log"`
-	TLS            TLS         `yaml:"tls"`
-	Branding       Branding    `yaml:"branding"`
+	TrustedProxies []string   `yaml:"trusted_proxies"`
+	Storage        Storage    `yaml:"storage"`
+	Signing        Signing    `yaml:"signing"`
+	Tokens         Tokens     `yaml:"tokens"`
+	BruteForce     BruteForce `yaml:"brute_force"`
+	Admin          Admin      `yaml:"admin"`
+	Clients        []Client   `yaml:"clients"`
+	// ClientScopes are named scopes whose mappers put claims into tokens;
+	// APIs are the resource servers tokens may be meant for (aud).
+	ClientScopes []ClientScope `yaml:"client_scopes"`
+	APIs         []API         `yaml:"apis"`
+	Users        []User        `yaml:"users"`
+	Groups       []Group       `yaml:"groups"`
+	Roles        []Role        `yaml:"roles"`
+	Connectors   []Connector   `yaml:"connectors"`
+	Passkeys     Passkeys      `yaml:"passkeys"`
+	Secrets      Secrets       `yaml:"secrets"`
+	Management   Management    `yaml:"management"`
+	Log          Log           `yaml:"log"`
+	TLS          TLS           `yaml:"tls"`
+	Branding     Branding      `yaml:"branding"`
 
 	lines          map[string]int // key path → line, for errors found after parsing
 	connectorTypes []string       // the connector types it may configure (Parse), sorted
@@ -152,7 +156,14 @@ type Client struct {
 	ExchangeAudiences []string `yaml:"exchange_audiences"`
 	GrantTypes        []string `yaml:"grant_types"`
 	Scopes            []string `yaml:"scopes"` // scopes beyond OpenID Connect's that it may get, e.g. fedhub:admin
-	MFA               string   `yaml:"mfa"`    // this application's second-factor policy (see MFAOff…)
+	// DefaultScopes release their claims in every token of this client;
+	// OptionalScopes when the request asks for them. Unset: DefaultScopes
+	// and OptionalScopes of this package.
+	DefaultScopes  []string `yaml:"default_scopes"`
+	OptionalScopes []string `yaml:"optional_scopes"`
+	// APIs are the APIs (their IDs) this client may get access tokens for.
+	APIs []string `yaml:"apis"`
+	MFA  string   `yaml:"mfa"` // this application's second-factor policy (see MFAOff…)
 	// ThirdParty: an application not run by the organisation; people are
 	// asked to allow it the scopes it asks for (remembered, revocable at
 	// /account).

@@ -574,6 +574,62 @@ func TestParseErrors(t *testing.T) {
 		{name: "unset secrets key", yaml: head + "secrets:\n  key: ${FEDHUB_SECRETS_KEY}\n",
 			want: []problem{{3, "secrets.key", "environment variable FEDHUB_SECRETS_KEY is not set"}}},
 
+		// Client scopes, their mappers and APIs.
+		{name: "mapper errors", yaml: head + `client_scopes:
+  - name: dept
+    mappers:
+      - type: user_atribute
+        claim: dept
+      - type: user_attribute
+        attribute: shoe_size
+        claim: shoe
+      - type: hardcoded
+        claim: sub
+        value: x
+      - type: role
+        claim: a..b
+      - type: hardcoded
+        claim: tenant
+      - type: audience
+        audience: reports
+        userinfo: true
+      - type: group_membership
+        claim: teams
+        prefix: "x"
+`, want: []problem{
+			{5, "client_scopes[0].mappers[0].type", `unknown mapper type "user_atribute": user_attribute, group_membership, role, hardcoded or audience`},
+			{8, "client_scopes[0].mappers[1].attribute", "a user_attribute mapper reads one of id, username, email, email_verified, name; other mappers have none"},
+			{11, "client_scopes[0].mappers[2].claim", `"sub" is set by fedhub itself and cannot be mapped`},
+			{14, "client_scopes[0].mappers[3].claim", `"a..b" has an empty part between dots`},
+			{15, "client_scopes[0].mappers[4].value", "a hardcoded mapper needs its value; other mappers have none"},
+			{19, "client_scopes[0].mappers[5].userinfo", "an audience mapper goes into tokens only (id_token, access_token)"},
+			{22, "client_scopes[0].mappers[6].prefix", "is for role mappers"},
+		}},
+		{name: "scope and API names", yaml: head + `client_scopes:
+  - name: profile
+    mappers: [{type: hardcoded, claim: x, value: 1}]
+  - name: dept
+apis:
+  - id: orders
+    scopes: [dept, orders:read]
+  - id: orders
+clients:
+  - id: app
+    secret_hash: ` + secretHash + `
+    grant_types: [client_credentials]
+    default_scopes: [roles, dpt]
+    optional_scopes: [orders:read]
+    apis: [orders, billing]
+`, want: []problem{
+			{3, "client_scopes[0].name", `"profile" is the name of another scope`},
+			{5, "client_scopes[1].mappers", "list at least one mapper"},
+			{8, "apis[0].scopes[0]", `"dept" is the name of another scope`},
+			{9, "apis[1].id", `"orders" is used by another API`},
+			{14, "clients[0].default_scopes[1]", `unknown scope "dpt": a built-in scope (profile, email, roles, groups) or one of client_scopes`},
+			{15, "clients[0].optional_scopes[0]", `unknown scope "orders:read": a built-in scope (profile, email, roles, groups) or one of client_scopes`},
+			{16, "clients[0].apis[1]", `unknown API "billing": not in apis`},
+		}},
+
 		// Every problem at once.
 		{name: "several validation errors", yaml: `issuer: http://login.example.com
 signing:

@@ -95,9 +95,12 @@ func (c *Config) Validate() error {
 	v.positive("admin.session_ttl", c.Admin.SessionTTL > 0)
 
 	v.secrets(c.Secrets)
+	scopeNames, apiIDs := v.scopes(c.ClientScopes, c.APIs)
 	ids := map[string]bool{}
 	for i, cl := range c.Clients {
-		v.client(fmt.Sprintf("clients[%d]", i), cl, ids)
+		key := fmt.Sprintf("clients[%d]", i)
+		v.client(key, cl, ids)
+		v.clientScopes(key, cl, scopeNames, apiIDs)
 	}
 	names := map[string]bool{}
 	for i, u := range c.Users {

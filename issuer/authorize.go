@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -37,6 +38,7 @@ type authzRequest struct {
 	idpHint     string
 	acrValues   string
 	claims      string
+	resource    string // the APIs asked for (RFC 8707), space-separated
 	hintSubject string // sub of a valid id_token_hint
 }
 
@@ -130,10 +132,10 @@ func (iss *Issuer) parseAuthz(c echo.Context, form url.Values, client *Client, r
 		return &authzError{"invalid_request", fmt.Sprintf(format, args...)}
 	}
 	for k, v := range form {
-		if len(v) > 1 {
+		if len(v) > 1 && k != "resource" { // RFC 8707 §2: one resource parameter per API
 			return nil, invalid("parameter %s is given more than once", k)
 		}
-		if !web.Text(k) || !web.Text(v[0]) {
+		if !web.Text(k) || slices.ContainsFunc(v, func(s string) bool { return !web.Text(s) }) {
 			return nil, invalid("parameters must be UTF-8 text without NUL")
 		}
 	}
@@ -188,7 +190,12 @@ func (iss *Issuer) parseAuthz(c echo.Context, form url.Values, client *Client, r
 		}
 		req.claims = cl
 	}
-	if len(req.nonce) > 2048 || len(req.scope) > 2048 || len(req.loginHint) > 255 || len(form.Get("state")) > 2048 {
+	resource, oe := iss.scopes.Load().of(client.ID).resources(form["resource"], nil)
+	if oe != nil {
+		return nil, &authzError{oe.code, oe.description}
+	}
+	req.resource = resource
+	if len(req.nonce) > 2048 || len(req.resource) > 2048 || len(req.scope) > 2048 || len(req.loginHint) > 255 || len(form.Get("state")) > 2048 {
 		return nil, invalid("a parameter is too long")
 	}
 	if hint := form.Get("id_token_hint"); hint != "" {
@@ -221,7 +228,7 @@ func (iss *Issuer) startLogin(c echo.Context, req *authzRequest) error {
 	t := &login.Transaction{Purpose: login.ForClient, Step: login.StepChoose,
 		ClientID: req.client.ID, ClientName: cmp.Or(req.client.Name, req.client.ID), ClientMFA: req.client.MFA, RedirectURI: req.redirectURI, Scope: req.scope, State: req.state,
 		Nonce: req.nonce, CodeChallenge: req.challenge, LoginHint: req.loginHint, IDPHint: req.idpHint,
-		ACRValues: req.acrValues, Claims: req.claims, ForceLogin: req.prompt["login"] || req.maxAge == 0, MaxAge: req.maxAge}
+		ACRValues: req.acrValues, Claims: req.claims, Resource: req.resource, ForceLogin: req.prompt["login"] || req.maxAge == 0, MaxAge: req.maxAge}
 	token, err := iss.txns.Create(c.Request().Context(), t, iss.cookies.BrowserID(c.Response(), c.Request()))
 	if err != nil {
 		return err
@@ -245,7 +252,7 @@ func (iss *Issuer) issueCode(ctx context.Context, req *authzRequest, sess *Sessi
 	row := AuthCode{
 		Hash: secret.Hash(code), GrantID: secret.Token(16), ClientID: req.client.ID,
 		RedirectURI: req.redirectURI, CodeChallenge: req.challenge, Nonce: req.nonce,
-		UserID: sess.UserID, SessionID: sess.ID, Scope: iss.grantedScope(ctx, req, sess), Claims: req.claims,
+		UserID: sess.UserID, SessionID: sess.ID, Scope: iss.grantedScope(ctx, req, sess), Claims: req.claims, Resource: req.resource,
 		AuthTime: sess.AuthTime, AMR: sess.AMR, ACR: sess.ACR, IDP: sess.IDP, Subject: sess.Subject,
 		ExpiresAt: iss.now().Add(iss.tokens.CodeTTL),
 	}
@@ -262,7 +269,7 @@ func (iss *Issuer) grantedScope(ctx context.Context, req *authzRequest, sess *Se
 		u, err := iss.users.UserByID(ctx, sess.UserID)
 		return err == nil && adminUser(u)
 	}
-	return grantable(req.client, isAdmin, req.scope)
+	return iss.grantable(req.client, isAdmin, req.scope)
 }
 
 func (iss *Issuer) redirectError(c echo.Context, redirectURI, state string, e *authzError) error {

@@ -8,43 +8,35 @@ import (
 	"github.com/fedhub/fedhub/linking"
 )
 
-// Which scope releases which claims (OIDC Core §5.4). Groups and roles always
-// travel: they are what downstream apps authorise on.
-var scopeClaims = map[string][]string{
-	"profile": {"name", "preferred_username"},
-	"email":   {"email", "email_verified"},
-}
+// standardClaims are the claims an explicit claims request (OIDC Core §5.5)
+// may ask for whatever the scope, and the user attribute each is.
+var standardClaims = map[string]string{"preferred_username": "username", "name": "name", "email": "email",
+	"email_verified": "email_verified"}
 
-// userClaims are the user's claims that the scopes, or an explicit claims
-// request for this target ("id_token" or "userinfo"), release.
-func userClaims(u *linking.User, scope, claimsParam, target string) map[string]any {
-	all := map[string]any{
-		"preferred_username": u.Username,
-		"name":               u.Name,
-		"email":              u.Email,
-		"email_verified":     u.EmailVerified,
+// userClaims adds to out u's claims for t: those of the mappers of the
+// client's scopes that the grant applies, and for the ID token and userinfo
+// those an explicit claims request asks for.
+func (cs *clientScopes) userClaims(out map[string]any, u *linking.User, scope, claimsParam string, t target) {
+	cs.addClaims(out, u, scope, t)
+	var name string
+	switch t {
+	case toIDToken:
+		name = "id_token"
+	case toUserinfo:
+		name = "userinfo"
+	default:
+		return
 	}
-	out := map[string]any{
-		"groups":       nonNil(u.Groups),
-		"realm_access": map[string]any{"roles": nonNil(u.Roles)},
-	}
-	release := func(name string) {
-		if v, ok := all[name]; ok && v != "" {
-			out[name] = v
+	for _, claim := range requestedClaims(claimsParam, name) {
+		if attr, ok := standardClaims[claim]; ok {
+			if v, ok := userAttribute(u, attr); ok {
+				out[claim] = v
+			}
 		}
 	}
-	for _, s := range strings.Fields(scope) {
-		for _, name := range scopeClaims[s] {
-			release(name)
-		}
-	}
-	for _, name := range requestedClaims(claimsParam, target) {
-		release(name)
-	}
-	if _, ok := out["email"]; !ok {
+	if _, ok := out["email"]; !ok { // email_verified says nothing without the email
 		delete(out, "email_verified")
 	}
-	return out
 }
 
 // requestedClaims lists the claim names the "claims" parameter asks for in target.

@@ -31,21 +31,27 @@ func HashClientSecret(secret string) string {
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
-// SyncClients applies the clients of a reloaded configuration, as at start-up.
-func (iss *Issuer) SyncClients(ctx context.Context, clients []config.Client) error {
-	return iss.syncClients(ctx, clients)
+// SyncClients applies the clients, client scopes and APIs of a reloaded
+// configuration, as at start-up.
+func (iss *Issuer) SyncClients(ctx context.Context, cfg *config.Config) error {
+	return iss.syncClients(ctx, cfg)
 }
 
 // syncClients writes the configured clients, enables those that are back in
 // the configuration and disables those no longer in it. Whatever it wrote,
 // even when it failed halfway, it then tells every node's client cache.
-func (iss *Issuer) syncClients(ctx context.Context, clients []config.Client) (err error) {
+func (iss *Issuer) syncClients(ctx context.Context, cfg *config.Config) (err error) {
+	scopes, err := newScopeSet(cfg)
+	if err != nil {
+		return err
+	}
+	iss.scopes.Store(scopes)
 	defer func() {
 		err = errors.Join(err, iss.clients.bump(ctx, iss.db))
 		iss.clients.invalidate()
 	}()
 	configured := []string{AdminClientID}
-	for _, c := range clients {
+	for _, c := range cfg.Clients {
 		hash := c.SecretHash
 		if c.Secret != "" {
 			hash = HashClientSecret(c.Secret)
@@ -167,19 +173,18 @@ func adminUser(u *linking.User) bool {
 	return u != nil && !u.Disabled && slices.Contains(u.Roles, AdminRole)
 }
 
-// standardScopes may be asked for by every client.
-var standardScopes = []string{"openid", "profile", "email", "address", "phone", "offline_access"}
-
-// grantable narrows requested to what the client may get and, for a user's
+// grantable narrows requested to what the client may get (OpenID Connect's
+// protocol scopes, its client scopes, its APIs' scopes and its own) and, for a user's
 // grant, what that user may get (RFC 6749 §3.3 lets the server issue less).
 // userIsAdmin is nil for a client's own grant (client credentials); for a
 // user's grant it is asked only when the admin scope is at stake, so that an
 // ordinary login pays nothing for it.
-func grantable(c *Client, userIsAdmin func() bool, requested string) string {
+func (iss *Issuer) grantable(c *Client, userIsAdmin func() bool, requested string) string {
+	cs := iss.scopes.Load().of(c.ID)
 	var out []string
 	for _, s := range strings.Fields(requested) {
 		switch {
-		case slices.Contains(standardScopes, s):
+		case slices.Contains(config.ProtocolScopes, s), cs.mayAsk(s):
 		case !slices.Contains(c.Scopes, s):
 			continue
 		case s == AdminScope && userIsAdmin != nil && !userIsAdmin():

@@ -50,6 +50,7 @@ type ConsentRequest struct {
 	Nonce       string    `gorm:"size:2048"`
 	Challenge   string    `gorm:"size:128"`
 	Claims      string    `gorm:"size:4096"`
+	Resource    string    `gorm:"size:2048"` // the APIs asked for (RFC 8707), space-separated
 	ExpiresAt   time.Time `gorm:"index"`
 }
 
@@ -58,13 +59,22 @@ var scopeWords = map[string]string{
 	"openid":         "Know who you are (your account ID)",
 	"profile":        "See your name and username",
 	"email":          "See your email address",
+	"roles":          "See your roles",
+	"groups":         "See your groups",
 	"offline_access": "Keep access while you are not using it",
 	AdminScope:       "Administer fedhub with your rights",
 }
 
-// scopeWord is how the consent page names scope.
-func scopeWord(scope string) string {
-	return cmp.Or(scopeWords[scope], "Use “"+scope+"”")
+// scopeWord is how the consent page names scope: in fedhub's words, else
+// as the client scope's description says, else by its name.
+func (iss *Issuer) scopeWord(scope string) string {
+	if w, ok := scopeWords[scope]; ok {
+		return w
+	}
+	if def := iss.scopes.Load().defs[scope]; def != nil && def.description != "" {
+		return strings.ToUpper(def.description[:1]) + def.description[1:]
+	}
+	return "Use “" + scope + "”"
 }
 
 // afterSignIn is where the browser goes once req is authenticated in sess:
@@ -91,7 +101,7 @@ func (iss *Issuer) afterSignIn(ctx context.Context, w http.ResponseWriter, r *ht
 	token := secret.Token(32)
 	row := ConsentRequest{TokenHash: secret.Hash(token), BrowserHash: secret.Hash(iss.cookies.BrowserID(w, r)),
 		SessionID: sess.ID, ClientID: req.client.ID, RedirectURI: req.redirectURI, State: req.state, Scope: scope,
-		Nonce: req.nonce, Challenge: req.challenge, Claims: req.claims, ExpiresAt: iss.now().Add(consentTTL)}
+		Nonce: req.nonce, Challenge: req.challenge, Claims: req.claims, Resource: req.resource, ExpiresAt: iss.now().Add(consentTTL)}
 	if err := iss.db.WithContext(ctx).Create(&row).Error; err != nil {
 		return "", fmt.Errorf("save consent request: %w", err)
 	}
@@ -145,7 +155,7 @@ func (iss *Issuer) consentPage(c echo.Context) error {
 	}
 	var words []string
 	for _, s := range strings.Fields(row.Scope) {
-		words = append(words, scopeWord(s))
+		words = append(words, iss.scopeWord(s))
 	}
 	return c.Render(http.StatusOK, "consent.html", map[string]any{"CSRF": iss.consentCSRF(c, token), "Token": token,
 		"ClientName": cmp.Or(client.Name, client.ID), "Scopes": words})
@@ -191,7 +201,7 @@ func (iss *Issuer) answerConsent(c echo.Context) error {
 		return c.Redirect(http.StatusSeeOther, iss.responseURL(row.RedirectURI, v, row.State))
 	}
 	req := &authzRequest{client: client, redirectURI: row.RedirectURI, state: row.State, scope: row.Scope,
-		nonce: row.Nonce, challenge: row.Challenge, claims: row.Claims}
+		nonce: row.Nonce, challenge: row.Challenge, claims: row.Claims, resource: row.Resource}
 	to, err := iss.issueCode(ctx, req, sess)
 	if err != nil {
 		return err
@@ -231,7 +241,7 @@ func (iss *Issuer) Consents(ctx context.Context, userID string) ([]login.Consent
 		}
 		var words []string
 		for _, s := range r.Scopes {
-			words = append(words, scopeWord(s))
+			words = append(words, iss.scopeWord(s))
 		}
 		out = append(out, login.Consent{ClientID: r.ClientID, ClientName: name, Scopes: words, GrantedAt: r.GrantedAt})
 	}

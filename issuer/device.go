@@ -290,7 +290,7 @@ func (iss *Issuer) answerDevice(c echo.Context) error {
 			return err == nil && adminUser(u)
 		}
 		updates = map[string]any{"status": deviceApproved, "user_id": sess.UserID, "session_id": sess.ID,
-			"scope": grantable(client, isAdmin, d.Scope)}
+			"scope": iss.grantable(client, isAdmin, d.Scope)}
 	}
 	res := iss.db.WithContext(ctx).Model(&DeviceAuthorization{}).Where("id = ? AND status = ?", d.ID, devicePending).Updates(updates)
 	if res.Error != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/fedhub/fedhub/audit"
 	"github.com/fedhub/fedhub/config"
+	"github.com/fedhub/fedhub/linking"
 	"github.com/fedhub/fedhub/locale"
 	"github.com/fedhub/fedhub/secret"
 	"github.com/fedhub/fedhub/web"
@@ -21,6 +22,7 @@ func (iss *Issuer) discovery(c echo.Context) error {
 	for _, a := range iss.keys.algorithms() {
 		algs = append(algs, string(a))
 	}
+	scopes := iss.scopes.Load()
 	c.Response().Header().Set("Access-Control-Allow-Origin", "*")
 	return c.JSON(http.StatusOK, map[string]any{
 		"issuer":                                                   iss.url,
@@ -32,7 +34,7 @@ func (iss *Issuer) discovery(c echo.Context) error {
 		"device_authorization_endpoint":                            iss.url + "/device_authorization",
 		"revocation_endpoint":                                      iss.url + "/revoke",
 		"end_session_endpoint":                                     iss.url + "/logout",
-		"scopes_supported":                                         []string{"openid", "profile", "email", "offline_access"},
+		"scopes_supported":                                         scopes.scopesSupported,
 		"response_types_supported":                                 []string{"code"},
 		"response_modes_supported":                                 []string{"query"},
 		"grant_types_supported":                                    []string{"authorization_code", "refresh_token", "client_credentials", "password", config.GrantTokenExchange, config.GrantDeviceCode},
@@ -45,16 +47,15 @@ func (iss *Issuer) discovery(c echo.Context) error {
 		"introspection_endpoint_auth_signing_alg_values_supported": assertionAlgorithmNames(),
 		"revocation_endpoint_auth_signing_alg_values_supported":    assertionAlgorithmNames(),
 		"code_challenge_methods_supported":                         []string{"S256"},
-		"claims_supported": []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "sid", "idp",
-			"name", "preferred_username", "email", "email_verified", "groups", "realm_access"},
-		"claims_parameter_supported":                     true,
-		"ui_locales_supported":                           locale.Shipped(),
-		"request_parameter_supported":                    false,
-		"request_uri_parameter_supported":                false,
-		"authorization_response_iss_parameter_supported": true,
-		"frontchannel_logout_supported":                  false,
-		"backchannel_logout_supported":                   true,
-		"backchannel_logout_session_supported":           true,
+		"claims_supported":                                         scopes.claimsSupported,
+		"claims_parameter_supported":                               true,
+		"ui_locales_supported":                                     locale.Shipped(),
+		"request_parameter_supported":                              false,
+		"request_uri_parameter_supported":                          false,
+		"authorization_response_iss_parameter_supported":           true,
+		"frontchannel_logout_supported":                            false,
+		"backchannel_logout_supported":                             true,
+		"backchannel_logout_session_supported":                     true,
 	})
 }
 
@@ -134,7 +135,8 @@ func (iss *Issuer) userinfo(c echo.Context) error {
 	if err != nil || u.Disabled {
 		return unauthorized("invalid_token")
 	}
-	out := userClaims(u, claims.Scope, g.Claims, "userinfo")
+	out := map[string]any{}
+	iss.scopes.Load().of(claims.ClientID).userClaims(out, u, claims.Scope, g.Claims, toUserinfo)
 	out["sub"] = u.ID
 	return c.JSON(http.StatusOK, out)
 }
@@ -169,6 +171,9 @@ func (iss *Issuer) introspect(c echo.Context) error {
 		if claims.Username != "" {
 			out["username"] = claims.Username
 		}
+		if err := iss.introspectedClaims(ctx, claims, out); err != nil {
+			return iss.writeOAuthError(c, err)
+		}
 		return c.JSON(http.StatusOK, out)
 	} else if !errors.Is(err, errBadToken) {
 		return iss.writeOAuthError(c, err)
@@ -188,6 +193,31 @@ func (iss *Issuer) introspect(c echo.Context) error {
 		"active": true, "token_type": "refresh_token", "client_id": rt.ClientID, "sub": g.UserID,
 		"exp": rt.ExpiresAt.Unix(), "scope": rt.Scope, "iss": iss.url,
 	})
+}
+
+// introspectedClaims adds to an introspection answer the claims of the
+// token's scopes whose mappers go into introspection. Only a client with such
+// a mapper pays for reading the user.
+func (iss *Issuer) introspectedClaims(ctx context.Context, claims *tokenClaims, out map[string]any) error {
+	cs := iss.scopes.Load().of(claims.ClientID)
+	if !cs.introspected {
+		return nil
+	}
+	var u *linking.User
+	if claims.GrantID != "" {
+		var err error
+		if u, err = iss.users.UserByID(ctx, claims.Subject); err != nil {
+			return fmt.Errorf("introspect: load user: %w", err)
+		}
+	}
+	mapped := map[string]any{}
+	cs.addClaims(mapped, u, claims.Scope, toIntrospection)
+	for k, v := range mapped {
+		if _, set := out[k]; !set { // the answer's own members stay
+			out[k] = v
+		}
+	}
+	return nil
 }
 
 // revoke implements RFC 7009: unknown tokens, and tokens of other clients, get

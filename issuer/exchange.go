@@ -75,7 +75,7 @@ func (iss *Issuer) exchangeGrant(c echo.Context, client *Client, form url.Values
 
 	iss.keys.fresh(ctx)
 	now := iss.now()
-	at := iss.accessClaims(g, u, scope, now)
+	at := iss.accessClaims(iss.scopes.Load().of(client.ID), g, u, scope, now)
 	at["aud"] = audiences
 	at["client_id"] = client.ID
 	act := map[string]any{"sub": client.ID}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -49,6 +50,7 @@ type Issuer struct {
 	audit   *audit.Log
 	keys    *Keys
 	clients *clientCache
+	scopes  atomic.Pointer[scopeSet] // the clients' scopes, mappers and APIs, replaced on reload
 	// clientKeys are the keys of private_key_jwt clients.
 	clientKeys *clientKeySets
 	limiter    *throttle.Limiter // user codes entered at /device
@@ -75,7 +77,7 @@ func New(ctx context.Context, cfg *config.Config, db *gorm.DB, secrets *secret.K
 	}
 	iss.clients = newClientCache(db, iss.now)
 	iss.clientKeys = newClientKeySets(iss.now)
-	if err := iss.syncClients(ctx, cfg.Clients); err != nil {
+	if err := iss.syncClients(ctx, cfg); err != nil {
 		return nil, err
 	}
 	if err := iss.keys.Ensure(ctx); err != nil {

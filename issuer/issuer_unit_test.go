@@ -9,6 +9,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/fedhub/fedhub/config"
 	"github.com/fedhub/fedhub/linking"
 )
 
@@ -180,6 +181,8 @@ func TestUnitUserClaims(t *testing.T) {
 		return map[string]any{"groups": []string{}, "realm_access": map[string]any{"roles": []string{}}}
 	}
 	unverified := &linking.User{ID: "3", Username: "carol", Email: "carol@example.com", Roles: []string{"r"}, Groups: []string{"g"}}
+	defaults := defaultScopes(t)
+	targets := map[string]target{"id_token": toIDToken, "userinfo": toUserinfo, "": toAccessToken}
 
 	for _, c := range []struct {
 		name                 string
@@ -214,7 +217,8 @@ func TestUnitUserClaims(t *testing.T) {
 		{"claims parameter: not JSON", full, "openid", `{"id_token":`, "id_token", base(full)},
 		{"claims parameter: target is not an object", full, "openid", `{"id_token":"email"}`, "id_token", base(full)},
 	} {
-		got := userClaims(c.user, c.scope, c.claims, c.where)
+		got := map[string]any{}
+		defaults.of("rp").userClaims(got, c.user, c.scope, c.claims, targets[c.where])
 		if !reflect.DeepEqual(got, c.want) {
 			t.Errorf("%s: userClaims(scope %q, claims %q, %q)\n got %#v\nwant %#v", c.name, c.scope, c.claims, c.where, got, c.want)
 		}
@@ -224,7 +228,18 @@ func TestUnitUserClaims(t *testing.T) {
 	}
 }
 
+// defaultScopes are the scopes of a configuration that defines none.
+func defaultScopes(t *testing.T) *scopeSet {
+	ss, err := newScopeSet(&config.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ss
+}
+
 func TestUnitGrantable(t *testing.T) {
+	iss := &Issuer{}
+	iss.scopes.Store(defaultScopes(t))
 	c := &Client{Scopes: []string{AdminScope, "reports"}}
 	plain := &Client{}
 	admin, nobody := func() bool { return true }, func() bool { return false }
@@ -242,12 +257,12 @@ func TestUnitGrantable(t *testing.T) {
 		{"admin scope refused to a non-admin", c, nobody, "openid " + AdminScope, "openid"},
 		{"admin scope for a client's own grant", c, nil, AdminScope, AdminScope},
 	} {
-		if got := grantable(tc.client, tc.isAdmin, tc.requested); got != tc.want {
+		if got := iss.grantable(tc.client, tc.isAdmin, tc.requested); got != tc.want {
 			t.Errorf("%s: grantable = %q, want %q", tc.name, got, tc.want)
 		}
 	}
 	asked := false
-	grantable(c, func() bool { asked = true; return true }, "openid profile reports")
+	iss.grantable(c, func() bool { asked = true; return true }, "openid profile reports")
 	if asked {
 		t.Error("an ordinary login read the user: only the admin scope needs its roles")
 	}

@@ -51,6 +51,7 @@ type AuthCode struct {
 	SessionID     string `gorm:"size:64"`
 	Scope         string `gorm:"size:2048"`
 	Claims        string `gorm:"size:4096"`
+	Resource      string `gorm:"size:2048"` // the APIs (RFC 8707) asked for, space-separated
 	AuthTime      time.Time
 	AMR           string    `gorm:"size:255"`
 	ACR           string    `gorm:"size:64"`
@@ -75,6 +76,7 @@ type Grant struct {
 	IDP       string `gorm:"size:64"`
 	Subject   string `gorm:"size:512"`  // the identity at IDP signed in with: its end ends the grant
 	Claims    string `gorm:"size:4096"` // the "claims" request parameter, for userinfo
+	Resource  string `gorm:"size:2048"` // the APIs (RFC 8707) its access tokens are for, space-separated
 	CreatedAt time.Time
 	RevokedAt *time.Time
 }

@@ -108,7 +108,7 @@ func (iss *Issuer) CompleteLogin(w http.ResponseWriter, r *http.Request, t *logi
 		return "", fmt.Errorf("complete login: %w", err)
 	}
 	req := &authzRequest{client: client, redirectURI: t.RedirectURI, state: t.State, scope: t.Scope,
-		nonce: t.Nonce, challenge: t.CodeChallenge, claims: t.Claims}
+		nonce: t.Nonce, challenge: t.CodeChallenge, claims: t.Claims, resource: t.Resource}
 	return iss.afterSignIn(r.Context(), w, r, req, sess)
 }
 

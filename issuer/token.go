@@ -70,7 +70,7 @@ func tokenForm(c echo.Context) (url.Values, error) {
 		return nil, invalidRequest("the request body is not a valid form")
 	}
 	for k, v := range r.PostForm {
-		if len(v) > 1 {
+		if len(v) > 1 && k != "resource" { // RFC 8707 §2: one resource parameter per API
 			return nil, invalidRequest("parameter " + k + " is given more than once")
 		}
 	}
@@ -117,8 +117,12 @@ func (iss *Issuer) tokenGrant(c echo.Context) (*tokenResponse, error) {
 	case config.GrantDeviceCode:
 		return iss.deviceGrant(c.Request().Context(), client, form)
 	case config.GrantClientCredentials:
-		g := &Grant{ClientID: client.ID}
-		return iss.mint(c.Request().Context(), g, nil, "", grantable(client, nil, form.Get("scope")), false)
+		resource, oe := iss.scopes.Load().of(client.ID).resources(form["resource"], nil)
+		if oe != nil {
+			return nil, oe
+		}
+		g := &Grant{ClientID: client.ID, Resource: resource}
+		return iss.mint(c.Request().Context(), g, nil, "", iss.grantable(client, nil, form.Get("scope")), false)
 	default:
 		return iss.passwordGrant(c, client, form)
 	}
@@ -165,12 +169,16 @@ func (iss *Issuer) codeGrant(c echo.Context, client *Client, form url.Values) (*
 	if err := checkPKCE(ac.CodeChallenge, form.Get("code_verifier")); err != nil {
 		return nil, err
 	}
+	resource, oe := iss.scopes.Load().of(client.ID).resources(form["resource"], &ac.Resource)
+	if oe != nil {
+		return nil, oe
+	}
 	u, err := iss.users.UserByID(ctx, ac.UserID)
 	if err != nil || u.Disabled {
 		return nil, invalidGrant("the user can no longer sign in")
 	}
 	g := &Grant{ID: ac.GrantID, ClientID: client.ID, UserID: u.ID, SessionID: ac.SessionID, Scope: ac.Scope,
-		AuthTime: ac.AuthTime, AMR: ac.AMR, ACR: ac.ACR, IDP: ac.IDP, Subject: ac.Subject, Claims: ac.Claims, CreatedAt: now}
+		AuthTime: ac.AuthTime, AMR: ac.AMR, ACR: ac.ACR, IDP: ac.IDP, Subject: ac.Subject, Claims: ac.Claims, Resource: resource, CreatedAt: now}
 	if err := iss.db.WithContext(ctx).Create(g).Error; err != nil {
 		if store.IsDuplicate(err) { // revoked by a concurrent reuse
 			return nil, invalidGrant("the code was already used")
@@ -233,6 +241,10 @@ func (iss *Issuer) refreshGrant(c echo.Context, client *Client, form url.Values)
 		if !active {
 			return nil, invalidGrant("the grant was revoked")
 		}
+		var oe *oauthError
+		if g.Resource, oe = iss.scopes.Load().of(client.ID).resources(form["resource"], &g.Resource); oe != nil {
+			return nil, oe
+		}
 		u, err := iss.users.UserByID(ctx, g.UserID)
 		if err != nil || u.Disabled {
 			return nil, invalidGrant("the user can no longer sign in")
@@ -266,6 +278,10 @@ func (iss *Issuer) passwordGrant(c echo.Context, client *Client, form url.Values
 	if iss.broker == nil {
 		return nil, invalidGrant("password login is not available")
 	}
+	resource, oe := iss.scopes.Load().of(client.ID).resources(form["resource"], nil)
+	if oe != nil {
+		return nil, oe
+	}
 	a, err := iss.broker.PasswordLogin(ctx, client.MFA, username, password, c.RealIP())
 	if errors.Is(err, login.ErrBusy) { // too many password checks at once: come back shortly
 		c.Response().Header().Set("Retry-After", login.BusyRetryAfter)
@@ -279,8 +295,8 @@ func (iss *Issuer) passwordGrant(c echo.Context, client *Client, form url.Values
 		return nil, invalidGrant("the user can no longer sign in")
 	}
 	now := iss.now()
-	scope := grantable(client, func() bool { return adminUser(u) }, form.Get("scope"))
-	g := &Grant{ID: secret.Token(16), ClientID: client.ID, UserID: u.ID, Scope: scope,
+	scope := iss.grantable(client, func() bool { return adminUser(u) }, form.Get("scope"))
+	g := &Grant{ID: secret.Token(16), ClientID: client.ID, UserID: u.ID, Scope: scope, Resource: resource,
 		AuthTime: a.AuthTime.Truncate(time.Second), AMR: strings.Join(a.AMR, " "), ACR: a.ACR, IDP: a.Connector, Subject: a.Subject, CreatedAt: now}
 	if err := iss.db.WithContext(ctx).Create(g).Error; err != nil {
 		return nil, err

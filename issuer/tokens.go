@@ -31,7 +31,8 @@ type tokenResponse struct {
 func (iss *Issuer) mint(ctx context.Context, g *Grant, u *linking.User, nonce, scope string, withRefresh bool) (*tokenResponse, error) {
 	iss.keys.fresh(ctx) // never sign with a key revoked on another node
 	now := iss.now()
-	access, err := iss.keys.sign(iss.accessClaims(g, u, scope, now), typAccess)
+	cs := iss.scopes.Load().of(g.ClientID)
+	access, err := iss.keys.sign(iss.accessClaims(cs, g, u, scope, now), typAccess)
 	if err != nil {
 		return nil, err
 	}
@@ -47,7 +48,7 @@ func (iss *Issuer) mint(ctx context.Context, g *Grant, u *linking.User, nonce, s
 		resp.RefreshToken = refresh
 	}
 	if u != nil && hasScope(scope, "openid") {
-		if resp.IDToken, err = iss.idToken(g, u, nonce, scope, access, now); err != nil {
+		if resp.IDToken, err = iss.idToken(cs, g, u, nonce, scope, access, now); err != nil {
 			return nil, err
 		}
 	}
@@ -55,10 +56,10 @@ func (iss *Issuer) mint(ctx context.Context, g *Grant, u *linking.User, nonce, s
 }
 
 // accessClaims are the claims of an access token of grant g for u (nil for
-// client credentials), for its client.
-func (iss *Issuer) accessClaims(g *Grant, u *linking.User, scope string, now time.Time) map[string]any {
+// client credentials), for the client of cs.
+func (iss *Issuer) accessClaims(cs *clientScopes, g *Grant, u *linking.User, scope string, now time.Time) map[string]any {
 	at := map[string]any{
-		"iss": iss.url, "aud": g.ClientID, "client_id": g.ClientID, "iat": now.Unix(),
+		"iss": iss.url, "aud": cs.audience(scope, g.Resource, toAccessToken), "client_id": cs.id, "iat": now.Unix(),
 		"exp": now.Add(iss.tokens.AccessTTL).Unix(), "jti": secret.Token(16),
 	}
 	if scope != "" {
@@ -66,6 +67,7 @@ func (iss *Issuer) accessClaims(g *Grant, u *linking.User, scope string, now tim
 	}
 	if u == nil {
 		at["sub"] = g.ClientID
+		cs.addClaims(at, nil, scope, toAccessToken)
 		return at
 	}
 	at["sub"] = u.ID
@@ -75,15 +77,13 @@ func (iss *Issuer) accessClaims(g *Grant, u *linking.User, scope string, now tim
 	if g.SessionID != "" {
 		at["sid"] = g.SessionID
 	}
-	for k, v := range userClaims(u, scope, "", "") {
-		at[k] = v
-	}
+	cs.userClaims(at, u, scope, "", toAccessToken)
 	return at
 }
 
-func (iss *Issuer) idToken(g *Grant, u *linking.User, nonce, scope, accessToken string, now time.Time) (string, error) {
+func (iss *Issuer) idToken(cs *clientScopes, g *Grant, u *linking.User, nonce, scope, accessToken string, now time.Time) (string, error) {
 	claims := map[string]any{
-		"iss": iss.url, "sub": u.ID, "aud": []string{g.ClientID}, "azp": g.ClientID,
+		"iss": iss.url, "sub": u.ID, "aud": cs.audience(scope, "", toIDToken), "azp": g.ClientID,
 		"iat": now.Unix(), "exp": now.Add(iss.tokens.IDTTL).Unix(), "auth_time": g.AuthTime.Unix(),
 		"at_hash": halfHash(accessToken, iss.keys.current().alg), "idp": g.IDP,
 	}
@@ -99,9 +99,7 @@ func (iss *Issuer) idToken(g *Grant, u *linking.User, nonce, scope, accessToken 
 	if g.ACR != "" {
 		claims["acr"] = g.ACR
 	}
-	for k, v := range userClaims(u, scope, g.Claims, "id_token") {
-		claims[k] = v
-	}
+	cs.userClaims(claims, u, scope, g.Claims, toIDToken)
 	return iss.keys.sign(claims, typID)
 }
 

@@ -77,6 +77,7 @@ type Transaction struct {
 	IDPHint       string `gorm:"size:64"`
 	ACRValues     string `gorm:"size:255"`
 	Claims        string `gorm:"size:4096"`
+	Resource      string `gorm:"size:2048"` // the APIs (RFC 8707 resource) asked for, space-separated
 	ForceLogin    bool   // prompt=login or max_age=0: a credential must be presented, upstream too
 	MaxAge        int    // seconds; -1 when not asked for
 	ReturnTo      string `gorm:"size:2048"` // ForPage: the fedhub page; ForLink: where to go afterwards

@@ -43,7 +43,7 @@ func (a *app) reload(ctx context.Context, load func() (*config.Config, error), s
 	a.inForce = conns
 	a.sync.SetImports(imports(cfg))
 	closeConnectors(replaced, closeGrace) // after the requests that still use them
-	if err := a.issuer.SyncClients(ctx, cfg.Clients); err != nil {
+	if err := a.issuer.SyncClients(ctx, cfg); err != nil {
 		log.Error("configuration reload: the clients could not be applied", "err", err)
 		return cfg
 	}
