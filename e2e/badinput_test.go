@@ -162,7 +162,7 @@ func TestBadInput(t *testing.T) {
 			biExpectOAuthError(t, biRequest(t, "POST", s.URL+"/token", biFormType, "scope=openid", basic), 400, "invalid_request")
 		}},
 		{"token: unsupported grant_type", func(t *testing.T) {
-			body := "grant_type=" + url.QueryEscape("urn:ietf:params:oauth:grant-type:device_code")
+			body := "grant_type=" + url.QueryEscape("urn:ietf:params:oauth:grant-type:saml2-bearer")
 			biExpectOAuthError(t, biRequest(t, "POST", s.URL+"/token", biFormType, body, basic), 400, "unsupported_grant_type")
 		}},
 		{"token: malformed form", func(t *testing.T) {

@@ -398,9 +398,14 @@ func TestRFC9700(t *testing.T) {
 		}
 		ts := ocWantTokens(t, ocPost(t, s, "/token", &ocPW, password))
 		ocVerifyIDToken(t, s, passwordID, ts.ID)
-		for _, grant := range []string{"implicit", "token", "urn:ietf:params:oauth:grant-type:device_code"} {
+		for _, grant := range []string{"implicit", "token", "urn:ietf:params:oauth:grant-type:saml2-bearer"} {
 			a := ocPost(t, s, "/token", &ocRP, url.Values{"grant_type": {grant}})
 			ocWantOAuthError(t, a, http.StatusBadRequest, "unsupported_grant_type")
+		}
+		// Offered, but only to the clients configured for them.
+		for _, grant := range []string{"urn:ietf:params:oauth:grant-type:device_code", "urn:ietf:params:oauth:grant-type:token-exchange"} {
+			a := ocPost(t, s, "/token", &ocRP, url.Values{"grant_type": {grant}})
+			ocWantOAuthError(t, a, http.StatusBadRequest, "unauthorized_client")
 		}
 
 		_, meta := ocDiscovery(t, s)
