@@ -255,6 +255,19 @@ func (s *Server) Restart(t testing.TB) {
 // Output is what the server logged so far.
 func (s *Server) Output() string { return s.out.String() }
 
+// Logged reports whether the server logs text within a few seconds: a line
+// written before an answer may reach the pipe from the process after it.
+func (s *Server) Logged(text string) bool {
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if strings.Contains(s.Output(), text) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
+}
+
 // CLI runs a fedhub command against the server's configuration.
 func (s *Server) CLI(t testing.TB, stdin string, args ...string) (string, error) {
 	t.Helper()
