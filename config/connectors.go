@@ -9,7 +9,7 @@ import (
 // Connector is one upstream identity provider (or the local accounts).
 type Connector struct {
 	ID       string   `yaml:"id"`
-	Type     string   `yaml:"type"` // ldap | saml | oidc
+	Type     string   `yaml:"type"` // ldap | saml | oidc | kerberos
 	Name     string   `yaml:"name"`
 	Label    string   `yaml:"label"` // the login button, e.g. "Login with Corporate AD"
 	Icon     string   `yaml:"icon"`  // an image URL shown on the button
@@ -47,6 +47,8 @@ type Connector struct {
 	LDAP *LDAP `yaml:"ldap"`
 	SAML *SAML `yaml:"saml"`
 	OIDC *OIDC `yaml:"oidc"`
+	// Kerberos is brokers/kerberos.Config, kept here in the file's schema.
+	Kerberos *Kerberos `yaml:"kerberos"`
 }
 
 // Sync says how a connector keeps its users' profiles up to date. It is
@@ -176,6 +178,17 @@ type OIDC struct {
 	// when the upstream gave no refresh token and its access token has
 	// expired, so that it cannot be asked (default 24h).
 	MaxAgeWithoutUpstream time.Duration `yaml:"max_age_without_upstream"`
+}
+
+// Kerberos configures a Kerberos (SPNEGO) connector: see brokers/kerberos.Config,
+// which checks it.
+type Kerberos struct {
+	KeytabFile       string        `yaml:"keytab_file"`
+	ServicePrincipal string        `yaml:"service_principal"` // HTTP/<the issuer's host>
+	Realm            string        `yaml:"realm"`
+	ClockSkew        time.Duration `yaml:"clock_skew"`   // default 5m
+	AutoFor          []string      `yaml:"auto_for"`     // CIDRs tried without a click
+	ResolveWith      string        `yaml:"resolve_with"` // an ldap connector's id
 }
 
 // Re-checks after login (see Connector.RecheckInterval).

@@ -101,7 +101,9 @@ func TestConnectorErrors(t *testing.T) {
 		name, yaml string
 		want       []string // "line N: key: part of the message"
 	}{
-		{"no type", "  - id: x\n", []string{"line 3: connectors[0].type: must be ldap, saml or oidc"}},
+		{"no type", "  - id: x\n", []string{"line 3: connectors[0].type: must be ldap, saml, oidc or kerberos"}},
+		{"kerberos resolve_with no ldap connector", "  - id: k\n    type: kerberos\n    kerberos:\n      resolve_with: corp-ad\n",
+			[]string{"line 6: connectors[0].kerberos.resolve_with: must be the id of an ldap connector listed before it"}},
 		{"reserved id", "  - id: local\n    type: oidc\n    oidc: {issuer: https://a.example, client_id: c, client_secret: \"${S}\"}\n",
 			[]string{`line 3: connectors[0].id: "local" is the built-in`}},
 		{"id in URLs", "  - id: Corp AD\n    type: oidc\n    oidc: {issuer: https://a.example, client_id: c, client_secret: \"${S}\"}\n",

@@ -98,6 +98,14 @@ func (c *Config) Validate() error {
 	for i, cn := range c.Connectors {
 		v.connector(fmt.Sprintf("connectors[%d]", i), cn, connectorIDs)
 	}
+	for i, cn := range c.Connectors {
+		if cn.Kerberos != nil && cn.Kerberos.ResolveWith != "" && !slices.ContainsFunc(c.Connectors[:i], func(o Connector) bool {
+			return o.ID == cn.Kerberos.ResolveWith && o.LDAP != nil
+		}) {
+			v.fail(fmt.Sprintf("connectors[%d].kerberos.resolve_with", i), "must be the id of an ldap connector listed before it, not %q",
+				cn.Kerberos.ResolveWith)
+		}
+	}
 	if len(v.errs) > 0 {
 		return v.errs
 	}

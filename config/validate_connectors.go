@@ -22,9 +22,9 @@ func (v *validator) connector(key string, c Connector, ids map[string]bool) {
 		v.fail(key+".id", "%q is used by another connector", c.ID)
 	}
 	ids[c.ID] = true
-	blocks := map[string]bool{"ldap": c.LDAP != nil, "saml": c.SAML != nil, "oidc": c.OIDC != nil}
+	blocks := map[string]bool{"ldap": c.LDAP != nil, "saml": c.SAML != nil, "oidc": c.OIDC != nil, "kerberos": c.Kerberos != nil}
 	switch c.Type {
-	case "ldap", "saml", "oidc":
+	case "ldap", "saml", "oidc", "kerberos":
 		if !blocks[c.Type] {
 			v.fail(key+"."+c.Type, "is required for a connector of type %s", c.Type)
 		}
@@ -34,7 +34,7 @@ func (v *validator) connector(key string, c Connector, ids map[string]bool) {
 			}
 		}
 	default:
-		v.fail(key+".type", "must be ldap, saml or oidc, not %q", c.Type)
+		v.fail(key+".type", "must be ldap, saml, oidc or kerberos, not %q", c.Type)
 	}
 	v.sync(key+".sync", c)
 	if c.RecheckInterval != 0 && (c.RecheckInterval < time.Second || c.RecheckInterval > 24*time.Hour) {

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"text/template"
 	"time"
 
 	"gorm.io/gorm"
 
 	"github.com/fedhub/fedhub/brokers"
+	"github.com/fedhub/fedhub/brokers/kerberos"
 	"github.com/fedhub/fedhub/brokers/ldap"
 	"github.com/fedhub/fedhub/brokers/oidc"
 	"github.com/fedhub/fedhub/brokers/saml"
@@ -26,7 +28,7 @@ import (
 func upstreamConnectors(ctx context.Context, cfg *config.Config, db *gorm.DB, secrets *secret.Keyring, log *slog.Logger, m *metrics.Metrics) ([]brokers.Connector, error) {
 	var out []brokers.Connector
 	for _, c := range cfg.Connectors {
-		conn, err := upstreamConnector(ctx, cfg, c, db, secrets, log, m)
+		conn, err := upstreamConnector(ctx, cfg, c, out, db, secrets, log, m)
 		if err != nil {
 			return nil, err
 		}
@@ -35,9 +37,10 @@ func upstreamConnectors(ctx context.Context, cfg *config.Config, db *gorm.DB, se
 	return out, nil
 }
 
-// upstreamConnector builds one configured connector.
-func upstreamConnector(ctx context.Context, cfg *config.Config, c config.Connector, db *gorm.DB, secrets *secret.Keyring, log *slog.Logger, m *metrics.Metrics) (brokers.Connector, error) {
-	impl, err := connectorImpl(ctx, cfg, c, db, secrets, log, m) // connectors name themselves in their logs
+// upstreamConnector builds one configured connector; before are the ones
+// built before it (a Kerberos connector's resolve_with is among them).
+func upstreamConnector(ctx context.Context, cfg *config.Config, c config.Connector, before []brokers.Connector, db *gorm.DB, secrets *secret.Keyring, log *slog.Logger, m *metrics.Metrics) (brokers.Connector, error) {
+	impl, err := connectorImpl(ctx, cfg, c, before, db, secrets, log, m) // connectors name themselves in their logs
 	if err != nil {
 		return brokers.Connector{}, fmt.Errorf("connector %s: %w", c.ID, err)
 	}
@@ -73,7 +76,7 @@ func imports(cfg *config.Config) map[string]time.Duration {
 }
 
 // connectorImpl builds one connector; its upstream calls are reported to m.
-func connectorImpl(ctx context.Context, cfg *config.Config, c config.Connector, db *gorm.DB, secrets *secret.Keyring, log *slog.Logger, m *metrics.Metrics) (any, error) {
+func connectorImpl(ctx context.Context, cfg *config.Config, c config.Connector, before []brokers.Connector, db *gorm.DB, secrets *secret.Keyring, log *slog.Logger, m *metrics.Metrics) (any, error) {
 	name := c.Name
 	if name == "" {
 		name = c.ID
@@ -107,6 +110,22 @@ func connectorImpl(ctx context.Context, cfg *config.Config, c config.Connector, 
 			UseUserinfo: o.UseUserinfo, Claims: o.Claims, MFAACRValues: o.MFAACRValues,
 			MaxAgeWithoutUpstream: o.MaxAgeWithoutUpstream, Now: now,
 			HTTPClient: &http.Client{Timeout: oidcTimeout, Transport: m.Transport(c.ID, metrics.OIDCOperation)}}, log)
+	case c.Kerberos != nil:
+		k := c.Kerberos
+		o := kerberos.Options{Replays: brokers.NewConnectorStore(db, c.ID, secrets), Now: now, Log: log}
+		if k.ResolveWith != "" {
+			i := slices.IndexFunc(before, func(b brokers.Connector) bool { return b.ID == k.ResolveWith })
+			r, ok := kerberos.Resolver(nil), false
+			if i >= 0 {
+				r, ok = before[i].Impl.(kerberos.Resolver)
+			}
+			if !ok {
+				return nil, fmt.Errorf("resolve_with: %q is not an Active Directory connector listed before it", k.ResolveWith)
+			}
+			o.Resolver = r
+		}
+		return kerberos.New(kerberos.Config{KeytabFile: k.KeytabFile, ServicePrincipal: k.ServicePrincipal, Realm: k.Realm,
+			ClockSkew: k.ClockSkew, AutoFor: k.AutoFor, ResolveWith: k.ResolveWith}, o)
 	}
 	return nil, fmt.Errorf("type %q is not supported", c.Type)
 }
