@@ -78,9 +78,7 @@ func (s *Service) negotiate(c echo.Context) error {
 		return c.Redirect(http.StatusSeeOther, back)
 	case err != nil:
 		s.log.Info("kerberos sign-in refused", "connector", conn.ID, "ip", ip, "err", err)
-		if aerr := s.failed(ctx, conn.ID, "", ip, err); aerr != nil {
-			return aerr
-		}
+		_ = s.failed(ctx, conn.ID, "", ip, err) // audited; a failed audit write is logged by audit
 		msg := "Signing in with your computer's Kerberos login did not work. Sign in another way."
 		if errors.Is(err, login.ErrAccountDisabled) || errors.As(err, new(*login.UserError)) {
 			msg = login.Message(err)

@@ -263,9 +263,10 @@ func (v *validator) user(key string, u User, names map[string]bool) {
 	}
 }
 
-// IsLoopback reports whether host is localhost or a loopback IP.
+// IsLoopback reports whether host is localhost, a name under .localhost
+// (which resolves to the loopback by RFC 6761) or a loopback IP.
 func IsLoopback(host string) bool {
-	if host == "localhost" {
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") { // RFC 6761 §6.3: always the loopback
 		return true
 	}
 	ip := net.ParseIP(host)
