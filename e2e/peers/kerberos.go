@@ -115,14 +115,38 @@ func (k *KDC) Kinit(t testing.TB, user, password string, args ...string) string 
 
 // Token returns what a browser would send in "Authorization: Negotiate …"
 // to service: an SPNEGO token with a fresh authenticator and the service
-// ticket that MIT kvno put into ccache. Unlike a browser it sends the ticket
-// whatever its lifetime says, so that tests can present expired tickets and
-// replay tokens.
+// ticket for it in ccache, which MIT kvno gets first when there is none.
+// Unlike a browser it sends a cached ticket whatever its lifetime says, so
+// that tests can present expired tickets, and replay tokens.
 func (k *KDC) Token(t testing.TB, ccache, service string) []byte {
 	t.Helper()
-	if out, err := k.run(ccache, "", kvnoBin, service); err != nil {
-		t.Fatalf("kvno %s: %v\n%s", service, err, out)
+	cl, cred := serviceTicket(t, ccache, service)
+	if cred == nil {
+		if out, err := k.run(ccache, "", kvnoBin, service); err != nil {
+			t.Fatalf("kvno %s: %v\n%s", service, err, out)
+		}
+		if cl, cred = serviceTicket(t, ccache, service); cred == nil {
+			t.Fatalf("no ticket for %s in the cache after kvno", service)
+		}
 	}
+	var tkt messages.Ticket
+	if err := tkt.Unmarshal(cred.Ticket); err != nil {
+		t.Fatalf("service ticket: %v", err)
+	}
+	init, err := spnego.NewNegTokenInitKRB5(cl, tkt, cred.Key)
+	if err != nil {
+		t.Fatalf("SPNEGO token: %v", err)
+	}
+	b, err := (&spnego.SPNEGOToken{Init: true, NegTokenInit: init}).Marshal()
+	if err != nil {
+		t.Fatalf("SPNEGO token: %v", err)
+	}
+	return b
+}
+
+// serviceTicket reads ccache: its client, and its ticket for service (nil if none).
+func serviceTicket(t testing.TB, ccache, service string) (*client.Client, *credentials.Credential) {
+	t.Helper()
 	cc, err := credentials.LoadCCache(ccache)
 	if err != nil {
 		t.Fatalf("read ticket cache: %v", err)
@@ -132,25 +156,11 @@ func (k *KDC) Token(t testing.TB, ccache, service string) []byte {
 		t.Fatalf("ticket cache: %v", err)
 	}
 	for _, cred := range cc.GetEntries() {
-		if cred.Server.PrincipalName.PrincipalNameString() != service {
-			continue
+		if cred.Server.PrincipalName.PrincipalNameString() == service {
+			return cl, cred
 		}
-		var tkt messages.Ticket
-		if err := tkt.Unmarshal(cred.Ticket); err != nil {
-			t.Fatalf("service ticket: %v", err)
-		}
-		init, err := spnego.NewNegTokenInitKRB5(cl, tkt, cred.Key)
-		if err != nil {
-			t.Fatalf("SPNEGO token: %v", err)
-		}
-		b, err := (&spnego.SPNEGOToken{Init: true, NegTokenInit: init}).Marshal()
-		if err != nil {
-			t.Fatalf("SPNEGO token: %v", err)
-		}
-		return b
 	}
-	t.Fatalf("no ticket for %s in the cache", service)
-	return nil
+	return cl, nil
 }
 
 // run runs a Kerberos client tool with the realm's configuration and ccache.
