@@ -17,17 +17,24 @@ import (
 
 // Event types.
 const (
-	LoginSucceeded  = "login.success"
-	LoginFailed     = "login.failure"
-	Logout          = "logout"
-	TokenRevoked    = "token.revoked"
-	GrantRevoked    = "grant.revoked"
-	UserDisabled    = "user.disabled"
-	UserEnabled     = "user.enabled"
-	UserCreated     = "user.created"
-	PasswordSet     = "user.password_set"
-	KeysRotated     = "keys.rotated"
-	SecretsResealed = "secrets.resealed"
+	LoginSucceeded = "login.success"
+	LoginFailed    = "login.failure"
+	Logout         = "logout"
+	// LogoutNoticeFailed: an application's back-channel logout URI did not
+	// take the logout token, however often it was tried.
+	LogoutNoticeFailed = "logout.notice_failed"
+	TokenRevoked       = "token.revoked"
+	TokenExchanged     = "token.exchanged"
+	DeviceAnswered     = "device.answered"  // a person approved or refused a device's sign-in
+	ConsentAnswered    = "consent.answered" // a person allowed or refused a third-party application
+	ConsentRevoked     = "consent.revoked"
+	GrantRevoked       = "grant.revoked"
+	UserDisabled       = "user.disabled"
+	UserEnabled        = "user.enabled"
+	UserCreated        = "user.created"
+	PasswordSet        = "user.password_set"
+	KeysRotated        = "keys.rotated"
+	SecretsResealed    = "secrets.resealed"
 
 	FirstLoginDecision = "first_login.decision"
 	Linked             = "link.created"
@@ -100,7 +107,7 @@ func (l *Log) Record(ctx context.Context, e Event) error {
 		e.RequestID = requestid.From(ctx)
 	}
 	if err := l.db.WithContext(ctx).Create(&e).Error; err != nil {
-		l.log.Error("audit event not written", "type", e.Type, "err", err)
+		l.log.ErrorContext(ctx, "audit event not written", "type", e.Type, "err", err)
 		return fmt.Errorf("write audit event: %w", err)
 	}
 	if l.observe != nil {

@@ -27,6 +27,7 @@ import (
 func (s *Service) accountRoutes(e *echo.Echo) {
 	e.GET("/account", s.accountPage)
 	e.POST("/account/unlink", s.unlink)
+	e.POST("/account/consents/revoke", s.revokeConsent)
 	e.GET("/account/link/:id", s.linkStart)
 	e.POST("/account/link/:id", s.linkSubmit)
 	e.POST("/account/factors/totp", s.addFactor)
@@ -38,13 +39,14 @@ func (s *Service) accountRoutes(e *echo.Echo) {
 // statusMessages are the outcomes the account page reports (by code, never
 // by text from the URL).
 var statusMessages = map[string]string{
-	"linked":         "The account is linked. You can now sign in with it.",
-	"already_linked": "That account was already linked to you.",
-	"unlinked":       "The account is unlinked.",
-	"factor_added":   "Your second step is set up. fedhub asks for it when you sign in.",
-	"factor_removed": "The second step is removed.",
-	"fresh":          "You signed in again: you can now make the change.",
-	"password":       "Your password is changed. Your other sessions are signed out.",
+	"linked":          "The account is linked. You can now sign in with it.",
+	"already_linked":  "That account was already linked to you.",
+	"unlinked":        "The account is unlinked.",
+	"factor_added":    "Your second step is set up. fedhub asks for it when you sign in.",
+	"factor_removed":  "The second step is removed.",
+	"fresh":           "You signed in again: you can now make the change.",
+	"password":        "Your password is changed. Your other sessions are signed out.",
+	"consent_revoked": "The application can no longer use your account; it will ask again if you sign in to it.",
 }
 
 type accountLink struct {
@@ -59,7 +61,8 @@ type accountView struct {
 	Username, Name string
 	CSRF           string
 	Links          []accountLink
-	Connectors     []Connector // that can be linked
+	Consents       []login.Consent // what third-party applications were allowed
+	Connectors     []Connector     // that can be linked
 	Factors        []accountFactor
 	CodesLeft      int
 	HasPassword    bool
@@ -129,6 +132,9 @@ func (s *Service) renderAccount(c echo.Context, u *linking.User, status, problem
 	if v.Factors, v.CodesLeft, err = s.accountFactors(c.Request().Context(), u.ID); err != nil {
 		return err
 	}
+	if v.Consents, err = s.issuer.Consents(c.Request().Context(), u.ID); err != nil {
+		return err
+	}
 	v.HasPassword = slices.ContainsFunc(links, func(l linking.Link) bool { return l.Connector == linking.LocalConnector })
 	for _, conn := range s.connectors() {
 		if conn.Enabled && conn.ID != linking.LocalConnector && s.linkableKind(conn.ID) && s.linkable(links, conn.ID) {
@@ -194,6 +200,22 @@ func (s *Service) unlink(c echo.Context) error {
 	_ = s.audit.Record(c.Request().Context(), audit.Event{Type: audit.Unlinked, Actor: u.ID, UserID: u.ID,
 		IP: c.RealIP(), Detail: "link " + strconv.FormatUint(id, 10) + " by its owner"})
 	return c.Redirect(http.StatusSeeOther, "/account?status=unlinked")
+}
+
+// revokeConsent takes back what the person allowed a third-party
+// application; its grants end with it.
+func (s *Service) revokeConsent(c echo.Context) error {
+	u, err := s.signedIn(c, "/account")
+	if err != nil {
+		return shown(err)
+	}
+	if !s.accountForm(c) {
+		return web.RenderError(c, http.StatusForbidden, formExpired)
+	}
+	if err := s.issuer.RevokeConsent(c.Request().Context(), u.ID, c.Request().PostForm.Get("client_id")); err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, "/account?status=consent_revoked")
 }
 
 var formExpired = web.ErrorPage{Title: "The form has expired", What: "The form was not sent by this page.",
@@ -395,7 +417,7 @@ func (s *Service) finishLink(c echo.Context, t *login.Transaction, conn Connecto
 			status = "connector_linked"
 		case err != nil:
 			status = "failed"
-			s.log.Warn("account link failed", "user", userID, "connector", conn.ID, "err", err)
+			s.log.WarnContext(c.Request().Context(), "account link failed", "user", userID, "connector", conn.ID, "err", err)
 		default:
 			_ = s.audit.Record(ctx, audit.Event{Type: audit.Linked, Actor: userID, UserID: userID, Connector: conn.ID,
 				IP: c.RealIP(), Detail: "linked from the account page"})

@@ -90,7 +90,7 @@ func (s *Service) ended(c echo.Context, err error) error {
 	case errors.Is(err, login.ErrNotFound):
 		p.What = "fedhub does not know this sign-in, or it was started in another browser."
 	default:
-		s.log.Error("sign-in", "err", err)
+		s.log.ErrorContext(c.Request().Context(), "sign-in", "err", err)
 		return page(c, http.StatusInternalServerError, web.ErrorPage{
 			Title: "Sign-in is unavailable", What: "fedhub could not complete your sign-in.", Next: "Try again in a moment."})
 	}
@@ -507,7 +507,7 @@ func (s *Service) denied(c echo.Context, t *login.Transaction, reason string) er
 func (s *Service) firstLoginFailed(c echo.Context, err error) error {
 	msg, theirs := firstlogin.FailureMessage(err)
 	if !theirs {
-		s.log.Error("first login failed", "err", err)
+		s.log.ErrorContext(c.Request().Context(), "first login failed", "err", err)
 		return web.RenderError(c, http.StatusInternalServerError, web.ErrorPage{Title: "Setting up your account failed",
 			What: "fedhub could not save your account; nothing was saved.", Next: "Go back to the application and try again."})
 	}

@@ -194,7 +194,7 @@ func (s *Service) factorSubmit(c echo.Context) error {
 		amr = []string{"otp"}
 	}
 	if wrongFactor(err) {
-		s.log.Info("second factor refused", "user", t.UserID, "err", err)
+		s.log.InfoContext(c.Request().Context(), "second factor refused", "user", t.UserID, "err", err)
 		if ferr := s.limiter.Failed(ctx, userKey, ipKey); ferr != nil {
 			return ferr
 		}
@@ -331,7 +331,7 @@ func (s *Service) enrolPasskey(c echo.Context, t *login.Transaction, token strin
 	_, err = s.passkeys.FinishRegistration(ctx, t.ID, passkeyUser(u), cmp.Or(strings.TrimSpace(form.Get("name")), passkey.DefaultName),
 		[]byte(form.Get("passkey")))
 	if wrongFactor(err) || errors.Is(err, passkey.ErrExists) || errors.Is(err, passkey.ErrName) {
-		s.log.Info("passkey registration refused", "user", u.ID, "err", err)
+		s.log.InfoContext(c.Request().Context(), "passkey registration refused", "user", u.ID, "err", err)
 		v, _, verr := s.enrolView(c, t, token) // a new challenge for the next try
 		if verr != nil {
 			return verr

@@ -20,4 +20,8 @@ type Issuer interface {
 	EndOtherSessions(ctx context.Context, userID, keep string) error
 	// RedirectAllowed reports whether uri is registered for the client.
 	RedirectAllowed(ctx context.Context, clientID, uri string) bool
+	// Consents lists what a user allowed third-party applications;
+	// RevokeConsent forgets one and ends that application's grants.
+	Consents(ctx context.Context, userID string) ([]login.Consent, error)
+	RevokeConsent(ctx context.Context, userID, clientID string) error
 }

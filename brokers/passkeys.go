@@ -78,7 +78,7 @@ func (s *Service) passwordlessLogin(c echo.Context) error {
 	ctx := c.Request().Context()
 	userID, cred, err := s.passkeys.FinishDiscoverableLogin(ctx, t.ID, []byte(c.Request().PostForm.Get("passkey")))
 	if err != nil {
-		s.log.Info("passkey sign-in refused", "ip", c.RealIP(), "err", err)
+		s.log.InfoContext(c.Request().Context(), "passkey sign-in refused", "ip", c.RealIP(), "err", err)
 		_ = s.failed(ctx, linkingLocal, "", c.RealIP(), err)
 		return s.renderLogin(c, http.StatusUnauthorized, t, token, "", "", "That passkey could not be verified. Try again, or sign in with your password.")
 	}

@@ -153,10 +153,10 @@ func (s *Service) refused(ctx context.Context, connector, username, ip string, e
 		if nerr != nil || !first {
 			return errors.Join(err, nerr)
 		}
-		s.log.Warn("login throttled", "connector", connector, "username", username, "ip", ip, "wait", te.wait)
+		s.log.WarnContext(ctx, "login throttled", "connector", connector, "username", username, "ip", ip, "wait", te.wait)
 		return s.failed(ctx, connector, username, ip, fmt.Errorf("%w (more attempts from this address within a minute are not recorded)", err))
 	}
-	s.log.Info("login failed", "connector", connector, "username", username, "ip", ip, "err", err)
+	s.log.InfoContext(ctx, "login failed", "connector", connector, "username", username, "ip", ip, "err", err)
 	return s.failed(ctx, connector, username, ip, err)
 }
 
@@ -226,7 +226,7 @@ func (s *Service) passwordGranted(ctx context.Context, conn Connector, id login.
 	// The password grant cannot carry a second factor: never a silent bypass.
 	needs, err := s.hasMFA(ctx, conn.ID, clientMFA, u)
 	if err != nil { // never a database's words in error_description
-		s.log.Error("password grant: second-factor policy", "user", u.ID, "err", err)
+		s.log.ErrorContext(ctx, "password grant: second-factor policy", "user", u.ID, "err", err)
 		return login.Authentication{}, errors.New(login.Message(err))
 	}
 	if needs {
@@ -237,7 +237,7 @@ func (s *Service) passwordGranted(ctx context.Context, conn Connector, id login.
 	now := s.txns.Now()
 	if conn.ID != linkingLocal {
 		if err := s.users.SignedInThrough(ctx, conn.ID, id.Subject, nil, now); err != nil {
-			s.log.Error("password grant", "connector", conn.ID, "err", err)
+			s.log.ErrorContext(ctx, "password grant", "connector", conn.ID, "err", err)
 			return login.Authentication{}, errors.New(login.Message(err))
 		}
 	}

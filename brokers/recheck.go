@@ -69,10 +69,10 @@ func (s *Service) Recheck(ctx context.Context, userID, connector, subject string
 		return fmt.Errorf("%s: %w", connector, err)
 	case err != nil:
 		if rerr := s.users.ReleaseRecheck(ctx, link.ID, lastYes); rerr != nil {
-			s.log.Error("re-check", "connector", connector, "err", rerr)
+			s.log.ErrorContext(ctx, "re-check", "connector", connector, "err", rerr)
 		}
 		if conn.Recheck.FailOpen && lastYes != nil && now.Sub(*lastYes) < 2*every {
-			s.log.Warn("upstream unreachable: its last yes still counts (fail open)", "connector", connector,
+			s.log.WarnContext(ctx, "upstream unreachable: its last yes still counts (fail open)", "connector", connector,
 				"user", userID, "last_yes", *lastYes, "err", err)
 			return nil
 		}

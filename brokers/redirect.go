@@ -33,7 +33,7 @@ func (s *Service) startFlow(c echo.Context, t *login.Transaction, conn Connector
 	flow := s.flowOf(t, conn, secret.Token(32))
 	buf := &bufferedResponse{header: http.Header{}}
 	if err := rc.Begin(r.Context(), buf, r, flow); err != nil {
-		s.log.Error("upstream login could not start", "connector", conn.ID, "err", err)
+		s.log.ErrorContext(c.Request().Context(), "upstream login could not start", "connector", conn.ID, "err", err)
 		return s.upstreamFailed(c, conn, err)
 	}
 	data, err := json.Marshal(flow.Data)
@@ -82,7 +82,7 @@ func (s *Service) callback(c echo.Context) error {
 	}
 	id, err := rc.Finish(ctx, r, flow)
 	if err != nil {
-		s.log.Warn("upstream login refused", "connector", conn.ID, "ip", c.RealIP(), "err", err)
+		s.log.WarnContext(c.Request().Context(), "upstream login refused", "connector", conn.ID, "ip", c.RealIP(), "err", err)
 		_ = s.failed(ctx, conn.ID, "", c.RealIP(), err)
 		return s.upstreamFailed(c, conn, err)
 	}
@@ -144,7 +144,7 @@ func (s *Service) unsolicited(c echo.Context, conn Connector, uc UnsolicitedConn
 	r := c.Request()
 	id, err := uc.FinishUnsolicited(r.Context(), r)
 	if err != nil {
-		s.log.Warn("unsolicited upstream answer refused", "connector", conn.ID, "ip", c.RealIP(), "err", err)
+		s.log.WarnContext(c.Request().Context(), "unsolicited upstream answer refused", "connector", conn.ID, "ip", c.RealIP(), "err", err)
 		_ = s.failed(r.Context(), conn.ID, "", c.RealIP(), err)
 		return s.upstreamFailed(c, conn, err)
 	}

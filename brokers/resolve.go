@@ -81,7 +81,7 @@ func (s *Service) resolveFailed(c echo.Context, conn Connector, err error) error
 		return web.RenderError(c, http.StatusConflict, web.ErrorPage{Title: "Sign-in did not work", What: ue.Message,
 			Next: "Go back to the application, or choose another way to sign in."})
 	}
-	s.log.Error("resolve identity", "connector", conn.ID, "err", err)
+	s.log.ErrorContext(c.Request().Context(), "resolve identity", "connector", conn.ID, "err", err)
 	return web.RenderError(c, http.StatusInternalServerError, web.ErrorPage{
 		Title: "Sign-in failed", What: "fedhub could not finish your sign-in.", Next: "Go back to the application and try again."})
 }

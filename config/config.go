@@ -29,7 +29,8 @@ type Config struct {
 	TLS            TLS         `yaml:"tls"`
 	Branding       Branding    `yaml:"branding"`
 
-	lines map[string]int // key path → line, for errors found after parsing
+	lines          map[string]int // key path → line, for errors found after parsing
+	connectorTypes []string       // the connector types it may configure (Parse), sorted
 }
 
 // Management configures the listener of /healthz, /readyz and /metrics.
@@ -53,6 +54,9 @@ type Branding struct {
 	ProductName  string `yaml:"product_name"`  // in titles and headings; default fedhub
 	ThemeDir     string `yaml:"theme_dir"`     // html/ pages that replace the built-in ones, static/ files under /static/
 	PrimaryColor string `yaml:"primary_color"` // the buttons' colour, #rgb or #rrggbb
+	// DefaultLocale is the page language when neither the login's ui_locales nor
+	// Accept-Language names one there is a catalog for (built in: en, de); default en
+	DefaultLocale string `yaml:"default_locale"`
 }
 
 // Log configures fedhub's log on standard error.
@@ -123,17 +127,43 @@ type Admin struct {
 
 // Client is an OAuth client (a relying party) of fedhub's issuer.
 type Client struct {
-	ID                     string   `yaml:"id"`
-	Name                   string   `yaml:"name"`
-	Secret                 string   `yaml:"secret"`      // only as a ${ENV} reference
-	SecretHash             string   `yaml:"secret_hash"` // sha256:<hex>, see HashClientSecret
-	Public                 bool     `yaml:"public"`
-	RedirectURIs           []string `yaml:"redirect_uris"`
-	PostLogoutRedirectURIs []string `yaml:"post_logout_redirect_uris"`
-	GrantTypes             []string `yaml:"grant_types"`
-	Scopes                 []string `yaml:"scopes"` // scopes beyond OpenID Connect's that it may get, e.g. fedhub:admin
-	MFA                    string   `yaml:"mfa"`    // this application's second-factor policy (see MFAOff…)
+	ID         string `yaml:"id"`
+	Name       string `yaml:"name"`
+	Secret     string `yaml:"secret"`      // only as a ${ENV} reference
+	SecretHash string `yaml:"secret_hash"` // sha256:<hex>, see HashClientSecret
+	Public     bool   `yaml:"public"`
+	// AuthMethod is how the client authenticates at the token, introspection
+	// and revocation endpoints: "" (client_secret_basic or client_secret_post,
+	// with its secret), one of those two alone, private_key_jwt (a JWT signed
+	// with one of its keys: JWKS or JWKSURI) or none (public clients).
+	AuthMethod             string         `yaml:"token_endpoint_auth_method"`
+	JWKS                   map[string]any `yaml:"jwks"`     // its public keys, a JWK Set written in YAML or JSON
+	JWKSURI                string         `yaml:"jwks_uri"` // or where it publishes them (https)
+	RedirectURIs           []string       `yaml:"redirect_uris"`
+	PostLogoutRedirectURIs []string       `yaml:"post_logout_redirect_uris"`
+	// BackchannelLogoutURI receives a signed logout token whenever an SSO
+	// session this client got tokens in ends (OpenID Connect Back-Channel
+	// Logout 1.0).
+	BackchannelLogoutURI string `yaml:"backchannel_logout_uri"`
+	// ExchangeAudiences are the APIs (audiences) this client may exchange a
+	// user's access token for (grant type token exchange).
+	ExchangeAudiences []string `yaml:"exchange_audiences"`
+	GrantTypes        []string `yaml:"grant_types"`
+	Scopes            []string `yaml:"scopes"` // scopes beyond OpenID Connect's that it may get, e.g. fedhub:admin
+	MFA               string   `yaml:"mfa"`    // this application's second-factor policy (see MFAOff…)
+	// ThirdParty: an application not run by the organisation; people are
+	// asked to allow it the scopes it asks for (remembered, revocable at
+	// /account).
+	ThirdParty bool `yaml:"third_party"`
 }
+
+// Client authentication methods (token_endpoint_auth_method).
+const (
+	AuthSecretBasic = "client_secret_basic"
+	AuthSecretPost  = "client_secret_post"
+	AuthPrivateKey  = "private_key_jwt"
+	AuthNone        = "none"
+)
 
 // Second-factor policies, of a connector, a client or (set by an admin) a
 // user. The strictest of the connector's and the client's applies; a user's
@@ -165,6 +195,12 @@ const (
 	GrantRefreshToken      = "refresh_token"
 	GrantClientCredentials = "client_credentials"
 	GrantPassword          = "password"
+	// GrantTokenExchange (RFC 8693): a service exchanges a user's access
+	// token for one meant for another API (exchange_audiences).
+	GrantTokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange"
+	// GrantDeviceCode (RFC 8628): a CLI or device shows a code that the
+	// person approves at /device in a browser.
+	GrantDeviceCode = "urn:ietf:params:oauth:grant-type:device_code"
 )
 
 // Defaults are the values of every key the file leaves out.

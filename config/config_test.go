@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/fedhub/fedhub/config"
+	"github.com/fedhub/fedhub/connectors"
 )
 
 // env is a fake environment for Parse.
@@ -50,7 +51,7 @@ func errorLines(t *testing.T, err error) []string {
 
 func mustParse(t *testing.T, yaml string, lookup func(string) (string, bool)) *config.Config {
 	t.Helper()
-	cfg, err := config.Parse([]byte(yaml), lookup)
+	cfg, err := config.Parse([]byte(yaml), lookup, connectors.Types())
 	if err != nil {
 		t.Fatalf("Parse:\n%s\nerror:\n%v", yaml, err)
 	}
@@ -224,7 +225,7 @@ func TestParseReadmeExample(t *testing.T) {
 func TestParseEmptyFile(t *testing.T) {
 	const want = "issuer: is required: the public URL of fedhub, e.g. https://login.example.com"
 	for _, yaml := range []string{"", "\n", "# only a comment\n", "{}\n", "---\n"} {
-		cfg, err := config.Parse([]byte(yaml), noEnv)
+		cfg, err := config.Parse([]byte(yaml), noEnv, connectors.Types())
 		if err == nil {
 			t.Errorf("Parse(%q) = %+v, want an error", yaml, cfg)
 			continue
@@ -236,7 +237,7 @@ func TestParseEmptyFile(t *testing.T) {
 }
 
 func TestParseNotYAML(t *testing.T) {
-	_, err := config.Parse([]byte("issuer: [unclosed\n"), noEnv)
+	_, err := config.Parse([]byte("issuer: [unclosed\n"), noEnv, connectors.Types())
 	if err == nil || !strings.Contains(err.Error(), "not valid YAML") {
 		t.Errorf("Parse of broken YAML: %v, want not valid YAML", err)
 	}
@@ -337,7 +338,7 @@ func TestParseErrors(t *testing.T) {
 		{name: "confidential client without a secret", yaml: head + `clients:
   - id: app
     grant_types: [client_credentials]
-`, want: []problem{{3, "clients[0].secret", "a confidential client needs secret or secret_hash (or set public: true)"}}},
+`, want: []problem{{3, "clients[0].secret", "a confidential client needs secret or secret_hash (or set public: true, or token_endpoint_auth_method: private_key_jwt)"}}},
 		{name: "password_hash that is not argon2id", yaml: head + "users:\n  - username: a\n    password_hash: $2a$10$abc\n",
 			want: []problem{{4, "users[0].password_hash", "must be an argon2id hash ($argon2id$…)"}}},
 
@@ -375,6 +376,8 @@ func TestParseErrors(t *testing.T) {
 			want: []problem{{3, "tls", "needs both cert_file and key_file, or neither"}}},
 		{name: "a primary colour that is not a colour", yaml: head + "branding:\n  primary_color: \"red; } body { display: none\"\n",
 			want: []problem{{3, "branding.primary_color", "must be a colour such as #0b5cad or #06c"}}},
+		{name: "a default locale that is not a language tag", yaml: head + "branding:\n  default_locale: \"de DE\"\n",
+			want: []problem{{3, "branding.default_locale", "must be a language tag such as en or de"}}},
 		{name: "unknown log format", yaml: head + "log:\n  format: xml\n",
 			want: []problem{{3, "log.format", `must be text or json, not "xml"`}}},
 		{name: "unknown log level", yaml: head + "log:\n  level: verbose\n",
@@ -454,6 +457,72 @@ func TestParseErrors(t *testing.T) {
     grant_types: [client_credentials]
     post_logout_redirect_uris: ["https://app.example.com/#bye"]
 `, want: []problem{{6, "clients[0].post_logout_redirect_uris[0]", "must not contain a fragment"}}},
+		{name: "back-channel logout URI over http on a public host", yaml: head + `clients:
+  - id: app
+    secret_hash: ` + secretHash + `
+    grant_types: [client_credentials]
+    backchannel_logout_uri: http://app.example.com/logout
+`, want: []problem{{6, "clients[0].backchannel_logout_uri", "http is allowed only for loopback addresses; use https"}}},
+		{name: "back-channel logout URI with a fragment", yaml: head + `clients:
+  - id: app
+    secret_hash: ` + secretHash + `
+    grant_types: [client_credentials]
+    backchannel_logout_uri: "https://app.example.com/logout#x"
+`, want: []problem{{6, "clients[0].backchannel_logout_uri", "must not contain a fragment"}}},
+		{name: "private_key_jwt without keys", yaml: head + `clients:
+  - id: svc
+    token_endpoint_auth_method: private_key_jwt
+    grant_types: [client_credentials]
+`, want: []problem{{3, "clients[0].jwks", "a private_key_jwt client needs its public keys: give jwks or jwks_uri (one of them)"}}},
+		{name: "private_key_jwt with a secret", yaml: head + `clients:
+  - id: svc
+    secret_hash: ` + secretHash + `
+    token_endpoint_auth_method: private_key_jwt
+    jwks_uri: https://svc.example.com/jwks
+    grant_types: [client_credentials]
+`, want: []problem{{4, "clients[0].secret_hash", "a private_key_jwt client has keys, not a secret"}}},
+		{name: "private_key_jwt with a private key", yaml: head + `clients:
+  - id: svc
+    token_endpoint_auth_method: private_key_jwt
+    jwks: {"keys": [{"kty": "EC", "crv": "P-256", "x": "MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4", "y": "4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM", "d": "870MB6gfuTJ4HtUnUvYMyJpr5eUZNP4Bk43bVdj3eAE"}]}
+    grant_types: [client_credentials]
+`, want: []problem{{5, "clients[0].jwks", "key 0 is a private key: give only the public keys"}}},
+		{name: "jwks_uri over http on a public host", yaml: head + `clients:
+  - id: svc
+    token_endpoint_auth_method: private_key_jwt
+    jwks_uri: http://svc.example.com/jwks
+    grant_types: [client_credentials]
+`, want: []problem{{5, "clients[0].jwks_uri", "must be an https URL (http only for loopback addresses)"}}},
+		{name: "jwks for a secret client", yaml: head + `clients:
+  - id: svc
+    secret_hash: ` + secretHash + `
+    jwks_uri: https://svc.example.com/jwks
+    grant_types: [client_credentials]
+`, want: []problem{{3, "clients[0].token_endpoint_auth_method", "jwks and jwks_uri are for private_key_jwt clients"}}},
+		{name: "unknown auth method", yaml: head + `clients:
+  - id: svc
+    secret_hash: ` + secretHash + `
+    token_endpoint_auth_method: client_secret_jwt
+    grant_types: [client_credentials]
+`, want: []problem{{5, "clients[0].token_endpoint_auth_method", "unknown method \"client_secret_jwt\": client_secret_basic, client_secret_post, private_key_jwt or none"}}},
+		{name: "token exchange without audiences", yaml: head + `clients:
+  - id: svc
+    secret_hash: ` + secretHash + `
+    grant_types: [urn:ietf:params:oauth:grant-type:token-exchange]
+`, want: []problem{{3, "clients[0].exchange_audiences", "token exchange needs the audiences this client may exchange tokens for"}}},
+		{name: "exchange audiences without token exchange", yaml: head + `clients:
+  - id: svc
+    secret_hash: ` + secretHash + `
+    grant_types: [client_credentials]
+    exchange_audiences: [api]
+`, want: []problem{{6, "clients[0].exchange_audiences", "is only for clients with the grant type urn:ietf:params:oauth:grant-type:token-exchange"}}},
+		{name: "token exchange by a public client", yaml: head + `clients:
+  - id: spa
+    public: true
+    redirect_uris: [https://spa.example.com/cb]
+    grant_types: [authorization_code, urn:ietf:params:oauth:grant-type:token-exchange]
+    exchange_audiences: [api]
+`, want: []problem{{6, "clients[0].grant_types[1]", "urn:ietf:params:oauth:grant-type:token-exchange needs a confidential client"}}},
 		{name: "http redirect URI on a public host", yaml: head + `clients:
   - id: app
     secret_hash: ` + secretHash + `
@@ -522,7 +591,7 @@ users:
 		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			cfg, err := config.Parse([]byte(c.yaml), env(c.env))
+			cfg, err := config.Parse([]byte(c.yaml), env(c.env), connectors.Types())
 			if err == nil {
 				t.Fatalf("Parse:\n%s\n= %+v, want errors", c.yaml, cfg)
 			}
@@ -611,7 +680,7 @@ users:
   - username: u
     name: "${APP_NAME}"
 `
-			cfg, err := config.Parse([]byte(yaml), env(map[string]string{"APP_NAME": v, "APP_SECRET": v + "!"}))
+			cfg, err := config.Parse([]byte(yaml), env(map[string]string{"APP_NAME": v, "APP_SECRET": v + "!"}), connectors.Types())
 			if err != nil {
 				t.Errorf("value %q: %v", v, err)
 				continue
@@ -658,7 +727,7 @@ clients:
     name: ${MULTI}
     grant_types: [client_credentials]
     secret: hunter2
-`), env(map[string]string{"MULTI": "a\nb\nc\nd"}))
+`), env(map[string]string{"MULTI": "a\nb\nc\nd"}), connectors.Types())
 		got := errorLines(t, err)
 		want := "line 6: clients[0].secret: must be a ${ENV} reference, never a literal; or give secret_hash (fedhub hash-secret)"
 		if !slices.Contains(got, want) {
@@ -710,11 +779,11 @@ func TestLoadFile(t *testing.T) {
 	if err := os.WriteFile(path, []byte("issuer: https://login.example.com\nlisten: bad\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err := config.LoadFile(path)
+	_, err := config.LoadFile(path, connectors.Types())
 	if err == nil || !strings.Contains(err.Error(), path+":\nline 2: listen: must be host:port") {
 		t.Errorf("LoadFile error = %v, want the path and the key's line", err)
 	}
-	if _, err := config.LoadFile(dir + "/missing.yaml"); err == nil {
+	if _, err := config.LoadFile(dir+"/missing.yaml", connectors.Types()); err == nil {
 		t.Errorf("LoadFile of a missing file: no error")
 	}
 }

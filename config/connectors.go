@@ -9,7 +9,7 @@ import (
 // Connector is one upstream identity provider (or the local accounts).
 type Connector struct {
 	ID       string   `yaml:"id"`
-	Type     string   `yaml:"type"` // ldap | saml | oidc | kerberos
+	Type     string   `yaml:"type"` // a key of ConnectorTypes: ldap | saml | oidc
 	Name     string   `yaml:"name"`
 	Label    string   `yaml:"label"` // the login button, e.g. "Login with Corporate AD"
 	Icon     string   `yaml:"icon"`  // an image URL shown on the button
@@ -44,12 +44,25 @@ type Connector struct {
 	RecheckInterval time.Duration `yaml:"recheck_interval"`
 	UpstreamDown    string        `yaml:"upstream_down"`
 
-	LDAP *LDAP `yaml:"ldap"`
-	SAML *SAML `yaml:"saml"`
-	OIDC *OIDC `yaml:"oidc"`
-	// Kerberos is brokers/kerberos.Config, kept here in the file's schema.
-	Kerberos *Kerberos `yaml:"kerberos"`
+	// Settings is the block named after the type (ldap:, saml:, oidc:…),
+	// decoded into the type's own configuration (see ConnectorTypes).
+	Settings ConnectorConfig `yaml:"-"`
+
+	misplaced []string // blocks of other connector types, refused by Validate
 }
+
+// ConnectorConfig is a connector type's block. Validate returns every
+// problem as an Errors of *KeyError whose Key is relative to the block
+// ("urls[0]"); the loader prefixes it with the connector's key and adds the
+// line. A string field tagged `config:"secret"` must be written as a ${ENV}
+// reference.
+type ConnectorConfig interface {
+	Validate() error
+}
+
+// ConnectorTypes maps a connector type (the value of type:, and the key of
+// its block) to a new, empty block of it.
+type ConnectorTypes map[string]func() ConnectorConfig
 
 // Sync says how a connector keeps its users' profiles up to date. It is
 // written either as the mode alone (`sync: force`, the original form) or as a
@@ -110,85 +123,6 @@ type Mapper struct {
 	Role     string `yaml:"role"`     // group_to_role, hardcoded_role
 	To       string `yaml:"to"`       // group_to_group: the local group
 	Template string `yaml:"template"` // username_template, e.g. "{{.Username}}"
-}
-
-// LDAP configures an LDAP or Active Directory connector.
-type LDAP struct {
-	URLs            []string      `yaml:"urls"` // tried in order: ldaps://… or ldap://… (with start_tls)
-	SRV             string        `yaml:"srv"`  // a domain whose _ldap._tcp SRV records list the servers
-	StartTLS        bool          `yaml:"start_tls"`
-	Insecure        bool          `yaml:"insecure"` // plain LDAP, or TLS without verification
-	CAFile          string        `yaml:"ca_file"`
-	ServerName      string        `yaml:"server_name"`
-	BindDN          string        `yaml:"bind_dn"`
-	BindPassword    string        `yaml:"bind_password"`
-	ActiveDirectory bool          `yaml:"active_directory"`
-	Domain          string        `yaml:"domain"`     // AD NetBIOS domain, for DOMAIN\user
-	UPNSuffix       string        `yaml:"upn_suffix"` // AD, for user@suffix
-	UserBase        string        `yaml:"user_base"`
-	UserFilter      string        `yaml:"user_filter"`
-	UsernameAttr    string        `yaml:"username_attribute"`
-	SubjectAttr     string        `yaml:"subject_attribute"` // default entryUUID, objectGUID on AD
-	EmailAttr       string        `yaml:"email_attribute"`
-	NameAttr        string        `yaml:"name_attribute"`
-	GroupBase       string        `yaml:"group_base"`
-	GroupFilter     string        `yaml:"group_filter"`
-	GroupMemberAttr string        `yaml:"group_member_attribute"`
-	GroupNameAttr   string        `yaml:"group_name_attribute"`
-	Timeout         time.Duration `yaml:"timeout"`
-	PoolSize        int           `yaml:"pool_size"`
-}
-
-// SAML configures a SAML 2.0 connector where fedhub is the service provider.
-type SAML struct {
-	IDPMetadataURL    string            `yaml:"idp_metadata_url"`
-	IDPMetadataFile   string            `yaml:"idp_metadata_file"`
-	MetadataRefresh   time.Duration     `yaml:"metadata_refresh"`
-	EntityID          string            `yaml:"entity_id"` // default: the metadata URL
-	NameIDFormat      string            `yaml:"nameid_format"`
-	SignRequests      bool              `yaml:"sign_requests"`
-	Binding           string            `yaml:"binding"` // redirect (default) | post
-	SPKeyFile         string            `yaml:"sp_key_file"`
-	SPCertFile        string            `yaml:"sp_cert_file"`
-	AllowIDPInitiated bool              `yaml:"allow_idp_initiated"`
-	Attributes        map[string]string `yaml:"attributes"` // username|email|name|groups → attribute name
-	// MFAContextClasses are the AuthnContextClassRef values by which the IdP
-	// says a login used several factors, e.g.
-	// urn:oasis:names:tc:SAML:2.0:ac:classes:MobileTwoFactorContract.
-	MFAContextClasses []string `yaml:"mfa_context_classes"`
-	// MaxAgeWithoutUpstream bounds how long a SAML login keeps refreshing
-	// tokens: SAML has no way to ask the IdP again, so after this long
-	// (default 24h) the person signs in again.
-	MaxAgeWithoutUpstream time.Duration `yaml:"max_age_without_upstream"`
-}
-
-// OIDC configures an upstream OpenID Provider.
-type OIDC struct {
-	Issuer       string            `yaml:"issuer"`
-	ClientID     string            `yaml:"client_id"`
-	ClientSecret string            `yaml:"client_secret"`
-	AuthMethod   string            `yaml:"auth_method"` // client_secret_basic (default) | client_secret_post
-	Scopes       []string          `yaml:"scopes"`
-	UseUserinfo  bool              `yaml:"use_userinfo"`
-	Claims       map[string]string `yaml:"claims"` // username|email|name|groups → claim name
-	// MFAACRValues are acr values by which the upstream says a login used
-	// several factors; amr "mfa" always counts.
-	MFAACRValues []string `yaml:"mfa_acr_values"`
-	// MaxAgeWithoutUpstream bounds how long a login keeps refreshing tokens
-	// when the upstream gave no refresh token and its access token has
-	// expired, so that it cannot be asked (default 24h).
-	MaxAgeWithoutUpstream time.Duration `yaml:"max_age_without_upstream"`
-}
-
-// Kerberos configures a Kerberos (SPNEGO) connector: see brokers/kerberos.Config,
-// which checks it.
-type Kerberos struct {
-	KeytabFile       string        `yaml:"keytab_file"`
-	ServicePrincipal string        `yaml:"service_principal"` // HTTP/<the issuer's host>
-	Realm            string        `yaml:"realm"`
-	ClockSkew        time.Duration `yaml:"clock_skew"`   // default 5m
-	AutoFor          []string      `yaml:"auto_for"`     // CIDRs tried without a click
-	ResolveWith      string        `yaml:"resolve_with"` // an ldap connector's id
 }
 
 // Re-checks after login (see Connector.RecheckInterval).

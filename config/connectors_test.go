@@ -1,12 +1,18 @@
 package config_test
 
 import (
+	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/fedhub/fedhub/brokers/ldap"
+	"github.com/fedhub/fedhub/brokers/oidc"
+	"github.com/fedhub/fedhub/brokers/saml"
 	"github.com/fedhub/fedhub/config"
+	"github.com/fedhub/fedhub/connectors"
 )
 
 // TestSyncForms reads both forms of sync: the mode alone (as before) and the
@@ -79,19 +85,22 @@ connectors:
 		t.Fatalf("connectors = %+v", cfg.Connectors)
 	}
 	ad, partner, up := cfg.Connectors[0], cfg.Connectors[1], cfg.Connectors[2]
-	if ad.LDAP == nil || !ad.LDAP.ActiveDirectory || ad.LDAP.BindPassword != "pw" || len(ad.Mappers) != 2 || !ad.Sync.Force() {
-		t.Errorf("ldap connector = %+v", ad)
+	l, _ := ad.Settings.(*ldap.Config)
+	if l == nil || !l.ActiveDirectory || l.BindPassword != "pw" || l.Timeout != 5*time.Second || len(ad.Mappers) != 2 || !ad.Sync.Force() {
+		t.Errorf("ldap connector = %+v, block %+v", ad, l)
 	}
-	if partner.SAML == nil || !partner.Hidden || partner.SAML.Attributes["email"] != "mail" || !partner.IsEnabled() ||
+	s, _ := partner.Settings.(*saml.Config)
+	if s == nil || !partner.Hidden || s.Attributes["email"] != "mail" || !partner.IsEnabled() ||
 		partner.Groups != config.GroupsPassthrough || !partner.MultipleIdentities || ad.Groups != "" || ad.MultipleIdentities ||
-		!slices.Equal(partner.SAML.MFAContextClasses, []string{"urn:oasis:names:tc:SAML:2.0:ac:classes:MobileTwoFactorContract",
+		!slices.Equal(s.MFAContextClasses, []string{"urn:oasis:names:tc:SAML:2.0:ac:classes:MobileTwoFactorContract",
 			"http://schemas.openid.net/pape/policies/2007/06/multi-factor"}) {
-		t.Errorf("saml connector = %+v", partner)
+		t.Errorf("saml connector = %+v, block %+v", partner, s)
 	}
-	if up.OIDC == nil || up.IsEnabled() || up.OIDC.Claims["groups"] != "roles" || up.OIDC.MaxAgeWithoutUpstream != 8*time.Hour ||
-		up.RecheckInterval != time.Minute || up.UpstreamDown != config.UpstreamFailOpen ||
-		!slices.Equal(up.OIDC.MFAACRValues, []string{"gold", "urn:example:loa:3"}) {
-		t.Errorf("oidc connector = %+v", up)
+	o, _ := up.Settings.(*oidc.Config)
+	if o == nil || up.IsEnabled() || o.Claims["groups"] != "roles" || o.MaxAgeWithoutUpstream != 8*time.Hour ||
+		up.RecheckInterval != time.Minute || up.UpstreamDown != config.UpstreamFailOpen || o.ClientSecret != "s" ||
+		!slices.Equal(o.MFAACRValues, []string{"gold", "urn:example:loa:3"}) {
+		t.Errorf("oidc connector = %+v, block %+v", up, o)
 	}
 }
 
@@ -101,9 +110,7 @@ func TestConnectorErrors(t *testing.T) {
 		name, yaml string
 		want       []string // "line N: key: part of the message"
 	}{
-		{"no type", "  - id: x\n", []string{"line 3: connectors[0].type: must be ldap, saml, oidc or kerberos"}},
-		{"kerberos resolve_with no ldap connector", "  - id: k\n    type: kerberos\n    kerberos:\n      resolve_with: corp-ad\n",
-			[]string{"line 6: connectors[0].kerberos.resolve_with: must be the id of an ldap connector listed before it"}},
+		{"no type", "  - id: x\n", []string{`line 3: connectors[0].type: must be kerberos, ldap, oidc or saml, not ""`}},
 		{"reserved id", "  - id: local\n    type: oidc\n    oidc: {issuer: https://a.example, client_id: c, client_secret: \"${S}\"}\n",
 			[]string{`line 3: connectors[0].id: "local" is the built-in`}},
 		{"id in URLs", "  - id: Corp AD\n    type: oidc\n    oidc: {issuer: https://a.example, client_id: c, client_secret: \"${S}\"}\n",
@@ -111,18 +118,6 @@ func TestConnectorErrors(t *testing.T) {
 		{"missing block", "  - id: x\n    type: ldap\n", []string{"line 3: connectors[0].ldap: is required for a connector of type ldap"}},
 		{"wrong block", "  - id: x\n    type: oidc\n    oidc: {issuer: https://a.example, client_id: c, client_secret: \"${S}\"}\n    saml: {idp_metadata_file: m.xml}\n",
 			[]string{"line 6: connectors[0].saml: does not belong to a connector of type oidc"}},
-		{"plain ldap", "  - id: x\n    type: ldap\n    ldap:\n      urls: [ldap://dc.example.com]\n      user_base: dc=x\n",
-			[]string{"line 6: connectors[0].ldap.urls[0]: plain LDAP sends passwords in clear"}},
-		{"literal bind password", "  - id: x\n    type: ldap\n    ldap:\n      urls: [ldaps://dc.example.com]\n      bind_dn: cn=a\n      bind_password: hunter2\n      user_base: dc=x\n",
-			[]string{"line 8: connectors[0].ldap.bind_password: must be a ${ENV} reference"}},
-		{"no user base", "  - id: x\n    type: ldap\n    ldap:\n      srv: example.com\n      start_tls: true\n",
-			[]string{"line 6: connectors[0].ldap.user_base: is required"}},
-		{"saml metadata twice", "  - id: x\n    type: saml\n    saml:\n      idp_metadata_file: m.xml\n      idp_metadata_url: https://idp.example/md\n",
-			[]string{"line 7: connectors[0].saml.idp_metadata_url: give exactly one of"}},
-		{"oidc over http", "  - id: x\n    type: oidc\n    oidc: {issuer: http://idp.example.com, client_id: c, client_secret: \"${S}\"}\n",
-			[]string{"line 5: connectors[0].oidc.issuer: must be the upstream's https issuer URL"}},
-		{"literal client secret", "  - id: x\n    type: oidc\n    oidc:\n      issuer: https://a.example\n      client_id: c\n      client_secret: s3cret\n",
-			[]string{"line 8: connectors[0].oidc.client_secret: must be a ${ENV} reference"}},
 		{"unknown mapper", "  - id: x\n    type: oidc\n    mappers: [{type: magic}]\n    oidc: {issuer: https://a.example, client_id: c, client_secret: \"${S}\"}\n",
 			[]string{"line 5: connectors[0].mappers[0].type: must be attribute, group_to_role"}},
 		{"bad template", "  - id: x\n    type: oidc\n    mappers:\n      - type: username_template\n        template: \"{{.Username\"\n    oidc: {issuer: https://a.example, client_id: c, client_secret: \"${S}\"}\n",
@@ -143,23 +138,15 @@ func TestConnectorErrors(t *testing.T) {
 			[]string{"line 5: connectors[0].sync.imports: unknown key"}},
 		{"sync import not a switch", "  - id: x\n    type: ldap\n    sync: {import: sometimes}\n    ldap: {urls: [ldaps://dc.example.com], user_base: dc=x}\n",
 			[]string{`line 5: connectors[0].sync.import: cannot read "sometimes" as true or false`}},
-		{"saml mfa classes", "  - id: x\n    type: saml\n    saml:\n      idp_metadata_file: m.xml\n      mfa_context_classes:\n        - urn:a\n        - \"\"\n        - urn:a\n        - \"urn:b \"\n",
-			[]string{"line 9: connectors[0].saml.mfa_context_classes[1]: must be an AuthnContextClassRef URI",
-				`line 10: connectors[0].saml.mfa_context_classes[2]: "urn:a" is listed twice`,
-				"line 11: connectors[0].saml.mfa_context_classes[3]: must be an AuthnContextClassRef URI"}},
-		{"oidc mfa acr values", "  - id: x\n    type: oidc\n    oidc:\n      issuer: https://a.example\n      client_id: c\n      client_secret: \"${S}\"\n      mfa_acr_values: [gold, \"gold silver\"]\n",
-			[]string{"line 9: connectors[0].oidc.mfa_acr_values[1]: must be an acr value"}},
 		{"recheck interval too short", "  - id: x\n    type: oidc\n    recheck_interval: 500ms\n    oidc: {issuer: https://a.example, client_id: c, client_secret: \"${S}\"}\n",
 			[]string{"line 5: connectors[0].recheck_interval: must be between 1s and 24h"}},
 		{"upstream down", "  - id: x\n    type: oidc\n    upstream_down: ignore\n    oidc: {issuer: https://a.example, client_id: c, client_secret: \"${S}\"}\n",
 			[]string{"line 5: connectors[0].upstream_down: must be fail_closed"}},
-		{"negative max age", "  - id: x\n    type: saml\n    saml:\n      idp_metadata_file: m.xml\n      max_age_without_upstream: -1h\n",
-			[]string{"line 7: connectors[0].saml.max_age_without_upstream: must not be negative"}},
 		{"duplicate id", "  - id: x\n    type: oidc\n    oidc: {issuer: https://a.example, client_id: c, client_secret: \"${S}\"}\n  - id: x\n    type: oidc\n    oidc: {issuer: https://a.example, client_id: c, client_secret: \"${S}\"}\n",
 			[]string{`line 6: connectors[1].id: "x" is used by another connector`}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := config.Parse([]byte(head+c.yaml), env(map[string]string{"S": "secret"}))
+			_, err := config.Parse([]byte(head+c.yaml), env(map[string]string{"S": "secret"}), connectors.Types())
 			if err == nil {
 				t.Fatalf("no error for:\n%s", c.yaml)
 			}
@@ -175,6 +162,74 @@ func TestConnectorErrors(t *testing.T) {
 				if !found {
 					t.Errorf("no error starting %q in:\n%s", w, strings.Join(got, "\n"))
 				}
+			}
+		})
+	}
+}
+
+// fakeBlock is a connector type of the tests' own: what config does with any
+// registered type's block, without a real connector.
+type fakeBlock struct {
+	Realm    string            `yaml:"realm"`
+	Password string            `yaml:"password" config:"secret"`
+	Hosts    []string          `yaml:"hosts"`
+	Options  map[string]string `yaml:"options"`
+}
+
+func (b *fakeBlock) Validate() error {
+	var errs config.Errors
+	switch b.Realm {
+	case "":
+		errs.Add("realm", "is required")
+	case "whole":
+		errs.Add("", "is refused as a whole")
+	case "plain":
+		return errors.New("a plain error")
+	}
+	for i, h := range b.Hosts {
+		if strings.Contains(h, "/") {
+			errs.Add(fmt.Sprintf("hosts[%d]", i), "must be a host name")
+		}
+	}
+	return errs.Err()
+}
+
+// TestConnectorTypeBlock: the block named after a registered type is walked
+// against the type's struct (strict keys, ${ENV}, lines), decoded into
+// Settings and validated by it, its errors named and placed by the loader.
+func TestConnectorTypeBlock(t *testing.T) {
+	types := config.ConnectorTypes{"fake": func() config.ConnectorConfig { return &fakeBlock{} }}
+	const head = "issuer: https://login.example.com\nconnectors:\n  - id: x\n    type: fake\n"
+	lookup := env(map[string]string{"PW": "pw", "REALM": "EXAMPLE"})
+	cfg, err := config.Parse([]byte(head+"    fake:\n      realm: ${REALM}\n      password: ${PW}\n      hosts: [kdc1, kdc2]\n"), lookup, types)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := cfg.Connectors[0].Settings.(*fakeBlock); b == nil || b.Realm != "EXAMPLE" || b.Password != "pw" || len(b.Hosts) != 2 {
+		t.Errorf("block = %+v", cfg.Connectors[0].Settings)
+	}
+	for _, c := range []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"errors of Validate", "    fake:\n      hosts: [kdc1, kdc/2]\n",
+			[]string{"line 6: connectors[0].fake.realm: is required", "line 6: connectors[0].fake.hosts[1]: must be a host name"}},
+		{"a problem of the whole block", "    fake:\n      realm: whole\n", []string{"line 6: connectors[0].fake: is refused as a whole"}},
+		{"an error that names no key", "    fake:\n      realm: plain\n", []string{"line 6: connectors[0].fake: a plain error"}},
+		{"unknown key", "    fake:\n      realm: R\n      ream: R\n", []string{"line 7: connectors[0].fake.ream: unknown key"}},
+		{"unset variable", "    fake:\n      realm: ${NOPE}\n", []string{"line 6: connectors[0].fake.realm: environment variable NOPE is not set"}},
+		{"literal secret", "    fake:\n      realm: R\n      password: pw\n", []string{"line 7: connectors[0].fake.password: must be a ${ENV} reference, never a literal"}},
+		{"not a mapping", "    fake: yes\n", []string{"line 5: connectors[0].fake: expected a mapping of keys"}},
+		{"no block", "    name: X\n", []string{"line 3: connectors[0].fake: is required for a connector of type fake"}},
+		{"unregistered type", "    fake: {realm: R}\n    other: {}\n", []string{"line 6: connectors[0].other: unknown key"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := config.Parse([]byte(head+c.yaml), lookup, types)
+			if err == nil {
+				t.Fatalf("no error for:\n%s", c.yaml)
+			}
+			if got := errorLines(t, err); !slices.Equal(got, c.want) {
+				t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(c.want, "\n"))
 			}
 		})
 	}

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -32,6 +34,20 @@ type KeyError struct {
 	Msg  string
 }
 
+// Add records a problem at key; a connector's Validate names keys relative
+// to its block.
+func (e *Errors) Add(key, format string, args ...any) {
+	*e = append(*e, &KeyError{Key: key, Msg: fmt.Sprintf(format, args...)})
+}
+
+// Err is e, or nil when it lists no problem.
+func (e Errors) Err() error {
+	if len(e) == 0 {
+		return nil
+	}
+	return e
+}
+
 func (e *KeyError) Error() string {
 	if e.Line > 0 {
 		return fmt.Sprintf("line %d: %s: %s", e.Line, e.Key, e.Msg)
@@ -39,40 +55,46 @@ func (e *KeyError) Error() string {
 	return fmt.Sprintf("%s: %s", e.Key, e.Msg)
 }
 
-// LoadFile reads, expands, decodes and validates a configuration file.
-func LoadFile(path string) (*Config, error) {
+// LoadFile reads, expands, decodes and validates a configuration file; types
+// are the connector types it may configure.
+func LoadFile(path string, types ConnectorTypes) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
-	cfg, err := Parse(data, os.LookupEnv)
+	cfg, err := Parse(data, os.LookupEnv, types)
 	if err != nil {
 		return nil, fmt.Errorf("%s:\n%w", path, err)
 	}
 	return cfg, nil
 }
 
-// Parse decodes and validates a configuration. lookup resolves ${ENV} references.
-func Parse(data []byte, lookup func(string) (string, bool)) (*Config, error) {
+// Parse decodes and validates a configuration. lookup resolves ${ENV}
+// references; types are the connector types it may configure, each
+// connector's block decoded into its type's and validated by it.
+func Parse(data []byte, lookup func(string) (string, bool), types ConnectorTypes) (*Config, error) {
 	var root yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&root); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("not valid YAML: %w", err)
 	}
 	cfg := Defaults()
-	cfg.lines = map[string]int{}
+	cfg.lines, cfg.connectorTypes = map[string]int{}, slices.Sorted(maps.Keys(types))
 	if root.Kind == 0 || (root.Content[0].Kind == yaml.ScalarNode && root.Content[0].Tag == "!!null") { // an empty file
 		return &cfg, cfg.Validate()
 	}
 	doc := root.Content[0]
 	var errs Errors
-	w := walker{lookup: lookup, lines: cfg.lines}
+	w := walker{lookup: lookup, lines: cfg.lines, types: types}
 	w.walk(doc, reflect.TypeOf(cfg), "")
 	errs = append(errs, w.errs...)
 	if len(errs) > 0 {
 		return nil, errs
 	}
 	if err := doc.Decode(&cfg); err != nil {
+		return nil, typeErrors(err)
+	}
+	if err := decodeBlocks(doc, cfg.Connectors, types); err != nil {
 		return nil, typeErrors(err)
 	}
 	if err := cfg.Validate(); err != nil {
@@ -93,6 +115,40 @@ func typeErrors(err error) error {
 	return err
 }
 
+// decodeBlocks decodes the block of each connector's type into the type's
+// own configuration; the blocks of other types are kept by name, for
+// Validate to refuse. The walker has checked their keys and values.
+func decodeBlocks(doc *yaml.Node, connectors []Connector, types ConnectorTypes) error {
+	var list *yaml.Node
+	for i := 0; i+1 < len(doc.Content); i += 2 {
+		if doc.Content[i].Value == "connectors" {
+			list = doc.Content[i+1]
+		}
+	}
+	for i := range connectors {
+		c := &connectors[i]
+		n := list.Content[i]
+		for j := 0; j+1 < len(n.Content); j += 2 {
+			name := n.Content[j].Value
+			newBlock, ok := types[name]
+			switch {
+			case !ok:
+			case name != c.Type:
+				c.misplaced = append(c.misplaced, name)
+			default:
+				c.Settings = newBlock()
+				if err := n.Content[j+1].Decode(c.Settings); err != nil {
+					return fmt.Errorf("connectors[%d].%s: %w", i, name, err)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// connectorType is the struct whose mapping also holds its type's block.
+var connectorType = reflect.TypeFor[Connector]()
+
 // scalarForm is implemented by mappings that may also be written as one value.
 var scalarForm = reflect.TypeFor[interface{ acceptsScalar() }]()
 
@@ -103,6 +159,7 @@ var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
 type walker struct {
 	lookup func(string) (string, bool)
 	lines  map[string]int
+	types  ConnectorTypes
 	errs   Errors
 }
 
@@ -123,6 +180,8 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
 		return
 	}
 	switch t.Kind() {
+	case reflect.Interface:
+		return // free-form (a client's JWK Set): its own reader checks it
 	case reflect.Struct:
 		if t == reflect.TypeOf(time.Duration(0)) {
 			break
@@ -145,11 +204,14 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
 			}
 			seen[k.Value] = true
 			f, ok := fields[k.Value]
-			if !ok {
+			switch newBlock, block := w.types[k.Value]; {
+			case ok:
+				w.walk(v, f.Type, key)
+			case block && t == connectorType:
+				w.walk(v, reflect.TypeOf(newBlock()), key)
+			default:
 				w.fail(key, k.Line, "unknown key")
-				continue
 			}
-			w.walk(v, f.Type, key)
 		}
 		return
 	case reflect.Map:

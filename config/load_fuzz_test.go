@@ -11,6 +11,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/fedhub/fedhub/config"
+	"github.com/fedhub/fedhub/connectors"
 )
 
 // fuzzEnv is the environment the fuzzed files see.
@@ -70,7 +71,7 @@ func FuzzParse(f *testing.F) {
 		return v, ok
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		cfg, err := config.Parse(data, lookup)
+		cfg, err := config.Parse(data, lookup, connectors.Types())
 		if err != nil {
 			var errs config.Errors
 			if !errors.As(err, &errs) {
@@ -93,7 +94,7 @@ func FuzzParse(f *testing.F) {
 		if err := cfg.Validate(); err != nil {
 			t.Fatalf("an accepted configuration no longer validates: %v", err)
 		}
-		again, err := config.Parse(data, lookup)
+		again, err := config.Parse(data, lookup, connectors.Types())
 		if err != nil || !reflect.DeepEqual(again, cfg) {
 			t.Fatalf("a second Parse of the same file differs: %v", err)
 		}
@@ -123,23 +124,19 @@ func roundTrip(t *testing.T, cfg *config.Config, lookup func(string) (string, bo
 	}
 	cp.Connectors = append([]config.Connector(nil), cfg.Connectors...)
 	for i, c := range cp.Connectors {
-		if c.LDAP != nil {
-			l := *c.LDAP
-			ref(&l.BindPassword)
-			cp.Connectors[i].LDAP = &l
+		if c.Settings == nil {
+			continue
 		}
-		if c.OIDC != nil {
-			o := *c.OIDC
-			ref(&o.ClientSecret)
-			cp.Connectors[i].OIDC = &o
+		block := reflect.New(reflect.TypeOf(c.Settings).Elem())
+		block.Elem().Set(reflect.ValueOf(c.Settings).Elem())
+		for j := range block.Elem().NumField() {
+			if block.Elem().Type().Field(j).Tag.Get("config") == "secret" {
+				ref(block.Elem().Field(j).Addr().Interface().(*string))
+			}
 		}
+		cp.Connectors[i].Settings = block.Interface().(config.ConnectorConfig)
 	}
-	var doc yaml.Node
-	if err := doc.Encode(&cp); err != nil {
-		t.Fatalf("marshal the accepted configuration: %v", err)
-	}
-	dropNulls(&doc) // an absent block (ldap, saml, oidc…) is left out, not written as null
-	out, err := yaml.Marshal(&doc)
+	out, err := yaml.Marshal(encode(t, &cp))
 	if err != nil {
 		t.Fatalf("marshal the accepted configuration: %v", err)
 	}
@@ -153,16 +150,39 @@ func roundTrip(t *testing.T, cfg *config.Config, lookup func(string) (string, bo
 			return v, true
 		}
 		return lookup(name)
-	})
+	}, connectors.Types())
 	if err != nil {
 		t.Fatalf("the accepted configuration, written back, is refused: %v\n%s", err, out)
 	}
 	// Compared as YAML: a list or map left out and an empty one are the same.
-	want, _ := yaml.Marshal(cfg)
-	got, _ := yaml.Marshal(back)
+	want, _ := yaml.Marshal(encode(t, cfg))
+	got, _ := yaml.Marshal(encode(t, back))
 	if string(got) != string(want) {
 		t.Fatalf("written back and parsed again, the configuration changed:\nwritten:\n%s\nread back:\n%s", want, got)
 	}
+}
+
+// encode is cfg as YAML, each connector's block under the key of its type.
+func encode(t *testing.T, cfg *config.Config) *yaml.Node {
+	var doc yaml.Node
+	if err := doc.Encode(cfg); err != nil {
+		t.Fatalf("marshal the accepted configuration: %v", err)
+	}
+	for i := 0; i+1 < len(doc.Content); i += 2 {
+		if doc.Content[i].Value != "connectors" {
+			continue
+		}
+		for j, c := range cfg.Connectors {
+			var block yaml.Node
+			if err := block.Encode(c.Settings); err != nil {
+				t.Fatalf("marshal the %s block: %v", c.Type, err)
+			}
+			n := doc.Content[i+1].Content[j]
+			n.Content = append(n.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: c.Type}, &block)
+		}
+	}
+	dropNulls(&doc) // an absent key is left out, not written as null
+	return &doc
 }
 
 // dropNulls removes the keys whose value is null from every mapping.

@@ -1,15 +1,22 @@
-package config
+package config_test
 
 import (
+	"maps"
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/fedhub/fedhub/config"
+	"github.com/fedhub/fedhub/connectors"
 )
 
 // TestEveryKeyDocumented fails when a configuration key is missing from the
-// README's YAML examples: the reference cannot drift from the schema.
+// README's YAML examples: the reference cannot drift from the schema. The
+// connectors' blocks are those of the registered types, so a new connector
+// type's keys must be documented too.
 func TestEveryKeyDocumented(t *testing.T) {
 	raw, err := os.ReadFile("../README.md")
 	if err != nil {
@@ -20,12 +27,17 @@ func TestEveryKeyDocumented(t *testing.T) {
 		yaml.WriteString(m[1])
 	}
 	documented := yaml.String()
+	check := func(key, name string) {
+		if !regexp.MustCompile(`(?m)(^|[\s{,-])` + regexp.QuoteMeta(name) + `:`).MatchString(documented) {
+			t.Errorf("%s is not in the README's configuration examples", key)
+		}
+	}
 	var walk func(prefix string, typ reflect.Type)
 	walk = func(prefix string, typ reflect.Type) {
 		for typ.Kind() == reflect.Slice || typ.Kind() == reflect.Pointer || typ.Kind() == reflect.Map {
 			typ = typ.Elem()
 		}
-		if typ.Kind() != reflect.Struct || typ.PkgPath() != reflect.TypeFor[Config]().PkgPath() {
+		if typ.Kind() != reflect.Struct || typ.PkgPath() == "time" {
 			return
 		}
 		for i := range typ.NumField() {
@@ -35,11 +47,15 @@ func TestEveryKeyDocumented(t *testing.T) {
 				continue
 			}
 			key := strings.TrimPrefix(prefix+"."+name, ".")
-			if !regexp.MustCompile(`(?m)(^|[\s{,-])` + regexp.QuoteMeta(name) + `:`).MatchString(documented) {
-				t.Errorf("%s is not in the README's configuration examples", key)
-			}
+			check(key, name)
 			walk(key, f.Type)
 		}
 	}
-	walk("", reflect.TypeFor[Config]())
+	walk("", reflect.TypeFor[config.Config]())
+	types := connectors.Types()
+	for _, name := range slices.Sorted(maps.Keys(types)) {
+		key := "connectors[]." + name
+		check(key, name)
+		walk(key, reflect.TypeOf(types[name]()))
+	}
 }

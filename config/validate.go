@@ -2,12 +2,17 @@ package config
 
 import (
 	"encoding/hex"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/go-jose/go-jose/v4"
+	"golang.org/x/text/language"
 
 	"github.com/fedhub/fedhub/secret"
 	"github.com/fedhub/fedhub/usernames"
@@ -18,7 +23,7 @@ var colour = regexp.MustCompile(`^#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$`)
 
 // Validate checks the decoded configuration and returns every problem found.
 func (c *Config) Validate() error {
-	v := validator{lines: c.lines}
+	v := validator{lines: c.lines, connectorTypes: c.connectorTypes}
 	v.issuer(c.Issuer)
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		v.fail("listen", "must be host:port, e.g. 127.0.0.1:8080")
@@ -28,6 +33,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Branding.PrimaryColor != "" && !colour.MatchString(c.Branding.PrimaryColor) {
 		v.fail("branding.primary_color", "must be a colour such as #0b5cad or #06c")
+	}
+	if _, err := language.Parse(c.Branding.DefaultLocale); c.Branding.DefaultLocale != "" && err != nil {
+		v.fail("branding.default_locale", "must be a language tag such as en or de")
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		v.fail("tls", "needs both cert_file and key_file, or neither")
@@ -98,14 +106,6 @@ func (c *Config) Validate() error {
 	for i, cn := range c.Connectors {
 		v.connector(fmt.Sprintf("connectors[%d]", i), cn, connectorIDs)
 	}
-	for i, cn := range c.Connectors {
-		if cn.Kerberos != nil && cn.Kerberos.ResolveWith != "" && !slices.ContainsFunc(c.Connectors[:i], func(o Connector) bool {
-			return o.ID == cn.Kerberos.ResolveWith && o.LDAP != nil
-		}) {
-			v.fail(fmt.Sprintf("connectors[%d].kerberos.resolve_with", i), "must be the id of an ldap connector listed before it, not %q",
-				cn.Kerberos.ResolveWith)
-		}
-	}
 	if len(v.errs) > 0 {
 		return v.errs
 	}
@@ -113,8 +113,9 @@ func (c *Config) Validate() error {
 }
 
 type validator struct {
-	lines map[string]int
-	errs  Errors
+	lines          map[string]int
+	connectorTypes []string
+	errs           Errors
 }
 
 func (v *validator) fail(key, format string, args ...any) {
@@ -195,22 +196,59 @@ func (v *validator) client(key string, cl Client, ids map[string]bool) {
 		v.fail(key+".secret_hash", "must be sha256:<64 hex digits> (fedhub hash-secret)")
 	}
 	hasSecret := cl.Secret != "" || cl.SecretHash != ""
-	if cl.Public && hasSecret {
+	hasKeys := len(cl.JWKS) > 0 || cl.JWKSURI != ""
+	switch {
+	case cl.Public && hasSecret:
 		v.fail(key+".public", "a public client has no secret")
+	case cl.Public && cl.AuthMethod != "" && cl.AuthMethod != AuthNone:
+		v.fail(key+".token_endpoint_auth_method", "a public client authenticates with none")
+	case cl.AuthMethod == AuthNone && !cl.Public:
+		v.fail(key+".token_endpoint_auth_method", "none is for public clients (set public: true)")
+	case cl.AuthMethod == AuthPrivateKey:
+		if hasSecret {
+			k := key + ".secret"
+			if cl.SecretHash != "" {
+				k = key + ".secret_hash"
+			}
+			v.fail(k, "a private_key_jwt client has keys, not a secret")
+		}
+		if (len(cl.JWKS) == 0) == (cl.JWKSURI == "") { // neither, or both
+			v.fail(key+".jwks", "a private_key_jwt client needs its public keys: give jwks or jwks_uri (one of them)")
+		}
+	case !slices.Contains([]string{"", AuthSecretBasic, AuthSecretPost, AuthNone}, cl.AuthMethod):
+		v.fail(key+".token_endpoint_auth_method", "unknown method %q: client_secret_basic, client_secret_post, private_key_jwt or none", cl.AuthMethod)
+	case !cl.Public && !hasSecret:
+		v.fail(key+".secret", "a confidential client needs secret or secret_hash (or set public: true, or token_endpoint_auth_method: private_key_jwt)")
 	}
-	if !cl.Public && !hasSecret {
-		v.fail(key+".secret", "a confidential client needs secret or secret_hash (or set public: true)")
+	if hasKeys && cl.AuthMethod != AuthPrivateKey {
+		v.fail(key+".token_endpoint_auth_method", "jwks and jwks_uri are for private_key_jwt clients")
+	}
+	if len(cl.JWKS) > 0 {
+		if _, err := ClientKeys(cl.JWKS); err != nil {
+			v.fail(key+".jwks", "%v", err)
+		}
+	}
+	if u, err := url.Parse(cl.JWKSURI); cl.JWKSURI != "" && (err != nil || !u.IsAbs() ||
+		(u.Scheme != "https" && !(u.Scheme == "http" && IsLoopback(u.Hostname())))) {
+		v.fail(key+".jwks_uri", "must be an https URL (http only for loopback addresses)")
 	}
 	v.mfa(key+".mfa", cl.MFA)
 	if len(cl.GrantTypes) == 0 {
 		v.fail(key+".grant_types", "list at least one of authorization_code, refresh_token, client_credentials, password")
 	}
 	for i, g := range cl.GrantTypes {
-		if !slices.Contains([]string{GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials, GrantPassword}, g) {
+		if !slices.Contains([]string{GrantAuthorizationCode, GrantRefreshToken, GrantClientCredentials, GrantPassword, GrantTokenExchange, GrantDeviceCode}, g) {
 			v.fail(fmt.Sprintf("%s.grant_types[%d]", key, i), "unknown grant type %q (implicit and hybrid flows are not offered)", g)
 		}
-		if cl.Public && (g == GrantClientCredentials || g == GrantPassword) {
+		if cl.Public && (g == GrantClientCredentials || g == GrantPassword || g == GrantTokenExchange) {
 			v.fail(fmt.Sprintf("%s.grant_types[%d]", key, i), "%s needs a confidential client", g)
+		}
+	}
+	if exchanges := slices.Contains(cl.GrantTypes, GrantTokenExchange); exchanges != (len(cl.ExchangeAudiences) > 0) {
+		if exchanges {
+			v.fail(key+".exchange_audiences", "token exchange needs the audiences this client may exchange tokens for")
+		} else {
+			v.fail(key+".exchange_audiences", "is only for clients with the grant type %s", GrantTokenExchange)
 		}
 	}
 	if slices.Contains(cl.GrantTypes, GrantAuthorizationCode) && len(cl.RedirectURIs) == 0 {
@@ -224,6 +262,11 @@ func (v *validator) client(key string, cl Client, ids map[string]bool) {
 	for i, u := range cl.PostLogoutRedirectURIs {
 		if msg := checkRedirectURI(u); msg != "" {
 			v.fail(fmt.Sprintf("%s.post_logout_redirect_uris[%d]", key, i), "%s", msg)
+		}
+	}
+	if u := cl.BackchannelLogoutURI; u != "" {
+		if msg := checkRedirectURI(u); msg != "" {
+			v.fail(key+".backchannel_logout_uri", "%s", msg)
 		}
 	}
 }
@@ -280,4 +323,29 @@ func validSecretHash(h string) bool {
 	}
 	_, err := hex.DecodeString(hexPart)
 	return err == nil
+}
+
+// ClientKeys reads a client's JWK Set as written in the configuration: public
+// signing keys only.
+func ClientKeys(set map[string]any) (jose.JSONWebKeySet, error) {
+	var keys jose.JSONWebKeySet
+	raw, err := json.Marshal(set)
+	if err == nil {
+		err = json.Unmarshal(raw, &keys)
+	}
+	if err != nil {
+		return keys, fmt.Errorf("is not a JWK Set: %w", err)
+	}
+	if len(keys.Keys) == 0 {
+		return keys, errors.New("holds no keys")
+	}
+	for i, k := range keys.Keys {
+		switch {
+		case !k.IsPublic():
+			return keys, fmt.Errorf("key %d is a private key: give only the public keys", i)
+		case k.Use != "" && k.Use != "sig":
+			return keys, fmt.Errorf("key %d is not for signatures (use %q)", i, k.Use)
+		}
+	}
+	return keys, nil
 }

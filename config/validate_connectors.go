@@ -1,8 +1,10 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -22,20 +24,7 @@ func (v *validator) connector(key string, c Connector, ids map[string]bool) {
 		v.fail(key+".id", "%q is used by another connector", c.ID)
 	}
 	ids[c.ID] = true
-	blocks := map[string]bool{"ldap": c.LDAP != nil, "saml": c.SAML != nil, "oidc": c.OIDC != nil, "kerberos": c.Kerberos != nil}
-	switch c.Type {
-	case "ldap", "saml", "oidc", "kerberos":
-		if !blocks[c.Type] {
-			v.fail(key+"."+c.Type, "is required for a connector of type %s", c.Type)
-		}
-		for name, present := range blocks {
-			if present && name != c.Type {
-				v.fail(key+"."+name, "does not belong to a connector of type %s", c.Type)
-			}
-		}
-	default:
-		v.fail(key+".type", "must be ldap, saml, oidc or kerberos, not %q", c.Type)
-	}
+	v.connectorType(key, c)
 	v.sync(key+".sync", c)
 	if c.RecheckInterval != 0 && (c.RecheckInterval < time.Second || c.RecheckInterval > 24*time.Hour) {
 		v.fail(key+".recheck_interval", "must be between 1s and 24h (default %s)", DefaultRecheckInterval)
@@ -43,9 +32,6 @@ func (v *validator) connector(key string, c Connector, ids map[string]bool) {
 	if c.UpstreamDown != "" && c.UpstreamDown != UpstreamFailClosed && c.UpstreamDown != UpstreamFailOpen {
 		v.fail(key+".upstream_down", "must be fail_closed (nothing is issued while the upstream cannot answer) or fail_open "+
 			"(its last yes counts for one more recheck_interval)")
-	}
-	if (c.OIDC != nil && c.OIDC.MaxAgeWithoutUpstream < 0) || (c.SAML != nil && c.SAML.MaxAgeWithoutUpstream < 0) {
-		v.fail(key+"."+c.Type+".max_age_without_upstream", "must not be negative")
 	}
 	if c.Groups != "" && c.Groups != GroupsDrop && c.Groups != GroupsPassthrough {
 		v.fail(key+".groups", "must be drop (upstream groups without a group_to_group mapper are dropped) or passthrough (kept as %s:<group>)", c.ID)
@@ -60,14 +46,61 @@ func (v *validator) connector(key string, c Connector, ids map[string]bool) {
 	for i, m := range c.Mappers {
 		v.mapper(fmt.Sprintf("%s.mappers[%d]", key, i), m)
 	}
-	switch {
-	case c.LDAP != nil:
-		v.ldap(key+".ldap", c.LDAP)
-	case c.SAML != nil:
-		v.saml(key+".saml", c.SAML)
-	case c.OIDC != nil:
-		v.oidc(key+".oidc", c.OIDC)
+}
+
+// connectorType checks the type and hands its block to it.
+func (v *validator) connectorType(key string, c Connector) {
+	if !slices.Contains(v.connectorTypes, c.Type) {
+		v.fail(key+".type", "must be %s, not %q", oneOf(v.connectorTypes), c.Type)
+		return
 	}
+	for _, name := range c.misplaced {
+		v.fail(key+"."+name, "does not belong to a connector of type %s", c.Type)
+	}
+	if c.Settings == nil {
+		v.fail(key+"."+c.Type, "is required for a connector of type %s", c.Type)
+		return
+	}
+	block := key + "." + c.Type
+	v.secretFields(block, c.Settings)
+	if err := c.Settings.Validate(); err != nil {
+		var errs Errors
+		if !errors.As(err, &errs) {
+			errs = Errors{err}
+		}
+		for _, err := range errs {
+			var ke *KeyError
+			switch {
+			case !errors.As(err, &ke):
+				v.fail(block, "%v", err)
+			case ke.Key == "": // the block as a whole
+				v.fail(block, "%s", ke.Msg)
+			default:
+				v.fail(block+"."+ke.Key, "%s", ke.Msg)
+			}
+		}
+	}
+}
+
+// secretFields refuses a literal in a block's string fields tagged
+// `config:"secret"`: they are written as ${ENV} references.
+func (v *validator) secretFields(key string, block ConnectorConfig) {
+	s := reflect.Indirect(reflect.ValueOf(block))
+	for i := range s.NumField() {
+		f := s.Type().Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if f.Tag.Get("config") == "secret" && s.Field(i).String() != "" && !v.fromEnv(key+"."+name) {
+			v.fail(key+"."+name, "must be a ${ENV} reference, never a literal")
+		}
+	}
+}
+
+// oneOf lists choices as "a, b or c".
+func oneOf(choices []string) string {
+	if len(choices) < 2 {
+		return strings.Join(choices, "")
+	}
+	return strings.Join(choices[:len(choices)-1], ", ") + " or " + choices[len(choices)-1]
 }
 
 func (v *validator) sync(key string, c Connector) {
@@ -142,106 +175,20 @@ func (v *validator) mapper(key string, m Mapper) {
 	}
 }
 
-func (v *validator) ldap(key string, l *LDAP) {
-	switch {
-	case len(l.URLs) == 0 && l.SRV == "":
-		v.fail(key+".urls", "give the servers (urls) or a domain to discover them from (srv)")
-	case len(l.URLs) > 0 && l.SRV != "":
-		v.fail(key+".srv", "give either urls or srv, not both")
-	}
-	for i, raw := range l.URLs {
-		u, err := url.Parse(raw)
-		k := fmt.Sprintf("%s.urls[%d]", key, i)
-		switch {
-		case err != nil || u.Host == "" || (u.Scheme != "ldap" && u.Scheme != "ldaps"):
-			v.fail(k, "must be ldap://host[:port] or ldaps://host[:port]")
-		case u.Scheme == "ldap" && !l.StartTLS && !l.Insecure:
-			v.fail(k, "plain LDAP sends passwords in clear: use ldaps://, start_tls: true, or set insecure: true")
-		case u.Scheme == "ldaps" && l.StartTLS:
-			v.fail(key+".start_tls", "StartTLS is for ldap:// URLs; ldaps:// is already TLS")
-		}
-	}
-	if l.BindPassword != "" && !v.fromEnv(key+".bind_password") {
-		v.fail(key+".bind_password", "must be a ${ENV} reference, never a literal")
-	}
-	if l.BindDN != "" && l.BindPassword == "" {
-		v.fail(key+".bind_password", "is required with bind_dn")
-	}
-	if l.UserBase == "" {
-		v.fail(key+".user_base", "is required: where to search for users, e.g. ou=people,dc=example,dc=com")
-	}
-	if l.Timeout < 0 {
-		v.fail(key+".timeout", "must not be negative")
-	}
-	if l.PoolSize < 0 || l.PoolSize > 100 {
-		v.fail(key+".pool_size", "must be between 0 (default) and 100")
-	}
-}
-
-func (v *validator) saml(key string, s *SAML) {
-	if (s.IDPMetadataURL == "") == (s.IDPMetadataFile == "") {
-		v.fail(key+".idp_metadata_url", "give exactly one of idp_metadata_url and idp_metadata_file")
-	}
-	if s.IDPMetadataURL != "" {
-		if u, err := url.Parse(s.IDPMetadataURL); err != nil || (u.Scheme != "https" && !(u.Scheme == "http" && IsLoopback(u.Hostname()))) {
-			v.fail(key+".idp_metadata_url", "must be an https URL (http only for loopback)")
-		}
-	}
-	if s.Binding != "" && s.Binding != "redirect" && s.Binding != "post" {
-		v.fail(key+".binding", "must be redirect or post")
-	}
-	if (s.SPKeyFile == "") != (s.SPCertFile == "") {
-		v.fail(key+".sp_cert_file", "give both sp_key_file and sp_cert_file, or neither (fedhub then makes a key)")
-	}
-	if s.MetadataRefresh < 0 {
-		v.fail(key+".metadata_refresh", "must not be negative")
-	}
-	for name := range s.Attributes {
-		if !slices.Contains([]string{"username", "email", "name", "groups", "subject", "email_verified"}, name) {
-			v.fail(key+".attributes."+name, "must be one of username, email, name, groups, subject, email_verified")
-		}
-	}
-	v.mfaValues(key+".mfa_context_classes", s.MFAContextClasses, "an AuthnContextClassRef URI")
-}
-
-// mfaValues checks a list of values an upstream uses to say a login used
-// several factors.
-func (v *validator) mfaValues(key string, values []string, what string) {
+// CheckMFAValues checks a list of values by which an upstream says a login
+// used several factors: what they are (e.g. "an acr value"), each once.
+func CheckMFAValues(errs *Errors, key string, values []string, what string) {
 	seen := map[string]bool{}
 	for i, s := range values {
 		k := fmt.Sprintf("%s[%d]", key, i)
 		switch {
 		case s == "" || strings.TrimSpace(s) != s || strings.ContainsAny(s, " \t\r\n"):
-			v.fail(k, "must be %s, without spaces", what)
+			errs.Add(k, "must be %s, without spaces", what)
 		case seen[s]:
-			v.fail(k, "%q is listed twice", s)
+			errs.Add(k, "%q is listed twice", s)
 		}
 		seen[s] = true
 	}
-}
-
-func (v *validator) oidc(key string, o *OIDC) {
-	u, err := url.Parse(o.Issuer)
-	if o.Issuer == "" || err != nil || (u.Scheme != "https" && !(u.Scheme == "http" && IsLoopback(u.Hostname()))) {
-		v.fail(key+".issuer", "must be the upstream's https issuer URL (http only for loopback)")
-	}
-	if o.ClientID == "" {
-		v.fail(key+".client_id", "is required")
-	}
-	if o.ClientSecret == "" {
-		v.fail(key+".client_secret", "is required")
-	} else if !v.fromEnv(key + ".client_secret") {
-		v.fail(key+".client_secret", "must be a ${ENV} reference, never a literal")
-	}
-	if o.AuthMethod != "" && o.AuthMethod != "client_secret_basic" && o.AuthMethod != "client_secret_post" {
-		v.fail(key+".auth_method", "must be client_secret_basic or client_secret_post")
-	}
-	for name := range o.Claims {
-		if !slices.Contains([]string{"username", "email", "name", "groups", "email_verified"}, name) {
-			v.fail(key+".claims."+name, "must be one of username, email, name, groups, email_verified")
-		}
-	}
-	v.mfaValues(key+".mfa_acr_values", o.MFAACRValues, "an acr value")
 }
 
 func (v *validator) mfa(key, policy string) {

@@ -338,3 +338,53 @@ func TestRunDue(t *testing.T) {
 		t.Errorf("a disabled connector's sync ran: %+v, %v", st, err)
 	}
 }
+
+// TestSetImports: new periods apply to the schedule at once — a connector
+// that starts importing, or whose shorter period has passed, runs when
+// Schedule wakes (no minute's tick in between); one that stops importing no
+// longer runs.
+func TestSetImports(t *testing.T) {
+	db := storetest.Open(t, "sqlite", models()...)
+	f := newFixture(t, db, time.Hour)
+	f.dir.Put(entry(1))
+	runs := func() int64 {
+		var n int64
+		db.Model(&audit.Event{}).Where("type = ? AND actor = ?", audit.DirectorySynced, "schedule").Count(&n)
+		return n
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { f.syncer.Schedule(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitRuns := func(want int64) int64 {
+		for deadline := time.Now().Add(5 * time.Second); runs() < want && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+		}
+		return runs()
+	}
+	if got := waitRuns(1); got != 1 {
+		t.Fatalf("%d runs at the start, want 1", got)
+	}
+	for _, step := range []struct {
+		what    string
+		wait    time.Duration
+		imports map[string]time.Duration
+		want    int64
+	}{
+		{"the same period, not passed yet", 20 * time.Minute, map[string]time.Duration{"corp": time.Hour}, 1},
+		{"a shorter period that has passed", 0, map[string]time.Duration{"corp": 15 * time.Minute}, 2},
+		{"removed", 2 * time.Hour, map[string]time.Duration{}, 2},
+		{"added again", 0, map[string]time.Duration{"corp": time.Hour}, 3},
+	} {
+		f.clock.add(step.wait)
+		f.syncer.SetImports(step.imports)
+		waitRuns(step.want)
+		time.Sleep(50 * time.Millisecond) // and no more than that
+		if got := runs(); got != step.want {
+			t.Errorf("%s: %d runs, want %d", step.what, got, step.want)
+		}
+		if _, imported := step.imports["corp"]; f.syncer.Imports("corp") != imported {
+			t.Errorf("%s: Imports = %v", step.what, !imported)
+		}
+	}
+}

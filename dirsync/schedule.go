@@ -3,6 +3,7 @@ package dirsync
 import (
 	"context"
 	"errors"
+	"maps"
 	"slices"
 	"time"
 )
@@ -10,8 +11,9 @@ import (
 // checkEvery is how often Schedule looks for a sync that is due.
 const checkEvery = time.Minute
 
-// Schedule runs RunDue now and then every checkEvery until ctx ends (serve
-// starts it on every node; the lock lets one of them run each sync).
+// Schedule runs RunDue now, then every checkEvery and after every
+// SetImports, until ctx ends (serve starts it on every node; the lock lets
+// one of them run each sync).
 func (s *Syncer) Schedule(ctx context.Context) {
 	tick := time.NewTicker(checkEvery)
 	defer tick.Stop()
@@ -21,6 +23,7 @@ func (s *Syncer) Schedule(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+		case <-s.wake:
 		}
 	}
 }
@@ -29,16 +32,12 @@ func (s *Syncer) Schedule(ctx context.Context) {
 // period has passed since their last run started (on any node), by the
 // Syncer's clock.
 func (s *Syncer) RunDue(ctx context.Context) {
-	ids := make([]string, 0, len(s.o.Imports))
-	for id := range s.o.Imports {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	for _, id := range ids {
+	periods := s.periods()
+	for _, id := range slices.Sorted(maps.Keys(periods)) {
 		if err := ctx.Err(); err != nil {
 			return
 		}
-		due, err := s.due(ctx, id)
+		due, err := s.due(ctx, id, periods[id])
 		if err != nil {
 			s.o.Log.Error("directory sync: read its state", "connector", id, "err", err)
 			continue
@@ -53,8 +52,7 @@ func (s *Syncer) RunDue(ctx context.Context) {
 }
 
 // due says whether the connector's period has passed since its last run started.
-func (s *Syncer) due(ctx context.Context, id string) (bool, error) {
-	period := s.o.Imports[id]
+func (s *Syncer) due(ctx context.Context, id string, period time.Duration) (bool, error) {
 	if _, enabled := s.o.Broker.Enabled(id); period <= 0 || !enabled {
 		return false, nil
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"gorm.io/gorm"
@@ -24,7 +25,7 @@ type Options struct {
 	FirstLogin *firstlogin.Service
 	Audit      *audit.Log
 	// Imports are the connectors with `sync: {import: on}`, each with its
-	// period (0: on demand only).
+	// period (0: on demand only); SetImports replaces them.
 	Imports map[string]time.Duration
 	Log     *slog.Logger
 	Now     func() time.Time
@@ -32,14 +33,33 @@ type Options struct {
 
 // Syncer runs directory syncs.
 type Syncer struct {
-	o      Options
-	holder string
+	o       Options
+	holder  string
+	imports atomic.Pointer[map[string]time.Duration] // Options.Imports, then SetImports'
+	wake    chan struct{}                            // SetImports tells Schedule to look again now
 }
 
 // New returns a Syncer.
 func New(o Options) *Syncer {
-	return &Syncer{o: o, holder: holderID()}
+	s := &Syncer{o: o, holder: holderID(), wake: make(chan struct{}, 1)}
+	s.imports.Store(&o.Imports)
+	return s
 }
+
+// SetImports replaces the connectors that import and their periods (a
+// configuration reload): Schedule looks at once for what is due now — a
+// connector added, or one whose new period has passed since its last run —
+// and a removed connector is no longer run. A run in progress finishes.
+func (s *Syncer) SetImports(imports map[string]time.Duration) {
+	s.imports.Store(&imports)
+	select {
+	case s.wake <- struct{}{}:
+	default: // Schedule has a wake-up pending already
+	}
+}
+
+// periods are the connectors that import now, with their periods.
+func (s *Syncer) periods() map[string]time.Duration { return *s.imports.Load() }
 
 // Errors of Run, besides ErrBusy.
 var (
@@ -49,7 +69,7 @@ var (
 
 // Imports says whether a connector imports its directory.
 func (s *Syncer) Imports(connector string) bool {
-	_, ok := s.o.Imports[connector]
+	_, ok := s.periods()[connector]
 	return ok
 }
 

@@ -129,11 +129,15 @@ func TestComposeServices(t *testing.T) {
 	if err := yaml.Unmarshal(raw, &compose); err != nil {
 		t.Fatal(err)
 	}
-	// healthy runs a service's healthcheck here, with its port replaced.
+	// healthy runs a service's healthcheck here, with its port replaced and
+	// fedhub the binary under test.
 	healthy := func(service, port, here string) error {
 		args := slices.Clone(compose.Services[service].Healthcheck.Test[1:])
 		for i := range args {
 			args[i] = strings.ReplaceAll(strings.ReplaceAll(args[i], "127.0.0.1:"+port, "127.0.0.1:"+here), "127.0.0.1/"+port, "127.0.0.1/"+here)
+		}
+		if args[0] == "fedhub" {
+			args[0] = binary
 		}
 		return exec.Command(args[0], args[1:]...).Run()
 	}
@@ -174,5 +178,63 @@ func TestComposeServices(t *testing.T) {
 	_, mgmtPort, _ := net.SplitHostPort(strings.TrimPrefix(s.Mgmt, "http://"))
 	if err := healthy("fedhub", "9000", mgmtPort); err != nil {
 		t.Errorf("the fedhub healthcheck fails on a ready fedhub: %v", err)
+	}
+	_, nobody, _ := net.SplitHostPort(freeAddr(t))
+	if err := healthy("fedhub", "9000", nobody); err == nil {
+		t.Errorf("the fedhub healthcheck passes where no fedhub listens")
+	}
+}
+
+// TestDockerfile: the runtime image is distroless (glibc for the cgo SQLite
+// driver, nothing else) on the Debian release the build stage compiles on, it
+// runs as a user that is not root, and the compose healthcheck needs no shell.
+func TestDockerfile(t *testing.T) {
+	raw, err := os.ReadFile("../Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var from, user []string
+	for _, line := range strings.Split(string(raw), "\n") {
+		fields := strings.Fields(line)
+		switch {
+		case len(fields) >= 2 && fields[0] == "FROM":
+			from = append(from, fields[1])
+		case len(fields) >= 2 && fields[0] == "USER" && len(from) > 1:
+			user = append(user, fields[1])
+		}
+	}
+	cases := []struct {
+		what string
+		ok   bool
+	}{
+		{"two stages", len(from) == 2},
+		{"the build stage is Debian 12 (bookworm), whose glibc the runtime has", len(from) == 2 && strings.HasSuffix(from[0], "-bookworm")},
+		{"the runtime is distroless base on Debian 12, the nonroot variant", len(from) == 2 && from[1] == "gcr.io/distroless/base-debian12:nonroot"},
+		{"the comment says why that image (cgo, glibc)", strings.Contains(string(raw), "cgo") && strings.Contains(string(raw), "glibc")},
+		{"the runtime runs as nonroot", slices.Equal(user, []string{"nonroot"})},
+		{"a cgo build", strings.Contains(string(raw), "CGO_ENABLED=1")},
+	}
+	for _, c := range cases {
+		if !c.ok {
+			t.Errorf("Dockerfile: not %s (FROM %v, USER %v)", c.what, from, user)
+		}
+	}
+	compose, err := os.ReadFile("../docker-compose.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var services struct {
+		Services map[string]struct {
+			Build       string `yaml:"build"`
+			Healthcheck struct {
+				Test []string `yaml:"test"`
+			} `yaml:"healthcheck"`
+		} `yaml:"services"`
+	}
+	if err := yaml.Unmarshal(compose, &services); err != nil {
+		t.Fatal(err)
+	}
+	if test := services.Services["fedhub"].Healthcheck.Test; len(test) < 2 || test[0] != "CMD" || test[1] != "fedhub" {
+		t.Errorf("the fedhub healthcheck %q must run fedhub itself (CMD, no shell in the image)", test)
 	}
 }

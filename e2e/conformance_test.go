@@ -527,8 +527,10 @@ func TestConformance(t *testing.T) {
 		want("id_token_signing_alg_values_supported", []string{"RS256"}, "RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
 			"ES256", "ES384", "ES512", "EdDSA")
 		want("grant_types_supported", []string{"authorization_code"}, "authorization_code", "implicit", "refresh_token",
-			"client_credentials", "password", "urn:ietf:params:oauth:grant-type:device_code", "urn:ietf:params:oauth:grant-type:jwt-bearer")
+			"client_credentials", "password", "urn:ietf:params:oauth:grant-type:device_code", "urn:ietf:params:oauth:grant-type:jwt-bearer",
+			"urn:ietf:params:oauth:grant-type:token-exchange") // the grant types IANA registers
 		want("claims_supported", []string{"sub", "iss", "auth_time", "name", "email"})
+		want("ui_locales_supported", []string{"en", "de"}) // the shipped catalogs
 		if _, ok := ocStrings(meta["code_challenge_methods_supported"]); !ok {
 			t.Errorf("code_challenge_methods_supported = %v, want an array", meta["code_challenge_methods_supported"])
 		}

@@ -42,7 +42,9 @@ type kerberosSetup struct {
 	port string
 }
 
-func startKerberos(t *testing.T) kerberosSetup {
+// startKerberos starts it; corpADExtra are more keys of the corp-ad connector
+// (indented as its keys are).
+func startKerberos(t *testing.T, corpADExtra ...string) kerberosSetup {
 	t.Helper()
 	krbDialOnce.Do(func() {
 		tr := http.DefaultTransport.(*http.Transport)
@@ -61,7 +63,8 @@ func startKerberos(t *testing.T) kerberosSetup {
 	_, port, _ := net.SplitHostPort(addr)
 	issuer := "http://" + krbHost + ":" + port
 	base := strings.Replace(defaultConfig[:strings.Index(defaultConfig, "users:\n")], "issuer: %[1]s", "issuer: "+issuer, 1)
-	s := Start(t, WithAddr(addr), WithEnv("AD_BIND="+ad.Users["service"].Password), WithConfig(base+"connectors:\n"+corpAD(ad)+`
+	s := Start(t, WithAddr(addr), WithEnv("AD_BIND="+ad.Users["service"].Password), WithConfig(base+"connectors:\n"+
+		strings.Replace(corpAD(ad), "    label: Login with Corporate AD\n", "    label: Login with Corporate AD\n"+strings.Join(corpADExtra, ""), 1)+`
   - id: windows
     type: kerberos
     label: Sign in with Windows
@@ -224,6 +227,19 @@ func (k kerberosSetup) passwordLogin(t *testing.T, password string) map[string]a
 	u, _ := url.Parse(resp.Header.Get("Location"))
 	_, idt := ocRedeemAndVerify(t, k.s, ocRP, u.Query().Get("code"), params)
 	return idt.Claims
+}
+
+// TestKerberosSecondFactor: a Kerberos sign-in goes through the same second-
+// factor policy as a password login of the AD account (resolve_with: the AD
+// connector's, here mfa: required): no code for the RP, the enrolment page.
+func TestKerberosSecondFactor(t *testing.T) {
+	k := startKerberos(t, "    mfa: required\n")
+	alice := k.ad.Users["alice"]
+	ccache := k.kdc.Kinit(t, alice.Username, alice.Password)
+	status, loc, body := k.curlFlow(t, ccache, filepath.Join(t.TempDir(), "cookies"), AuthParams())
+	if status != http.StatusOK || loc != "" || !strings.Contains(body, "<h1>Set up a second step</h1>") {
+		t.Fatalf("the Kerberos sign-in with mfa: required answered %d %q:\n%s", status, loc, body)
+	}
 }
 
 // negotiateWith starts a sign-in in a new browser and answers the Negotiate

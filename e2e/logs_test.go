@@ -3,10 +3,12 @@ package e2e
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 )
 
 // lgConfig is the admin API's configuration with JSON logs at the debug
@@ -104,4 +106,62 @@ func lgDo(t testing.TB, b *Browser, req *http.Request, status int) string {
 			resp.Header.Get("X-Request-ID"), status)
 	}
 	return body
+}
+
+// TestLogsRequestIDInHandlers: a login through an LDAP connector whose
+// server is down fails; the JSON log lines that the connector and the broker
+// write while serving it carry the request ID of its access line.
+func TestLogsRequestIDInHandlers(t *testing.T) {
+	cfg := defaultConfig + `log:
+  format: json
+connectors:
+  - id: corp-ad
+    type: ldap
+    ldap:
+      urls: [ldaps://` + freeAddr(t) + `, ldaps://` + freeAddr(t) + `]
+      user_base: dc=example,dc=test
+`
+	s := Start(t, WithConfig(cfg))
+	b := NewBrowser(t)
+	form := b.OpenLoginAt(s, "/login?req="+b.OpenLogin(s, s.URL+"/authorize?"+AuthParams().Encode()).Req)
+	req, _ := http.NewRequest(http.MethodPost, s.URL+"/broker/corp-ad/login", strings.NewReader(url.Values{"req": {form.Req},
+		"csrf": {form.CSRF}, "username": {"alice"}, "password": {"Any-password-1"}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-Request-ID", "lg-connector-3")
+	resp, err := b.Client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readBody(t, resp)
+	if resp.StatusCode < 400 {
+		t.Fatalf("a login through an unreachable directory answered %d", resp.StatusCode)
+	}
+
+	// The access line is written once the answer is out: wait for it.
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) &&
+		!strings.Contains(s.Output(), `"msg":"request","method":"POST","route":"/broker/:id/login"`); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	lines := map[string]string{} // message → its request_id
+	sc := bufio.NewScanner(strings.NewReader(s.Output()))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var line map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
+			continue // the harness's own lines
+		}
+		msg, _ := line["msg"].(string)
+		if id, _ := line["request_id"].(string); id == "lg-connector-3" || msg != "request" {
+			lines[msg+" "+fmt.Sprint(line["level"])] = fmt.Sprint(line["request_id"])
+		}
+	}
+	for _, want := range []string{
+		"request INFO", // the access line
+		"ldap: server unreachable, trying the next one WARN", // the connector's
+		"login failed INFO", // the broker's
+	} {
+		if got := lines[want]; got != "lg-connector-3" {
+			t.Errorf("the line %q has request_id %q, want lg-connector-3 (lines: %v)", want, got, lines)
+		}
+	}
 }

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"database/sql"
 	"fmt"
 	"net/url"
 	"os"
@@ -156,5 +157,66 @@ func TestReloadConnectors(t *testing.T) {
 	rlSignal(t, s, syscall.SIGHUP, "configuration reloaded")
 	if page := NewBrowser(t).OpenLogin(s, s.URL+"/authorize?"+AuthParams().Encode()).Page; strings.Contains(page, "connector-corp-ldap") {
 		t.Errorf("a removed connector is still on the login page:\n%s", page)
+	}
+}
+
+// TestReloadSyncSchedule: SIGHUP applies a connector's directory sync
+// schedule — added, it runs at once; changed to a period that has passed
+// since its last run, it runs at once; unchanged or removed, it does not.
+func TestReloadSyncSchedule(t *testing.T) {
+	dir := peers.OpenLDAP(t)
+	connector := func(sync string) string {
+		return `connectors:
+  - id: corp-ldap
+    type: ldap
+` + sync + `    ldap:
+      urls: [` + dir.LDAPSURL + `]
+      ca_file: ` + dir.CAFile + `
+      bind_dn: ` + dir.ReaderDN + `
+      bind_password: ${LDAP_BIND}
+      user_base: ` + dir.UserBase + `
+`
+	}
+	s := Start(t, WithEnv("LDAP_BIND="+dir.ReaderPassword), WithConfig(defaultConfig+connector("")))
+	runs := func() int {
+		return dsCount(t, s, "SELECT COUNT(*) FROM events WHERE type = 'directory.synced' AND actor = 'schedule'")
+	}
+	// backdate makes the last run start ten minutes ago.
+	backdate := func() {
+		db, err := sql.Open("sqlite3", "file:"+biServerDB(s)+"?_busy_timeout=10000")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		if _, err := db.Exec("UPDATE dirsync_states SET started_at = ?", time.Now().Add(-10*time.Minute).UTC()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, step := range []struct {
+		what     string
+		sync     string
+		backdate bool
+		want     int
+	}{
+		{"added", "    sync: {import: on, period: 1h}\n", false, 1},
+		{"unchanged, its period not passed", "    sync: {import: on, period: 1h}\n", true, 1},
+		{"changed to a period that has passed", "    sync: {import: on, period: 5m}\n", false, 2},
+		{"removed", "", true, 2},
+	} {
+		if step.backdate {
+			backdate()
+		}
+		rlWrite(t, s, "", connector(step.sync))
+		if out := rlSignal(t, s, syscall.SIGHUP, "configuration reloaded"); strings.Contains(out, "next restart") {
+			t.Errorf("%s: the reload wants a restart:\n%s", step.what, out)
+		}
+		// Not the minute's tick: the reload wakes the schedule.
+		for deadline := time.Now().Add(15 * time.Second); runs() < step.want && time.Now().Before(deadline); {
+			time.Sleep(100 * time.Millisecond)
+		}
+		time.Sleep(2 * time.Second) // and no run more than wanted
+		if got := runs(); got != step.want {
+			t.Errorf("%s: %d scheduled runs, want %d", step.what, got, step.want)
+		}
 	}
 }

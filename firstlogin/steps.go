@@ -161,7 +161,7 @@ var ErrOtherAccount = errors.New("re-authentication proved another account")
 func (s *Service) LinkProven(ctx context.Context, candidateID string, linkVersion int, up Upstream, connector, subject string) error {
 	owner, err := s.users.LinkedUser(ctx, connector, subject)
 	if errors.Is(err, linking.ErrNotLinked) || (err == nil && owner.ID != candidateID) {
-		s.log.Warn("re-authentication proved another account", "connector", connector, "candidate", candidateID)
+		s.log.WarnContext(ctx, "re-authentication proved another account", "connector", connector, "candidate", candidateID)
 		return ErrOtherAccount
 	}
 	if err != nil {

@@ -114,7 +114,7 @@ func (iss *Issuer) trustedRedirect(c echo.Context, form url.Values) (*Client, st
 	client, err := iss.client(c.Request().Context(), form.Get("client_id"))
 	if err != nil {
 		if !errors.Is(err, errUnknownClient) {
-			iss.log.Error("authorize: load client", "err", err)
+			iss.log.ErrorContext(c.Request().Context(), "authorize: load client", "err", err)
 		}
 		return nil, "", bad
 	}
@@ -229,9 +229,10 @@ func (iss *Issuer) startLogin(c echo.Context, req *authzRequest) error {
 	return c.Redirect(http.StatusSeeOther, "/login?req="+url.QueryEscape(token))
 }
 
-// finish issues a code for an authenticated request and redirects to the RP.
+// finish answers an authenticated request: the RP gets a code, or the
+// person is asked for consent first.
 func (iss *Issuer) finish(c echo.Context, req *authzRequest, sess *Session) error {
-	to, err := iss.issueCode(c.Request().Context(), req, sess)
+	to, err := iss.afterSignIn(c.Request().Context(), c.Response(), c.Request(), req, sess)
 	if err != nil {
 		return err
 	}
@@ -240,15 +241,11 @@ func (iss *Issuer) finish(c echo.Context, req *authzRequest, sess *Session) erro
 
 // issueCode stores a new authorization code and returns the RP's redirect URL.
 func (iss *Issuer) issueCode(ctx context.Context, req *authzRequest, sess *Session) (string, error) {
-	isAdmin := func() bool { // read only if the admin scope is asked for
-		u, err := iss.users.UserByID(ctx, sess.UserID)
-		return err == nil && adminUser(u)
-	}
 	code := secret.Token(32)
 	row := AuthCode{
 		Hash: secret.Hash(code), GrantID: secret.Token(16), ClientID: req.client.ID,
 		RedirectURI: req.redirectURI, CodeChallenge: req.challenge, Nonce: req.nonce,
-		UserID: sess.UserID, SessionID: sess.ID, Scope: grantable(req.client, isAdmin, req.scope), Claims: req.claims,
+		UserID: sess.UserID, SessionID: sess.ID, Scope: iss.grantedScope(ctx, req, sess), Claims: req.claims,
 		AuthTime: sess.AuthTime, AMR: sess.AMR, ACR: sess.ACR, IDP: sess.IDP, Subject: sess.Subject,
 		ExpiresAt: iss.now().Add(iss.tokens.CodeTTL),
 	}
@@ -256,6 +253,16 @@ func (iss *Issuer) issueCode(ctx context.Context, req *authzRequest, sess *Sessi
 		return "", fmt.Errorf("save authorization code: %w", err)
 	}
 	return iss.responseURL(req.redirectURI, url.Values{"code": {code}}, req.state), nil
+}
+
+// grantedScope is what of the requested scope the client may get for the
+// session's user.
+func (iss *Issuer) grantedScope(ctx context.Context, req *authzRequest, sess *Session) string {
+	isAdmin := func() bool { // read only if the admin scope is asked for
+		u, err := iss.users.UserByID(ctx, sess.UserID)
+		return err == nil && adminUser(u)
+	}
+	return grantable(req.client, isAdmin, req.scope)
 }
 
 func (iss *Issuer) redirectError(c echo.Context, redirectURI, state string, e *authzError) error {

@@ -5,11 +5,13 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/url"
+	"path"
 	"slices"
 	"strings"
 
@@ -48,10 +50,17 @@ func (iss *Issuer) syncClients(ctx context.Context, clients []config.Client) (er
 		if c.Secret != "" {
 			hash = HashClientSecret(c.Secret)
 		}
+		var jwks []byte
+		if len(c.JWKS) > 0 {
+			if jwks, err = json.Marshal(c.JWKS); err != nil {
+				return fmt.Errorf("client %s: jwks: %w", c.ID, err)
+			}
+		}
 		row := Client{
 			ID: c.ID, Name: c.Name, SecretHash: hash, Public: c.Public,
-			RedirectURIs: c.RedirectURIs, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
-			GrantTypes: c.GrantTypes, Scopes: c.Scopes, MFA: c.MFA,
+			AuthMethod: c.AuthMethod, JWKS: string(jwks), JWKSURI: c.JWKSURI,
+			RedirectURIs: c.RedirectURIs, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs, BackchannelLogoutURI: c.BackchannelLogoutURI,
+			GrantTypes: c.GrantTypes, ExchangeAudiences: c.ExchangeAudiences, ThirdParty: c.ThirdParty, Scopes: c.Scopes, MFA: c.MFA,
 		}
 		if row.Name == "" {
 			row.Name = c.ID
@@ -132,7 +141,7 @@ func (iss *Issuer) disableRemoved(ctx context.Context, configured []string) erro
 
 // saveClient writes a client, keeping a secret an administrator rotated.
 func (iss *Issuer) saveClient(ctx context.Context, row Client) error {
-	cols := []string{"name", "public", "redirect_uris", "post_logout_redirect_uris", "grant_types", "scopes", "updated_at"}
+	cols := []string{"name", "public", "auth_method", "jwks", "jwks_uri", "redirect_uris", "post_logout_redirect_uris", "backchannel_logout_uri", "grant_types", "exchange_audiences", "third_party", "scopes", "updated_at"}
 	err := iss.db.WithContext(ctx).Clauses(clause.OnConflict{
 		Columns: []clause.Column{{Name: "id"}},
 		DoUpdates: append(clause.AssignmentColumns(cols), clause.Assignment{Column: clause.Column{Name: "secret_hash"},
@@ -276,9 +285,13 @@ type clientAuthError struct{ basic bool }
 
 func (clientAuthError) Error() string { return "client authentication failed" }
 
-// authenticateClient implements client_secret_basic, client_secret_post and,
-// for public clients, client_id alone. Exactly one method may be used.
+// authenticateClient implements client_secret_basic, client_secret_post,
+// private_key_jwt and, for public clients, client_id alone. Exactly one method
+// may be used, and only the one the client is configured for.
 func (iss *Issuer) authenticateClient(r *http.Request, form url.Values) (*Client, error) {
+	if form.Has("client_assertion") || form.Has("client_assertion_type") {
+		return iss.authenticateAssertion(r, form)
+	}
 	id, secret, basic := r.BasicAuth()
 	if basic {
 		var err1, err2 error
@@ -306,8 +319,39 @@ func (iss *Issuer) authenticateClient(r *http.Request, form url.Values) (*Client
 		}
 		return c, nil
 	}
-	if !c.checkSecret(secret) {
+	wrongMethod := c.AuthMethod == config.AuthPrivateKey || (c.AuthMethod == config.AuthSecretBasic && !basic) ||
+		(c.AuthMethod == config.AuthSecretPost && basic)
+	if wrongMethod || !c.checkSecret(secret) {
 		return nil, clientAuthError{basic: basic}
+	}
+	return c, nil
+}
+
+// authenticateAssertion implements private_key_jwt.
+func (iss *Issuer) authenticateAssertion(r *http.Request, form url.Values) (*Client, error) {
+	_, _, basic := r.BasicAuth()
+	if basic || form.Has("client_secret") || form.Get("client_assertion_type") != assertionType {
+		return nil, clientAuthError{basic: basic}
+	}
+	ctx := r.Context()
+	raw := form.Get("client_assertion")
+	id, err := assertionClient(raw)
+	if err != nil || (form.Has("client_id") && form.Get("client_id") != id) {
+		return nil, clientAuthError{}
+	}
+	c, err := iss.client(ctx, id)
+	if errors.Is(err, errUnknownClient) {
+		return nil, clientAuthError{}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if c.AuthMethod != config.AuthPrivateKey {
+		return nil, clientAuthError{}
+	}
+	if err := iss.checkAssertion(ctx, c, raw, iss.url+"/"+path.Base(r.URL.Path)); err != nil {
+		iss.log.InfoContext(ctx, "client assertion refused", "client", c.ID, "reason", err)
+		return nil, clientAuthError{}
 	}
 	return c, nil
 }

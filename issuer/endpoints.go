@@ -10,6 +10,8 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/fedhub/fedhub/audit"
+	"github.com/fedhub/fedhub/config"
+	"github.com/fedhub/fedhub/locale"
 	"github.com/fedhub/fedhub/secret"
 	"github.com/fedhub/fedhub/web"
 )
@@ -21,32 +23,38 @@ func (iss *Issuer) discovery(c echo.Context) error {
 	}
 	c.Response().Header().Set("Access-Control-Allow-Origin", "*")
 	return c.JSON(http.StatusOK, map[string]any{
-		"issuer":                                        iss.url,
-		"authorization_endpoint":                        iss.url + "/authorize",
-		"token_endpoint":                                iss.url + "/token",
-		"userinfo_endpoint":                             iss.url + "/userinfo",
-		"jwks_uri":                                      iss.url + "/jwks",
-		"introspection_endpoint":                        iss.url + "/introspect",
-		"revocation_endpoint":                           iss.url + "/revoke",
-		"end_session_endpoint":                          iss.url + "/logout",
-		"scopes_supported":                              []string{"openid", "profile", "email", "offline_access"},
-		"response_types_supported":                      []string{"code"},
-		"response_modes_supported":                      []string{"query"},
-		"grant_types_supported":                         []string{"authorization_code", "refresh_token", "client_credentials", "password"},
-		"subject_types_supported":                       []string{"public"},
-		"id_token_signing_alg_values_supported":         algs,
-		"token_endpoint_auth_methods_supported":         []string{"client_secret_basic", "client_secret_post", "none"},
-		"introspection_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
-		"revocation_endpoint_auth_methods_supported":    []string{"client_secret_basic", "client_secret_post"},
-		"code_challenge_methods_supported":              []string{"S256"},
+		"issuer":                                                   iss.url,
+		"authorization_endpoint":                                   iss.url + "/authorize",
+		"token_endpoint":                                           iss.url + "/token",
+		"userinfo_endpoint":                                        iss.url + "/userinfo",
+		"jwks_uri":                                                 iss.url + "/jwks",
+		"introspection_endpoint":                                   iss.url + "/introspect",
+		"device_authorization_endpoint":                            iss.url + "/device_authorization",
+		"revocation_endpoint":                                      iss.url + "/revoke",
+		"end_session_endpoint":                                     iss.url + "/logout",
+		"scopes_supported":                                         []string{"openid", "profile", "email", "offline_access"},
+		"response_types_supported":                                 []string{"code"},
+		"response_modes_supported":                                 []string{"query"},
+		"grant_types_supported":                                    []string{"authorization_code", "refresh_token", "client_credentials", "password", config.GrantTokenExchange, config.GrantDeviceCode},
+		"subject_types_supported":                                  []string{"public"},
+		"id_token_signing_alg_values_supported":                    algs,
+		"token_endpoint_auth_methods_supported":                    []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "none"},
+		"introspection_endpoint_auth_methods_supported":            []string{"client_secret_basic", "client_secret_post", "private_key_jwt"},
+		"revocation_endpoint_auth_methods_supported":               []string{"client_secret_basic", "client_secret_post", "private_key_jwt"},
+		"token_endpoint_auth_signing_alg_values_supported":         assertionAlgorithmNames(),
+		"introspection_endpoint_auth_signing_alg_values_supported": assertionAlgorithmNames(),
+		"revocation_endpoint_auth_signing_alg_values_supported":    assertionAlgorithmNames(),
+		"code_challenge_methods_supported":                         []string{"S256"},
 		"claims_supported": []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "sid", "idp",
 			"name", "preferred_username", "email", "email_verified", "groups", "realm_access"},
 		"claims_parameter_supported":                     true,
+		"ui_locales_supported":                           locale.Shipped(),
 		"request_parameter_supported":                    false,
 		"request_uri_parameter_supported":                false,
 		"authorization_response_iss_parameter_supported": true,
 		"frontchannel_logout_supported":                  false,
-		"backchannel_logout_supported":                   false,
+		"backchannel_logout_supported":                   true,
+		"backchannel_logout_session_supported":           true,
 	})
 }
 

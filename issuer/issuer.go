@@ -15,6 +15,7 @@ import (
 	"github.com/fedhub/fedhub/linking"
 	"github.com/fedhub/fedhub/login"
 	"github.com/fedhub/fedhub/secret"
+	"github.com/fedhub/fedhub/throttle"
 	"github.com/fedhub/fedhub/web"
 )
 
@@ -48,9 +49,12 @@ type Issuer struct {
 	audit   *audit.Log
 	keys    *Keys
 	clients *clientCache
-	cookies web.Cookies
-	log     *slog.Logger
-	now     func() time.Time
+	// clientKeys are the keys of private_key_jwt clients.
+	clientKeys *clientKeySets
+	limiter    *throttle.Limiter // user codes entered at /device
+	cookies    web.Cookies
+	log        *slog.Logger
+	now        func() time.Time
 }
 
 // New builds the issuer, writes the configured clients to the database and
@@ -70,6 +74,7 @@ func New(ctx context.Context, cfg *config.Config, db *gorm.DB, secrets *secret.K
 		log:     log, now: func() time.Time { return now().UTC() },
 	}
 	iss.clients = newClientCache(db, iss.now)
+	iss.clientKeys = newClientKeySets(iss.now)
 	if err := iss.syncClients(ctx, cfg.Clients); err != nil {
 		return nil, err
 	}
@@ -99,6 +104,13 @@ func (iss *Issuer) Routes(e *echo.Echo, broker Broker) {
 	e.POST("/userinfo", iss.userinfo)
 	e.POST("/introspect", iss.introspect)
 	e.POST("/revoke", iss.revoke)
+	e.POST("/device_authorization", iss.deviceAuthorization)
+	e.GET("/consent", iss.consentPage)
+	e.POST("/consent", iss.answerConsent)
+	e.GET("/device", iss.devicePage)
+	e.POST("/device", iss.enterUserCode)
+	e.GET("/device/confirm", iss.deviceConfirmPage)
+	e.POST("/device/confirm", iss.answerDevice)
 	e.GET("/logout", iss.logout)
 	e.POST("/logout", iss.logout)
 }
@@ -127,7 +139,7 @@ func (iss *Issuer) Maintain(ctx context.Context) {
 func (iss *Issuer) purgeExpired(ctx context.Context) error {
 	db := iss.db.WithContext(ctx)
 	now := iss.now()
-	for _, m := range []any{&AuthCode{}, &RefreshToken{}, &RevokedAccessToken{}, &Session{}} {
+	for _, m := range []any{&AuthCode{}, &RefreshToken{}, &RevokedAccessToken{}, &Session{}, &UsedAssertion{}, &DeviceAuthorization{}, &ConsentRequest{}} {
 		if err := db.Where("expires_at < ?", now.Add(-time.Hour)).Delete(m).Error; err != nil {
 			return err
 		}

@@ -13,21 +13,19 @@ import (
 	"github.com/go-jose/go-jose/v4"
 )
 
-// Header "typ" values that keep ID tokens and access tokens apart (RFC 9068 §4).
+// Header "typ" values that keep ID tokens, access tokens (RFC 9068 §4) and
+// logout tokens (Back-Channel Logout 1.0 §2.4) apart.
 const (
 	typID     = "JWT"
 	typAccess = "at+jwt"
+	typLogout = "logout+jwt"
 )
 
 var errBadToken = errors.New("token is not valid")
 
 // sign serialises claims as a JWT signed with the current key.
 func (k *Keys) sign(claims map[string]any, typ string) (string, error) {
-	key := k.current()
-	signer := key.signer
-	if typ == typAccess {
-		signer = key.atSign
-	}
+	signer := k.current().signers[typ]
 	payload, err := json.Marshal(claims)
 	if err != nil {
 		return "", fmt.Errorf("sign token: %w", err)
@@ -51,6 +49,7 @@ type tokenClaims struct {
 	Scope     string          `json:"scope"`
 	GrantID   string          `json:"gid"`
 	SessionID string          `json:"sid"`
+	Act       json.RawMessage `json:"act"` // who acts for the subject (token exchange)
 	Username  string          `json:"preferred_username"`
 }
 

@@ -116,10 +116,7 @@ func deterministicRSA(tb testing.TB) *rsa.PrivateKey {
 // signWith signs claims with one particular key, as Keys.sign does with the current one.
 func signWith(tb testing.TB, sk *signingKey, claims map[string]any, typ string) string {
 	tb.Helper()
-	signer := sk.signer
-	if typ == typAccess {
-		signer = sk.atSign
-	}
+	signer := sk.signers[typ]
 	payload, err := json.Marshal(claims)
 	if err != nil {
 		tb.Fatal(err)

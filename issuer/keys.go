@@ -63,8 +63,7 @@ type signingKey struct {
 	id        string
 	signsFrom time.Time
 	alg       jose.SignatureAlgorithm
-	signer    jose.Signer // typ JWT
-	atSign    jose.Signer // typ at+jwt (RFC 9068)
+	signers   map[string]jose.Signer // by the "typ" header they write: typID, typAccess, typLogout
 }
 
 func newKeys(db *gorm.DB, secrets *secret.Keyring, algorithm string, rotation, overlap time.Duration, log *slog.Logger, now func() time.Time) *Keys {
@@ -245,15 +244,15 @@ func (k *Keys) Reseal(ctx context.Context) (changed, total int, err error) {
 
 func newSigningKey(id string, alg jose.SignatureAlgorithm, priv any) (*signingKey, error) {
 	key := jose.SigningKey{Algorithm: alg, Key: jose.JSONWebKey{Key: priv, KeyID: id}}
-	signer, err := jose.NewSigner(key, (&jose.SignerOptions{}).WithType("JWT"))
-	if err != nil {
-		return nil, fmt.Errorf("signer for key %s: %w", id, err)
+	signers := map[string]jose.Signer{}
+	for _, typ := range []string{typID, typAccess, typLogout} {
+		signer, err := jose.NewSigner(key, (&jose.SignerOptions{}).WithType(jose.ContentType(typ)))
+		if err != nil {
+			return nil, fmt.Errorf("signer for key %s: %w", id, err)
+		}
+		signers[typ] = signer
 	}
-	atSign, err := jose.NewSigner(key, (&jose.SignerOptions{}).WithType("at+jwt"))
-	if err != nil {
-		return nil, fmt.Errorf("signer for key %s: %w", id, err)
-	}
-	return &signingKey{id: id, alg: alg, signer: signer, atSign: atSign}, nil
+	return &signingKey{id: id, alg: alg, signers: signers}, nil
 }
 
 // refresh rereads the keys when the cache is older than maxAge; a failed

@@ -2,11 +2,13 @@ package issuer
 
 import (
 	"crypto/subtle"
+	"fmt"
 	"net/http"
 	"net/url"
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"gorm.io/gorm"
 
 	"github.com/fedhub/fedhub/audit"
 	"github.com/fedhub/fedhub/secret"
@@ -102,13 +104,14 @@ func hintOf(hint *tokenClaims, sess *Session) bool {
 
 // endSession ends an SSO session and revokes the grants made in it.
 func (iss *Issuer) endSession(c echo.Context, sess *Session) error {
-	now := iss.now()
-	db := iss.db.WithContext(c.Request().Context())
-	if err := db.Model(&Session{}).Where("id = ?", sess.ID).Update("ended_at", now).Error; err != nil {
-		return err
-	}
-	if err := db.Model(&Grant{}).Where("session_id = ? AND revoked_at IS NULL", sess.ID).Update("revoked_at", now).Error; err != nil {
-		return err
+	err := iss.db.WithContext(c.Request().Context()).Transaction(func(tx *gorm.DB) error {
+		if err := iss.endSessions(tx, "id = ?", sess.ID); err != nil {
+			return err
+		}
+		return tx.Model(&Grant{}).Where("session_id = ? AND revoked_at IS NULL", sess.ID).Update("revoked_at", iss.now()).Error
+	})
+	if err != nil {
+		return fmt.Errorf("end session: %w", err)
 	}
 	return iss.audit.Record(c.Request().Context(), audit.Event{Type: audit.Logout, Actor: sess.UserID, UserID: sess.UserID,
 		IP: c.RealIP(), Detail: "session " + sess.ID})

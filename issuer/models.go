@@ -9,11 +9,17 @@ type Client struct {
 	Name                   string `gorm:"size:255"`
 	SecretHash             string `gorm:"size:128"` // sha256:<hex>; empty for public clients
 	Public                 bool
+	AuthMethod             string     `gorm:"size:32"`                   // "": client_secret_basic or _post; see config.Auth…
+	JWKS                   string     `gorm:"column:jwks;type:text"`     // private_key_jwt: its public keys, a JWK Set in JSON…
+	JWKSURI                string     `gorm:"column:jwks_uri;size:2048"` // …or where it publishes them
 	RedirectURIs           []string   `gorm:"serializer:json"`
 	PostLogoutRedirectURIs []string   `gorm:"serializer:json"`
+	BackchannelLogoutURI   string     `gorm:"size:2048"`
 	GrantTypes             []string   `gorm:"serializer:json"`
+	ExchangeAudiences      []string   `gorm:"serializer:json"` // token exchange: the audiences it may ask for
 	Scopes                 []string   `gorm:"serializer:json"` // beyond OpenID Connect's
 	MFA                    string     `gorm:"size:16"`         // second-factor policy: off | optional | required
+	ThirdParty             bool       // asks the person's consent before it gets a code
 	SecretRotatedAt        *time.Time // set by an admin: the database's secret then wins over the configuration's
 	// RemovedAt is set at start-up when the configuration no longer has the
 	// client: it is then refused everywhere. The row stays, so that admins see
@@ -111,5 +117,5 @@ type Session struct {
 // Models are the tables this package owns, for store.Migrate.
 func Models() []any {
 	return []any{&Client{}, &ClientVersion{}, &SigningKey{}, &AuthCode{}, &Grant{},
-		&RefreshToken{}, &RevokedAccessToken{}, &Session{}}
+		&RefreshToken{}, &RevokedAccessToken{}, &Session{}, &LogoutNotice{}, &UsedAssertion{}, &DeviceAuthorization{}, &Consent{}, &ConsentRequest{}}
 }

@@ -11,9 +11,10 @@ import (
 )
 
 // TestUnitPurgeExpired: the issuer's purge deletes exactly the rows nothing
-// can use any more — codes, refresh tokens, revoked access tokens and
-// sessions an hour past their expiry, keys no longer published, and grants
-// with no refresh token left whose access tokens have all expired.
+// can use any more — codes, refresh tokens, revoked access tokens, sessions,
+// used client assertions, device authorizations and consent requests an hour
+// past their expiry, keys no longer published, and grants with no refresh
+// token left whose access tokens have all expired.
 func TestUnitPurgeExpired(t *testing.T) {
 	db := storetest.Open(t, "sqlite", Models()...)
 	now := time.Date(2030, 5, 17, 9, 30, 0, 0, time.UTC)
@@ -29,6 +30,12 @@ func TestUnitPurgeExpired(t *testing.T) {
 		&RevokedAccessToken{JTI: "kept", ExpiresAt: kept},
 		&Session{ID: "gone", TokenHash: "gone", UserID: "u", ExpiresAt: gone},
 		&Session{ID: "kept", TokenHash: "kept", UserID: "u", ExpiresAt: kept},
+		&UsedAssertion{ClientID: "c", JTI: "gone", ExpiresAt: gone},
+		&UsedAssertion{ClientID: "c", JTI: "kept", ExpiresAt: kept},
+		&DeviceAuthorization{ID: "gone", DeviceCodeHash: "gone", UserCodeHash: "gone", ClientID: "c", Status: "pending", ExpiresAt: gone},
+		&DeviceAuthorization{ID: "kept", DeviceCodeHash: "kept", UserCodeHash: "kept", ClientID: "c", Status: "pending", ExpiresAt: kept},
+		&ConsentRequest{TokenHash: "gone", BrowserHash: "b", SessionID: "s", ClientID: "c", RedirectURI: "r", ExpiresAt: gone},
+		&ConsentRequest{TokenHash: "kept", BrowserHash: "b", SessionID: "s", ClientID: "c", RedirectURI: "r", ExpiresAt: kept},
 		&Grant{ID: "old", ClientID: "c", CreatedAt: now.Add(-tokens.AccessTTL - time.Hour - time.Second)},
 		&Grant{ID: "old-refreshed", ClientID: "c", CreatedAt: now.Add(-48 * time.Hour)}, // its refresh token goes now
 		&Grant{ID: "old-refreshable", ClientID: "c", CreatedAt: now.Add(-48 * time.Hour)},
@@ -51,6 +58,9 @@ func TestUnitPurgeExpired(t *testing.T) {
 		{&RefreshToken{}, "hash", []string{"kept"}},
 		{&RevokedAccessToken{}, "jti", []string{"kept"}},
 		{&Session{}, "id", []string{"kept"}},
+		{&UsedAssertion{}, "jti", []string{"kept"}},
+		{&DeviceAuthorization{}, "id", []string{"kept"}},
+		{&ConsentRequest{}, "token_hash", []string{"kept"}},
 		{&Grant{}, "id", []string{"old-refreshable", "recent"}},
 	} {
 		var left []string

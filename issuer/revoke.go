@@ -38,11 +38,6 @@ func (iss *Issuer) end(tx *gorm.DB, where string, args ...any) error {
 	return iss.endGrants(tx, where, args...)
 }
 
-// endSessions ends the live sessions that match where.
-func (iss *Issuer) endSessions(tx *gorm.DB, where string, args ...any) error {
-	return tx.Model(&Session{}).Where("ended_at IS NULL").Where(where, args...).Update("ended_at", iss.now()).Error
-}
-
 // endGrants revokes the live grants that match where, with their refresh tokens.
 func (iss *Issuer) endGrants(tx *gorm.DB, where string, args ...any) error {
 	now := iss.now()
@@ -72,7 +67,7 @@ func (iss *Issuer) recheck(ctx context.Context, userID, connector, subject strin
 		}
 		return invalidGrant("the identity provider no longer vouches for the user: they must sign in again")
 	case errors.Is(err, login.ErrUpstreamUnreachable):
-		iss.log.Warn("re-check: upstream unreachable, nothing issued (fail closed)", "user", userID, "connector", connector, "err", err)
+		iss.log.WarnContext(ctx, "re-check: upstream unreachable, nothing issued (fail closed)", "user", userID, "connector", connector, "err", err)
 		return &oauthError{http.StatusServiceUnavailable, "temporarily_unavailable",
 			"the identity provider cannot be reached to confirm the user; try again later", false}
 	}

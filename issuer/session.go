@@ -109,7 +109,7 @@ func (iss *Issuer) CompleteLogin(w http.ResponseWriter, r *http.Request, t *logi
 	}
 	req := &authzRequest{client: client, redirectURI: t.RedirectURI, state: t.State, scope: t.Scope,
 		nonce: t.Nonce, challenge: t.CodeChallenge, claims: t.Claims}
-	return iss.issueCode(r.Context(), req, sess)
+	return iss.afterSignIn(r.Context(), w, r, req, sess)
 }
 
 // newSession replaces the browser's SSO session with a new one (a new session
@@ -131,8 +131,7 @@ func (iss *Issuer) newSession(w http.ResponseWriter, r *http.Request, a login.Au
 			return err
 		}
 		if old := iss.cookies.Get(r, sessionCookie); old != "" {
-			if err := tx.Model(&Session{}).Where("token_hash = ? AND ended_at IS NULL", secret.Hash(old)).
-				Update("ended_at", now).Error; err != nil {
+			if err := iss.endSessions(tx, "token_hash = ?", secret.Hash(old)); err != nil {
 				return err
 			}
 		}

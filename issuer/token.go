@@ -46,7 +46,7 @@ func (iss *Issuer) writeOAuthError(c echo.Context, err error) error {
 	case errors.As(err, &ce):
 		oe = &oauthError{http.StatusUnauthorized, "invalid_client", "client authentication failed", ce.basic}
 	default:
-		iss.log.Error("token endpoint failed", "err", err)
+		iss.log.ErrorContext(c.Request().Context(), "token endpoint failed", "err", err)
 		oe = &oauthError{http.StatusInternalServerError, "server_error", "fedhub could not complete the request", false}
 	}
 	if oe.basic {
@@ -99,7 +99,8 @@ func (iss *Issuer) tokenGrant(c echo.Context) (*tokenResponse, error) {
 	switch grant {
 	case "":
 		return nil, invalidRequest("grant_type is required")
-	case config.GrantAuthorizationCode, config.GrantRefreshToken, config.GrantClientCredentials, config.GrantPassword:
+	case config.GrantAuthorizationCode, config.GrantRefreshToken, config.GrantClientCredentials, config.GrantPassword,
+		config.GrantTokenExchange, config.GrantDeviceCode:
 	default:
 		return nil, &oauthError{http.StatusBadRequest, "unsupported_grant_type", "grant_type " + grant + " is not supported", false}
 	}
@@ -111,6 +112,10 @@ func (iss *Issuer) tokenGrant(c echo.Context) (*tokenResponse, error) {
 		return iss.codeGrant(c, client, form)
 	case config.GrantRefreshToken:
 		return iss.refreshGrant(c, client, form)
+	case config.GrantTokenExchange:
+		return iss.exchangeGrant(c, client, form)
+	case config.GrantDeviceCode:
+		return iss.deviceGrant(c.Request().Context(), client, form)
 	case config.GrantClientCredentials:
 		g := &Grant{ClientID: client.ID}
 		return iss.mint(c.Request().Context(), g, nil, "", grantable(client, nil, form.Get("scope")), false)

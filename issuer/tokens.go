@@ -22,6 +22,8 @@ type tokenResponse struct {
 	RefreshToken string `json:"refresh_token,omitempty"`
 	IDToken      string `json:"id_token,omitempty"`
 	Scope        string `json:"scope,omitempty"`
+	// IssuedTokenType answers a token exchange (RFC 8693 §2.2.1).
+	IssuedTokenType string `json:"issued_token_type,omitempty"`
 }
 
 // mint issues the tokens of a grant: an access token; a refresh token when
@@ -29,29 +31,7 @@ type tokenResponse struct {
 func (iss *Issuer) mint(ctx context.Context, g *Grant, u *linking.User, nonce, scope string, withRefresh bool) (*tokenResponse, error) {
 	iss.keys.fresh(ctx) // never sign with a key revoked on another node
 	now := iss.now()
-	exp := now.Add(iss.tokens.AccessTTL)
-	at := map[string]any{
-		"iss": iss.url, "aud": g.ClientID, "client_id": g.ClientID, "iat": now.Unix(),
-		"exp": exp.Unix(), "jti": secret.Token(16),
-	}
-	if scope != "" {
-		at["scope"] = scope
-	}
-	if u == nil {
-		at["sub"] = g.ClientID
-	} else {
-		at["sub"] = u.ID
-		at["gid"] = g.ID
-		at["auth_time"] = g.AuthTime.Unix()
-		at["idp"] = g.IDP
-		if g.SessionID != "" {
-			at["sid"] = g.SessionID
-		}
-		for k, v := range userClaims(u, scope, "", "") {
-			at[k] = v
-		}
-	}
-	access, err := iss.keys.sign(at, typAccess)
+	access, err := iss.keys.sign(iss.accessClaims(g, u, scope, now), typAccess)
 	if err != nil {
 		return nil, err
 	}
@@ -72,6 +52,33 @@ func (iss *Issuer) mint(ctx context.Context, g *Grant, u *linking.User, nonce, s
 		}
 	}
 	return resp, nil
+}
+
+// accessClaims are the claims of an access token of grant g for u (nil for
+// client credentials), for its client.
+func (iss *Issuer) accessClaims(g *Grant, u *linking.User, scope string, now time.Time) map[string]any {
+	at := map[string]any{
+		"iss": iss.url, "aud": g.ClientID, "client_id": g.ClientID, "iat": now.Unix(),
+		"exp": now.Add(iss.tokens.AccessTTL).Unix(), "jti": secret.Token(16),
+	}
+	if scope != "" {
+		at["scope"] = scope
+	}
+	if u == nil {
+		at["sub"] = g.ClientID
+		return at
+	}
+	at["sub"] = u.ID
+	at["gid"] = g.ID
+	at["auth_time"] = g.AuthTime.Unix()
+	at["idp"] = g.IDP
+	if g.SessionID != "" {
+		at["sid"] = g.SessionID
+	}
+	for k, v := range userClaims(u, scope, "", "") {
+		at[k] = v
+	}
+	return at
 }
 
 func (iss *Issuer) idToken(g *Grant, u *linking.User, nonce, scope, accessToken string, now time.Time) (string, error) {

@@ -14,6 +14,9 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/fedhub/fedhub/locale"
+	"github.com/fedhub/fedhub/web"
 )
 
 //go:embed html/*.html
@@ -29,10 +32,15 @@ const DefaultProduct = "fedhub"
 type Theme struct {
 	Product string // the name in titles and headings; default DefaultProduct
 	// Dir, when set, holds html/NAME.html files that replace the built-in
-	// pages of that name (layout.html included) and static/ files served
-	// under /static/ before the built-in ones (logos, icons, CSS).
+	// pages of that name (layout.html included), static/ files served
+	// under /static/ before the built-in ones (logos, icons, CSS) and
+	// i18n/TAG.json message catalogs (see package locale).
 	Dir     string
 	Primary string // the buttons' colour (#rrggbb), through /static/brand.css
+	// Locale is the page language when neither the login's ui_locales nor
+	// the browser's Accept-Language names one there is a catalog for;
+	// default English. Dir's i18n/TAG.json catalogs add to the built-in ones.
+	Locale string
 }
 
 // Renderer renders the pages of the current theme; Load swaps the theme
@@ -43,7 +51,8 @@ type Renderer struct {
 
 // site is one theme, parsed.
 type site struct {
-	pages  map[string]*template.Template
+	pages  map[string]map[string]*template.Template // by language, then name
+	langs  *locale.Catalogs
 	static http.Handler
 	brand  []byte // /static/brand.css
 }
@@ -91,29 +100,45 @@ func parse(theme Theme) (*site, error) {
 	if err != nil {
 		return nil, err
 	}
-	product := theme.Product
-	fm := template.FuncMap{"when": when, "product": func() string { return product }}
-	s := &site{pages: map[string]*template.Template{}, static: http.StripPrefix("/static/", http.FileServer(http.FS(static))),
+	langs, err := locale.Load(theme.Dir, theme.Locale)
+	if err != nil {
+		return nil, err
+	}
+	s := &site{pages: map[string]map[string]*template.Template{}, langs: langs, static: http.StripPrefix("/static/", http.FileServer(http.FS(static))),
 		brand: []byte(":root { --primary: " + theme.Primary + "; }\n")}
 	if theme.Primary == "" {
 		s.brand = []byte("/* no branding colour configured */\n")
 	}
-	for _, name := range names {
-		base := name[len("html/"):]
-		if base == "layout.html" || base == "admin_layout.html" {
-			continue
+	// Every page once per language: a page's words are its language's.
+	for _, tag := range langs.Tags() {
+		fm := funcs(theme.Product, langs.For(tag))
+		byName := map[string]*template.Template{}
+		for _, name := range names {
+			base := name[len("html/"):]
+			if base == "layout.html" || base == "admin_layout.html" {
+				continue
+			}
+			layout := "layout.html"
+			if strings.HasPrefix(base, "admin_") { // the admin pages are wide tables, with a menu
+				layout = "admin_layout.html"
+			}
+			t, err := template.New(base).Funcs(fm).ParseFS(pages, layout, base)
+			if err != nil {
+				return nil, fmt.Errorf("parse template %s: %w", base, err)
+			}
+			byName[base] = t
 		}
-		layout := "layout.html"
-		if strings.HasPrefix(base, "admin_") { // the admin pages are wide tables, with a menu
-			layout = "admin_layout.html"
-		}
-		t, err := template.New(base).Funcs(fm).ParseFS(pages, layout, base)
-		if err != nil {
-			return nil, fmt.Errorf("parse template %s: %w", base, err)
-		}
-		s.pages[base] = t
+		s.pages[tag.String()] = byName
 	}
 	return s, nil
+}
+
+// funcs are the functions pages call: t and th translate a message (th one
+// with markup), tx a sentence the handler wrote, lang is the page's language
+// for <html lang>.
+func funcs(product string, l locale.Localizer) template.FuncMap {
+	return template.FuncMap{"when": when, "product": func() string { return product },
+		"t": l.Text, "th": l.HTML, "tx": l.Known, "lang": l.Lang}
 }
 
 // overlay is a file system whose files in top replace those of base.
@@ -126,13 +151,82 @@ func (o overlay) Open(name string) (fs.File, error) {
 	return o.base.Open(name)
 }
 
-// Render implements echo.Renderer.
-func (r *Renderer) Render(w io.Writer, name string, data any, _ echo.Context) error {
-	t, ok := r.cur.Load().pages[name]
+// Render implements echo.Renderer, in the language chosen for the request:
+// its own ui_locales (an authorization request's error page), else the ones
+// remembered for the login (RememberLocale), else Accept-Language, else the
+// theme's default.
+func (r *Renderer) Render(w io.Writer, name string, data any, c echo.Context) error {
+	s := r.cur.Load()
+	lang := s.langs.Tags()[0]
+	if c != nil {
+		req := c.Request()
+		ui := ownLocales(req)
+		if ui == "" {
+			ui, _ = c.Get(rememberedKey).(string)
+		}
+		lang = s.langs.Choose(ui, req.Header.Get("Accept-Language"))
+	}
+	t, ok := s.pages[lang.String()][name]
 	if !ok {
 		return fmt.Errorf("no template %q", name)
 	}
 	return t.ExecuteTemplate(w, "layout", data)
+}
+
+// LocaleCookie remembers a login's ui_locales for the pages that follow the
+// authorization request (login, first login, second factor, account linking).
+const LocaleCookie = "fedhub_ui_locales"
+
+// rememberedKey holds a request's remembered ui_locales in its echo.Context.
+const rememberedKey = "fedhub.ui_locales"
+
+// RememberLocale is middleware: an authorization request (at authorizePath)
+// with ui_locales remembers them in a browser-session cookie, one without
+// forgets them, and every request hands the remembered ones to Render. The
+// authorization request's own ui_locales are read as its answer goes out,
+// from what its handler parsed: the middleware never reads a body itself.
+func RememberLocale(cookies web.Cookies, authorizePath string) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			kept := cookies.Get(c.Request(), LocaleCookie) // the tags joined by "_": a cookie has no spaces
+			if c.Request().URL.Path != authorizePath {
+				c.Set(rememberedKey, strings.ReplaceAll(kept, "_", " "))
+			} else { // a new login: its own ui_locales, or none
+				c.Response().Before(func() {
+					tags := cleanLocales(ownLocales(c.Request()))
+					switch {
+					case len(tags) > 0:
+						cookies.Set(c.Response(), LocaleCookie, strings.Join(tags, "_"), 0)
+					case kept != "":
+						cookies.Clear(c.Response(), LocaleCookie)
+					}
+				})
+			}
+			return next(c)
+		}
+	}
+}
+
+// ownLocales are the ui_locales a request carries: in its query, or in the
+// form its handler parsed (an authorization request may be a POST).
+func ownLocales(req *http.Request) string {
+	if req.Form != nil {
+		return req.Form.Get("ui_locales")
+	}
+	return req.URL.Query().Get("ui_locales")
+}
+
+// cleanLocales keeps what a cookie may carry of a ui_locales value: at most
+// a few tags of letters, digits and hyphens.
+func cleanLocales(ui string) []string {
+	var tags []string
+	for _, f := range strings.Fields(ui) {
+		if len(tags) == 4 || len(f) > 35 || strings.Trim(f, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") != "" {
+			break
+		}
+		tags = append(tags, f)
+	}
+	return tags
 }
 
 // Static serves the static assets under /static/: the theme's, then the

@@ -2,12 +2,19 @@ package templates
 
 import (
 	"bytes"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/fedhub/fedhub/locale"
+	"github.com/fedhub/fedhub/web"
 )
 
 // writeTheme writes files (path → content) under a new theme folder.
@@ -85,5 +92,106 @@ func TestTheme(t *testing.T) {
 	}
 	if code, _ := get(r, "/static/logo.svg"); code != http.StatusNotFound {
 		t.Errorf("the old theme's logo is still served: %d", code)
+	}
+}
+
+// TestMessagesExist: every message a built-in page asks for is in the source
+// catalog (and so, by locale's TestCatalogsComplete, in every shipped one).
+func TestMessagesExist(t *testing.T) {
+	langs, err := locale.Load("", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := langs.For(locale.Source)
+	uses := regexp.MustCompile(`\{\{(?:if |else )?th? "([^"]+)"`)
+	names, err := fs.Glob(htmlFiles, "html/*.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, name := range names {
+		page, err := fs.ReadFile(htmlFiles, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range uses.FindAllSubmatch(page, -1) {
+			n++
+			if _, err := src.Text(string(m[1]), "Count", 2); err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+		}
+	}
+	if n < 100 {
+		t.Errorf("only %d messages found in the pages: is the pattern still right?", n)
+	}
+}
+
+// TestPageLanguage: a page is rendered in the language of the request's
+// ui_locales, else the remembered ones of its login, else Accept-Language,
+// else the default, and <html lang> says which.
+func TestPageLanguage(t *testing.T) {
+	r, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := echo.New()
+	e.Renderer = r
+	e.Use(RememberLocale(web.Cookies{}, "/authorize"))
+	page := func(c echo.Context) error { return c.Render(http.StatusOK, "login.html", nil) }
+	e.GET("/authorize", page)
+	e.POST("/authorize", func(c echo.Context) error {
+		_ = c.FormValue("client_id") // the handler parses the form, as the issuer's does
+		return page(c)
+	})
+	e.GET("/login", page)
+	cases := []struct {
+		what, path, accept, cookie, wantLang, wantText string
+	}{
+		{"no preference: the default", "/login", "", "", "en", "<h1>Sign in</h1>"},
+		{"Accept-Language", "/login", "fr, de;q=0.8", "", "de", "<h1>Anmelden</h1>"},
+		{"ui_locales of the authorization request", "/authorize?ui_locales=de", "en", "", "de", "<h1>Anmelden</h1>"},
+		{"remembered ui_locales win over Accept-Language", "/login", "en", "de", "de", "<h1>Anmelden</h1>"},
+		{"a new authorization request without them forgets them", "/authorize", "en", "de", "en", "<h1>Sign in</h1>"},
+	}
+	for _, tc := range cases {
+		req := httptest.NewRequest(http.MethodGet, tc.path, nil)
+		req.Header.Set("Accept-Language", tc.accept)
+		if tc.cookie != "" {
+			req.AddCookie(&http.Cookie{Name: LocaleCookie, Value: tc.cookie})
+		}
+		w := httptest.NewRecorder()
+		e.ServeHTTP(w, req)
+		body := w.Body.String()
+		if !strings.Contains(body, `<html lang="`+tc.wantLang+`">`) || !strings.Contains(body, tc.wantText) {
+			t.Errorf("%s: want lang %s and %q in\n%s", tc.what, tc.wantLang, tc.wantText, body)
+		}
+	}
+
+	// The authorization request — by GET or by POST — remembers its
+	// ui_locales for the login's pages, and one without them forgets them.
+	for _, tc := range []struct {
+		method, query, body, want, wantLang string
+	}{
+		{http.MethodGet, "?ui_locales=fr+de", "", "fr_de", "de"},
+		{http.MethodPost, "", "ui_locales=de&client_id=rp", "de", "de"},
+		{http.MethodGet, "", "", "", "en"},
+	} {
+		w := httptest.NewRecorder()
+		req := httptest.NewRequest(tc.method, "/authorize"+tc.query, strings.NewReader(tc.body))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.AddCookie(&http.Cookie{Name: LocaleCookie, Value: "de"})
+		e.ServeHTTP(w, req)
+		var got *http.Cookie
+		for _, c := range w.Result().Cookies() {
+			if c.Name == LocaleCookie {
+				got = c
+			}
+		}
+		if got == nil || got.Value != tc.want || (tc.want == "") != (got.MaxAge < 0) {
+			t.Errorf("%s authorize%s %s set the cookie %v, want value %q", tc.method, tc.query, tc.body, got, tc.want)
+		}
+		if !strings.Contains(w.Body.String(), `<html lang="`+tc.wantLang+`">`) {
+			t.Errorf("%s authorize%s %s: the page is not in %s", tc.method, tc.query, tc.body, tc.wantLang)
+		}
 	}
 }

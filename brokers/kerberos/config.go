@@ -1,11 +1,14 @@
 package kerberos
 
 import (
-	"errors"
+	"context"
 	"fmt"
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/fedhub/fedhub/brokers"
+	"github.com/fedhub/fedhub/config"
 )
 
 // Config configures one Kerberos connector (`type: kerberos`, the block
@@ -33,30 +36,50 @@ type Config struct {
 // DefaultClockSkew is Kerberos' customary clock skew.
 const DefaultClockSkew = 5 * time.Minute
 
-// Validate checks c; its errors name the YAML key at fault.
-func (c Config) Validate() error {
-	var errs []error
-	fail := func(key, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
-	}
+var _ brokers.Settings = (*Config)(nil)
+
+// Validate returns every mistake in c, each naming its key in the kerberos
+// block (config.ConnectorConfig). New runs it too.
+func (c *Config) Validate() error {
+	var errs config.Errors
 	if c.KeytabFile == "" {
-		fail("keytab_file", "is required")
+		errs.Add("keytab_file", "is required")
 	}
 	if c.ServicePrincipal == "" {
-		fail("service_principal", "is required")
+		errs.Add("service_principal", "is required")
 	} else if svc, host, ok := strings.Cut(c.ServicePrincipal, "/"); !ok || svc == "" || host == "" || strings.Contains(host, "@") {
-		fail("service_principal", "must be service/host without a realm, e.g. HTTP/sso.example.com, not %q", c.ServicePrincipal)
+		errs.Add("service_principal", "must be service/host without a realm, e.g. HTTP/sso.example.com, not %q", c.ServicePrincipal)
 	}
 	if c.Realm == "" {
-		fail("realm", "is required")
+		errs.Add("realm", "is required")
 	}
 	if c.ClockSkew < 0 {
-		fail("clock_skew", "must not be negative")
+		errs.Add("clock_skew", "must not be negative")
 	}
 	if _, err := c.networks(); err != nil {
-		fail("auto_for", "%v", err)
+		errs.Add("auto_for", "%v", err)
 	}
-	return errors.Join(errs...)
+	if len(errs) > 0 {
+		return errs
+	}
+	return nil
+}
+
+// Open builds the connector (brokers.Settings): its keytab is read now, and
+// resolve_with must name an Active Directory connector listed before it.
+func (c *Config) Open(_ context.Context, d brokers.Deps) (any, error) {
+	o := Options{Replays: d.Store, Now: d.Now, Log: d.Log}
+	if c.ResolveWith != "" {
+		var impl any
+		ok := d.Built != nil
+		if ok {
+			impl, ok = d.Built(c.ResolveWith)
+		}
+		if o.Resolver, ok = impl.(Resolver); !ok {
+			return nil, fmt.Errorf("kerberos: resolve_with: %q is not an ldap connector listed before this one", c.ResolveWith)
+		}
+	}
+	return New(*c, o)
 }
 
 // skew is the clock skew in force.

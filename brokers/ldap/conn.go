@@ -62,7 +62,7 @@ func (c *Connector) dial(ctx context.Context, prefer, dn, password string) (*lda
 		if !isNetworkError(err) {
 			return nil, u, err
 		}
-		c.log.Warn("ldap: server unreachable, trying the next one", "server", u, "error", err)
+		c.log.WarnContext(ctx, "ldap: server unreachable, trying the next one", "server", u, "error", err)
 		errs = append(errs, fmt.Errorf("%s: %w", u, err))
 	}
 	return nil, "", fmt.Errorf("ldap: no server reachable: %w", errors.Join(errs...))
@@ -174,7 +174,7 @@ func (c *Connector) withService(ctx context.Context, op func(conn *ldap.Conn, se
 		if fresh || attempt > 0 || ctx.Err() != nil {
 			return err
 		}
-		c.log.Debug("ldap: pooled connection broken, dialling again", "error", err)
+		c.log.DebugContext(ctx, "ldap: pooled connection broken, dialling again", "error", err)
 	}
 }
 

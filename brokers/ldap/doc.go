@@ -38,4 +38,9 @@
 //
 // [New] does not connect: fedhub starts while the directory is down, and [Connector.Health]
 // tells the admin page whether the service account can bind.
+//
+// Configuration: [Config] is the ldap block of a connector of type ldap in the
+// configuration file (brokers.Settings). [Config.Validate] names the keys of
+// the block it refuses, for check-config and serve alike, and [New] runs it
+// too; [Config.Open] builds the connector from the block and brokers.Deps.
 package ldap

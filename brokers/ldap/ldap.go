@@ -54,10 +54,10 @@ var errAmbiguous = errors.New("ldap: the username matches more than one director
 // New checks cfg, fills in its defaults and returns a connector. It does not connect:
 // fedhub must start while the directory is unreachable. log may be nil.
 func New(cfg Config, log *slog.Logger) (*Connector, error) {
-	cfg, err := cfg.withDefaults()
-	if err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("ldap: %w", err)
 	}
+	cfg = cfg.withDefaults()
 	tc, err := cfg.baseTLS()
 	if err != nil {
 		return nil, fmt.Errorf("ldap: %w", err)
@@ -130,7 +130,7 @@ func (c *Connector) Login(ctx context.Context, username, password string, admit 
 	}
 	filter, ok := c.userFilter(username)
 	if !ok {
-		c.log.Debug("ldap: username refused before the search", "username", username)
+		c.log.DebugContext(ctx, "ldap: username refused before the search", "username", username)
 		return login.Identity{}, login.ErrInvalidCredentials
 	}
 
@@ -143,16 +143,16 @@ func (c *Connector) Login(ctx context.Context, username, password string, admit 
 		return err
 	})
 	if errors.Is(err, login.ErrInvalidCredentials) {
-		c.log.Info("ldap: login failed: no such user", "username", username)
+		c.log.InfoContext(ctx, "ldap: login failed: no such user", "username", username)
 		return login.Identity{}, err
 	}
 	if errors.Is(err, errAmbiguous) {
-		c.log.Error("ldap: login failed: the user search found more than one entry; fix user_filter or username_attribute",
+		c.log.ErrorContext(ctx, "ldap: login failed: the user search found more than one entry; fix user_filter or username_attribute",
 			"username", username, "filter", filter)
 		return login.Identity{}, err
 	}
 	if err != nil {
-		c.log.Error("ldap: login failed: user search", "username", username, "error", err)
+		c.log.ErrorContext(ctx, "ldap: login failed: user search", "username", username, "error", err)
 		return login.Identity{}, fmt.Errorf("ldap: user search: %w", err)
 	}
 
@@ -174,14 +174,14 @@ func (c *Connector) Login(ctx context.Context, username, password string, admit 
 	} else {
 		result, sub, meaning := classifyBind(err)
 		if result == nil {
-			c.log.Error("ldap: login failed: bind", "username", username, "dn", entry.DN, "error", err)
+			c.log.ErrorContext(ctx, "ldap: login failed: bind", "username", username, "dn", entry.DN, "error", err)
 			return login.Identity{}, fmt.Errorf("ldap: bind: %w", err)
 		}
 		attrs := []any{"username", username, "dn", entry.DN}
 		if sub != "" {
 			attrs = append(attrs, "ad_code", sub, "ad_meaning", cmp.Or(meaning, "unknown"))
 		}
-		c.log.Info("ldap: login failed: bind refused", attrs...)
+		c.log.InfoContext(ctx, "ldap: login failed: bind refused", attrs...)
 		if result == login.ErrInvalidCredentials {
 			result = &login.CredentialsError{Account: account}
 		}
@@ -195,7 +195,7 @@ func (c *Connector) Login(ctx context.Context, username, password string, admit 
 		return err
 	})
 	if err != nil {
-		c.log.Error("ldap: login failed: group search", "username", username, "dn", entry.DN, "error", err)
+		c.log.ErrorContext(ctx, "ldap: login failed: group search", "username", username, "dn", entry.DN, "error", err)
 		return login.Identity{}, fmt.Errorf("ldap: group search: %w", err)
 	}
 	return id, nil

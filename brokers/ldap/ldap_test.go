@@ -557,8 +557,18 @@ func TestNew(t *testing.T) {
 		change func(*ldap.Config)
 		want   string
 	}{
-		{"no server", func(c *ldap.Config) { c.URLs = nil }, "urls or srv"},
-		{"both", func(c *ldap.Config) { c.SRV = "example.test" }, "exclude"},
+		{"no server", func(c *ldap.Config) { c.URLs = nil }, "urls: give the servers"},
+		{"both", func(c *ldap.Config) { c.SRV = "example.test" }, "srv: give either urls or srv"},
+		{"srv without TLS", func(c *ldap.Config) { c.URLs, c.SRV = nil, "example.test" }, "srv: servers found through DNS"},
+		{"user and path in URL", func(c *ldap.Config) { c.URLs = []string{"ldaps://user@ldap.example.test/ou=people"} }, "urls[0]: must be"},
+		{"second URL bad", func(c *ldap.Config) { c.URLs = append(c.URLs, "ldaps://ldap2.example.test?x") }, "urls[1]: must be"},
+		{"password without dn", func(c *ldap.Config) { c.BindDN = "" }, "bind_dn: is required with bind_password"},
+		{"bad bind dn", func(c *ldap.Config) { c.BindDN = "reader" }, "bind_dn:"},
+		{"bad group base", func(c *ldap.Config) { c.GroupBase = "nope" }, "group_base:"},
+		{"bad group filter", func(c *ldap.Config) { c.GroupFilter = "objectClass=group)(" }, "group_filter:"},
+		{"pool too large", func(c *ldap.Config) { c.PoolSize = 101 }, "pool_size: must be between 0 (default) and 100"},
+		{"negative pool", func(c *ldap.Config) { c.PoolSize = -1 }, "pool_size:"},
+		{"domain with a backslash", func(c *ldap.Config) { c.Domain = `EXAMPLE\` }, "domain:"},
 		{"plain", func(c *ldap.Config) { c.URLs = []string{"ldap://ldap.example.test"} }, "insecure"},
 		{"starttls on ldaps", func(c *ldap.Config) { c.StartTLS = true }, "start_tls"},
 		{"bad scheme", func(c *ldap.Config) { c.URLs = []string{"http://ldap.example.test"} }, "scheme"},

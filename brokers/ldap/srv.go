@@ -30,7 +30,7 @@ func (c *Connector) srvURLs(ctx context.Context) ([]string, error) {
 			c.srvRecords, c.srvAt = found, time.Now()
 			c.srvMu.Unlock()
 		case len(records) > 0:
-			c.log.Warn("ldap: srv lookup failed, using the servers found before", "domain", c.cfg.SRV, "error", err)
+			c.log.WarnContext(ctx, "ldap: srv lookup failed, using the servers found before", "domain", c.cfg.SRV, "error", err)
 		case err != nil:
 			return nil, fmt.Errorf("srv lookup _ldap._tcp.%s: %w", c.cfg.SRV, err)
 		}

@@ -25,4 +25,9 @@
 // does not honour is refused with ErrNotReauthenticated, within
 // AuthTimeSkew. MultiFactor counts amr "mfa" or an acr listed in
 // Config.MFAACRValues as several factors. Config.Now is the clock.
+//
+// Configuration: [Config] is the oidc block of a connector of type oidc in the
+// configuration file (brokers.Settings). [Config.Validate] names the keys of
+// the block it refuses, for check-config and serve alike, and [New] runs it
+// too; [Config.Open] builds the connector from the block and brokers.Deps.
 package oidc

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -71,37 +70,6 @@ var (
 	ErrNotReauthenticated = errors.New("the upstream did not authenticate the person again")
 )
 
-// Config configures one upstream OpenID Provider.
-type Config struct {
-	ID string
-	// Name is how people know the upstream, used in messages such as
-	// "<Name> is not reachable right now"; default ID.
-	Name string
-
-	Issuer       string
-	ClientID     string
-	ClientSecret string
-	AuthMethod   string   // client_secret_basic (default) | client_secret_post
-	Scopes       []string // default openid profile email; openid is always sent
-	UseUserinfo  bool     // also call the userinfo endpoint and merge its claims
-	// Claims maps username|email|name|groups|email_verified to claim names;
-	// defaults preferred_username, email, name, groups, email_verified.
-	Claims map[string]string
-	// HTTPClient makes every request to the upstream; default a client with a
-	// 10 s timeout.
-	HTTPClient *http.Client
-	// MFAACRValues are acr values by which the upstream says a login used
-	// several factors (MultiFactor); amr "mfa" always counts.
-	MFAACRValues []string
-	// MaxAgeWithoutUpstream is how long a login holds for the re-checks
-	// after it once the upstream can no longer be asked: it gave no refresh
-	// token and its access token expired (Refresh); default 24 h.
-	MaxAgeWithoutUpstream time.Duration
-	// Now is the connector's clock (when a flow began, auth_time freshness,
-	// ID token expiry); default time.Now.
-	Now func() time.Time
-}
-
 type claimNames struct {
 	username, email, name, groups, emailVerified string
 }
@@ -152,18 +120,8 @@ func New(cfg Config, log *slog.Logger) (*Connector, error) {
 	if cfg.ID == "" {
 		return nil, errors.New("oidc connector: id is required")
 	}
-	fail := func(format string, args ...any) error {
-		return fmt.Errorf("oidc connector %q: %s", cfg.ID, fmt.Sprintf(format, args...))
-	}
-	u, err := url.Parse(cfg.Issuer)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-		return nil, fail("issuer must be an absolute http(s) URL without query or fragment, got %q", cfg.Issuer)
-	}
-	if cfg.ClientID == "" {
-		return nil, fail("client_id is required")
-	}
-	if cfg.ClientSecret == "" {
-		return nil, fail("client_secret is required")
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("oidc connector %q: %w", cfg.ID, err)
 	}
 	c := &Connector{
 		id: cfg.ID, name: cfg.Name, issuer: cfg.Issuer,
@@ -175,30 +133,20 @@ func New(cfg Config, log *slog.Logger) (*Connector, error) {
 	if c.name == "" {
 		c.name = cfg.ID
 	}
-	switch cfg.AuthMethod {
-	case "", AuthMethodBasic:
-		c.authStyle = oauth2.AuthStyleInHeader
-	case AuthMethodPost:
+	c.authStyle = oauth2.AuthStyleInHeader
+	if cfg.AuthMethod == AuthMethodPost {
 		c.authStyle = oauth2.AuthStyleInParams
-	default:
-		return nil, fail("auth_method must be %s or %s, got %q", AuthMethodBasic, AuthMethodPost, cfg.AuthMethod)
 	}
 	c.scopes = []string{oidc.ScopeOpenID}
 	if len(cfg.Scopes) == 0 {
 		c.scopes = append(c.scopes, "profile", "email")
 	}
 	for _, s := range cfg.Scopes {
-		if s == "" || strings.ContainsAny(s, " \t\r\n\"\\") {
-			return nil, fail("invalid scope %q", s)
-		}
 		if !slices.Contains(c.scopes, s) {
 			c.scopes = append(c.scopes, s)
 		}
 	}
 	for k, v := range cfg.Claims {
-		if v == "" {
-			return nil, fail("claims.%s is empty", k)
-		}
 		switch k {
 		case "username":
 			c.claims.username = v
@@ -210,16 +158,9 @@ func New(cfg Config, log *slog.Logger) (*Connector, error) {
 			c.claims.groups = v
 		case "email_verified":
 			c.claims.emailVerified = v
-		default:
-			return nil, fail("unknown claims key %q (username, email, name, groups, email_verified)", k)
 		}
 	}
-	for _, v := range cfg.MFAACRValues {
-		if v == "" || strings.TrimSpace(v) != v {
-			return nil, fail("invalid mfa_acr_values entry %q", v)
-		}
-		c.mfaACR = append(c.mfaACR, v)
-	}
+	c.mfaACR = cfg.MFAACRValues
 	c.now = cfg.Now
 	if c.now == nil {
 		c.now = time.Now
@@ -232,18 +173,7 @@ func New(cfg Config, log *slog.Logger) (*Connector, error) {
 		c.log = slog.New(slog.DiscardHandler)
 	}
 	c.log = c.log.With("connector", c.id)
-	if u.Scheme == "http" && !isLoopback(u.Hostname()) {
-		c.log.Warn("upstream issuer is plain http: tokens and codes travel unencrypted", "issuer", cfg.Issuer)
-	}
 	return c, nil
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // upstream returns the discovered provider, discovering it when needed.
@@ -311,7 +241,7 @@ func (c *Connector) fetch(ctx context.Context) (*upstream, error) {
 		}
 	}
 	if len(meta.CodeChallengeMethods) > 0 && !slices.Contains(meta.CodeChallengeMethods, "S256") {
-		c.log.Warn("upstream does not advertise PKCE S256; sending it anyway")
+		c.log.WarnContext(ctx, "upstream does not advertise PKCE S256; sending it anyway")
 	}
 	return &upstream{
 		provider: p,

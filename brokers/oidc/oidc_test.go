@@ -742,17 +742,19 @@ func TestNewValidates(t *testing.T) {
 		t.Fatalf("New(valid) = %v", err)
 	}
 	for name, mod := range map[string]func(*fedoidc.Config){
-		"no id":          func(c *fedoidc.Config) { c.ID = "" },
-		"no issuer":      func(c *fedoidc.Config) { c.Issuer = "" },
-		"relative":       func(c *fedoidc.Config) { c.Issuer = "idp.example" },
-		"ftp":            func(c *fedoidc.Config) { c.Issuer = "ftp://idp.example" },
-		"query":          func(c *fedoidc.Config) { c.Issuer = "https://idp.example?x=1" },
-		"no client id":   func(c *fedoidc.Config) { c.ClientID = "" },
-		"no secret":      func(c *fedoidc.Config) { c.ClientSecret = "" },
-		"auth method":    func(c *fedoidc.Config) { c.AuthMethod = "private_key_jwt" },
-		"claims key":     func(c *fedoidc.Config) { c.Claims = map[string]string{"subject": "oid"} },
-		"empty claim":    func(c *fedoidc.Config) { c.Claims = map[string]string{"email": ""} },
-		"scope with gap": func(c *fedoidc.Config) { c.Scopes = []string{"openid email"} },
+		"no id":              func(c *fedoidc.Config) { c.ID = "" },
+		"no issuer":          func(c *fedoidc.Config) { c.Issuer = "" },
+		"relative":           func(c *fedoidc.Config) { c.Issuer = "idp.example" },
+		"ftp":                func(c *fedoidc.Config) { c.Issuer = "ftp://idp.example" },
+		"query":              func(c *fedoidc.Config) { c.Issuer = "https://idp.example?x=1" },
+		"no client id":       func(c *fedoidc.Config) { c.ClientID = "" },
+		"no secret":          func(c *fedoidc.Config) { c.ClientSecret = "" },
+		"auth method":        func(c *fedoidc.Config) { c.AuthMethod = "private_key_jwt" },
+		"claims key":         func(c *fedoidc.Config) { c.Claims = map[string]string{"subject": "oid"} },
+		"empty claim":        func(c *fedoidc.Config) { c.Claims = map[string]string{"email": ""} },
+		"scope with gap":     func(c *fedoidc.Config) { c.Scopes = []string{"openid email"} },
+		"http, not loopback": func(c *fedoidc.Config) { c.Issuer = "http://idp.example" },
+		"negative max age":   func(c *fedoidc.Config) { c.MaxAgeWithoutUpstream = -time.Hour },
 	} {
 		cfg := ok
 		mod(&cfg)

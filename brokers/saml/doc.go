@@ -118,4 +118,9 @@
 // returns ErrIDPUnavailable until it can be fetched). Either is reloaded in
 // the background when older than MetadataRefresh; a failed reload keeps the
 // last good metadata and is reported by Health.
+//
+// Configuration: [Config] is the saml block of a connector of type saml in the
+// configuration file (brokers.Settings). [Config.Validate] names the keys of
+// the block it refuses, for check-config and serve alike, and [New] runs it
+// too; [Config.Open] builds the connector from the block and brokers.Deps.
 package saml

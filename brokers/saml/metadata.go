@@ -76,7 +76,7 @@ func (c *Connector) reload(ctx context.Context) (*idpMetadata, error) {
 		if c.idp != nil {
 			args = append(args, "kept_metadata_from", c.idp.loadedAt)
 		}
-		c.log.Warn("SAML IdP metadata could not be loaded", args...)
+		c.log.WarnContext(ctx, "SAML IdP metadata could not be loaded", args...)
 		return nil, err
 	}
 	if c.idp != nil && c.idp.ed.EntityID != md.ed.EntityID {

@@ -66,47 +66,6 @@ const (
 // moment before the flow began count as fresh.
 const AuthnInstantSkew = 5 * time.Second
 
-// Config configures one SAML connector.
-type Config struct {
-	ID      string // connector ID
-	BaseURL string // fedhub's issuer URL
-
-	IDPMetadataURL  string
-	IDPMetadataFile string
-	MetadataRefresh time.Duration // default 1h
-
-	EntityID     string // default: BaseURL + "/broker/" + ID + "/saml/metadata"
-	NameIDFormat string // default persistent
-
-	SignRequests bool
-	Binding      string // "redirect" (default) | "post"
-
-	SPKeyFile, SPCertFile string // empty: generated once, shared through the store
-
-	AllowIDPInitiated bool
-
-	// Attributes maps username | email | name | groups | subject |
-	// email_verified to a SAML attribute Name or FriendlyName (see the
-	// package documentation for the defaults).
-	Attributes map[string]string
-
-	// MFAContextClasses are the AuthnContextClassRef values by which the IdP
-	// says a login used several factors (MultiFactor), e.g.
-	// urn:oasis:names:tc:SAML:2.0:ac:classes:MobileTwoFactorContract.
-	MFAContextClasses []string
-
-	// MaxAgeWithoutUpstream is how long a login holds for the re-checks
-	// after it (Refresh): SAML cannot ask the IdP again; default 24 h.
-	MaxAgeWithoutUpstream time.Duration
-
-	// Now is the clock for when a flow began; default crewjam's saml.TimeNow,
-	// which crewjam's own checks (IssueInstant, NotOnOrAfter) use.
-	Now func() time.Time
-
-	// Transport carries the metadata fetches; default http.DefaultTransport.
-	Transport http.RoundTripper
-}
-
 // Errors Finish, FinishUnsolicited and Begin return. None carries upstream
 // data; the details are logged.
 var (
@@ -187,21 +146,8 @@ func New(ctx context.Context, cfg Config, store brokers.ConnectorStore, log *slo
 	if err != nil || (base.Scheme != "https" && base.Scheme != "http") || base.Host == "" {
 		return nil, fmt.Errorf("saml %s: base URL %q is not an absolute http(s) URL", cfg.ID, cfg.BaseURL)
 	}
-	if (cfg.IDPMetadataURL == "") == (cfg.IDPMetadataFile == "") {
-		return nil, fmt.Errorf("saml %s: set exactly one of idp_metadata_url and idp_metadata_file", cfg.ID)
-	}
-	if cfg.IDPMetadataURL != "" {
-		u, err := url.Parse(cfg.IDPMetadataURL)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			return nil, fmt.Errorf("saml %s: idp_metadata_url %q is not an absolute http(s) URL", cfg.ID, cfg.IDPMetadataURL)
-		}
-		if u.Scheme == "http" && !isLoopback(u.Hostname()) {
-			log.Warn("SAML IdP metadata is fetched over plain http: its signing keys can be replaced in transit; use https",
-				"connector", cfg.ID, "url", cfg.IDPMetadataURL)
-		}
-	}
-	if cfg.MetadataRefresh < 0 {
-		return nil, fmt.Errorf("saml %s: metadata_refresh must not be negative", cfg.ID)
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("saml %s: %w", cfg.ID, err)
 	}
 	c := &Connector{cfg: cfg, store: store, log: log, refresh: cfg.MetadataRefresh,
 		client: &http.Client{Timeout: fetchTimeout, Transport: cfg.Transport}}
@@ -223,13 +169,9 @@ func New(ctx context.Context, cfg Config, store brokers.ConnectorStore, log *slo
 		c.entityID = mu.String()
 	}
 
-	switch strings.ToLower(cfg.Binding) {
-	case "", "redirect":
-		c.binding = saml.HTTPRedirectBinding
-	case "post":
+	c.binding = saml.HTTPRedirectBinding
+	if cfg.Binding == "post" {
 		c.binding = saml.HTTPPostBinding
-	default:
-		return nil, fmt.Errorf("saml %s: binding %q: use redirect or post", cfg.ID, cfg.Binding)
 	}
 
 	c.attrs = map[string][]string{}
@@ -237,20 +179,12 @@ func New(ctx context.Context, cfg Config, store brokers.ConnectorStore, log *slo
 		c.attrs[role] = names
 	}
 	for role, name := range cfg.Attributes {
-		if _, ok := defaultAttributes[role]; !ok {
-			return nil, fmt.Errorf("saml %s: attributes.%s: unknown; use username, email, name, groups, subject or email_verified", cfg.ID, role)
-		}
 		if name = strings.TrimSpace(name); name != "" {
 			c.attrs[role] = []string{name}
 		}
 	}
 
-	for _, v := range cfg.MFAContextClasses {
-		if v == "" || strings.TrimSpace(v) != v {
-			return nil, fmt.Errorf("saml %s: mfa_context_classes: invalid entry %q", cfg.ID, v)
-		}
-		c.mfaClasses = append(c.mfaClasses, v)
-	}
+	c.mfaClasses = cfg.MFAContextClasses
 	c.now = cfg.Now
 	if c.now == nil {
 		c.now = func() time.Time { return saml.TimeNow() }
@@ -260,9 +194,6 @@ func New(ctx context.Context, cfg Config, store brokers.ConnectorStore, log *slo
 	c.nameID = cfg.NameIDFormat
 	if c.nameID == "" {
 		c.nameID = NameIDPersistent
-	}
-	if (c.nameID == NameIDTransient || c.nameID == nameIDEmail) && len(c.attrs["subject"]) == 0 {
-		return nil, fmt.Errorf("saml %s: nameid_format %s is not a stable identifier: use persistent, or set attributes.subject", cfg.ID, c.nameID)
 	}
 
 	if err := c.loadKey(ctx); err != nil {
@@ -277,10 +208,6 @@ func New(ctx context.Context, cfg Config, store brokers.ConnectorStore, log *slo
 		}
 	}
 	return c, nil
-}
-
-func isLoopback(host string) bool {
-	return host == "localhost" || host == "127.0.0.1" || host == "::1"
 }
 
 // EntityID is fedhub's SAML entity ID for this connector.
@@ -337,7 +264,7 @@ func (c *Connector) Begin(ctx context.Context, w http.ResponseWriter, r *http.Re
 	}
 	loc := sp.GetSSOBindingLocation(c.binding)
 	if loc == "" {
-		c.log.Error("SAML IdP metadata has no SingleSignOnService for the configured binding",
+		c.log.ErrorContext(ctx, "SAML IdP metadata has no SingleSignOnService for the configured binding",
 			"connector", c.cfg.ID, "binding", c.binding, "idp", md.ed.EntityID)
 		return ErrIDPUnavailable
 	}
@@ -512,11 +439,11 @@ func (c *Connector) FinishUnsolicited(ctx context.Context, r *http.Request) (log
 	if !c.cfg.AllowIDPInitiated {
 		if sh, err := inspect(raw); err == nil && sh.inResponseTo != "" {
 			// A late or misrouted answer to a real request, not an IdP-initiated login.
-			c.log.Warn("SAML response refused", "connector", c.cfg.ID,
+			c.log.WarnContext(ctx, "SAML response refused", "connector", c.cfg.ID,
 				"reason", "answer to an AuthnRequest with no login in progress (expired, used or another browser)")
 			return login.Identity{}, ErrUnknownLogin
 		}
-		c.log.Warn("SAML response refused", "connector", c.cfg.ID,
+		c.log.WarnContext(ctx, "SAML response refused", "connector", c.cfg.ID,
 			"reason", "IdP-initiated login is not allowed for this connector (allow_idp_initiated)")
 		return login.Identity{}, ErrUnsolicited
 	}

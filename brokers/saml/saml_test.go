@@ -1405,6 +1405,9 @@ func TestNewRefusesBadConfig(t *testing.T) {
 		"metadata URL ftp":   func(c *samlconn.Config) { c.IDPMetadataURL = "ftp://idp.example/md" },
 		"missing file":       func(c *samlconn.Config) { c.IDPMetadataURL, c.IDPMetadataFile = "", "/nonexistent/idp.xml" },
 		"transient, no subj": func(c *samlconn.Config) { c.NameIDFormat = transient },
+		"metadata over http": func(c *samlconn.Config) { c.IDPMetadataURL = "http://idp.example/md" },
+		"negative max age":   func(c *samlconn.Config) { c.MaxAgeWithoutUpstream = -time.Hour },
+		"MFA class twice":    func(c *samlconn.Config) { c.MFAContextClasses = []string{"urn:a", "urn:a"} },
 	} {
 		cfg := ok
 		edit(&cfg)

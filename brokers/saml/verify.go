@@ -89,7 +89,7 @@ func (c *Connector) verify(ctx context.Context, raw []byte, requestID string, fr
 		return login.Identity{}, c.refuse("response shape", err)
 	}
 	if unsolicited && sh.inResponseTo != "" {
-		c.log.Warn("SAML response refused", "connector", c.cfg.ID,
+		c.log.WarnContext(ctx, "SAML response refused", "connector", c.cfg.ID,
 			"reason", "an answer to an AuthnRequest arrived with no login in progress; it is not an IdP-initiated response")
 		return login.Identity{}, ErrUnknownLogin
 	}
@@ -130,7 +130,7 @@ func (c *Connector) verify(ctx context.Context, raw []byte, requestID string, fr
 		}
 		var status saml.ErrBadStatus
 		if errors.As(reason, &status) {
-			c.log.Warn("SAML response refused", "connector", c.cfg.ID, "reason", "IdP status is not success", "status", status.Status)
+			c.log.WarnContext(ctx, "SAML response refused", "connector", c.cfg.ID, "reason", "IdP status is not success", "status", status.Status)
 			return login.Identity{}, ErrIDPDenied
 		}
 		return login.Identity{}, c.refuse("verification failed", reason)
@@ -141,7 +141,7 @@ func (c *Connector) verify(ctx context.Context, raw []byte, requestID string, fr
 	// Only the verified assertion says how the person authenticated.
 	authTime, acr := authnContext(a, now)
 	if !freshSince.IsZero() && (authTime.IsZero() || authTime.Before(freshSince)) {
-		c.log.Warn("SAML response refused", "connector", c.cfg.ID,
+		c.log.WarnContext(ctx, "SAML response refused", "connector", c.cfg.ID,
 			"reason", "ForceAuthn: the AuthnInstant is before the login began (or missing); the IdP answered from its session",
 			"authn_instant", authTime, "earliest", freshSince)
 		return login.Identity{}, ErrNotReauthenticated
@@ -157,7 +157,7 @@ func (c *Connector) verify(ctx context.Context, raw []byte, requestID string, fr
 		return login.Identity{}, fmt.Errorf("saml: replay cache: %w", err)
 	}
 	if !first {
-		c.log.Warn("SAML response refused", "connector", c.cfg.ID, "reason", "replay: assertion already used",
+		c.log.WarnContext(ctx, "SAML response refused", "connector", c.cfg.ID, "reason", "replay: assertion already used",
 			"assertion_id", a.ID)
 		return login.Identity{}, ErrReplayed
 	}

@@ -58,7 +58,7 @@ type app struct {
 
 // theme is the configured branding as the templates take it.
 func theme(b config.Branding) templates.Theme {
-	return templates.Theme{Product: b.ProductName, Dir: b.ThemeDir, Primary: b.PrimaryColor}
+	return templates.Theme{Product: b.ProductName, Dir: b.ThemeDir, Primary: b.PrimaryColor, Locale: b.DefaultLocale}
 }
 
 // sealedSecrets is one package's secrets kept sealed in the database.
@@ -233,6 +233,7 @@ func wire(ctx context.Context, cfg *config.Config, db *gorm.DB, log *slog.Logger
 		return nil, err
 	}
 	users.RevokeWith(iss) // unlink, move, merge and disable end what came through
+	iss.Throttle(limiter) // user codes typed at /device
 	broker := brokers.New(brokers.Options{Connectors: connectors, Users: users, Issuer: iss,
 		Limiter: limiter, Audit: events, FirstLogin: firstlogin.New(users, events, log), Factors: factors, Passkeys: keys, Passwordless: keys != nil && cfg.Passkeys.Passwordless, DB: db, BaseURL: cfg.Issuer, Sealer: secrets,
 		Log: log, Now: now})
@@ -249,7 +250,8 @@ func wire(ctx context.Context, cfg *config.Config, db *gorm.DB, log *slog.Logger
 	e.IPExtractor = ipExtractor(cfg.TrustedProxies)
 	e.Renderer = renderer
 	e.HTTPErrorHandler = errorHandler(e, log)
-	e.Use(web.Requests(log, m), web.SecurityHeaders())
+	e.Use(web.Requests(log, m), web.SecurityHeaders(),
+		templates.RememberLocale(web.Cookies{Secure: strings.HasPrefix(cfg.Issuer, "https://")}, "/authorize"))
 	e.GET("/static/*", echo.WrapHandler(renderer.Static()))
 	iss.Routes(e, countedRechecks{broker, m})
 	broker.Routes(e)

@@ -13,11 +13,8 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/fedhub/fedhub/brokers"
-	"github.com/fedhub/fedhub/brokers/kerberos"
-	"github.com/fedhub/fedhub/brokers/ldap"
-	"github.com/fedhub/fedhub/brokers/oidc"
-	"github.com/fedhub/fedhub/brokers/saml"
 	"github.com/fedhub/fedhub/config"
+	"github.com/fedhub/fedhub/connectors"
 	"github.com/fedhub/fedhub/firstlogin"
 	"github.com/fedhub/fedhub/metrics"
 	"github.com/fedhub/fedhub/secret"
@@ -48,14 +45,8 @@ func upstreamConnector(ctx context.Context, cfg *config.Config, c config.Connect
 	if err != nil {
 		return brokers.Connector{}, fmt.Errorf("connector %s: %w", c.ID, err)
 	}
-	name := c.Name
-	if name == "" {
-		name = c.ID
-	}
-	label := c.Label
-	if label == "" {
-		label = "Sign in with " + name
-	}
+	name := cmp.Or(c.Name, c.ID)
+	label := cmp.Or(c.Label, "Sign in with "+name)
 	return brokers.Connector{ID: c.ID, Name: name, Label: label, Icon: c.Icon, Hidden: c.Hidden,
 		LinkOnly: c.LinkOnly, Enabled: c.IsEnabled(), Sync: c.Sync.Force(), Mappers: mappers,
 		GroupsPassthrough: c.Groups == config.GroupsPassthrough, Impl: impl,
@@ -75,63 +66,21 @@ func imports(cfg *config.Config) map[string]time.Duration {
 	return out
 }
 
-// connectorImpl builds one connector; its upstream calls are reported to m.
+// connectorImpl builds one connector through the registry; its upstream
+// calls are reported to m.
 func connectorImpl(ctx context.Context, cfg *config.Config, c config.Connector, before []brokers.Connector, db *gorm.DB, secrets *secret.Keyring, log *slog.Logger, m *metrics.Metrics) (any, error) {
-	name := c.Name
-	if name == "" {
-		name = c.ID
-	}
-	switch {
-	case c.LDAP != nil:
-		l := c.LDAP
-		return ldap.New(ldap.Config{
-			URLs: l.URLs, SRV: l.SRV, StartTLS: l.StartTLS, Insecure: l.Insecure, CAFile: l.CAFile,
-			ServerName: l.ServerName, BindDN: l.BindDN, BindPassword: l.BindPassword,
-			ActiveDirectory: l.ActiveDirectory, Domain: l.Domain, UPNSuffix: l.UPNSuffix,
-			UserBase: l.UserBase, UserFilter: l.UserFilter, UsernameAttr: l.UsernameAttr,
-			SubjectAttr: l.SubjectAttr, EmailAttr: l.EmailAttr, NameAttr: l.NameAttr,
-			GroupBase: l.GroupBase, GroupFilter: l.GroupFilter, GroupMemberAttr: l.GroupMemberAttr,
-			GroupNameAttr: l.GroupNameAttr, Timeout: l.Timeout, PoolSize: l.PoolSize, Now: now,
-			Observe: func(op string, d time.Duration, failed bool) { m.Upstream(c.ID, op, d, failed) },
-		}, log)
-	case c.SAML != nil:
-		sc := c.SAML
-		return saml.New(ctx, saml.Config{ID: c.ID, BaseURL: cfg.Issuer, IDPMetadataURL: sc.IDPMetadataURL,
-			IDPMetadataFile: sc.IDPMetadataFile, MetadataRefresh: sc.MetadataRefresh, EntityID: sc.EntityID,
-			NameIDFormat: sc.NameIDFormat, SignRequests: sc.SignRequests, Binding: sc.Binding,
-			SPKeyFile: sc.SPKeyFile, SPCertFile: sc.SPCertFile, AllowIDPInitiated: sc.AllowIDPInitiated,
-			Attributes: sc.Attributes, MFAContextClasses: sc.MFAContextClasses,
-			MaxAgeWithoutUpstream: sc.MaxAgeWithoutUpstream, Transport: m.Transport(c.ID, metrics.Metadata)},
-			brokers.NewConnectorStore(db, c.ID, secrets), log)
-	case c.OIDC != nil:
-		o := c.OIDC
-		return oidc.New(oidc.Config{ID: c.ID, Name: name, Issuer: o.Issuer, ClientID: o.ClientID,
-			ClientSecret: o.ClientSecret, AuthMethod: o.AuthMethod, Scopes: o.Scopes,
-			UseUserinfo: o.UseUserinfo, Claims: o.Claims, MFAACRValues: o.MFAACRValues,
-			MaxAgeWithoutUpstream: o.MaxAgeWithoutUpstream, Now: now,
-			HTTPClient: &http.Client{Timeout: oidcTimeout, Transport: m.Transport(c.ID, metrics.OIDCOperation)}}, log)
-	case c.Kerberos != nil:
-		k := c.Kerberos
-		o := kerberos.Options{Replays: brokers.NewConnectorStore(db, c.ID, secrets), Now: now, Log: log}
-		if k.ResolveWith != "" {
-			i := slices.IndexFunc(before, func(b brokers.Connector) bool { return b.ID == k.ResolveWith })
-			r, ok := kerberos.Resolver(nil), false
-			if i >= 0 {
-				r, ok = before[i].Impl.(kerberos.Resolver)
-			}
-			if !ok {
-				return nil, fmt.Errorf("resolve_with: %q is not an Active Directory connector listed before it", k.ResolveWith)
-			}
-			o.Resolver = r
+	built := func(id string) (any, bool) {
+		i := slices.IndexFunc(before, func(b brokers.Connector) bool { return b.ID == id })
+		if i < 0 {
+			return nil, false
 		}
-		return kerberos.New(kerberos.Config{KeytabFile: k.KeytabFile, ServicePrincipal: k.ServicePrincipal, Realm: k.Realm,
-			ClockSkew: k.ClockSkew, AutoFor: k.AutoFor, ResolveWith: k.ResolveWith}, o)
+		return before[i].Impl, true
 	}
-	return nil, fmt.Errorf("type %q is not supported", c.Type)
+	return connectors.Open(ctx, c, brokers.Deps{ID: c.ID, Name: cmp.Or(c.Name, c.ID), Issuer: cfg.Issuer, Built: built,
+		Store: brokers.NewConnectorStore(db, c.ID, secrets), Log: log, Now: now,
+		Observe:   func(op string, d time.Duration, failed bool) { m.Upstream(c.ID, op, d, failed) },
+		Transport: func(op func(path string) string) http.RoundTripper { return m.Transport(c.ID, op) }})
 }
-
-// oidcTimeout bounds each call to an OIDC upstream.
-const oidcTimeout = 10 * time.Second
 
 func buildMappers(list []config.Mapper) (brokers.Mappers, error) {
 	var out brokers.Mappers

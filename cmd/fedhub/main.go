@@ -21,6 +21,7 @@ import (
 	"github.com/fedhub/fedhub/audit"
 	"github.com/fedhub/fedhub/certreload"
 	"github.com/fedhub/fedhub/config"
+	"github.com/fedhub/fedhub/connectors"
 	"github.com/fedhub/fedhub/issuer"
 	"github.com/fedhub/fedhub/linking"
 	"github.com/fedhub/fedhub/manage"
@@ -46,6 +47,7 @@ Usage:
   fedhub backup (-c FILE | --demo) --to FILE     (SQLite: a consistent copy, also while serving)
   fedhub restore (-c FILE | --demo) --from FILE  (SQLite: replaces the database; stop fedhub first)
   fedhub version       (also --version: module version, commit, its date, Go version)
+  fedhub healthcheck [URL]   (exit 0 when a running fedhub is ready; URL default http://127.0.0.1:9000/readyz)
 `
 
 func main() {
@@ -100,6 +102,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "version", "--version":
 		printVersion(stdout)
 		return nil
+	case "healthcheck":
+		return healthcheck(ctx, rest, stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -137,7 +141,7 @@ func (o *options) config() (*config.Config, error) {
 	case o.file == "":
 		return nil, errors.New("give a configuration file with -c FILE (or --demo to try fedhub)")
 	default:
-		cfg, err = config.LoadFile(o.file)
+		cfg, err = connectors.LoadFile(o.file)
 		if err == nil && o.listen != "" {
 			cfg.Listen = o.listen
 		}
@@ -162,7 +166,7 @@ func checkConfig(args []string, stdout io.Writer) error {
 	if o.file == "" {
 		return errors.New("give the file to check with -c FILE")
 	}
-	if _, err := config.LoadFile(o.file); err != nil {
+	if _, err := connectors.LoadFile(o.file); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "%s: configuration is valid\n", o.file)
@@ -223,6 +227,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			"how", "secrets: {key: ${FEDHUB_SECRETS_KEY}} with 32 random bytes in base64 (openssl rand -base64 32)")
 	}
 	go a.issuer.Maintain(ctx)
+	go a.issuer.DeliverLogouts(ctx, issuer.NoticeClient())
 	go a.purge(ctx, log)
 	go a.sync.Schedule(ctx)
 	if o.demo {

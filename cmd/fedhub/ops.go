@@ -10,19 +10,20 @@ import (
 
 	"github.com/fedhub/fedhub/config"
 	"github.com/fedhub/fedhub/manage"
+	"github.com/fedhub/fedhub/requestid"
 	"github.com/fedhub/fedhub/store"
 )
 
 // newLogger is fedhub's log as configured; level holds its level, which a
-// reload may change.
+// reload may change. A line logged with a request's context carries its ID.
 func newLogger(w io.Writer, c config.Log, level *slog.LevelVar) *slog.Logger {
 	l, _ := c.SlogLevel() // validated with the configuration
 	level.Set(l)
 	opts := &slog.HandlerOptions{Level: level}
 	if c.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		return slog.New(requestid.LogHandler(slog.NewJSONHandler(w, opts)))
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(requestid.LogHandler(slog.NewTextHandler(w, opts)))
 }
 
 // management is what the management endpoints report: the database must

@@ -116,9 +116,9 @@ func TestNeedRestart(t *testing.T) {
 			c.Connectors = []config.Connector{{ID: "ad"}}
 			c.Tokens.AccessTTL *= 2
 		}, "tokens"},
-		{"a directory sync schedule", func(c *config.Config) {
+		{"a directory sync schedule reloads", func(c *config.Config) {
 			c.Connectors = []config.Connector{{ID: "ad", Sync: config.Sync{Import: true, Period: time.Hour}}}
-		}, "connectors[].sync (the directory sync schedules)"},
+		}, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

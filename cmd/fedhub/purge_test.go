@@ -31,6 +31,11 @@ var tableEnds = map[string]string{
 	"refresh_tokens":        "purged: issuer.Maintain",
 	"revoked_access_tokens": "purged: issuer.Maintain",
 	"sessions":              "purged: issuer.Maintain",
+	"used_assertions":       "purged: issuer.Maintain",
+	"device_authorizations": "purged: issuer.Maintain",
+	"consent_requests":      "purged: issuer.Maintain",
+	"consents":              "kept until the user revokes it",
+	"logout_notices":        "deleted once delivered or given up: issuer.DeliverLogouts (tested in issuer)",
 	// Purged by app.purge, tested below.
 	"failures":           "purged",
 	"connector_values":   "purged",

@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"maps"
 	"reflect"
 	"slices"
 	"strings"
@@ -14,9 +13,10 @@ import (
 	"github.com/fedhub/fedhub/config"
 )
 
-// reload applies the configuration that load reads now: the connectors, the
-// branding, the clients (added, changed, removed — in the database, so every
-// node sees them at once), new bootstrap users and the log level. Sign-ins in
+// reload applies the configuration that load reads now: the connectors and
+// their directory sync schedules, the branding, the clients (added, changed,
+// removed — in the database, so every node sees them at once), new bootstrap
+// users and the log level. Sign-ins in
 // flight are records in the database and go on. A file that does not load,
 // a connector that cannot be built or a theme that does not parse is refused
 // whole, and the running configuration kept; what else changed since the
@@ -41,6 +41,7 @@ func (a *app) reload(ctx context.Context, load func() (*config.Config, error), s
 	}
 	a.broker.SetConnectors(conns)
 	a.inForce = conns
+	a.sync.SetImports(imports(cfg))
 	closeConnectors(replaced, closeGrace) // after the requests that still use them
 	if err := a.issuer.SyncClients(ctx, cfg.Clients); err != nil {
 		log.Error("configuration reload: the clients could not be applied", "err", err)
@@ -62,8 +63,9 @@ func (a *app) reload(ctx context.Context, load func() (*config.Config, error), s
 // that were using it.
 const closeGrace = time.Minute
 
-// rebuildConnectors builds the connectors of cfg: one whose configuration is
-// unchanged since running is kept as it is (its pool, its cached metadata),
+// rebuildConnectors builds the connectors of cfg: one whose configuration
+// (its common keys and its type's decoded block) is unchanged since running
+// is kept as it is (its pool, its cached metadata),
 // the others are new. The local connector and those not from the file (the
 // tests' fakes) stay where they are, the local one first. It returns the
 // list and the connectors it replaces.
@@ -84,7 +86,7 @@ func (a *app) rebuildConnectors(ctx context.Context, running, cfg *config.Config
 	list = append(list, fixed[0])
 	for _, c := range cfg.Connectors {
 		// A Kerberos connector is built again: the connector it resolves with may be new.
-		if old, ok := was[c.ID]; ok && reflect.DeepEqual(old, c) && c.Kerberos == nil {
+		if old, ok := was[c.ID]; ok && reflect.DeepEqual(old, c) && c.Type != "kerberos" {
 			list = append(list, current[c.ID])
 			continue
 		}
@@ -120,8 +122,7 @@ func closeConnectors(list []brokers.Connector, wait time.Duration) {
 }
 
 // needRestart lists the top-level keys whose change a reload does not apply:
-// every key but connectors (their directory sync schedules aside), branding,
-// clients, users and log.level.
+// every key but connectors, branding, clients, users and log.level.
 func needRestart(old, cfg *config.Config) []string {
 	a, b := *old, *cfg
 	a.Clients, b.Clients, a.Users, b.Users, a.Log.Level, b.Log.Level = nil, nil, nil, nil, "", ""
@@ -134,9 +135,6 @@ func needRestart(old, cfg *config.Config) []string {
 			continue
 		}
 		keys = append(keys, strings.Split(f.Tag.Get("yaml"), ",")[0])
-	}
-	if !maps.Equal(imports(old), imports(cfg)) {
-		keys = append(keys, "connectors[].sync (the directory sync schedules)")
 	}
 	return keys
 }

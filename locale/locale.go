@@ -1,0 +1,210 @@
+package locale
+
+import (
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/nicksnyder/go-i18n/v2/i18n"
+	"golang.org/x/text/language"
+)
+
+// catalogs/TAG.json are the pages' messages by ID; catalogs/texts/TAG.json
+// translate the sentences Go code puts on pages, with the English sentence
+// as the ID (see Localizer.Known).
+//
+//go:embed catalogs
+var catalogs embed.FS
+
+// Source is the language the pages are written in: every other catalog
+// translates its messages, and a message missing from one falls back to it.
+var Source = language.English
+
+// Shipped lists the languages of the built-in catalogs, the source first.
+func Shipped() []string {
+	names, _ := fs.Glob(catalogs, "catalogs/*.json") // the pattern is valid
+	tags := []string{Source.String()}
+	for _, n := range names {
+		if tag := strings.TrimSuffix(path.Base(n), ".json"); tag != Source.String() {
+			tags = append(tags, tag)
+		}
+	}
+	return tags
+}
+
+// Catalogs are the messages of every language pages can be shown in.
+type Catalogs struct {
+	bundle  *i18n.Bundle
+	tags    []language.Tag // the default first: what the matcher falls back to
+	matcher language.Matcher
+}
+
+// Load reads the built-in catalogs and then, when themeDir is set, the
+// theme's i18n/TAG.json files, whose messages replace the built-in ones of
+// that language or add a language. defaultTag must be one of them ("" is the
+// source language).
+func Load(themeDir, defaultTag string) (*Catalogs, error) {
+	b := i18n.NewBundle(Source)
+	b.RegisterUnmarshalFunc("json", json.Unmarshal)
+	for _, dir := range []string{"catalogs", "catalogs/texts"} {
+		if err := parseDir(b, catalogs, dir); err != nil {
+			return nil, err
+		}
+	}
+	if themeDir != "" {
+		dir := filepath.Join(themeDir, "i18n")
+		if _, err := os.Stat(dir); err == nil {
+			if err := parseDir(b, os.DirFS(dir), "."); err != nil {
+				return nil, fmt.Errorf("theme: %w", err)
+			}
+		}
+	}
+	def := Source
+	if defaultTag != "" {
+		t, err := language.Parse(defaultTag)
+		if err != nil {
+			return nil, fmt.Errorf("default locale %q: %w", defaultTag, err)
+		}
+		def = t
+	}
+	tags := []language.Tag{def}
+	found := false
+	for _, t := range b.LanguageTags() {
+		if t == def {
+			found = true
+			continue
+		}
+		tags = append(tags, t)
+	}
+	if !found {
+		return nil, fmt.Errorf("default locale %q has no catalog", defaultTag)
+	}
+	sort.Slice(tags[1:], func(i, j int) bool { return tags[1+i].String() < tags[1+j].String() })
+	return &Catalogs{bundle: b, tags: tags, matcher: language.NewMatcher(tags)}, nil
+}
+
+func parseDir(b *i18n.Bundle, fsys fs.FS, dir string) error {
+	names, err := fs.Glob(fsys, path.Join(dir, "*.json"))
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		buf, err := fs.ReadFile(fsys, n)
+		if err != nil {
+			return fmt.Errorf("catalog %s: %w", n, err)
+		}
+		if _, err := b.ParseMessageFileBytes(buf, path.Base(n)); err != nil {
+			return fmt.Errorf("catalog %s: %w", n, err)
+		}
+	}
+	return nil
+}
+
+// Tags lists the languages, the default first.
+func (c *Catalogs) Tags() []language.Tag { return c.tags }
+
+// Choose picks the language of a page: the first of uiLocales (the OIDC
+// parameter: tags separated by spaces, most wanted first) that a catalog
+// serves, else the best of acceptLanguage (the header, with q-values) that
+// one serves, else the default.
+func (c *Catalogs) Choose(uiLocales, acceptLanguage string) language.Tag {
+	for _, s := range strings.Fields(uiLocales) {
+		if t, err := language.Parse(s); err == nil {
+			if m, ok := c.match(t); ok {
+				return m
+			}
+		}
+	}
+	wanted, q, _ := language.ParseAcceptLanguage(acceptLanguage) // a malformed header says nothing
+	for i, t := range wanted {
+		if q[i] <= 0 {
+			continue
+		}
+		if m, ok := c.match(t); ok {
+			return m
+		}
+	}
+	return c.tags[0]
+}
+
+// match finds the catalog that serves t (de-CH is served by de), if any.
+func (c *Catalogs) match(t language.Tag) (language.Tag, bool) {
+	_, i, conf := c.matcher.Match(t)
+	return c.tags[i], conf >= language.High
+}
+
+// Localizer translates into one language.
+type Localizer struct {
+	tag language.Tag
+	l   *i18n.Localizer
+}
+
+// For returns the translator into tag.
+func (c *Catalogs) For(tag language.Tag) Localizer {
+	return Localizer{tag: tag, l: i18n.NewLocalizer(c.bundle, tag.String())}
+}
+
+// Lang is the BCP 47 tag, for <html lang>.
+func (l Localizer) Lang() string { return l.tag.String() }
+
+// Text translates the message id; args are name, value pairs for its
+// placeholders ({{.Name}}), and a "Count" chooses the plural form.
+func (l Localizer) Text(id string, args ...any) (string, error) {
+	if len(args)%2 != 0 {
+		return "", fmt.Errorf("message %s: arguments must be name, value pairs", id)
+	}
+	data := map[string]any{}
+	cfg := &i18n.LocalizeConfig{MessageID: id, TemplateData: data}
+	for i := 0; i < len(args); i += 2 {
+		name, ok := args[i].(string)
+		if !ok {
+			return "", fmt.Errorf("message %s: argument %d is not a name", id, i)
+		}
+		data[name] = args[i+1]
+		if name == "Count" {
+			cfg.PluralCount = args[i+1]
+		}
+	}
+	s, err := l.l.Localize(cfg)
+	var missing *i18n.MessageNotFoundErr
+	if err != nil && !(errors.As(err, &missing) && s != "") { // not translated: the source text
+		return "", fmt.Errorf("message %s: %w", id, err)
+	}
+	return s, nil
+}
+
+// HTML translates a message that carries markup (<strong>…</strong>): the
+// catalogs are trusted like the theme's pages, the values are escaped.
+func (l Localizer) HTML(id string, args ...any) (template.HTML, error) {
+	esc := make([]any, len(args))
+	for i, a := range args {
+		esc[i] = a
+		if i%2 == 1 {
+			esc[i] = template.HTMLEscapeString(fmt.Sprint(a))
+		}
+	}
+	s, err := l.Text(id, esc...)
+	return template.HTML(s), err // #nosec G203 -- trusted catalog text, escaped values
+}
+
+// Known translates a sentence that Go code wrote in the source language (an
+// error page's title, a form's error) when the catalogs have it, with the
+// sentence itself as the message ID; any other text is shown as it is.
+func (l Localizer) Known(text string) string {
+	if text == "" {
+		return ""
+	}
+	s, err := l.l.Localize(&i18n.LocalizeConfig{MessageID: text})
+	if err != nil || s == "" {
+		return text
+	}
+	return s
+}
