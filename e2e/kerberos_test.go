@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -240,6 +241,30 @@ func TestKerberosSecondFactor(t *testing.T) {
 	if status != http.StatusOK || loc != "" || !strings.Contains(body, "<h1>Set up a second step</h1>") {
 		t.Fatalf("the Kerberos sign-in with mfa: required answered %d %q:\n%s", status, loc, body)
 	}
+}
+
+// TestKerberosRecheck: the identity of a Kerberos sign-in resolved through AD
+// is re-checked as the AD connector's: once the account is disabled in the
+// directory, the application's refresh token is refused.
+func TestKerberosRecheck(t *testing.T) {
+	k := startKerberos(t, "    recheck_interval: 1s\n")
+	rp := newGoRP(t, k.s, rpID, rpSecret)
+	user, password := "krb-recheck", "Aa1!"+randomSuffix()+"xyzXYZ"
+	if err := k.ad.Tool("user", "create", user, password); err != nil {
+		t.Fatal(err)
+	}
+	a := rp.begin()
+	status, loc, body := k.curlFlow(t, k.kdc.Kinit(t, user, password), filepath.Join(t.TempDir(), "cookies"), a.params)
+	if status != http.StatusSeeOther || !strings.HasPrefix(loc, redirectURI+"?") {
+		t.Fatalf("the Kerberos sign-in answered %d Location %q:\n%s", status, loc, body)
+	}
+	u, _ := url.Parse(loc)
+	tok, _, _ := rp.finish(t, a, u.Query())
+	if err := k.ad.Tool("user", "disable", user); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond) // the directory's last yes no longer holds
+	rp.refreshFails(t, tok.RefreshToken, "invalid_grant")
 }
 
 // negotiateWith starts a sign-in in a new browser and answers the Negotiate
