@@ -137,7 +137,7 @@ func (s *Service) renderAccount(c echo.Context, u *linking.User, status, problem
 	}
 	v.HasPassword = slices.ContainsFunc(links, func(l linking.Link) bool { return l.Connector == linking.LocalConnector })
 	for _, conn := range s.connectors() {
-		if conn.Enabled && conn.ID != linking.LocalConnector && s.Kind(conn.ID) != "" && s.linkable(links, conn.ID) {
+		if conn.Enabled && conn.ID != linking.LocalConnector && s.linkableKind(conn.ID) && s.linkable(links, conn.ID) {
 			v.Connectors = append(v.Connectors, conn)
 		}
 	}
@@ -256,7 +256,7 @@ func (s *Service) linkStart(c echo.Context) error {
 		return web.RenderError(c, http.StatusBadRequest, *page)
 	}
 	conn, ok := s.enabled(c.Param("id"))
-	if !ok || s.Kind(conn.ID) == "" || conn.ID == linking.LocalConnector {
+	if !ok || !s.linkableKind(conn.ID) || conn.ID == linking.LocalConnector {
 		if app != nil {
 			return c.Redirect(http.StatusSeeOther, app.back("unavailable"))
 		}
@@ -277,6 +277,14 @@ func (s *Service) linkStart(c echo.Context) error {
 		return err
 	}
 	return s.renderLinkPage(c, conn, u, app, "")
+}
+
+// linkableKind says whether a connector can be linked from the account page:
+// a password or a redirect connector (a Kerberos connector cannot: its
+// identities are found in a directory, or are the principal's name).
+func (s *Service) linkableKind(id string) bool {
+	k := s.Kind(id)
+	return k == "password" || k == "redirect"
 }
 
 // oneIdentity answers a request to link a connector of which the user has an

@@ -2,6 +2,7 @@ package brokers
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"time"
 
@@ -31,6 +32,26 @@ type RedirectConnector interface {
 	// Finish verifies the upstream's answer to flow.
 	Finish(ctx context.Context, r *http.Request, flow *Flow) (login.Identity, error)
 }
+
+// NegotiateConnector signs people in with what their browser already holds,
+// through HTTP Negotiate (RFC 4559: Kerberos in SPNEGO): the login page tries it
+// without a click for the addresses it names, and shows a button for it.
+type NegotiateConnector interface {
+	// Negotiate verifies the token of "Authorization: Negotiate <token>"
+	// (decoded). A token of another mechanism (NTLM) is ErrNoNegotiation: the
+	// browser cannot sign in this way, and the login page is shown instead.
+	// The identity's Connector is "" or, when the connector resolves its
+	// people through another connector's directory, that connector's ID:
+	// the identity is then that connector's, with its subject.
+	Negotiate(ctx context.Context, token []byte) (login.Identity, error)
+	// Automatic says whether the login page tries it without a click for a
+	// browser at the address ip.
+	Automatic(ip string) bool
+}
+
+// ErrNoNegotiation is a Negotiate token the connector cannot use: the browser
+// offered no Kerberos ticket.
+var ErrNoNegotiation = errors.New("the browser offered no Kerberos ticket")
 
 // Flow is one upstream login in progress, stored by brokers, bound to the
 // browser that started it, single-use and short-lived.
@@ -152,7 +173,7 @@ type Connector struct {
 	// MultiFactorReporter says) satisfy the second factor.
 	TrustUpstreamMFA bool
 	Recheck          Recheck
-	Impl             any // a PasswordConnector or a RedirectConnector, maybe more
+	Impl             any // a PasswordConnector, a RedirectConnector or a NegotiateConnector, maybe more
 }
 
 // profile maps an identity of this connector to a local profile.

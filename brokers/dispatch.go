@@ -99,6 +99,12 @@ func (s *Service) ended(c echo.Context, err error) error {
 
 // identified goes on from an identity a connector proved for t's login.
 func (s *Service) identified(c echo.Context, t *login.Transaction, token string, conn Connector, id login.Identity) error {
+	return s.identifiedBy(c, t, token, conn, id, amrOf(s.Kind(conn.ID)))
+}
+
+// identifiedBy is identified where the person authenticated by amr, not as
+// conn's kind does (Kerberos for an identity of a directory connector).
+func (s *Service) identifiedBy(c echo.Context, t *login.Transaction, token string, conn Connector, id login.Identity, amr string) error {
 	ctx := c.Request().Context()
 	if t.Purpose == login.ForLink {
 		return s.finishLink(c, t, conn, id)
@@ -109,7 +115,7 @@ func (s *Service) identified(c echo.Context, t *login.Transaction, token string,
 	}
 	// auth_time is the upstream's word for when the person logged in there;
 	// a password connector's credential was typed just now.
-	t.LoginVia, t.AMR, t.AuthTime = conn.ID, []string{amrOf(s.Kind(conn.ID))}, cmp.Or(id.AuthTime, s.txns.Now())
+	t.LoginVia, t.AMR, t.AuthTime = conn.ID, []string{amr}, cmp.Or(id.AuthTime, s.txns.Now())
 	t.Subject, t.UpstreamState = id.Subject, id.Upstream // sealed at the callback
 	if mf, ok := conn.Impl.(MultiFactorReporter); ok && conn.TrustUpstreamMFA && mf.MultiFactor(id) {
 		t.AMR = append(t.AMR, "mfa")

@@ -129,6 +129,7 @@ func (s *Service) Routes(e *echo.Echo) {
 	e.GET("/broker/:id/callback", s.callback)
 	e.POST("/broker/:id/callback", s.callback)
 	e.GET("/broker/continue", s.continueLogin)
+	e.GET("/broker/:id/negotiate", s.negotiate)
 	s.firstLoginRoutes(e)
 	s.factorRoutes(e)
 	s.accountRoutes(e)
@@ -198,7 +199,7 @@ type loginView struct {
 	ClientName string
 	Username   string
 	Error      string
-	Buttons    []Connector // redirect connectors: a button each
+	Buttons    []Connector // redirect and Negotiate connectors: a button each
 	Links      []Connector // other password connectors: a button that opens their form
 	Form       *Connector  // the password form shown
 	Others     bool        // the form of a chosen connector is shown: offer the other ways back
@@ -218,9 +219,19 @@ func (s *Service) loginPage(c echo.Context) error {
 	if chosen == "" && t.IDPHint != "" { // idp_hint skips the choice
 		chosen = t.IDPHint
 		conn, ok := s.usable(chosen)
-		if _, redirect := conn.Impl.(RedirectConnector); ok && redirect {
-			return s.startFlow(c, t, conn)
+		switch conn.Impl.(type) {
+		case RedirectConnector:
+			if ok {
+				return s.startFlow(c, t, conn)
+			}
+		case NegotiateConnector:
+			if ok && c.QueryParam(negotiatedParam) == "" {
+				return c.Redirect(http.StatusSeeOther, negotiateURL(conn, token))
+			}
 		}
+	}
+	if conn, ok := s.automaticNegotiate(c); ok && chosen == "" {
+		return c.Redirect(http.StatusSeeOther, negotiateURL(conn, token))
 	}
 	return s.renderLogin(c, http.StatusOK, t, token, chosen, t.LoginHint, "")
 }
@@ -240,7 +251,7 @@ func (s *Service) renderLogin(c echo.Context, status int, t *login.Transaction, 
 			continue
 		}
 		switch conn.Impl.(type) {
-		case RedirectConnector:
+		case RedirectConnector, NegotiateConnector:
 			if !v.Others {
 				v.Buttons = append(v.Buttons, conn)
 			}
@@ -298,6 +309,8 @@ func (s *Service) brokerLogin(c echo.Context) error {
 		return s.formLogin(c, t, token, conn, impl)
 	case RedirectConnector:
 		return s.startFlow(c, t, conn)
+	case NegotiateConnector:
+		return c.Redirect(http.StatusSeeOther, negotiateURL(conn, token))
 	}
 	return web.RenderError(c, http.StatusNotFound, unknownMethod)
 }

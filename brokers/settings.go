@@ -29,6 +29,9 @@ type Deps struct {
 	// Store keeps the connector's own records (a SAML SP key), sealed with
 	// the operator's keys.
 	Store ConnectorStore
+	// Built returns the implementation of a connector listed before this
+	// one in the file (a Kerberos connector's resolve_with).
+	Built func(id string) (any, bool)
 	Log   *slog.Logger
 	Now   func() time.Time
 	// Observe, if set, is told of each call to an upstream that is not HTTP

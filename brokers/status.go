@@ -65,6 +65,8 @@ func kindOf(impl any) string {
 		return "password"
 	case RedirectConnector:
 		return "redirect"
+	case NegotiateConnector:
+		return "negotiate"
 	}
 	return ""
 }

@@ -852,8 +852,8 @@ func TestKeyError(t *testing.T) {
 
 func TestIsLoopback(t *testing.T) {
 	for host, want := range map[string]bool{
-		"localhost": true, "127.0.0.1": true, "127.1.2.3": true, "::1": true,
-		"localhost.example.com": false, "10.0.0.1": false, "0.0.0.0": false, "::": false,
+		"localhost": true, "127.0.0.1": true, "127.1.2.3": true, "::1": true, "fedhub.localhost": true,
+		"localhost.example.com": false, "localhost.": false, "evil-localhost": false, "10.0.0.1": false, "0.0.0.0": false, "::": false,
 		"example.com": false, "": false, "[::1]": false,
 	} {
 		if got := config.IsLoopback(host); got != want {

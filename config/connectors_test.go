@@ -110,7 +110,7 @@ func TestConnectorErrors(t *testing.T) {
 		name, yaml string
 		want       []string // "line N: key: part of the message"
 	}{
-		{"no type", "  - id: x\n", []string{`line 3: connectors[0].type: must be ldap, oidc or saml, not ""`}},
+		{"no type", "  - id: x\n", []string{`line 3: connectors[0].type: must be kerberos, ldap, oidc or saml, not ""`}},
 		{"reserved id", "  - id: local\n    type: oidc\n    oidc: {issuer: https://a.example, client_id: c, client_secret: \"${S}\"}\n",
 			[]string{`line 3: connectors[0].id: "local" is the built-in`}},
 		{"id in URLs", "  - id: Corp AD\n    type: oidc\n    oidc: {issuer: https://a.example, client_id: c, client_secret: \"${S}\"}\n",

@@ -367,9 +367,10 @@ func (v *validator) definitionName(key, what, name string, at map[string]int, i 
 	}
 }
 
-// IsLoopback reports whether host is localhost or a loopback IP.
+// IsLoopback reports whether host is localhost, a name under .localhost
+// (which resolves to the loopback by RFC 6761) or a loopback IP.
 func IsLoopback(host string) bool {
-	if host == "localhost" {
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") { // RFC 6761 §6.3: always the loopback
 		return true
 	}
 	ip := net.ParseIP(host)

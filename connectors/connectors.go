@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/fedhub/fedhub/brokers"
+	"github.com/fedhub/fedhub/brokers/kerberos"
 	"github.com/fedhub/fedhub/brokers/ldap"
 	"github.com/fedhub/fedhub/brokers/oidc"
 	"github.com/fedhub/fedhub/brokers/saml"
@@ -14,9 +15,10 @@ import (
 // registry maps a connector type, the value of type: and the key of its
 // block, to a new block of it.
 var registry = map[string]func() brokers.Settings{
-	"ldap": settings[ldap.Config],
-	"oidc": settings[oidc.Config],
-	"saml": settings[saml.Config],
+	"kerberos": settings[kerberos.Config],
+	"ldap":     settings[ldap.Config],
+	"oidc":     settings[oidc.Config],
+	"saml":     settings[saml.Config],
 }
 
 // settings is a new, empty block of type T.

@@ -65,6 +65,11 @@ func TestBlockErrors(t *testing.T) {
 			[]string{"line 9: connectors[0].oidc.mfa_acr_values[1]: must be an acr value"}},
 		{"oidc unknown claim", "  - id: x\n    type: oidc\n    oidc:\n      issuer: https://a.example\n      client_id: c\n      client_secret: \"${S}\"\n      claims: {subject: oid}\n",
 			[]string{"line 9: connectors[0].oidc.claims.subject: must be one of username, email, name, groups, email_verified"}},
+		{"kerberos without keytab, SPN with a realm", "  - id: x\n    type: kerberos\n    kerberos:\n      service_principal: HTTP/sso.example.com@EXAMPLE.COM\n      realm: EXAMPLE.COM\n",
+			[]string{"line 6: connectors[0].kerberos.keytab_file: is required",
+				"line 6: connectors[0].kerberos.service_principal: must be service/host without a realm"}},
+		{"kerberos auto_for not a CIDR", "  - id: x\n    type: kerberos\n    kerberos: {keytab_file: k, service_principal: HTTP/sso.example.com, realm: EXAMPLE.COM, auto_for: [10.0.0.1]}\n",
+			[]string{"line 5: connectors[0].kerberos.auto_for: \"10.0.0.1\" is not a CIDR"}},
 		{"negative max age", "  - id: x\n    type: saml\n    saml:\n      idp_metadata_file: m.xml\n      max_age_without_upstream: -1h\n",
 			[]string{"line 7: connectors[0].saml.max_age_without_upstream: must not be negative"}},
 	} {

@@ -250,11 +250,12 @@ func (c *Connector) userAttrs() []string {
 	return out
 }
 
-// findUser searches for exactly one entry: none is login.ErrInvalidCredentials, more than
-// one errAmbiguous. Referrals in the answer are ignored, never followed.
-func (c *Connector) findUser(conn *ldap.Conn, filter string) (*ldap.Entry, error) {
+// findUser searches for exactly one entry, reading userAttrs and extra: none is
+// login.ErrInvalidCredentials, more than one errAmbiguous. Referrals in the answer are
+// ignored, never followed.
+func (c *Connector) findUser(conn *ldap.Conn, filter string, extra ...string) (*ldap.Entry, error) {
 	req := ldap.NewSearchRequest(c.cfg.UserBase, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
-		2, 0, false, filter, c.userAttrs(), nil)
+		2, 0, false, filter, append(c.userAttrs(), extra...), nil)
 	res, err := c.search(conn, req)
 	if ldap.IsErrorWithCode(err, ldap.LDAPResultSizeLimitExceeded) {
 		return nil, errAmbiguous

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"text/template"
 	"time"
 
@@ -24,7 +25,7 @@ import (
 func upstreamConnectors(ctx context.Context, cfg *config.Config, db *gorm.DB, secrets *secret.Keyring, log *slog.Logger, m *metrics.Metrics) ([]brokers.Connector, error) {
 	var out []brokers.Connector
 	for _, c := range cfg.Connectors {
-		conn, err := upstreamConnector(ctx, cfg, c, db, secrets, log, m)
+		conn, err := upstreamConnector(ctx, cfg, c, out, db, secrets, log, m)
 		if err != nil {
 			return nil, err
 		}
@@ -33,9 +34,10 @@ func upstreamConnectors(ctx context.Context, cfg *config.Config, db *gorm.DB, se
 	return out, nil
 }
 
-// upstreamConnector builds one configured connector.
-func upstreamConnector(ctx context.Context, cfg *config.Config, c config.Connector, db *gorm.DB, secrets *secret.Keyring, log *slog.Logger, m *metrics.Metrics) (brokers.Connector, error) {
-	impl, err := connectorImpl(ctx, cfg, c, db, secrets, log, m) // connectors name themselves in their logs
+// upstreamConnector builds one configured connector; before are the ones
+// built before it (a Kerberos connector's resolve_with is among them).
+func upstreamConnector(ctx context.Context, cfg *config.Config, c config.Connector, before []brokers.Connector, db *gorm.DB, secrets *secret.Keyring, log *slog.Logger, m *metrics.Metrics) (brokers.Connector, error) {
+	impl, err := connectorImpl(ctx, cfg, c, before, db, secrets, log, m) // connectors name themselves in their logs
 	if err != nil {
 		return brokers.Connector{}, fmt.Errorf("connector %s: %w", c.ID, err)
 	}
@@ -66,8 +68,15 @@ func imports(cfg *config.Config) map[string]time.Duration {
 
 // connectorImpl builds one connector through the registry; its upstream
 // calls are reported to m.
-func connectorImpl(ctx context.Context, cfg *config.Config, c config.Connector, db *gorm.DB, secrets *secret.Keyring, log *slog.Logger, m *metrics.Metrics) (any, error) {
-	return connectors.Open(ctx, c, brokers.Deps{ID: c.ID, Name: cmp.Or(c.Name, c.ID), Issuer: cfg.Issuer,
+func connectorImpl(ctx context.Context, cfg *config.Config, c config.Connector, before []brokers.Connector, db *gorm.DB, secrets *secret.Keyring, log *slog.Logger, m *metrics.Metrics) (any, error) {
+	built := func(id string) (any, bool) {
+		i := slices.IndexFunc(before, func(b brokers.Connector) bool { return b.ID == id })
+		if i < 0 {
+			return nil, false
+		}
+		return before[i].Impl, true
+	}
+	return connectors.Open(ctx, c, brokers.Deps{ID: c.ID, Name: cmp.Or(c.Name, c.ID), Issuer: cfg.Issuer, Built: built,
 		Store: brokers.NewConnectorStore(db, c.ID, secrets), Log: log, Now: now,
 		Observe:   func(op string, d time.Duration, failed bool) { m.Upstream(c.ID, op, d, failed) },
 		Transport: func(op func(path string) string) http.RoundTripper { return m.Transport(c.ID, op) }})

@@ -89,11 +89,12 @@ func (a *app) rebuildConnectors(ctx context.Context, running, cfg *config.Config
 	}
 	list = append(list, fixed[0])
 	for _, c := range cfg.Connectors {
-		if old, ok := was[c.ID]; ok && reflect.DeepEqual(old, c) {
+		// A Kerberos connector is built again: the connector it resolves with may be new.
+		if old, ok := was[c.ID]; ok && reflect.DeepEqual(old, c) && c.Type != "kerberos" {
 			list = append(list, current[c.ID])
 			continue
 		}
-		conn, err := upstreamConnector(ctx, cfg, c, a.db, a.secrets, log, a.metrics)
+		conn, err := upstreamConnector(ctx, cfg, c, list, a.db, a.secrets, log, a.metrics)
 		if err != nil {
 			closeConnectors(without(list, a.inForce), 0)
 			return nil, nil, err

@@ -14,7 +14,8 @@ const ChromiumPath = "/usr/bin/chromium"
 // Chromium returns a chromedp context that drives a fresh headless Chromium
 // with an empty profile; the browser is stopped when the test ends. Never a
 // browser that a tool downloads: Debian's, which scripts/test installs.
-func Chromium(t testing.TB) context.Context {
+// extra options (flags, the environment) are added to the usual ones.
+func Chromium(t testing.TB, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	SkipShort(t)
 	if _, err := os.Stat(ChromiumPath); err != nil {
@@ -31,6 +32,7 @@ func Chromium(t testing.TB) context.Context {
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1000, 800),
 	)
+	opts = append(opts, extra...)
 	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(alloc)
 	if err := chromedp.Do(ctx); err != nil { // start the browser now, outside any timeout

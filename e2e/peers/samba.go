@@ -55,6 +55,8 @@ type ADServer struct {
 	lock *os.File // flock: one Samba on ports 389/636 per machine
 }
 
+// The server is also the realm's KDC on 127.0.0.1:88 (see [ADServer.Kerberos]).
+//
 // SambaAD returns the test binary's Samba AD DC, provisioning and starting it on first use
 // (about 10 s). [StopAll] stops it. Samba's ports are fixed: test binaries that want one
 // at the same time wait for each other (a lock file in the temporary folder).
@@ -147,7 +149,7 @@ func startSambaAD() (_ *ADServer, err error) {
 		"--realm="+s.Realm, "--domain="+s.Domain, "--server-role=dc", "--dns-backend=NONE",
 		"--adminpass="+s.AdminPassword, "--host-ip=127.0.0.1",
 		"--option=interfaces=lo", "--option=bind interfaces only=yes",
-		"--option=server services=ldap"); err != nil {
+		"--option=server services=ldap,kdc"); err != nil { // kdc: the KDC of the Kerberos tests (port 88)
 		return nil, err
 	}
 	run := filepath.Join(dir, "run")
