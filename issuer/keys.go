@@ -9,6 +9,8 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -63,8 +65,10 @@ type signingKey struct {
 	id        string
 	signsFrom time.Time
 	alg       jose.SignatureAlgorithm
-	signer    jose.Signer // typ JWT
-	atSign    jose.Signer // typ at+jwt (RFC 9068)
+	priv      crypto.Signer
+	// The protected headers of its tokens, encoded (a JWS's first part):
+	// typ JWT and typ at+jwt (RFC 9068).
+	idHeader, atHeader string
 }
 
 func newKeys(db *gorm.DB, secrets *secret.Keyring, algorithm string, rotation, overlap time.Duration, log *slog.Logger, now func() time.Time) *Keys {
@@ -244,16 +248,32 @@ func (k *Keys) Reseal(ctx context.Context) (changed, total int, err error) {
 }
 
 func newSigningKey(id string, alg jose.SignatureAlgorithm, priv any) (*signingKey, error) {
-	key := jose.SigningKey{Algorithm: alg, Key: jose.JSONWebKey{Key: priv, KeyID: id}}
-	signer, err := jose.NewSigner(key, (&jose.SignerOptions{}).WithType("JWT"))
-	if err != nil {
-		return nil, fmt.Errorf("signer for key %s: %w", id, err)
+	sk := &signingKey{id: id, alg: alg}
+	var ok bool
+	switch p := priv.(type) {
+	case *rsa.PrivateKey:
+		ok = alg == jose.RS256
+	case *ecdsa.PrivateKey:
+		ok = alg == jose.ES256 && p.Curve == elliptic.P256()
+	case ed25519.PrivateKey:
+		ok = alg == jose.EdDSA
 	}
-	atSign, err := jose.NewSigner(key, (&jose.SignerOptions{}).WithType("at+jwt"))
-	if err != nil {
-		return nil, fmt.Errorf("signer for key %s: %w", id, err)
+	if !ok {
+		return nil, fmt.Errorf("signer for key %s: a %T cannot sign %s", id, priv, alg)
 	}
-	return &signingKey{id: id, alg: alg, signer: signer, atSign: atSign}, nil
+	sk.priv = priv.(crypto.Signer)
+	for typ, to := range map[string]*string{typID: &sk.idHeader, typAccess: &sk.atHeader} {
+		header, err := json.Marshal(struct {
+			Alg jose.SignatureAlgorithm `json:"alg"`
+			Kid string                  `json:"kid"`
+			Typ string                  `json:"typ"`
+		}{alg, id, typ})
+		if err != nil {
+			return nil, fmt.Errorf("signer for key %s: %w", id, err)
+		}
+		*to = base64.RawURLEncoding.EncodeToString(header)
+	}
+	return sk, nil
 }
 
 // refresh rereads the keys when the cache is older than maxAge; a failed
