@@ -13,6 +13,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/fedhub/fedhub/linking"
+	"github.com/fedhub/fedhub/store"
 	"github.com/fedhub/fedhub/store/storetest"
 )
 
@@ -173,25 +174,35 @@ func searchRows(db *gorm.DB) ([]linking.User, map[string][]linking.Link, error) 
 	return users, byUser, nil
 }
 
-// TestSearchPlans checks on SQLite that each statement of a search reads an
-// index in the order it shows and sorts nothing — the property that keeps a
-// page's cost apart from the directory's size (BenchmarkSearch1M measures
-// it). PostgreSQL's plans depend on its statistics, so they are left to the
-// benchmark, which prints them for a slow search.
-func TestSearchPlans(t *testing.T) {
-	db := storetest.Open(t, "sqlite", linking.Models()...)
-	ctx := context.Background()
+// planUsers imports the users TestSearchPlans and TestSearchPlansPostgres
+// search: 50, each linked through corp, which they treat as a connector with
+// many links (the EXISTS walk).
+func planUsers(t *testing.T, db *gorm.DB) (restore func()) {
+	t.Helper()
 	users := make([]linking.ImportUser, 50)
 	for i := range users {
 		users[i] = linking.ImportUser{Username: fmt.Sprintf("user%02d", i), Email: fmt.Sprintf("u%d@example.com", i),
 			Links: []linking.ImportLink{{Connector: "corp", Subject: fmt.Sprint(i)}}}
 	}
-	if _, err := linking.New(db, time.Now).Import(ctx, seqOf(users)); err != nil {
+	if _, err := linking.New(db, time.Now).Import(context.Background(), seqOf(users)); err != nil {
 		t.Fatal(err)
 	}
-	restore := linking.SetSearchFew(10) // corp is a connector with many links: the EXISTS walk
-	defer restore()
-	for _, q := range []linking.Query{{}, {Text: "us"}, {Text: "u1"}, {Connector: "corp"}, {Connector: "corp", Text: "u"}} {
+	return linking.SetSearchFew(10)
+}
+
+// planQueries are the searches whose plans TestSearchPlans and
+// TestSearchPlansPostgres check.
+var planQueries = []linking.Query{{}, {Text: "us"}, {Text: "u1"}, {Connector: "corp"}, {Connector: "corp", Text: "u"}}
+
+// TestSearchPlans checks on SQLite that each statement of a search reads an
+// index in the order it shows and sorts nothing — the property that keeps a
+// page's cost apart from the directory's size (BenchmarkSearch1M measures
+// it) — and that a walk by username reads its index alone.
+func TestSearchPlans(t *testing.T) {
+	db := storetest.Open(t, "sqlite", linking.Models()...)
+	ctx := context.Background()
+	defer planUsers(t, db)()
+	for _, q := range planQueries {
 		capture := &sbCapture{}
 		if _, _, err := linking.New(db.Session(&gorm.Session{Logger: capture}), time.Now).Search(ctx, q); err != nil {
 			t.Fatal(err)
@@ -209,6 +220,62 @@ func TestSearchPlans(t *testing.T) {
 				strings.Contains(sql, "EXISTS") && !strings.Contains(p, "COVERING INDEX idx_link_connector_user"):
 				t.Errorf("%+v: %s\nreads another index than the one made for it:\n%s", q, sql, p)
 			}
+		}
+	}
+}
+
+// TestSearchPlansPostgres checks PostgreSQL's plans of a search as it would
+// make them for a large directory — sequential scans priced out, parallel
+// workers priced in (on a small table it would read everything, alone) —
+// each statement explained after whatever settings the search sent before
+// it: no statement starts parallel workers (which took 70–300 ms to read a
+// few thousand index entries), and a walk by username reads its index alone.
+func TestSearchPlansPostgres(t *testing.T) {
+	db := storetest.Open(t, "postgres", linking.Models()...)
+	ctx := context.Background()
+	defer planUsers(t, db)()
+	if err := store.Settle(ctx, db, linking.Models()...); err != nil { // the visibility map an index-only scan needs
+		t.Fatal(err)
+	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sqlDB.SetMaxOpenConns(1) // one session: the settings below hold for every statement
+	for _, set := range []string{"enable_seqscan = off", "parallel_setup_cost = 0", "parallel_tuple_cost = 0",
+		"min_parallel_index_scan_size = 0", "min_parallel_table_scan_size = 0"} {
+		if err := db.Exec("SET " + set).Error; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, q := range planQueries {
+		capture := &sbCapture{}
+		if _, _, err := linking.New(db.Session(&gorm.Session{Logger: capture}), time.Now).Search(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+		err := db.Transaction(func(tx *gorm.DB) error {
+			for _, sql := range capture.sql {
+				if !strings.HasPrefix(sql, "SELECT") { // a setting, for the statements after it
+					if err := tx.Exec(sql).Error; err != nil {
+						return err
+					}
+					continue
+				}
+				var plan strings.Builder
+				if err := sbPlan(ctx, tx, "EXPLAIN (COSTS OFF) "+sql, &plan); err != nil {
+					return err
+				}
+				switch p := plan.String(); {
+				case strings.Contains(p, "Gather"):
+					t.Errorf("%+v: %s\nstarts parallel workers:\n%s", q, sql, p)
+				case strings.Contains(sql, "ORDER BY username_key") && !strings.Contains(p, "Index Only Scan using idx_users_by_name"):
+					t.Errorf("%+v: %s\nwalks usernames by another way than idx_users_by_name alone:\n%s", q, sql, p)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
 	}
 }
