@@ -141,23 +141,42 @@ func (c *sbCapture) Trace(_ context.Context, _ time.Time, fc func() (string, int
 // sbExplain returns the plans of the statements Search runs for q: EXPLAIN
 // QUERY PLAN on SQLite, EXPLAIN ANALYZE on PostgreSQL.
 func sbExplain(ctx context.Context, db *gorm.DB, q linking.Query) (string, error) {
-	capture := &sbCapture{}
 	q.Limit = sbPageSize
-	if _, _, err := linking.New(db.Session(&gorm.Session{Logger: capture}), time.Now).Search(ctx, q); err != nil {
-		return "", err
-	}
 	explain := "EXPLAIN QUERY PLAN "
 	if db.Dialector.Name() == "postgres" {
 		explain = "EXPLAIN (ANALYZE, COSTS OFF) "
 	}
 	var out strings.Builder
-	for _, sql := range capture.sql {
-		fmt.Fprintf(&out, "    %.300s\n", sql)
-		if err := sbPlan(ctx, db, explain+sql, &out); err != nil {
-			return "", err
-		}
+	err := sbPlans(ctx, db, q, explain, func(sql, plan string) {
+		fmt.Fprintf(&out, "    %.300s\n%s", sql, plan)
+	})
+	return out.String(), err
+}
+
+// sbPlans runs q as Search does and gives each of its queries with its plan
+// (explain is the EXPLAIN to use), explained in one transaction after the
+// settings the search sent before it.
+func sbPlans(ctx context.Context, db *gorm.DB, q linking.Query, explain string, each func(sql, plan string)) error {
+	capture := &sbCapture{}
+	if _, _, err := linking.New(db.Session(&gorm.Session{Logger: capture}), time.Now).Search(ctx, q); err != nil {
+		return err
 	}
-	return out.String(), nil
+	return db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		for _, sql := range capture.sql {
+			if !strings.HasPrefix(sql, "SELECT") { // a setting, for the queries after it
+				if err := tx.Exec(sql).Error; err != nil {
+					return err
+				}
+				continue
+			}
+			var plan strings.Builder
+			if err := sbPlan(ctx, tx, explain+sql, &plan); err != nil {
+				return err
+			}
+			each(sql, plan.String())
+		}
+		return nil
+	})
 }
 
 // sbPlan writes the plan of a statement.

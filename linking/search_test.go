@@ -203,16 +203,8 @@ func TestSearchPlans(t *testing.T) {
 	ctx := context.Background()
 	defer planUsers(t, db)()
 	for _, q := range planQueries {
-		capture := &sbCapture{}
-		if _, _, err := linking.New(db.Session(&gorm.Session{Logger: capture}), time.Now).Search(ctx, q); err != nil {
-			t.Fatal(err)
-		}
-		for _, sql := range capture.sql {
-			var plan strings.Builder
-			if err := sbPlan(ctx, db, "EXPLAIN QUERY PLAN "+sql, &plan); err != nil {
-				t.Fatal(err)
-			}
-			switch p := plan.String(); {
+		err := sbPlans(ctx, db, q, "EXPLAIN QUERY PLAN ", func(sql, p string) {
+			switch {
 			case strings.Contains(p, "TEMP B-TREE"), strings.Contains(p, "SCAN users\n"), strings.Contains(p, "SCAN links\n"):
 				t.Errorf("%+v: %s\nsorts or reads a whole table:\n%s", q, sql, p)
 			case strings.Contains(sql, "ORDER BY username_key") && !strings.Contains(p, "COVERING INDEX idx_users_by_name"),
@@ -220,6 +212,9 @@ func TestSearchPlans(t *testing.T) {
 				strings.Contains(sql, "EXISTS") && !strings.Contains(p, "COVERING INDEX idx_link_connector_user"):
 				t.Errorf("%+v: %s\nreads another index than the one made for it:\n%s", q, sql, p)
 			}
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
 	}
 }
@@ -249,30 +244,13 @@ func TestSearchPlansPostgres(t *testing.T) {
 		}
 	}
 	for _, q := range planQueries {
-		capture := &sbCapture{}
-		if _, _, err := linking.New(db.Session(&gorm.Session{Logger: capture}), time.Now).Search(ctx, q); err != nil {
-			t.Fatal(err)
-		}
-		err := db.Transaction(func(tx *gorm.DB) error {
-			for _, sql := range capture.sql {
-				if !strings.HasPrefix(sql, "SELECT") { // a setting, for the statements after it
-					if err := tx.Exec(sql).Error; err != nil {
-						return err
-					}
-					continue
-				}
-				var plan strings.Builder
-				if err := sbPlan(ctx, tx, "EXPLAIN (COSTS OFF) "+sql, &plan); err != nil {
-					return err
-				}
-				switch p := plan.String(); {
-				case strings.Contains(p, "Gather"):
-					t.Errorf("%+v: %s\nstarts parallel workers:\n%s", q, sql, p)
-				case strings.Contains(sql, "ORDER BY username_key") && !strings.Contains(p, "Index Only Scan using idx_users_by_name"):
-					t.Errorf("%+v: %s\nwalks usernames by another way than idx_users_by_name alone:\n%s", q, sql, p)
-				}
+		err := sbPlans(ctx, db, q, "EXPLAIN (COSTS OFF) ", func(sql, p string) {
+			switch {
+			case strings.Contains(p, "Gather"):
+				t.Errorf("%+v: %s\nstarts parallel workers:\n%s", q, sql, p)
+			case strings.Contains(sql, "ORDER BY username_key") && !strings.Contains(p, "Index Only Scan using idx_users_by_name"):
+				t.Errorf("%+v: %s\nwalks usernames by another way than idx_users_by_name alone:\n%s", q, sql, p)
 			}
-			return nil
 		})
 		if err != nil {
 			t.Fatal(err)
