@@ -176,9 +176,19 @@ const bulkCacheKiB = 256 << 10
 
 // Bulk runs fn in a transaction meant for writing many rows: on SQLite with
 // a page cache of bulkCacheKiB for the transaction's connection, given back
-// to the default afterwards.
+// to the default afterwards; on PostgreSQL committed synchronously, so that
+// Settle can mark the rows visible to all at once. (On a server that commits
+// asynchronously, VACUUM cannot do so until the commit is on disk, which an
+// idle server's WAL writer may take seconds to do: a 1M-user import left
+// every page of users unmarked, and index-only scans read them all.)
 func Bulk(ctx context.Context, db *gorm.DB, fn func(tx *gorm.DB) error) error {
 	return db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if tx.Dialector.Name() == "postgres" {
+			if err := tx.Exec("SET LOCAL synchronous_commit = on").Error; err != nil {
+				return fmt.Errorf("bulk: %w", err)
+			}
+			return fn(tx)
+		}
 		if tx.Dialector.Name() != "sqlite" {
 			return fn(tx)
 		}
