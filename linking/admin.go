@@ -23,8 +23,12 @@ type Query struct {
 // searchFew is the most links a connector may have for Search to fetch its
 // users by their links; with more, Search walks users in order and checks
 // each for a link, which finds a page after about limit × users ÷ links rows.
-// Either way a page reads a bounded number of rows, whatever the table sizes.
-var searchFew = 5000
+// Up to searchHashed links, the check is a lookup in a hash of the
+// connector's users that the database builds once; with more, where that
+// hash would cost more than the walk, it is a read of the links index per
+// user. Either way a page reads a bounded number of rows, whatever the table
+// sizes.
+var searchFew, searchHashed = 5000, 50000
 
 // Search returns a page of users matching q and whether more follow. Without
 // text, users come in username order. With text, users whose upstream
@@ -192,14 +196,18 @@ func page(db *gorm.DB, ids []string, limit int) ([]User, bool, error) {
 // connector ("" for all users). A connector with few links gives them as
 // candidates, read by the links and sorted by search itself: however the
 // database would plan it, walking the username index for them can read most
-// of the table. A connector with more gives an EXISTS per user walked in
-// order, which finds a page after about limit × users ÷ links rows.
+// of the table. A connector with more gives a check per user walked in
+// order, which finds a page after about limit × users ÷ links rows: up to
+// searchHashed links an IN over the connector's users, read once into a hash
+// (IS TRUE keeps PostgreSQL from making it a join, which it would run as a
+// read of the links index per user: 8 µs each, 5,650 of them for a page of a
+// connector with 1 % of 1M users); with more, an EXISTS per user.
 func linkedThrough(db *gorm.DB, connector string) ([]candidate, func(*gorm.DB) *gorm.DB, error) {
 	if connector == "" {
 		return nil, func(tx *gorm.DB) *gorm.DB { return tx }, nil
 	}
 	var n int
-	if err := db.Raw("SELECT COUNT(*) FROM (SELECT 1 FROM links WHERE connector = ? LIMIT ?) AS few", connector, searchFew+1).Scan(&n).Error; err != nil {
+	if err := db.Raw("SELECT COUNT(*) FROM (SELECT 1 FROM links WHERE connector = ? LIMIT ?) AS few", connector, searchHashed+1).Scan(&n).Error; err != nil {
 		return nil, nil, err
 	}
 	if n <= searchFew {
@@ -215,6 +223,11 @@ func linkedThrough(db *gorm.DB, connector string) ([]candidate, func(*gorm.DB) *
 		}
 		err := db.Raw("SELECT id, username_key, COALESCE(LOWER(email), '') AS email_key FROM users WHERE id IN ?", ids).Scan(&few).Error
 		return few, nil, err
+	}
+	if n <= searchHashed {
+		return nil, func(tx *gorm.DB) *gorm.DB {
+			return tx.Where("(users.id IN (SELECT user_id FROM links WHERE connector = ?)) IS TRUE", connector)
+		}, nil
 	}
 	return nil, func(tx *gorm.DB) *gorm.DB {
 		return tx.Where("EXISTS (SELECT 1 FROM links WHERE links.user_id = users.id AND links.connector = ?)", connector)

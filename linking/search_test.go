@@ -124,8 +124,8 @@ func TestSearch(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, few := range []int{0, 1000} {
-			restore := linking.SetSearchFew(few)
+		for _, few := range []struct{ few, hashed int }{{0, 0}, {0, 1000}, {1000, 1000}} { // EXISTS, IN, candidates
+			restore := linking.SetSearchFew(few.few, few.hashed)
 			for _, text := range []string{"", "a", "ann", "ANN ", "bob.", "b", "bob.ann1", "corp-17", "zz"} {
 				for _, connector := range []string{"", "corp", "rare", linking.LocalConnector, "nowhere"} {
 					q := linking.Query{Text: text, Connector: connector, Limit: 7}
@@ -135,20 +135,20 @@ func TestSearch(t *testing.T) {
 						q.Offset = page * q.Limit
 						found, more, err := s.Search(ctx, q)
 						if err != nil {
-							t.Fatalf("few %d, %+v: %v", few, q, err)
+							t.Fatalf("few %+v, %+v: %v", few, q, err)
 						}
 						for _, u := range found {
 							got = append(got, u.ID)
 						}
 						if wantMore := len(want) > q.Offset+q.Limit; more != wantMore || len(found) > q.Limit {
-							t.Errorf("few %d, %+v: %d users, more %v; want more %v", few, q, len(found), more, wantMore)
+							t.Errorf("few %+v, %+v: %d users, more %v; want more %v", few, q, len(found), more, wantMore)
 						}
 						if !more {
 							break
 						}
 					}
 					if !slices.Equal(got, want) {
-						t.Errorf("few %d, text %q, connector %q: got %d users %v, want %d %v", few, text, connector, len(got), got, len(want), want)
+						t.Errorf("few %+v, text %q, connector %q: got %d users %v, want %d %v", few, text, connector, len(got), got, len(want), want)
 					}
 				}
 			}
@@ -175,9 +175,8 @@ func searchRows(db *gorm.DB) ([]linking.User, map[string][]linking.Link, error) 
 }
 
 // planUsers imports the users TestSearchPlans and TestSearchPlansPostgres
-// search: 50, each linked through corp, which they treat as a connector with
-// many links (the EXISTS walk).
-func planUsers(t *testing.T, db *gorm.DB) (restore func()) {
+// search: 50, each linked through corp.
+func planUsers(t *testing.T, db *gorm.DB) {
 	t.Helper()
 	users := make([]linking.ImportUser, 50)
 	for i := range users {
@@ -187,8 +186,11 @@ func planUsers(t *testing.T, db *gorm.DB) (restore func()) {
 	if _, err := linking.New(db, time.Now).Import(context.Background(), seqOf(users)); err != nil {
 		t.Fatal(err)
 	}
-	return linking.SetSearchFew(10)
 }
+
+// planWays are the ways corp's 50 users are checked in the plan tests: by
+// an EXISTS per user, by an IN over a hash of them.
+var planWays = []struct{ few, hashed int }{{10, 10}, {10, 1000}}
 
 // planQueries are the searches whose plans TestSearchPlans and
 // TestSearchPlansPostgres check.
@@ -201,20 +203,24 @@ var planQueries = []linking.Query{{}, {Text: "us"}, {Text: "u1"}, {Connector: "c
 func TestSearchPlans(t *testing.T) {
 	db := storetest.Open(t, "sqlite", linking.Models()...)
 	ctx := context.Background()
-	defer planUsers(t, db)()
-	for _, q := range planQueries {
-		err := sbPlans(ctx, db, q, "EXPLAIN QUERY PLAN ", func(sql, p string) {
-			switch {
-			case strings.Contains(p, "TEMP B-TREE"), strings.Contains(p, "SCAN users\n"), strings.Contains(p, "SCAN links\n"):
-				t.Errorf("%+v: %s\nsorts or reads a whole table:\n%s", q, sql, p)
-			case strings.Contains(sql, "ORDER BY username_key") && !strings.Contains(p, "COVERING INDEX idx_users_by_name"),
-				strings.Contains(sql, "ORDER BY LOWER(email)") && !strings.Contains(p, "INDEX idx_users_email_key"),
-				strings.Contains(sql, "EXISTS") && !strings.Contains(p, "COVERING INDEX idx_link_connector_user"):
-				t.Errorf("%+v: %s\nreads another index than the one made for it:\n%s", q, sql, p)
+	planUsers(t, db)
+	for _, way := range planWays {
+		defer linking.SetSearchFew(way.few, way.hashed)()
+		for _, q := range planQueries {
+			err := sbPlans(ctx, db, q, "EXPLAIN QUERY PLAN ", func(sql, p string) {
+				switch {
+				case strings.Contains(p, "TEMP B-TREE"), strings.Contains(p, "SCAN users\n"), strings.Contains(p, "SCAN links\n"):
+					t.Errorf("%+v: %s\nsorts or reads a whole table:\n%s", q, sql, p)
+				case strings.Contains(sql, "ORDER BY username_key") && !strings.Contains(p, "COVERING INDEX idx_users_by_name"),
+					strings.Contains(sql, "ORDER BY LOWER(email)") && !strings.Contains(p, "INDEX idx_users_email_key"),
+					strings.Contains(sql, "links.user_id") && !strings.Contains(p, "COVERING INDEX idx_link_connector_user"),
+					strings.Contains(sql, "IN (SELECT user_id") && !strings.Contains(p, "LIST SUBQUERY"):
+					t.Errorf("%+v: %s\nreads another index than the one made for it:\n%s", q, sql, p)
+				}
+			})
+			if err != nil {
+				t.Fatal(err)
 			}
-		})
-		if err != nil {
-			t.Fatal(err)
 		}
 	}
 }
@@ -228,7 +234,7 @@ func TestSearchPlans(t *testing.T) {
 func TestSearchPlansPostgres(t *testing.T) {
 	db := storetest.Open(t, "postgres", linking.Models()...)
 	ctx := context.Background()
-	defer planUsers(t, db)()
+	planUsers(t, db)
 	if err := store.Settle(ctx, db, linking.Models()...); err != nil { // the visibility map an index-only scan needs
 		t.Fatal(err)
 	}
@@ -243,17 +249,22 @@ func TestSearchPlansPostgres(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, q := range planQueries {
-		err := sbPlans(ctx, db, q, "EXPLAIN (COSTS OFF) ", func(sql, p string) {
-			switch {
-			case strings.Contains(p, "Gather"):
-				t.Errorf("%+v: %s\nstarts parallel workers:\n%s", q, sql, p)
-			case strings.Contains(sql, "ORDER BY username_key") && !strings.Contains(p, "Index Only Scan using idx_users_by_name"):
-				t.Errorf("%+v: %s\nwalks usernames by another way than idx_users_by_name alone:\n%s", q, sql, p)
+	for _, way := range planWays {
+		defer linking.SetSearchFew(way.few, way.hashed)()
+		for _, q := range planQueries {
+			err := sbPlans(ctx, db, q, "EXPLAIN (COSTS OFF) ", func(sql, p string) {
+				switch {
+				case strings.Contains(p, "Gather"):
+					t.Errorf("%+v: %s\nstarts parallel workers:\n%s", q, sql, p)
+				case strings.Contains(sql, "ORDER BY username_key") && !strings.Contains(p, "Index Only Scan using idx_users_by_name"):
+					t.Errorf("%+v: %s\nwalks usernames by another way than idx_users_by_name alone:\n%s", q, sql, p)
+				case strings.Contains(sql, "IN (SELECT user_id") && !strings.Contains(p, "hashed SubPlan"):
+					t.Errorf("%+v: %s\nchecks the connector's users by another way than a hash of them:\n%s", q, sql, p)
+				}
+			})
+			if err != nil {
+				t.Fatal(err)
 			}
-		})
-		if err != nil {
-			t.Fatal(err)
 		}
 	}
 }
