@@ -225,8 +225,14 @@ func Settle(ctx context.Context, db *gorm.DB, models ...any) error {
 		}
 		tables[i] = stmt.Quote(stmt.Table)
 	}
-	if err := db.Exec("VACUUM (ANALYZE) " + strings.Join(tables, ", ")).Error; err != nil {
-		return fmt.Errorf("settle: %w", err)
+	// VACUUM first, ANALYZE after: an ANALYZE's commit, asynchronous on such a
+	// server, holds back the hint bits of the transactions committed just
+	// before it (the import's), and a VACUUM after it leaves their pages
+	// unmarked (VACUUM (ANALYZE) users, links left every page of links so).
+	for _, cmd := range []string{"VACUUM ", "ANALYZE "} {
+		if err := db.Exec(cmd + strings.Join(tables, ", ")).Error; err != nil {
+			return fmt.Errorf("settle: %w", err)
+		}
 	}
 	return nil
 }
