@@ -380,5 +380,5 @@ func (iss *Issuer) deviceGrant(ctx context.Context, client *Client, form url.Val
 	if err := iss.db.WithContext(ctx).Create(g).Error; err != nil {
 		return nil, fmt.Errorf("save grant: %w", err)
 	}
-	return iss.mint(ctx, g, u, "", d.Scope, client.allows(config.GrantRefreshToken))
+	return iss.mint(ctx, g, u, "", d.Scope, client.allows(config.GrantRefreshToken), "")
 }

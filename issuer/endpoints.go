@@ -178,15 +178,11 @@ func (iss *Issuer) introspect(c echo.Context) error {
 	} else if !errors.Is(err, errBadToken) {
 		return iss.writeOAuthError(c, err)
 	}
-	var rt RefreshToken
-	if err := iss.db.WithContext(ctx).Take(&rt, "hash = ?", secret.Hash(token)).Error; err != nil {
-		return c.JSON(http.StatusOK, inactive)
-	}
-	g, active, err := iss.grantActive(ctx, rt.GrantID)
+	rt, g, err := iss.refreshToken(ctx, secret.Hash(token))
 	if err != nil {
 		return iss.writeOAuthError(c, err)
 	}
-	if !active || rt.UsedAt != nil || iss.now().After(rt.ExpiresAt) {
+	if rt == nil || g == nil || g.RevokedAt != nil || rt.UsedAt != nil || iss.now().After(rt.ExpiresAt) {
 		return c.JSON(http.StatusOK, inactive)
 	}
 	return c.JSON(http.StatusOK, map[string]any{

@@ -2,6 +2,10 @@ package issuer
 
 import (
 	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/base64"
@@ -25,16 +29,53 @@ var errBadToken = errors.New("token is not valid")
 
 // sign serialises claims as a JWT signed with the current key.
 func (k *Keys) sign(claims map[string]any, typ string) (string, error) {
-	signer := k.current().signers[typ]
 	payload, err := json.Marshal(claims)
 	if err != nil {
 		return "", fmt.Errorf("sign token: %w", err)
 	}
-	jws, err := signer.Sign(payload)
+	return k.current().sign(payload, typ)
+}
+
+// sign makes a JWS of payload in compact serialisation: the key's header for
+// typ, the payload and the signature, each base64url-encoded, built in one
+// buffer (go-jose's signer made a dozen copies and maps of them per token).
+func (sk *signingKey) sign(payload []byte, typ string) (string, error) {
+	header, ok := sk.headers[typ]
+	if !ok {
+		return "", fmt.Errorf("sign token: no header for typ %q", typ)
+	}
+	enc := base64.RawURLEncoding
+	jws := make([]byte, 0, len(header)+enc.EncodedLen(len(payload))+enc.EncodedLen(512)+2)
+	jws = append(jws, header...)
+	jws = append(jws, '.')
+	jws = enc.AppendEncode(jws, payload)
+	sig, err := sk.signature(jws)
 	if err != nil {
 		return "", fmt.Errorf("sign token: %w", err)
 	}
-	return jws.CompactSerialize()
+	jws = append(jws, '.')
+	return string(enc.AppendEncode(jws, sig)), nil
+}
+
+// signature signs a JWS's signing input as RFC 7518 §3 (RS256, ES256) and
+// RFC 8037 (EdDSA) say.
+func (sk *signingKey) signature(input []byte) ([]byte, error) {
+	if priv, ok := sk.priv.(ed25519.PrivateKey); ok {
+		return ed25519.Sign(priv, input), nil
+	}
+	digest := sha256.Sum256(input)
+	priv, ok := sk.priv.(*ecdsa.PrivateKey)
+	if !ok {
+		return sk.priv.Sign(rand.Reader, digest[:], crypto.SHA256) // RSASSA-PKCS1-v1_5
+	}
+	r, s, err := ecdsa.Sign(rand.Reader, priv, digest[:])
+	if err != nil {
+		return nil, err
+	}
+	sig := make([]byte, 64) // r and s, 32 bytes each on P-256
+	r.FillBytes(sig[:32])
+	s.FillBytes(sig[32:])
+	return sig, nil
 }
 
 // tokenClaims are the registered claims fedhub checks when it reads its own tokens.

@@ -116,16 +116,11 @@ func deterministicRSA(tb testing.TB) *rsa.PrivateKey {
 // signWith signs claims with one particular key, as Keys.sign does with the current one.
 func signWith(tb testing.TB, sk *signingKey, claims map[string]any, typ string) string {
 	tb.Helper()
-	signer := sk.signers[typ]
 	payload, err := json.Marshal(claims)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	jws, err := signer.Sign(payload)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	out, err := jws.CompactSerialize()
+	out, err := sk.sign(payload, typ)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -9,6 +9,8 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -63,7 +65,10 @@ type signingKey struct {
 	id        string
 	signsFrom time.Time
 	alg       jose.SignatureAlgorithm
-	signers   map[string]jose.Signer // by the "typ" header they write: typID, typAccess, typLogout
+	priv      crypto.Signer
+	// The protected headers of its tokens, encoded (a JWS's first part), by
+	// their typ: typID, typAccess, typLogout.
+	headers map[string]string
 }
 
 func newKeys(db *gorm.DB, secrets *secret.Keyring, algorithm string, rotation, overlap time.Duration, log *slog.Logger, now func() time.Time) *Keys {
@@ -243,16 +248,32 @@ func (k *Keys) Reseal(ctx context.Context) (changed, total int, err error) {
 }
 
 func newSigningKey(id string, alg jose.SignatureAlgorithm, priv any) (*signingKey, error) {
-	key := jose.SigningKey{Algorithm: alg, Key: jose.JSONWebKey{Key: priv, KeyID: id}}
-	signers := map[string]jose.Signer{}
+	sk := &signingKey{id: id, alg: alg, headers: map[string]string{}}
+	var ok bool
+	switch p := priv.(type) {
+	case *rsa.PrivateKey:
+		ok = alg == jose.RS256
+	case *ecdsa.PrivateKey:
+		ok = alg == jose.ES256 && p.Curve == elliptic.P256()
+	case ed25519.PrivateKey:
+		ok = alg == jose.EdDSA
+	}
+	if !ok {
+		return nil, fmt.Errorf("signer for key %s: a %T cannot sign %s", id, priv, alg)
+	}
+	sk.priv = priv.(crypto.Signer)
 	for _, typ := range []string{typID, typAccess, typLogout} {
-		signer, err := jose.NewSigner(key, (&jose.SignerOptions{}).WithType(jose.ContentType(typ)))
+		header, err := json.Marshal(struct {
+			Alg jose.SignatureAlgorithm `json:"alg"`
+			Kid string                  `json:"kid"`
+			Typ string                  `json:"typ"`
+		}{alg, id, typ})
 		if err != nil {
 			return nil, fmt.Errorf("signer for key %s: %w", id, err)
 		}
-		signers[typ] = signer
+		sk.headers[typ] = base64.RawURLEncoding.EncodeToString(header)
 	}
-	return &signingKey{id: id, alg: alg, signers: signers}, nil
+	return sk, nil
 }
 
 // refresh rereads the keys when the cache is older than maxAge; a failed

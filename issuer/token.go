@@ -122,7 +122,7 @@ func (iss *Issuer) tokenGrant(c echo.Context) (*tokenResponse, error) {
 			return nil, oe
 		}
 		g := &Grant{ClientID: client.ID, Resource: resource}
-		return iss.mint(c.Request().Context(), g, nil, "", iss.grantable(client, nil, form.Get("scope")), false)
+		return iss.mint(c.Request().Context(), g, nil, "", iss.grantable(client, nil, form.Get("scope")), false, "")
 	default:
 		return iss.passwordGrant(c, client, form)
 	}
@@ -185,7 +185,7 @@ func (iss *Issuer) codeGrant(c echo.Context, client *Client, form url.Values) (*
 		}
 		return nil, err
 	}
-	return iss.mint(ctx, g, u, ac.Nonce, ac.Scope, client.allows(config.GrantRefreshToken))
+	return iss.mint(ctx, g, u, ac.Nonce, ac.Scope, client.allows(config.GrantRefreshToken), "")
 }
 
 // checkPKCE verifies code_verifier against the stored S256 challenge. A
@@ -212,12 +212,12 @@ func (iss *Issuer) refreshGrant(c echo.Context, client *Client, form url.Values)
 	if token == "" {
 		return nil, invalidRequest("refresh_token is required")
 	}
-	var rt RefreshToken
-	if err := iss.db.WithContext(ctx).Take(&rt, "hash = ?", secret.Hash(token)).Error; err != nil {
-		if store.IsNotFound(err) {
-			return nil, invalidGrant("the refresh token is not valid")
-		}
+	rt, g, err := iss.refreshToken(ctx, secret.Hash(token))
+	if err != nil {
 		return nil, err
+	}
+	if rt == nil {
+		return nil, invalidGrant("the refresh token is not valid")
 	}
 	if rt.ClientID != client.ID {
 		return nil, invalidGrant("the refresh token was issued to another client")
@@ -229,16 +229,11 @@ func (iss *Issuer) refreshGrant(c echo.Context, client *Client, form url.Values)
 		}
 		scope = s
 	}
-	now := iss.now()
 	if rt.UsedAt == nil { // a replay goes straight to its revocation below
-		if now.After(rt.ExpiresAt) {
+		if iss.now().After(rt.ExpiresAt) {
 			return nil, invalidGrant("the refresh token has expired")
 		}
-		g, active, err := iss.grantActive(ctx, rt.GrantID)
-		if err != nil {
-			return nil, err
-		}
-		if !active {
+		if g == nil || g.RevokedAt != nil {
 			return nil, invalidGrant("the grant was revoked")
 		}
 		var oe *oauthError
@@ -254,12 +249,9 @@ func (iss *Issuer) refreshGrant(c echo.Context, client *Client, form url.Values)
 		if err := iss.recheck(ctx, g.UserID, g.IDP, g.Subject); err != nil {
 			return nil, err
 		}
-		res := iss.db.WithContext(ctx).Model(&RefreshToken{}).Where("hash = ? AND used_at IS NULL", rt.Hash).Update("used_at", now)
-		if res.Error != nil {
-			return nil, res.Error
-		}
-		if res.RowsAffected == 1 {
-			return iss.mint(ctx, g, u, "", scope, true)
+		resp, err := iss.mint(ctx, g, u, "", scope, true, rt.Hash)
+		if !errors.Is(err, errSpent) {
+			return resp, err
 		}
 	}
 	// A rotated refresh token came back: it was stolen or replayed. Revoke the family.
@@ -301,5 +293,5 @@ func (iss *Issuer) passwordGrant(c echo.Context, client *Client, form url.Values
 	if err := iss.db.WithContext(ctx).Create(g).Error; err != nil {
 		return nil, err
 	}
-	return iss.mint(ctx, g, u, "", scope, client.allows(config.GrantRefreshToken))
+	return iss.mint(ctx, g, u, "", scope, client.allows(config.GrantRefreshToken), "")
 }

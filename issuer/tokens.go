@@ -2,10 +2,12 @@ package issuer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
 
+	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
 	"github.com/fedhub/fedhub/audit"
@@ -27,8 +29,10 @@ type tokenResponse struct {
 }
 
 // mint issues the tokens of a grant: an access token; a refresh token when
-// withRefresh; an ID token when the scope has openid. u is nil for client credentials.
-func (iss *Issuer) mint(ctx context.Context, g *Grant, u *linking.User, nonce, scope string, withRefresh bool) (*tokenResponse, error) {
+// withRefresh, in place of the one whose hash is spends unless that is ""
+// (errSpent when it was spent already: nothing is issued then); an ID token
+// when the scope has openid. u is nil for client credentials.
+func (iss *Issuer) mint(ctx context.Context, g *Grant, u *linking.User, nonce, scope string, withRefresh bool, spends string) (*tokenResponse, error) {
 	iss.keys.fresh(ctx) // never sign with a key revoked on another node
 	now := iss.now()
 	cs := iss.scopes.Load().of(g.ClientID)
@@ -38,19 +42,24 @@ func (iss *Issuer) mint(ctx context.Context, g *Grant, u *linking.User, nonce, s
 	}
 	resp := &tokenResponse{AccessToken: access, TokenType: "Bearer",
 		ExpiresIn: int64(iss.tokens.AccessTTL.Seconds()), Scope: scope}
-	if withRefresh {
-		refresh := secret.Token(32)
-		row := RefreshToken{Hash: secret.Hash(refresh), GrantID: g.ID, ClientID: g.ClientID,
-			Scope: scope, ExpiresAt: now.Add(iss.tokens.RefreshTTL)}
-		if err := iss.db.WithContext(ctx).Create(&row).Error; err != nil {
-			return nil, fmt.Errorf("save refresh token: %w", err)
-		}
-		resp.RefreshToken = refresh
-	}
 	if u != nil && hasScope(scope, "openid") {
 		if resp.IDToken, err = iss.idToken(cs, g, u, nonce, scope, access, now); err != nil {
 			return nil, err
 		}
+	}
+	if withRefresh { // last: a rotation spends the old token only for tokens that exist
+		refresh := secret.Token(32)
+		row := &RefreshToken{Hash: secret.Hash(refresh), GrantID: g.ID, ClientID: g.ClientID,
+			Scope: scope, ExpiresAt: now.Add(iss.tokens.RefreshTTL)}
+		if spends == "" {
+			err = iss.db.WithContext(ctx).Create(row).Error
+		} else {
+			err = iss.rotate(ctx, spends, row, now)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("save refresh token: %w", err)
+		}
+		resp.RefreshToken = refresh
 	}
 	return resp, nil
 }
@@ -79,6 +88,58 @@ func (iss *Issuer) accessClaims(cs *clientScopes, g *Grant, u *linking.User, sco
 	}
 	cs.userClaims(at, u, scope, "", toAccessToken)
 	return at
+}
+
+// errSpent says that a refresh token was spent already.
+var errSpent = errors.New("the refresh token was spent already")
+
+// refreshToken reads a refresh token by its hash with its grant, in one
+// statement: nil for a token that does not exist, a nil grant for a grant
+// that does not.
+func (iss *Issuer) refreshToken(ctx context.Context, hash string) (*RefreshToken, *Grant, error) {
+	var row struct {
+		Grant   `gorm:"embedded"`
+		Refresh RefreshToken `gorm:"embedded;embeddedPrefix:rt_"`
+	}
+	err := iss.db.WithContext(ctx).Raw(`SELECT grants.*, r.hash AS rt_hash, r.grant_id AS rt_grant_id, r.client_id AS rt_client_id,
+		r.scope AS rt_scope, r.expires_at AS rt_expires_at, r.used_at AS rt_used_at
+		FROM refresh_tokens r LEFT JOIN grants ON grants.id = r.grant_id WHERE r.hash = ?`, hash).Scan(&row).Error
+	switch {
+	case err != nil:
+		return nil, nil, fmt.Errorf("load refresh token: %w", err)
+	case row.Refresh.Hash == "":
+		return nil, nil, nil
+	case row.Grant.ID == "":
+		return &row.Refresh, nil, nil
+	}
+	return &row.Refresh, &row.Grant, nil
+}
+
+// rotate spends the refresh token whose hash is spent and saves next in its
+// place, at once: errSpent, and nothing saved, when a concurrent refresh (or
+// a revocation) spent it first. One statement on PostgreSQL; on SQLite, which
+// has no UPDATE in a WITH, one transaction.
+func (iss *Issuer) rotate(ctx context.Context, spent string, next *RefreshToken, now time.Time) error {
+	db := iss.db.WithContext(ctx)
+	if db.Dialector.Name() == "postgres" {
+		res := db.Exec(`WITH spent AS (UPDATE refresh_tokens SET used_at = ? WHERE hash = ? AND used_at IS NULL RETURNING hash)
+			INSERT INTO refresh_tokens (hash, grant_id, client_id, scope, expires_at) SELECT ?, ?, ?, ?, ? FROM spent`,
+			now, spent, next.Hash, next.GrantID, next.ClientID, next.Scope, next.ExpiresAt)
+		if res.Error == nil && res.RowsAffected == 0 {
+			return errSpent
+		}
+		return res.Error
+	}
+	return db.Transaction(func(tx *gorm.DB) error {
+		res := tx.Model(&RefreshToken{}).Where("hash = ? AND used_at IS NULL", spent).Update("used_at", now)
+		if res.Error == nil && res.RowsAffected == 0 {
+			return errSpent
+		}
+		if res.Error != nil {
+			return res.Error
+		}
+		return tx.Create(next).Error
+	})
 }
 
 func (iss *Issuer) idToken(cs *clientScopes, g *Grant, u *linking.User, nonce, scope, accessToken string, now time.Time) (string, error) {

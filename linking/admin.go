@@ -2,6 +2,7 @@ package linking
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
@@ -22,8 +23,12 @@ type Query struct {
 // searchFew is the most links a connector may have for Search to fetch its
 // users by their links; with more, Search walks users in order and checks
 // each for a link, which finds a page after about limit × users ÷ links rows.
-// Either way a page reads a bounded number of rows, whatever the table sizes.
-var searchFew = 5000
+// Up to searchHashed links, the check is a lookup in a hash of the
+// connector's users that the database builds once; with more, where that
+// hash would cost more than the walk, it is a read of the links index per
+// user. Either way a page reads a bounded number of rows, whatever the table
+// sizes.
+var searchFew, searchHashed = 5000, 50000
 
 // Search returns a page of users matching q and whether more follow. Without
 // text, users come in username order. With text, users whose upstream
@@ -34,16 +39,39 @@ var searchFew = 5000
 // the page's users (see BenchmarkSearch1M).
 func (s *Service) Search(ctx context.Context, q Query) ([]User, bool, error) {
 	limit, offset := min(max(q.Limit, 1), 200), max(q.Offset, 0)
-	users, more, err := s.search(ctx, q, limit, offset)
+	var users []User
+	var more bool
+	err := serial(ctx, s.db, func(db *gorm.DB) error {
+		var err error
+		users, more, err = search(db, q, limit, offset)
+		return err
+	})
 	if err != nil {
 		return nil, false, fmt.Errorf("search users: %w", err)
 	}
 	return users, more, nil
 }
 
-func (s *Service) search(ctx context.Context, q Query, limit, offset int) ([]User, bool, error) {
-	db := s.db.WithContext(ctx)
-	few, linked, err := s.linkedThrough(ctx, q.Connector)
+// serial runs the statements of fn without parallel workers: on PostgreSQL
+// in a read-only transaction that forbids them, because a search's walk,
+// planned in parallel, spent 70–300 ms starting workers to read a few
+// thousand index entries (a one-statement read on SQLite, which has none, and
+// where a transaction would take the write lock).
+func serial(ctx context.Context, db *gorm.DB, fn func(db *gorm.DB) error) error {
+	db = db.WithContext(ctx)
+	if db.Dialector.Name() != "postgres" {
+		return fn(db)
+	}
+	return db.Transaction(func(tx *gorm.DB) error {
+		if err := tx.Exec("SET LOCAL max_parallel_workers_per_gather = 0").Error; err != nil {
+			return err
+		}
+		return fn(tx)
+	}, &sql.TxOptions{ReadOnly: true})
+}
+
+func search(db *gorm.DB, q Query, limit, offset int) ([]User, bool, error) {
+	few, linked, err := linkedThrough(db, q.Connector)
 	if err != nil {
 		return nil, false, err
 	}
@@ -62,7 +90,7 @@ func (s *Service) search(ctx context.Context, q Query, limit, offset int) ([]Use
 	end := key + "\U0010FFFF"
 	if few != nil {
 		ids := matchFew(few, text != "", key, end, linkedBy)
-		return s.page(ctx, ids[min(offset, len(ids)):], limit)
+		return page(db, ids[min(offset, len(ids)):], limit)
 	}
 	var ids []string
 	if text == "" {
@@ -70,7 +98,7 @@ func (s *Service) search(ctx context.Context, q Query, limit, offset int) ([]Use
 		if err != nil {
 			return nil, false, err
 		}
-		return s.page(ctx, ids, limit)
+		return page(db, ids, limit)
 	}
 	if len(linkedBy) > 0 {
 		if err := linked(db.Model(&User{}).Where("id IN ?", linkedBy)).Order("username_key").Pluck("id", &ids).Error; err != nil {
@@ -101,7 +129,7 @@ func (s *Service) search(ctx context.Context, q Query, limit, offset int) ([]Use
 			break
 		}
 	}
-	return s.page(ctx, ids[min(offset, len(ids)):], limit)
+	return page(db, ids[min(offset, len(ids)):], limit)
 }
 
 // candidate is a user linked through a connector with few links, with the
@@ -150,14 +178,14 @@ func matchFew(few []candidate, hasText bool, key, end string, linkedBy []string)
 
 // page reads the users of the first limit of ids, in that order, and says
 // whether more follow.
-func (s *Service) page(ctx context.Context, ids []string, limit int) ([]User, bool, error) {
+func page(db *gorm.DB, ids []string, limit int) ([]User, bool, error) {
 	more := len(ids) > limit
 	ids = ids[:min(limit, len(ids))]
 	if len(ids) == 0 {
 		return nil, false, nil
 	}
 	var users []User
-	if err := s.db.WithContext(ctx).Where("id IN ?", ids).Find(&users).Error; err != nil {
+	if err := db.Where("id IN ?", ids).Find(&users).Error; err != nil {
 		return nil, false, err
 	}
 	slices.SortFunc(users, func(a, b User) int { return slices.Index(ids, a.ID) - slices.Index(ids, b.ID) })
@@ -168,15 +196,18 @@ func (s *Service) page(ctx context.Context, ids []string, limit int) ([]User, bo
 // connector ("" for all users). A connector with few links gives them as
 // candidates, read by the links and sorted by search itself: however the
 // database would plan it, walking the username index for them can read most
-// of the table. A connector with more gives an EXISTS per user walked in
-// order, which finds a page after about limit × users ÷ links rows.
-func (s *Service) linkedThrough(ctx context.Context, connector string) ([]candidate, func(*gorm.DB) *gorm.DB, error) {
+// of the table. A connector with more gives a check per user walked in
+// order, which finds a page after about limit × users ÷ links rows: up to
+// searchHashed links an IN over the connector's users, read once into a hash
+// (IS TRUE keeps PostgreSQL from making it a join, which it would run as a
+// read of the links index per user: 8 µs each, 5,650 of them for a page of a
+// connector with 1 % of 1M users); with more, an EXISTS per user.
+func linkedThrough(db *gorm.DB, connector string) ([]candidate, func(*gorm.DB) *gorm.DB, error) {
 	if connector == "" {
 		return nil, func(tx *gorm.DB) *gorm.DB { return tx }, nil
 	}
-	db := s.db.WithContext(ctx)
 	var n int
-	if err := db.Raw("SELECT COUNT(*) FROM (SELECT 1 FROM links WHERE connector = ? LIMIT ?) AS few", connector, searchFew+1).Scan(&n).Error; err != nil {
+	if err := db.Raw("SELECT COUNT(*) FROM (SELECT 1 FROM links WHERE connector = ? LIMIT ?) AS few", connector, searchHashed+1).Scan(&n).Error; err != nil {
 		return nil, nil, err
 	}
 	if n <= searchFew {
@@ -192,6 +223,11 @@ func (s *Service) linkedThrough(ctx context.Context, connector string) ([]candid
 		}
 		err := db.Raw("SELECT id, username_key, COALESCE(LOWER(email), '') AS email_key FROM users WHERE id IN ?", ids).Scan(&few).Error
 		return few, nil, err
+	}
+	if n <= searchHashed {
+		return nil, func(tx *gorm.DB) *gorm.DB {
+			return tx.Where("(users.id IN (SELECT user_id FROM links WHERE connector = ?)) IS TRUE", connector)
+		}, nil
 	}
 	return nil, func(tx *gorm.DB) *gorm.DB {
 		return tx.Where("EXISTS (SELECT 1 FROM links WHERE links.user_id = users.id AND links.connector = ?)", connector)

@@ -1,9 +1,10 @@
 package linking
 
 // SetSearchFew sets how many links make a connector's users fetched by
-// their links in Search, so that small tests take both ways.
-func SetSearchFew(n int) (restore func()) {
-	old := searchFew
-	searchFew = n
-	return func() { searchFew = old }
+// their links in Search, and up to how many they are looked up in a hash,
+// so that small tests take every way.
+func SetSearchFew(few, hashed int) (restore func()) {
+	oldFew, oldHashed := searchFew, searchHashed
+	searchFew, searchHashed = few, hashed
+	return func() { searchFew, searchHashed = oldFew, oldHashed }
 }

@@ -13,6 +13,7 @@ import (
 	"gorm.io/gorm"
 
 	"github.com/fedhub/fedhub/linking"
+	"github.com/fedhub/fedhub/store"
 	"github.com/fedhub/fedhub/store/storetest"
 )
 
@@ -123,8 +124,8 @@ func TestSearch(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, few := range []int{0, 1000} {
-			restore := linking.SetSearchFew(few)
+		for _, few := range []struct{ few, hashed int }{{0, 0}, {0, 1000}, {1000, 1000}} { // EXISTS, IN, candidates
+			restore := linking.SetSearchFew(few.few, few.hashed)
 			for _, text := range []string{"", "a", "ann", "ANN ", "bob.", "b", "bob.ann1", "corp-17", "zz"} {
 				for _, connector := range []string{"", "corp", "rare", linking.LocalConnector, "nowhere"} {
 					q := linking.Query{Text: text, Connector: connector, Limit: 7}
@@ -134,20 +135,20 @@ func TestSearch(t *testing.T) {
 						q.Offset = page * q.Limit
 						found, more, err := s.Search(ctx, q)
 						if err != nil {
-							t.Fatalf("few %d, %+v: %v", few, q, err)
+							t.Fatalf("few %+v, %+v: %v", few, q, err)
 						}
 						for _, u := range found {
 							got = append(got, u.ID)
 						}
 						if wantMore := len(want) > q.Offset+q.Limit; more != wantMore || len(found) > q.Limit {
-							t.Errorf("few %d, %+v: %d users, more %v; want more %v", few, q, len(found), more, wantMore)
+							t.Errorf("few %+v, %+v: %d users, more %v; want more %v", few, q, len(found), more, wantMore)
 						}
 						if !more {
 							break
 						}
 					}
 					if !slices.Equal(got, want) {
-						t.Errorf("few %d, text %q, connector %q: got %d users %v, want %d %v", few, text, connector, len(got), got, len(want), want)
+						t.Errorf("few %+v, text %q, connector %q: got %d users %v, want %d %v", few, text, connector, len(got), got, len(want), want)
 					}
 				}
 			}
@@ -173,41 +174,96 @@ func searchRows(db *gorm.DB) ([]linking.User, map[string][]linking.Link, error) 
 	return users, byUser, nil
 }
 
-// TestSearchPlans checks on SQLite that each statement of a search reads an
-// index in the order it shows and sorts nothing — the property that keeps a
-// page's cost apart from the directory's size (BenchmarkSearch1M measures
-// it). PostgreSQL's plans depend on its statistics, so they are left to the
-// benchmark, which prints them for a slow search.
-func TestSearchPlans(t *testing.T) {
-	db := storetest.Open(t, "sqlite", linking.Models()...)
-	ctx := context.Background()
+// planUsers imports the users TestSearchPlans and TestSearchPlansPostgres
+// search: 50, each linked through corp.
+func planUsers(t *testing.T, db *gorm.DB) {
+	t.Helper()
 	users := make([]linking.ImportUser, 50)
 	for i := range users {
 		users[i] = linking.ImportUser{Username: fmt.Sprintf("user%02d", i), Email: fmt.Sprintf("u%d@example.com", i),
 			Links: []linking.ImportLink{{Connector: "corp", Subject: fmt.Sprint(i)}}}
 	}
-	if _, err := linking.New(db, time.Now).Import(ctx, seqOf(users)); err != nil {
+	if _, err := linking.New(db, time.Now).Import(context.Background(), seqOf(users)); err != nil {
 		t.Fatal(err)
 	}
-	restore := linking.SetSearchFew(10) // corp is a connector with many links: the EXISTS walk
-	defer restore()
-	for _, q := range []linking.Query{{}, {Text: "us"}, {Text: "u1"}, {Connector: "corp"}, {Connector: "corp", Text: "u"}} {
-		capture := &sbCapture{}
-		if _, _, err := linking.New(db.Session(&gorm.Session{Logger: capture}), time.Now).Search(ctx, q); err != nil {
-			t.Fatal(err)
-		}
-		for _, sql := range capture.sql {
-			var plan strings.Builder
-			if err := sbPlan(ctx, db, "EXPLAIN QUERY PLAN "+sql, &plan); err != nil {
+}
+
+// planWays are the ways corp's 50 users are checked in the plan tests: by
+// an EXISTS per user, by an IN over a hash of them.
+var planWays = []struct{ few, hashed int }{{10, 10}, {10, 1000}}
+
+// planQueries are the searches whose plans TestSearchPlans and
+// TestSearchPlansPostgres check.
+var planQueries = []linking.Query{{}, {Text: "us"}, {Text: "u1"}, {Connector: "corp"}, {Connector: "corp", Text: "u"}}
+
+// TestSearchPlans checks on SQLite that each statement of a search reads an
+// index in the order it shows and sorts nothing — the property that keeps a
+// page's cost apart from the directory's size (BenchmarkSearch1M measures
+// it) — and that a walk by username reads its index alone.
+func TestSearchPlans(t *testing.T) {
+	db := storetest.Open(t, "sqlite", linking.Models()...)
+	ctx := context.Background()
+	planUsers(t, db)
+	for _, way := range planWays {
+		defer linking.SetSearchFew(way.few, way.hashed)()
+		for _, q := range planQueries {
+			err := sbPlans(ctx, db, q, "EXPLAIN QUERY PLAN ", func(sql, p string) {
+				switch {
+				case strings.Contains(p, "TEMP B-TREE"), strings.Contains(p, "SCAN users\n"), strings.Contains(p, "SCAN links\n"):
+					t.Errorf("%+v: %s\nsorts or reads a whole table:\n%s", q, sql, p)
+				case strings.Contains(sql, "ORDER BY username_key") && !strings.Contains(p, "COVERING INDEX idx_users_by_name"),
+					strings.Contains(sql, "ORDER BY LOWER(email)") && !strings.Contains(p, "INDEX idx_users_email_key"),
+					strings.Contains(sql, "links.user_id") && !strings.Contains(p, "COVERING INDEX idx_link_connector_user"),
+					strings.Contains(sql, "IN (SELECT user_id") && !strings.Contains(p, "LIST SUBQUERY"):
+					t.Errorf("%+v: %s\nreads another index than the one made for it:\n%s", q, sql, p)
+				}
+			})
+			if err != nil {
 				t.Fatal(err)
 			}
-			switch p := plan.String(); {
-			case strings.Contains(p, "TEMP B-TREE"), strings.Contains(p, "SCAN users\n"), strings.Contains(p, "SCAN links\n"):
-				t.Errorf("%+v: %s\nsorts or reads a whole table:\n%s", q, sql, p)
-			case strings.Contains(sql, "ORDER BY username_key") && !strings.Contains(p, "INDEX idx_users_username_key"),
-				strings.Contains(sql, "ORDER BY LOWER(email)") && !strings.Contains(p, "INDEX idx_users_email_key"),
-				strings.Contains(sql, "EXISTS") && !strings.Contains(p, "COVERING INDEX idx_link_connector_user"):
-				t.Errorf("%+v: %s\nreads another index than the one made for it:\n%s", q, sql, p)
+		}
+	}
+}
+
+// TestSearchPlansPostgres checks PostgreSQL's plans of a search as it would
+// make them for a large directory — sequential scans priced out, parallel
+// workers priced in (on a small table it would read everything, alone) —
+// each statement explained after whatever settings the search sent before
+// it: no statement starts parallel workers (which took 70–300 ms to read a
+// few thousand index entries), and a walk by username reads its index alone.
+func TestSearchPlansPostgres(t *testing.T) {
+	db := storetest.Open(t, "postgres", linking.Models()...)
+	ctx := context.Background()
+	planUsers(t, db)
+	if err := store.Settle(ctx, db, linking.Models()...); err != nil { // the visibility map an index-only scan needs
+		t.Fatal(err)
+	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sqlDB.SetMaxOpenConns(1) // one session: the settings below hold for every statement
+	for _, set := range []string{"enable_seqscan = off", "parallel_setup_cost = 0", "parallel_tuple_cost = 0",
+		"min_parallel_index_scan_size = 0", "min_parallel_table_scan_size = 0"} {
+		if err := db.Exec("SET " + set).Error; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, way := range planWays {
+		defer linking.SetSearchFew(way.few, way.hashed)()
+		for _, q := range planQueries {
+			err := sbPlans(ctx, db, q, "EXPLAIN (COSTS OFF) ", func(sql, p string) {
+				switch {
+				case strings.Contains(p, "Gather"):
+					t.Errorf("%+v: %s\nstarts parallel workers:\n%s", q, sql, p)
+				case strings.Contains(sql, "ORDER BY username_key") && !strings.Contains(p, "Index Only Scan using idx_users_by_name"):
+					t.Errorf("%+v: %s\nwalks usernames by another way than idx_users_by_name alone:\n%s", q, sql, p)
+				case strings.Contains(sql, "IN (SELECT user_id") && !strings.Contains(p, "hashed SubPlan"):
+					t.Errorf("%+v: %s\nchecks the connector's users by another way than a hash of them:\n%s", q, sql, p)
+				}
+			})
+			if err != nil {
+				t.Fatal(err)
 			}
 		}
 	}

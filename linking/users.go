@@ -3,8 +3,10 @@ package linking
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -119,7 +121,7 @@ func (s *Service) CreateUser(ctx context.Context, nu NewUser) (*User, error) {
 
 // UserByID returns a user with its roles and groups.
 func (s *Service) UserByID(ctx context.Context, id string) (*User, error) {
-	return s.findUser(ctx, "id = ?", id)
+	return s.findUser(ctx, "users.id = ?", id)
 }
 
 // UserByUsername returns a user by username, under its key (usernames.Key):
@@ -129,48 +131,61 @@ func (s *Service) UserByUsername(ctx context.Context, username string) (*User, e
 	if err != nil {
 		return nil, ErrNotFound
 	}
-	return s.findUser(ctx, "username_key = ?", key)
+	return s.findUser(ctx, "users.username_key = ?", key)
 }
 
-func (s *Service) findUser(ctx context.Context, query string, arg any) (*User, error) {
-	var u User
-	if err := s.db.WithContext(ctx).Where(query, arg).Take(&u).Error; err != nil {
-		if store.IsNotFound(err) {
-			return nil, ErrNotFound
-		}
+func (s *Service) findUser(ctx context.Context, where string, arg any) (*User, error) {
+	var row struct {
+		User      `gorm:"embedded"`
+		RoleList  string
+		GroupList string
+	}
+	query := userSQLite
+	if s.db.Dialector.Name() == "postgres" {
+		query = userPostgres
+	}
+	if err := s.db.WithContext(ctx).Raw(query+" WHERE "+where+" LIMIT 1", arg).Scan(&row).Error; err != nil {
 		return nil, fmt.Errorf("find user: %w", err)
 	}
-	if err := s.loadRolesAndGroups(ctx, &u); err != nil {
-		return nil, err
+	if row.ID == "" {
+		return nil, ErrNotFound
 	}
+	u := row.User
+	for _, l := range []struct {
+		json string
+		to   *[]string
+	}{{row.RoleList, &u.DirectRoles}, {row.GroupList, &u.DirectGroups}} {
+		if err := json.Unmarshal([]byte(l.json), l.to); err != nil {
+			return nil, fmt.Errorf("find user: roles and groups: %w", err)
+		}
+		if len(*l.to) == 0 {
+			*l.to = nil
+		}
+		slices.Sort(*l.to)
+	}
+	// The groups and roles they reach come from the definitions this node
+	// keeps in memory.
+	g, err := s.defs.get(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("find user %s: %w", u.ID, err)
+	}
+	u.Roles, u.Groups = g.effective(u.DirectRoles, u.DirectGroups)
 	return &u, nil
 }
 
-// loadRolesAndGroups reads both in one query: every token issued for a user
-// reads them, and on PostgreSQL each query is a round trip. The groups and
-// roles they reach come from the definitions this node keeps in memory.
-func (s *Service) loadRolesAndGroups(ctx context.Context, u *User) error {
-	var rows []struct{ Kind, Name string }
-	err := s.db.WithContext(ctx).Raw(`SELECT 'r' AS kind, role AS name FROM user_roles WHERE user_id = ?
-		UNION ALL SELECT 'g', group_name FROM user_groups WHERE user_id = ? ORDER BY kind, name`, u.ID, u.ID).Scan(&rows).Error
-	if err != nil {
-		return fmt.Errorf("load roles and groups: %w", err)
-	}
-	u.DirectRoles, u.DirectGroups = nil, nil
-	for _, r := range rows {
-		if r.Kind == "r" {
-			u.DirectRoles = append(u.DirectRoles, r.Name)
-		} else {
-			u.DirectGroups = append(u.DirectGroups, r.Name)
-		}
-	}
-	g, err := s.defs.get(ctx)
-	if err != nil {
-		return fmt.Errorf("load roles and groups of %s: %w", u.ID, err)
-	}
-	u.Roles, u.Groups = g.effective(u.DirectRoles, u.DirectGroups)
-	return nil
-}
+// A user with their roles and groups as JSON arrays, in one statement:
+// every token issued for a user reads them, and on PostgreSQL each statement
+// is a round trip.
+const (
+	userSQLite = `SELECT users.*,
+		(SELECT json_group_array(role) FROM user_roles WHERE user_id = users.id) AS role_list,
+		(SELECT json_group_array(group_name) FROM user_groups WHERE user_id = users.id) AS group_list
+		FROM users`
+	userPostgres = `SELECT users.*,
+		(SELECT COALESCE(json_agg(role), '[]')::text FROM user_roles WHERE user_id = users.id) AS role_list,
+		(SELECT COALESCE(json_agg(group_name), '[]')::text FROM user_groups WHERE user_id = users.id) AS group_list
+		FROM users`
+)
 
 // ListUsers returns users ordered by username, a page at a time.
 func (s *Service) ListUsers(ctx context.Context, offset, limit int) ([]User, error) {

@@ -403,3 +403,38 @@ func TestCompact(t *testing.T) {
 		}
 	})
 }
+
+// TestSettleMarksRowsVisible: right after a bulk write, on a server that
+// commits asynchronously (as the tests' does), Settle leaves every page of
+// both tables marked visible to all, which index-only scans need.
+func TestSettleMarksRowsVisible(t *testing.T) {
+	ctx := context.Background()
+	db := storetest.Open(t, "postgres", linking.Models()...)
+	var async string
+	if err := db.Raw("SHOW synchronous_commit").Scan(&async).Error; err != nil || async != "off" {
+		t.Fatalf("synchronous_commit is %q (%v): the test needs a server that commits asynchronously", async, err)
+	}
+	err := store.Bulk(ctx, db, func(tx *gorm.DB) error {
+		if err := tx.Exec(`INSERT INTO users (id, username, username_key, created_at, updated_at)
+			SELECT 'u' || i, 'user' || i, 'user' || i, now(), now() FROM generate_series(1, 20000) AS i`).Error; err != nil {
+			return err
+		}
+		return tx.Exec(`INSERT INTO links (user_id, connector, subject, created_at)
+			SELECT 'u' || i, 'corp', 's' || i, now() FROM generate_series(1, 20000) AS i`).Error
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Settle(ctx, db, &linking.User{}, &linking.Link{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, table := range []string{"users", "links"} {
+		var rel struct{ Relallvisible, Relpages int64 }
+		if err := db.Raw("SELECT relallvisible, relpages FROM pg_class WHERE relname = ?", table).Scan(&rel).Error; err != nil {
+			t.Fatal(err)
+		}
+		if rel.Relpages == 0 || rel.Relallvisible != rel.Relpages {
+			t.Errorf("after Settle %d of the %d pages of %s are visible to all", rel.Relallvisible, rel.Relpages, table)
+		}
+	}
+}

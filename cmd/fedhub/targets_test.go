@@ -138,7 +138,9 @@ func startProcess(t *testing.T, bin, alg string, storage config.Storage) *benchS
 	if err := os.WriteFile(path, []byte(file.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "serve", "-c", path)
+	// Port 0: the kernel picks the management port (the default, 9000, may
+	// be another server's on a shared machine).
+	cmd := exec.Command(bin, "serve", "-c", path, "--management", "127.0.0.1:0")
 	cmd.Env = append(os.Environ(), "FEDHUB_BENCH_SECRET="+demoSecret, "FEDHUB_BENCH_PASSWORD=demo")
 	logFile, err := os.Create(filepath.Join(dir, "fedhub.log"))
 	if err != nil {
