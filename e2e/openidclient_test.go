@@ -5,8 +5,10 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -332,5 +334,64 @@ func TestOpenIDClientClaims(t *testing.T) {
 	nodeWantRefused(t, "a refresh for another client's API", nodeObject(t, got, "refresh_other_api"), http.StatusBadRequest, "invalid_target")
 	if refused := nodeObject(t, got, "other_api"); refused["error"] != "invalid_target" {
 		t.Errorf("signing in for another client's API: %v, want invalid_target", refused)
+	}
+}
+
+// TestOpenIDClientConsent: openid-client's authorization URL for
+// TestConsent's third-party application leads Chromium, once alice has signed
+// in, to the consent page; after Allow, authorizationCodeGrant gets alice's
+// tokens. Signing in again, the application gets a code at once.
+func TestOpenIDClientConsent(t *testing.T) {
+	t.Parallel()
+	s := Start(t, WithConfig(strings.Replace(defaultConfig, "clients:\n", "clients:\n"+csPartner, 1)),
+		WithEnv("PARTNER_SECRET="+csPartnerSecret))
+	// The application's loopback redirect URI (any port) hands over where the browser came back.
+	back := make(chan url.Values, 1)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /loopback", func(w http.ResponseWriter, r *http.Request) {
+		back <- r.URL.Query()
+		_, _ = io.WriteString(w, "signed in")
+	})
+	app := httptest.NewServer(mux)
+	t.Cleanup(app.Close)
+	rp := startNode(t, "consent.mjs", s.URL, "CLIENT_ID=partner", "CLIENT_SECRET="+csPartnerSecret,
+		"REDIRECT_URI="+app.URL+"/loopback", "SCOPE=openid email")
+
+	ctx := peers.Chromium(t)
+	nav := mbWatch(t, ctx)
+	signIns := 0
+	got := rp.signIns(t, s, func(authorize *url.URL) url.Values {
+		signIns++
+		mark := nav.Mark()
+		mbGo(t, ctx, authorize.String())
+		if signIns == 1 {
+			mbSignIn(t, ctx, s.URL+"/login?", "alice", alicePass)
+			csPartnerAsks(t, ctx, s)
+			mbClick(t, ctx, "#allow")
+		}
+		select {
+		case q := <-back:
+			if at := nav.mbVisited(mark, s.URL+"/consent"); signIns > 1 && at != "" {
+				t.Fatalf("asked again after allowing: %s", at)
+			}
+			return q
+		case <-time.After(20 * time.Second):
+			t.Fatalf("sign-in %d: the browser did not come back to the application; it is at %s", signIns, mbLocation(t, ctx))
+		}
+		return nil
+	})
+	rp.wait(t)
+
+	allowed := nodeObject(t, got, "allowed")
+	id, verified := nodeObject(t, allowed, "id_token"), nodeObject(t, allowed, "id_token_verified")
+	if id["iss"] != s.URL || !rpStrings(id["aud"], "partner") || id["email"] != "alice@example.com" || id["sub"] != verified["sub"] ||
+		!strings.Contains(fmt.Sprint(allowed["scope"]), "email") {
+		t.Errorf("after Allow, the application got %v: want alice's ID token for partner, with her email", allowed)
+	}
+	if again := nodeObject(t, got, "again"); nodeObject(t, again, "id_token")["sub"] != id["sub"] {
+		t.Errorf("signing in again, the application got %v, want alice's tokens", again)
+	}
+	if signIns != 2 {
+		t.Errorf("the application signed in %d times, want 2", signIns)
 	}
 }
