@@ -69,14 +69,73 @@ apis:
 `
 )
 
+// csWhere lists, for a token, the claims that must be there (with their
+// values) and those that must not.
+type csWhere struct {
+	in  map[string]any
+	out []string
+}
+
+// csCheck checks the claims of the token name against w.
+func csCheck(t *testing.T, name string, claims map[string]any, w csWhere) {
+	t.Helper()
+	for k, want := range w.in {
+		if got := claims[k]; !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: %s = %#v, want %#v", name, k, got, want)
+		}
+	}
+	for _, k := range w.out {
+		if v, ok := claims[k]; ok {
+			t.Errorf("%s: has %s = %#v, want none", name, k, v)
+		}
+	}
+}
+
+// csHR is the hr claim of alice.
+var csHR = map[string]any{"login": "alice"}
+
+// csScopeCases are alice's sign-ins to cs-app with and without its optional
+// scopes: the claims of each token and of userinfo and introspection.
+var csScopeCases = []struct {
+	name, scope                             string
+	idToken, access, userinfo, introspected csWhere
+}{
+	{"default scope only", "openid nonsense",
+		csWhere{map[string]any{"hr": csHR}, []string{"tenant", "teams", "roles", "email"}},
+		csWhere{map[string]any{"hr": csHR, "tenant": "acme"}, []string{"teams", "roles", "email"}},
+		csWhere{nil, []string{"hr", "tenant", "teams", "roles"}},
+		csWhere{map[string]any{"tenant": "acme"}, []string{"hr", "teams", "roles"}}},
+	{"with the optional scope", "openid email staffing",
+		csWhere{map[string]any{"hr": csHR, "roles": []any{"admin"}, "email": "alice@example.com"}, []string{"tenant", "teams"}},
+		csWhere{map[string]any{"hr": csHR, "tenant": "acme"}, []string{"teams", "roles"}},
+		csWhere{map[string]any{"teams": []any{"staff"}, "email": "alice@example.com"}, []string{"hr", "tenant", "roles"}},
+		csWhere{map[string]any{"tenant": "acme", "teams": []any{"staff"}}, []string{"hr", "roles"}}},
+}
+
+// csWantGranted checks the scope a token response grants: openid, without
+// the unknown scope asked for.
+func csWantGranted(t *testing.T, scope any) {
+	t.Helper()
+	granted, _ := scope.(string)
+	if strings.Contains(granted, "nonsense") || !strings.Contains(granted, "openid") {
+		t.Errorf("granted scope %q: want openid, without the unknown scope", granted)
+	}
+}
+
+// csStart starts fedhub with the client scopes, APIs and clients of TestClientScopes.
+func csStart(t *testing.T) *Server {
+	t.Helper()
+	cfg := strings.Replace(defaultConfig, "clients:\n", csScopes+"clients:\n"+csClients, 1)
+	return Start(t, WithConfig(cfg), WithEnv("CS_SECRET="+csSecret, "CS_BILLING_SECRET="+csBillingSecret))
+}
+
 // TestClientScopes runs client scopes, their mappers and APIs as audiences
 // against independent parties: go-oidc and x/oauth2 as the relying party,
 // and go-oidc as the resource servers of two APIs, each accepting only the
 // access tokens whose aud names it.
 func TestClientScopes(t *testing.T) {
 	t.Parallel()
-	cfg := strings.Replace(defaultConfig, "clients:\n", csScopes+"clients:\n"+csClients, 1)
-	s := Start(t, WithConfig(cfg), WithEnv("CS_SECRET="+csSecret, "CS_BILLING_SECRET="+csBillingSecret))
+	s := csStart(t)
 	rp := newGoRP(t, s, "cs-app", csSecret)
 	b := NewBrowser(t)
 	login := func(t *testing.T, scopes string, opts ...oauth2.AuthCodeOption) (*oauth2.Token, map[string]any) {
@@ -98,63 +157,26 @@ func TestClientScopes(t *testing.T) {
 		}
 		return out
 	}
-	// where lists, for each token, the claims that must be there (with their
-	// values) and those that must not.
-	type where struct {
-		in  map[string]any
-		out []string
-	}
-	check := func(t *testing.T, name string, claims map[string]any, w where) {
-		t.Helper()
-		for k, want := range w.in {
-			if got := claims[k]; !reflect.DeepEqual(got, want) {
-				t.Errorf("%s: %s = %#v, want %#v", name, k, got, want)
-			}
-		}
-		for _, k := range w.out {
-			if v, ok := claims[k]; ok {
-				t.Errorf("%s: has %s = %#v, want none", name, k, v)
-			}
-		}
-	}
-	hr := map[string]any{"login": "alice"}
 
 	t.Run("default and optional scopes in their tokens", func(t *testing.T) {
-		for _, c := range []struct {
-			name, scope                             string
-			idToken, access, userinfo, introspected where
-		}{
-			{"default scope only", "openid nonsense",
-				where{map[string]any{"hr": hr}, []string{"tenant", "teams", "roles", "email"}},
-				where{map[string]any{"hr": hr, "tenant": "acme"}, []string{"teams", "roles", "email"}},
-				where{nil, []string{"hr", "tenant", "teams", "roles"}},
-				where{map[string]any{"tenant": "acme"}, []string{"hr", "teams", "roles"}}},
-			{"with the optional scope", "openid email staffing",
-				where{map[string]any{"hr": hr, "roles": []any{"admin"}, "email": "alice@example.com"}, []string{"tenant", "teams"}},
-				where{map[string]any{"hr": hr, "tenant": "acme"}, []string{"teams", "roles"}},
-				where{map[string]any{"teams": []any{"staff"}, "email": "alice@example.com"}, []string{"hr", "tenant", "roles"}},
-				where{map[string]any{"tenant": "acme", "teams": []any{"staff"}}, []string{"hr", "roles"}}},
-		} {
+		for _, c := range csScopeCases {
 			t.Run(c.name, func(t *testing.T) {
 				tok, idClaims := login(t, c.scope)
-				granted, _ := tok.Extra("scope").(string)
-				if strings.Contains(granted, "nonsense") || !strings.Contains(granted, "openid") {
-					t.Errorf("granted scope %q: want openid, without the unknown scope", granted)
-				}
+				csWantGranted(t, tok.Extra("scope"))
 				// The built-in default scopes keep today's claims.
 				for name, claims := range map[string]map[string]any{"ID token": idClaims, "access token": ocJWTPayload(t, tok.AccessToken)} {
 					if !reflect.DeepEqual(claims["groups"], []any{"staff"}) || !reflect.DeepEqual(claims["realm_access"], map[string]any{"roles": []any{"admin"}}) {
 						t.Errorf("%s: groups %v, realm_access %v", name, claims["groups"], claims["realm_access"])
 					}
 				}
-				check(t, "ID token", idClaims, c.idToken)
-				check(t, "access token", ocJWTPayload(t, tok.AccessToken), c.access)
-				check(t, "userinfo", userinfo(t, tok), c.userinfo)
+				csCheck(t, "ID token", idClaims, c.idToken)
+				csCheck(t, "access token", ocJWTPayload(t, tok.AccessToken), c.access)
+				csCheck(t, "userinfo", userinfo(t, tok), c.userinfo)
 				in := rp.introspect(t, tok.AccessToken)
 				if !in.active() {
 					t.Fatalf("introspection: %v", in)
 				}
-				check(t, "introspection", in, c.introspected)
+				csCheck(t, "introspection", in, c.introspected)
 			})
 		}
 	})

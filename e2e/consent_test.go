@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -39,6 +40,16 @@ func csAnswer(t *testing.T, s *Server, b *Browser, q url.Values, answer string) 
 	return u.Query()
 }
 
+// csPartnerAsks waits until Chromium shows the consent page of partner asking
+// for the email address.
+func csPartnerAsks(t *testing.T, ctx context.Context, s *Server) {
+	t.Helper()
+	mbAt(t, ctx, s.URL+"/consent?", "#allow")
+	if got := textOf(t, ctx, "main"); !strings.Contains(got, "Partner Analytics") || !strings.Contains(got, "See your email address") {
+		t.Fatalf("the consent page does not say who asks for what:\n%s", got)
+	}
+}
+
 // TestConsent: a third-party application gets a code only after the person
 // allows it, once (remembered, asked again with prompt=consent); a refusal is
 // access_denied; first-party applications never ask; revoking at /account
@@ -58,10 +69,7 @@ func TestConsent(t *testing.T) {
 	nav := mbWatch(t, ctx)
 	mbGo(t, ctx, app.URL+"/start")
 	mbSignIn(t, ctx, s.URL+"/login?", "alice", alicePass)
-	mbAt(t, ctx, s.URL+"/consent?", "#allow")
-	if got := textOf(t, ctx, "main"); !strings.Contains(got, "Partner Analytics") || !strings.Contains(got, "See your email address") {
-		t.Fatalf("the consent page does not say who asks for what:\n%s", got)
-	}
+	csPartnerAsks(t, ctx, s)
 	screenshot(t, ctx, "consent")
 	mbClick(t, ctx, "#allow")
 	mbRPSignedIn(t, ctx, app, "Signed in as alice via local", "1")

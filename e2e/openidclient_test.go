@@ -5,7 +5,11 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,6 +29,7 @@ const nodeDir = "node"
 // stdout is a JSON object.
 type nodeRP struct {
 	cmd    *exec.Cmd
+	stdin  io.WriteCloser      // the answers to the script's questions (ask in lib.mjs)
 	lines  chan map[string]any // closed once the process has ended
 	stderr *syncBuffer
 }
@@ -43,6 +48,9 @@ func startNode(t *testing.T, script, issuer string, env ...string) *nodeRP {
 	n.cmd.Stderr = n.stderr
 	stdout, err := n.cmd.StdoutPipe()
 	if err != nil {
+		t.Fatal(err)
+	}
+	if n.stdin, err = n.cmd.StdinPipe(); err != nil {
 		t.Fatal(err)
 	}
 	if err := n.cmd.Start(); err != nil {
@@ -88,18 +96,55 @@ func (n *nodeRP) next(t *testing.T, timeout time.Duration) map[string]any {
 	return nil
 }
 
+// answer writes the answer to the script's last question, a line of JSON.
+func (n *nodeRP) answer(t *testing.T, v any) {
+	t.Helper()
+	line, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.stdin.Write(append(line, '\n')); err != nil {
+		t.Fatalf("answering %s: %v\n%s", n.cmd.Args[1], err, n.stderr)
+	}
+}
+
 // runNode runs script to its end: its one result, the test failing unless
 // it exits 0.
 func runNode(t *testing.T, script, issuer string, env ...string) map[string]any {
 	t.Helper()
 	n := startNode(t, script, issuer, env...)
 	result := n.next(t, time.Minute)
+	n.wait(t)
+	return result
+}
+
+// wait waits for the script to end, the test failing unless it exits 0.
+func (n *nodeRP) wait(t *testing.T) {
+	t.Helper()
 	for range n.lines { // until it has ended
 	}
 	if !n.cmd.ProcessState.Success() {
-		t.Fatalf("%s: %v\n%s", script, n.cmd.ProcessState, n.stderr)
+		t.Fatalf("%s: %v\n%s", n.cmd.Args[1], n.cmd.ProcessState, n.stderr)
 	}
-	return result
+}
+
+// signIns answers each authorization URL of fedhub the script asks about
+// (signIn in lib.mjs: the code flow with PKCE) with the URL signIn (the
+// person's browser) is sent back to; it returns the script's first other line.
+func (n *nodeRP) signIns(t *testing.T, s *Server, signIn func(authorize *url.URL) url.Values) map[string]any {
+	t.Helper()
+	for {
+		line := n.next(t, time.Minute)
+		at, ok := line["authorize"].(string)
+		if !ok {
+			return line
+		}
+		u, err := url.Parse(at)
+		if err != nil || !strings.HasPrefix(at, s.URL+"/authorize?") || u.Query().Get("code_challenge_method") != "S256" {
+			t.Fatalf("%s asks about %q: want fedhub's authorization endpoint, with PKCE", n.cmd.Args[1], at)
+		}
+		n.answer(t, map[string]string{"callback": u.Query().Get("redirect_uri") + "?" + signIn(u).Encode()})
+	}
 }
 
 // nodeObject is the JSON object at key of v.
@@ -234,5 +279,119 @@ func TestOpenIDClientBackchannelLogout(t *testing.T) {
 		if got["sid"] != sid || got["sub"] != sub || got["jti"] == nil {
 			t.Fatalf("%s: the application verified %v, want the token of session %s of %s", name, got, sid, sub)
 		}
+	}
+}
+
+// TestOpenIDClientClaims: TestClientScopes's client scopes and APIs seen by
+// openid-client, signing alice in through the code flow with PKCE: the claims
+// of a default scope (hr) in the ID token it validates, those of an optional
+// scope (staffing, email) only when asked for, the userinfo-targeted ones in
+// fetchUserInfo, the access token (verified by jose) and introspection; a
+// resource gives an access token whose aud is that API, and an API of another
+// client is invalid_target, asked for at sign-in or in a refresh.
+func TestOpenIDClientClaims(t *testing.T) {
+	t.Parallel()
+	s := csStart(t)
+	scopes := make([]string, len(csScopeCases))
+	for i, c := range csScopeCases {
+		scopes[i] = c.scope
+	}
+	asked, err := json.Marshal(scopes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := startNode(t, "claims.mjs", s.URL, "CLIENT_ID=cs-app", "CLIENT_SECRET="+csSecret, "REDIRECT_URI="+redirectURI,
+		"SCOPES="+string(asked), "API="+csOrders, "OTHER_API="+csBilling)
+	b := NewBrowser(t)
+	got := rp.signIns(t, s, func(authorize *url.URL) url.Values { return b.Authorize(s, authorize.Query(), "alice", alicePass) })
+	rp.wait(t)
+
+	signedIn, _ := got["scopes"].([]any)
+	if len(signedIn) != len(csScopeCases) {
+		t.Fatalf("sign-ins: %v, want %d", got["scopes"], len(csScopeCases))
+	}
+	for i, c := range csScopeCases {
+		t.Run(c.name, func(t *testing.T) {
+			r, _ := signedIn[i].(map[string]any)
+			csWantGranted(t, r["scope"])
+			csCheck(t, "ID token", nodeObject(t, r, "id_token"), c.idToken)
+			csCheck(t, "access token", nodeObject(t, r, "access_token"), c.access)
+			csCheck(t, "userinfo", nodeObject(t, r, "userinfo"), c.userinfo)
+			in := nodeObject(t, r, "introspection")
+			if in["active"] != true {
+				t.Fatalf("introspection: %v", in)
+			}
+			csCheck(t, "introspection", in, c.introspected)
+		})
+	}
+	forAPI := nodeObject(t, got, "resource")
+	if aud := nodeObject(t, forAPI, "access_token")["aud"]; aud != csOrders {
+		t.Errorf("access token aud = %v, want %s", aud, csOrders)
+	}
+	if aud := nodeObject(t, forAPI, "id_token")["aud"]; !rpStrings(aud, "cs-app") {
+		t.Errorf("ID token aud = %v, want the client", aud)
+	}
+	nodeWantRefused(t, "a refresh for another client's API", nodeObject(t, got, "refresh_other_api"), http.StatusBadRequest, "invalid_target")
+	if refused := nodeObject(t, got, "other_api"); refused["error"] != "invalid_target" {
+		t.Errorf("signing in for another client's API: %v, want invalid_target", refused)
+	}
+}
+
+// TestOpenIDClientConsent: openid-client's authorization URL for
+// TestConsent's third-party application leads Chromium, once alice has signed
+// in, to the consent page; after Allow, authorizationCodeGrant gets alice's
+// tokens. Signing in again, the application gets a code at once.
+func TestOpenIDClientConsent(t *testing.T) {
+	t.Parallel()
+	s := Start(t, WithConfig(strings.Replace(defaultConfig, "clients:\n", "clients:\n"+csPartner, 1)),
+		WithEnv("PARTNER_SECRET="+csPartnerSecret))
+	// The application's loopback redirect URI (any port) hands over where the browser came back.
+	back := make(chan url.Values, 1)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /loopback", func(w http.ResponseWriter, r *http.Request) {
+		back <- r.URL.Query()
+		_, _ = io.WriteString(w, "signed in")
+	})
+	app := httptest.NewServer(mux)
+	t.Cleanup(app.Close)
+	rp := startNode(t, "consent.mjs", s.URL, "CLIENT_ID=partner", "CLIENT_SECRET="+csPartnerSecret,
+		"REDIRECT_URI="+app.URL+"/loopback", "SCOPE=openid email")
+
+	ctx := peers.Chromium(t)
+	nav := mbWatch(t, ctx)
+	signIns := 0
+	got := rp.signIns(t, s, func(authorize *url.URL) url.Values {
+		signIns++
+		mark := nav.Mark()
+		mbGo(t, ctx, authorize.String())
+		if signIns == 1 {
+			mbSignIn(t, ctx, s.URL+"/login?", "alice", alicePass)
+			csPartnerAsks(t, ctx, s)
+			mbClick(t, ctx, "#allow")
+		}
+		select {
+		case q := <-back:
+			if at := nav.mbVisited(mark, s.URL+"/consent"); signIns > 1 && at != "" {
+				t.Fatalf("asked again after allowing: %s", at)
+			}
+			return q
+		case <-time.After(20 * time.Second):
+			t.Fatalf("sign-in %d: the browser did not come back to the application; it is at %s", signIns, mbLocation(t, ctx))
+		}
+		return nil
+	})
+	rp.wait(t)
+
+	allowed := nodeObject(t, got, "allowed")
+	id, verified := nodeObject(t, allowed, "id_token"), nodeObject(t, allowed, "id_token_verified")
+	if id["iss"] != s.URL || !rpStrings(id["aud"], "partner") || id["email"] != "alice@example.com" || id["sub"] != verified["sub"] ||
+		!strings.Contains(fmt.Sprint(allowed["scope"]), "email") {
+		t.Errorf("after Allow, the application got %v: want alice's ID token for partner, with her email", allowed)
+	}
+	if again := nodeObject(t, got, "again"); nodeObject(t, again, "id_token")["sub"] != id["sub"] {
+		t.Errorf("signing in again, the application got %v, want alice's tokens", again)
+	}
+	if signIns != 2 {
+		t.Errorf("the application signed in %d times, want 2", signIns)
 	}
 }
