@@ -1049,6 +1049,13 @@ func (e *flChain) flCheckRace(t *testing.T, attempts []flAttempt, outcomes []flO
 			subs[r.flClaims(t, e.b)["sub"]]++
 		}
 	}
+	if t.Failed() { // what the broker said about the failed attempts
+		for _, l := range strings.Split(e.b.Output(), "\n") {
+			if strings.Contains(l, "level=ERROR") || strings.Contains(l, "status=500") {
+				t.Log(l)
+			}
+		}
+	}
 	links := flCount(t, e.b, "SELECT COUNT(*) FROM links WHERE connector = ? AND subject = ?", connector, e.flSubject(t, person))
 	if links != 1 || len(subs) != 1 {
 		t.Fatalf("%d concurrent first logins made %d links; the RPs got subs %v", len(attempts), links, subs)

@@ -179,7 +179,6 @@ const definitionsCheck = time.Second
 // clients: one read of a version number per definitionsCheck, a reload when
 // it moved.
 type definitionsCache struct {
-	db  *gorm.DB
 	now func() time.Time
 
 	mu        sync.RWMutex
@@ -189,9 +188,13 @@ type definitionsCache struct {
 	checking  atomic.Bool
 }
 
-// get returns the current graph. While one request checks, the others go
-// on with the cache, but never with one older than twice definitionsCheck.
-func (dc *definitionsCache) get(ctx context.Context) (*graph, error) {
+// get returns the current graph, reading through db — the caller's
+// transaction when it is in one: a transaction that holds SQLite's write lock
+// and waited for another connection of a pool whose other connections wait
+// for that lock would hold it until their busy timeout. While one request
+// checks, the others go on with the cache, but never with one older than
+// twice definitionsCheck.
+func (dc *definitionsCache) get(ctx context.Context, db *gorm.DB) (*graph, error) {
 	now := dc.now()
 	dc.mu.RLock()
 	g, age := dc.graph, now.Sub(dc.checkedAt)
@@ -205,7 +208,7 @@ func (dc *definitionsCache) get(ctx context.Context) (*graph, error) {
 		return g, nil
 	}
 	var versions []int64
-	if err := dc.db.WithContext(ctx).Model(&DefinitionVersion{}).Where("id = 1").Pluck("version", &versions).Error; err != nil {
+	if err := db.WithContext(ctx).Model(&DefinitionVersion{}).Where("id = 1").Pluck("version", &versions).Error; err != nil {
 		return nil, fmt.Errorf("check groups and roles: %w", err)
 	}
 	version := int64(0)
@@ -213,7 +216,7 @@ func (dc *definitionsCache) get(ctx context.Context) (*graph, error) {
 		version = versions[0]
 	}
 	if g == nil || version != dc.version {
-		d, err := readDefinitions(ctx, dc.db)
+		d, err := readDefinitions(ctx, db)
 		if err != nil {
 			return nil, err
 		}

@@ -222,3 +222,39 @@ func TestDefinitionsSeenByOtherNodes(t *testing.T) {
 		}
 	})
 }
+
+// TestUserInTransactionNeedsNoOtherConnection: reading a user inside a
+// transaction — whose roles need the definitions checked — uses that
+// transaction's connection only. With every other connection of the pool
+// taken (here: a pool of one), a second one would never come, and on SQLite
+// the transaction would keep the write lock from everyone until their busy
+// timeout (50 concurrent first logins answered 500 that way).
+func TestUserInTransactionNeedsNoOtherConnection(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *gorm.DB, s *linking.Service) {
+		ctx := context.Background()
+		defineOrg(ctx, t, s)
+		u, err := s.CreateUser(ctx, linking.NewUser{Username: "solo", Groups: []string{"eng-backend"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sqlDB, err := db.DB()
+		if err != nil {
+			t.Fatal(err)
+		}
+		sqlDB.SetMaxOpenConns(1)
+		defer sqlDB.SetMaxOpenConns(0)
+		time.Sleep(1100 * time.Millisecond) // past definitionsCheck: the read checks the definitions again
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		err = db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+			got, err := s.WithTx(tx).UserByID(ctx, u.ID)
+			if err == nil && !slices.Contains(got.Roles, "editor") {
+				err = errors.New("no effective roles")
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatalf("reading a user inside a transaction with a pool of one: %v", err)
+		}
+	})
+}
