@@ -301,7 +301,7 @@ func BenchmarkSearch1M(b *testing.B) {
 				q := queries[k]
 				q.Limit = sbPageSize
 				t0 := time.Now()
-				found, more, err := s.Search(ctx, q)
+				found, next, err := s.Search(ctx, q)
 				d := time.Since(t0)
 				if err != nil {
 					b.Fatalf("%+v: %v", q, err)
@@ -318,8 +318,8 @@ func BenchmarkSearch1M(b *testing.B) {
 				for i, u := range found {
 					got[i] = u.ID
 				}
-				if !slices.Equal(got, want[from:to]) || more != (len(want) > to) {
-					b.Errorf("%+v: got %d users (more %v), want %d of %d", q, len(got), more, to-from, len(want))
+				if !slices.Equal(got, want[from:to]) || (next != "") != (len(want) > to) {
+					b.Errorf("%+v: got %d users (next %q), want %d of %d", q, len(got), next, to-from, len(want))
 				}
 			}
 			cold := make([]time.Duration, len(queries))
