@@ -78,10 +78,14 @@ func (s *Service) Search(ctx context.Context, q Query) ([]User, string, error) {
 	return users, q.seal(*last), nil
 }
 
-// seal makes the cursor of a page that ends at row c: its sort key, with a
-// checksum of it and of the search (a cursor is not secret, but an edited
-// one, or one of another search, would page through something else).
+// seal makes the cursor of a page that ends at row c: its sort key (the
+// email only where it is one), with a checksum of it and of the search (a
+// cursor is not secret, but an edited one, or one of another search, would
+// page through something else).
 func (q Query) seal(c candidate) string {
+	if c.Rank != byEmail {
+		c.EmailKey = ""
+	}
 	key, _ := json.Marshal(c) // strings and an int: cannot fail
 	return base64.RawURLEncoding.EncodeToString(append(q.sum(key), key...))
 }
