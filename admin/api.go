@@ -34,15 +34,19 @@ func (s *Service) apiUsers(c echo.Context) error {
 	if limit == 0 {
 		limit = 50
 	}
-	users, more, err := s.users.Search(c.Request().Context(), linking.Query{Text: c.QueryParam("q"),
-		Connector: c.QueryParam("connector"), Offset: offset, Limit: limit})
+	users, next, err := s.users.Search(c.Request().Context(), linking.Query{Text: c.QueryParam("q"),
+		Connector: c.QueryParam("connector"), After: c.QueryParam("after"), Offset: offset, Limit: limit})
+	if errors.Is(err, linking.ErrBadCursor) {
+		return c.JSON(http.StatusBadRequest, apiError{"invalid_request", "after: " + linking.ErrBadCursor.Error()})
+	}
 	if err != nil {
 		return err
 	}
 	out := struct {
 		Users []userView `json:"users"`
 		More  bool       `json:"more"`
-	}{Users: []userView{}, More: more}
+		Next  string     `json:"next,omitempty"`
+	}{Users: []userView{}, More: next != "", Next: next}
 	for _, u := range users {
 		out.Users = append(out.Users, viewOf(u))
 	}

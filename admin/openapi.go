@@ -18,7 +18,10 @@ type operation struct {
 
 // apiOperations are every route of the API; a test checks they match the router.
 var apiOperations = []operation{
-	{"get", "/users", "Search users by username or email prefix, upstream subject, or connector: subject matches first, then usernames, then emails", nil, []string{"q", "connector", "offset", "limit"}},
+	{"get", "/users", "Search users by username or email prefix, upstream subject, or connector: subject matches first, then usernames, then emails. " +
+		"The answer has users, more, and while more follow next: a cursor that after= takes to continue with the next page of the same q and connector " +
+		"(as fast at any depth; an altered cursor, or one of another search, is a 400). offset skips users as well, slower for deep pages",
+		nil, []string{"q", "connector", "after", "offset", "limit"}},
 	{"get", "/users/{id}", "A user: profile, roles, groups, linked identities, sessions and recent audit events", nil, nil},
 	{"post", "/users/{id}/disable", "Disable a user and end their sessions and grants", nil, nil},
 	{"post", "/users/{id}/enable", "Enable a user", nil, nil},

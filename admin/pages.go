@@ -63,8 +63,16 @@ type usersData struct {
 
 func (s *Service) usersPage(c echo.Context) error {
 	offset, _ := strconv.Atoi(c.QueryParam("offset"))
-	q := linking.Query{Text: c.QueryParam("q"), Connector: c.QueryParam("connector"), Offset: max(offset, 0), Limit: 50}
-	users, more, err := s.users.Search(c.Request().Context(), q)
+	// at is how many users come before a page reached by a cursor: its
+	// Previous link pages by offset (slower, for deep pages, than Next).
+	at, _ := strconv.Atoi(c.QueryParam("at"))
+	q := linking.Query{Text: c.QueryParam("q"), Connector: c.QueryParam("connector"), After: c.QueryParam("after"),
+		Offset: max(offset, 0), Limit: 50}
+	users, next, err := s.users.Search(c.Request().Context(), q)
+	if errors.Is(err, linking.ErrBadCursor) {
+		return web.RenderError(c, http.StatusBadRequest, web.ErrorPage{Title: "That page of users cannot be shown",
+			What: "Its link was changed, or made for another search.", Next: "Search again from the first page."})
+	}
 	if err != nil {
 		return err
 	}
@@ -72,14 +80,20 @@ func (s *Service) usersPage(c echo.Context) error {
 	for _, u := range users {
 		d.Users = append(d.Users, viewOf(u))
 	}
-	page := func(off int) string {
-		return "/admin/users?" + url.Values{"q": {q.Text}, "connector": {q.Connector}, "offset": {strconv.Itoa(off)}}.Encode()
+	page := func(v url.Values) string {
+		v.Set("q", q.Text)
+		v.Set("connector", q.Connector)
+		return "/admin/users?" + v.Encode()
 	}
-	if q.Offset > 0 {
-		d.Prev = page(max(q.Offset-q.Limit, 0))
+	if q.After == "" {
+		at = 0
 	}
-	if more {
-		d.Next = page(q.Offset + q.Limit)
+	at = max(at, 0) + q.Offset
+	if at > 0 {
+		d.Prev = page(url.Values{"offset": {strconv.Itoa(max(at-q.Limit, 0))}})
+	}
+	if next != "" {
+		d.Next = page(url.Values{"after": {next}, "at": {strconv.Itoa(at + len(users))}})
 	}
 	return s.render(c, http.StatusOK, "admin_users.html", "users", d)
 }

@@ -1,11 +1,16 @@
 package linking
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"sort"
 	"strings"
 
 	"gorm.io/gorm"
@@ -16,9 +21,18 @@ import (
 type Query struct {
 	Text      string // a username or email prefix, or an exact upstream subject
 	Connector string // only users linked through this connector
-	Offset    int
-	Limit     int
+	// After is the cursor Search gave with the previous page: the page
+	// continues after that page's last row, read from there in index order,
+	// at the cost of the first page however deep. Offset skips rows (after
+	// the cursor, if any), reading them all: slower for deep pages.
+	After  string
+	Offset int
+	Limit  int
 }
+
+// ErrBadCursor is an After that Search did not give for the same text and
+// connector.
+var ErrBadCursor = errors.New("the cursor is not one this search gave: start again from the first page")
 
 // searchFew is the most links a connector may have for Search to fetch its
 // users by their links; with more, Search walks users in order and checks
@@ -30,26 +44,71 @@ type Query struct {
 // sizes.
 var searchFew, searchHashed = 5000, 50000
 
-// Search returns a page of users matching q and whether more follow. Without
-// text, users come in username order. With text, users whose upstream
-// subject is the text come first, then those whose username starts with it
-// (by username), then those whose email does (by email): each part is one
-// index range read in its own order, so a page stops after the rows it
-// shows instead of sorting every match; the walk reads IDs only, and then
-// the page's users (see BenchmarkSearch1M).
-func (s *Service) Search(ctx context.Context, q Query) ([]User, bool, error) {
+// Search returns a page of users matching q and, if more follow, the cursor
+// that continues after it (Query.After; "" on the last page). Without text,
+// users come in username order. With text, users whose upstream subject is
+// the text come first, then those whose username starts with it (by
+// username), then those whose email does (by email): each part is one index
+// range read in its own order, from the cursor's row on, so a page stops
+// after the rows it shows instead of sorting every match; the walk reads
+// keys only, and then the page's users (see BenchmarkSearch1M).
+func (s *Service) Search(ctx context.Context, q Query) ([]User, string, error) {
 	limit, offset := min(max(q.Limit, 1), 200), max(q.Offset, 0)
+	var after *candidate
+	if q.After != "" {
+		c, err := q.open()
+		if err != nil {
+			return nil, "", fmt.Errorf("search users: %w", err)
+		}
+		after = &c
+	}
 	var users []User
-	var more bool
+	var last *candidate
 	err := serial(ctx, s.db, func(db *gorm.DB) error {
 		var err error
-		users, more, err = search(db, q, limit, offset)
+		users, last, err = search(db, q, limit, offset, after)
 		return err
 	})
 	if err != nil {
-		return nil, false, fmt.Errorf("search users: %w", err)
+		return nil, "", fmt.Errorf("search users: %w", err)
 	}
-	return users, more, nil
+	if last == nil {
+		return users, "", nil
+	}
+	return users, q.seal(*last), nil
+}
+
+// seal makes the cursor of a page that ends at row c: its sort key (the
+// email only where it is one), with a checksum of it and of the search (a
+// cursor is not secret, but an edited one, or one of another search, would
+// page through something else).
+func (q Query) seal(c candidate) string {
+	if c.Rank != byEmail {
+		c.EmailKey = ""
+	}
+	key, _ := json.Marshal(c) // strings and an int: cannot fail
+	return base64.RawURLEncoding.EncodeToString(append(q.sum(key), key...))
+}
+
+// open reads q.After, which seal made for the same search.
+func (q Query) open() (candidate, error) {
+	b, err := base64.RawURLEncoding.DecodeString(q.After)
+	var c candidate
+	if err != nil || len(b) < sha256.Size/2 || !bytes.Equal(b[:sha256.Size/2], q.sum(b[sha256.Size/2:])) {
+		return c, ErrBadCursor
+	}
+	if err := json.Unmarshal(b[sha256.Size/2:], &c); err != nil {
+		return c, fmt.Errorf("%w: %w", ErrBadCursor, err)
+	}
+	return c, nil
+}
+
+// sum is the checksum of a cursor's key for this search.
+func (q Query) sum(key []byte) []byte {
+	h := sha256.New()
+	h.Write([]byte(strings.TrimSpace(q.Text) + "\x00" + q.Connector + "\x00"))
+	h.Write(key)
+	return h.Sum(nil)[:sha256.Size/2]
 }
 
 // serial runs the statements of fn without parallel workers: on PostgreSQL
@@ -70,10 +129,19 @@ func serial(ctx context.Context, db *gorm.DB, fn func(db *gorm.DB) error) error 
 	}, &sql.TxOptions{ReadOnly: true})
 }
 
-func search(db *gorm.DB, q Query, limit, offset int) ([]User, bool, error) {
+// The parts of a search's order, a candidate's Rank.
+const (
+	bySubject = iota
+	byUsername
+	byEmail
+)
+
+// search returns the page of limit users after offset rows that follow after
+// (nil: from the first), and the last of them if more follow.
+func search(db *gorm.DB, q Query, limit, offset int, after *candidate) ([]User, *candidate, error) {
 	few, linked, err := linkedThrough(db, q.Connector)
 	if err != nil {
-		return nil, false, err
+		return nil, nil, err
 	}
 	text := strings.TrimSpace(q.Text)
 	var linkedBy []string
@@ -81,7 +149,7 @@ func search(db *gorm.DB, q Query, limit, offset int) ([]User, bool, error) {
 		// The subject on its own: inside an OR it would keep the database
 		// from reading the username and email indexes in order.
 		if err := db.Model(&Link{}).Where("subject = ?", text).Limit(100).Pluck("user_id", &linkedBy).Error; err != nil {
-			return nil, false, err
+			return nil, nil, err
 		}
 	}
 	// The prefix range [key, end): an index range, where LIKE would depend
@@ -89,107 +157,149 @@ func search(db *gorm.DB, q Query, limit, offset int) ([]User, bool, error) {
 	key := strings.ToLower(text)
 	end := key + "\U0010FFFF"
 	if few != nil {
-		ids := matchFew(few, text != "", key, end, linkedBy)
-		return page(db, ids[min(offset, len(ids)):], limit)
-	}
-	var ids []string
-	if text == "" {
-		err := linked(db.Model(&User{})).Order("username_key").Offset(offset).Limit(limit+1).Pluck("id", &ids).Error
-		if err != nil {
-			return nil, false, err
+		rows := matchFew(few, text != "", key, end, linkedBy)
+		if after != nil {
+			rows = rows[sort.Search(len(rows), func(i int) bool { return compareRows(rows[i], *after) > 0 }):]
 		}
-		return page(db, ids, limit)
+		return page(db, rows[min(offset, len(rows)):], limit)
+	}
+	// from keeps the walk of the cursor's part to the rows after it (a row
+	// value: one index range); the parts after it are read whole, those
+	// before it not at all.
+	from := func(rank int, tx *gorm.DB) *gorm.DB {
+		switch {
+		case after == nil || after.Rank != rank:
+			return tx
+		case rank == byEmail:
+			return tx.Where("(LOWER(email), username_key) > (?, ?)", after.EmailKey, after.UsernameKey)
+		}
+		return tx.Where("username_key > ?", after.UsernameKey)
+	}
+	var rows []candidate
+	if text == "" {
+		err := from(byUsername, linked(db.Model(&User{}))).Select("id", "username_key").Order("username_key").
+			Offset(offset).Limit(limit + 1).Scan(&rows).Error
+		if err != nil {
+			return nil, nil, err
+		}
+		return page(db, ranked(rows, byUsername), limit)
 	}
 	if len(linkedBy) > 0 {
-		if err := linked(db.Model(&User{}).Where("id IN ?", linkedBy)).Order("username_key").Pluck("id", &ids).Error; err != nil {
-			return nil, false, err
+		err := linked(db.Model(&User{}).Where("id IN ?", linkedBy)).Select("id", "username_key").Order("username_key").Scan(&rows).Error
+		if err != nil {
+			return nil, nil, err
 		}
 	}
+	subject := ranked(rows, bySubject) // a subject's users may be found again by name, and are not shown again
+	rows = slices.DeleteFunc(slices.Clone(subject), func(c candidate) bool { return after != nil && compareRows(c, *after) <= 0 })
 	const byName = "username_key >= ? AND username_key < ?"
 	parts := []func(*gorm.DB) *gorm.DB{
-		func(tx *gorm.DB) *gorm.DB { return tx.Where(byName, key, end).Order("username_key") },
+		func(tx *gorm.DB) *gorm.DB {
+			return from(byUsername, tx).Where(byName, key, end).Select("id", "username_key").Order("username_key")
+		},
 		func(tx *gorm.DB) *gorm.DB { // the users byName found are not found again
-			return tx.Where("LOWER(email) >= ? AND LOWER(email) < ?", key, end).Where("NOT ("+byName+")", key, end).
-				Order("LOWER(email)").Order("username_key")
+			return from(byEmail, tx).Where("LOWER(email) >= ? AND LOWER(email) < ?", key, end).Where("NOT ("+byName+")", key, end).
+				Select("id", "username_key", "LOWER(email) AS email_key").Order("LOWER(email)").Order("username_key")
 		},
 	}
-	want := offset + limit + 1 + len(ids) // a subject's users may be found again by name
-	bySubject := len(ids)
-	for _, part := range parts {
-		var found []string
-		if err := part(linked(db.Model(&User{}))).Limit(want-len(ids)).Pluck("id", &found).Error; err != nil {
-			return nil, false, err
+	want := offset + limit + 1 + len(subject)
+	for i, part := range parts {
+		if after != nil && after.Rank > byUsername+i {
+			continue
 		}
-		for _, id := range found {
-			if !slices.Contains(ids[:bySubject], id) {
-				ids = append(ids, id)
+		var found []candidate
+		if err := part(linked(db.Model(&User{}))).Limit(want - len(rows)).Scan(&found).Error; err != nil {
+			return nil, nil, err
+		}
+		for _, c := range ranked(found, byUsername+i) {
+			if !slices.ContainsFunc(subject, func(s candidate) bool { return s.ID == c.ID }) {
+				rows = append(rows, c)
 			}
 		}
-		if len(ids) >= want {
+		if len(rows) >= want {
 			break
 		}
 	}
-	return page(db, ids[min(offset, len(ids)):], limit)
+	return page(db, rows[min(offset, len(rows)):], limit)
 }
 
-// candidate is a user linked through a connector with few links, with the
-// keys a search orders by, as the database computes them.
+// candidate is a user a search may show, with the keys it orders by, as the
+// database computes them, and the part of the order it is in: the cursor of
+// a page that ends with it.
 type candidate struct {
-	ID, UsernameKey, EmailKey string
+	ID          string `json:"-"`
+	UsernameKey string `json:"u"`
+	EmailKey    string `json:"e,omitempty"`
+	Rank        int    `json:"r" gorm:"-"`
+}
+
+// ranked sets the rank of rows.
+func ranked(rows []candidate, rank int) []candidate {
+	for i := range rows {
+		rows[i].Rank = rank
+	}
+	return rows
+}
+
+// compareRows orders rows as a search shows them: by part, then by the keys
+// the part's index is in.
+func compareRows(a, b candidate) int {
+	if a.Rank != b.Rank {
+		return a.Rank - b.Rank
+	}
+	if a.Rank == byEmail {
+		if c := strings.Compare(a.EmailKey, b.EmailKey); c != 0 {
+			return c
+		}
+	}
+	return strings.Compare(a.UsernameKey, b.UsernameKey)
 }
 
 // matchFew orders the candidates that match as the queries of search do:
 // linked by the subject, then the username range [key, end) by username,
 // then the email range by email and username; without text, all by username.
-func matchFew(few []candidate, hasText bool, key, end string, linkedBy []string) []string {
+func matchFew(few []candidate, hasText bool, key, end string, linkedBy []string) []candidate {
 	in := func(s string) bool { return s >= key && s < end }
-	rank := func(c candidate) int {
+	for i, c := range few {
 		switch {
 		case !hasText:
-			return 1
+			few[i].Rank = byUsername
 		case slices.Contains(linkedBy, c.ID):
-			return 0
+			few[i].Rank = bySubject
 		case in(c.UsernameKey):
-			return 1
+			few[i].Rank = byUsername
 		case in(c.EmailKey):
-			return 2
+			few[i].Rank = byEmail
+		default:
+			few[i].Rank = -1
 		}
-		return -1
 	}
-	few = slices.DeleteFunc(few, func(c candidate) bool { return rank(c) < 0 })
-	slices.SortFunc(few, func(a, b candidate) int {
-		ra, rb := rank(a), rank(b)
-		if ra != rb {
-			return ra - rb
-		}
-		if ra == 2 {
-			if c := strings.Compare(a.EmailKey, b.EmailKey); c != 0 {
-				return c
-			}
-		}
-		return strings.Compare(a.UsernameKey, b.UsernameKey)
-	})
-	ids := make([]string, len(few))
-	for i, c := range few {
-		ids[i] = c.ID
-	}
-	return ids
+	few = slices.DeleteFunc(few, func(c candidate) bool { return c.Rank < 0 })
+	slices.SortFunc(few, compareRows)
+	return few
 }
 
-// page reads the users of the first limit of ids, in that order, and says
-// whether more follow.
-func page(db *gorm.DB, ids []string, limit int) ([]User, bool, error) {
-	more := len(ids) > limit
-	ids = ids[:min(limit, len(ids))]
-	if len(ids) == 0 {
-		return nil, false, nil
+// page reads the users of the first limit of rows, in that order, and gives
+// the last of them if more follow.
+func page(db *gorm.DB, rows []candidate, limit int) ([]User, *candidate, error) {
+	var last *candidate
+	if len(rows) > limit {
+		last = &rows[limit-1]
+	}
+	rows = rows[:min(limit, len(rows))]
+	if len(rows) == 0 {
+		return nil, nil, nil
+	}
+	ids := make([]string, len(rows))
+	for i, c := range rows {
+		ids[i] = c.ID
 	}
 	var users []User
 	if err := db.Where("id IN ?", ids).Find(&users).Error; err != nil {
-		return nil, false, err
+		return nil, nil, err
 	}
 	slices.SortFunc(users, func(a, b User) int { return slices.Index(ids, a.ID) - slices.Index(ids, b.ID) })
-	return users, more, nil
+	return users, last, nil
 }
 
 // linkedThrough says how a search keeps to the users linked through

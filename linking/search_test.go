@@ -3,8 +3,10 @@ package linking_test
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"iter"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -130,29 +132,74 @@ func TestSearch(t *testing.T) {
 				for _, connector := range []string{"", "corp", "rare", linking.LocalConnector, "nowhere"} {
 					q := linking.Query{Text: text, Connector: connector, Limit: 7}
 					want := wantSearch(users, links, q)
-					var got []string
-					for page := 0; ; page++ {
-						q.Offset = page * q.Limit
-						found, more, err := s.Search(ctx, q)
-						if err != nil {
-							t.Fatalf("few %+v, %+v: %v", few, q, err)
+					for _, byCursor := range []bool{false, true} {
+						got := searchPages(ctx, t, s, q, byCursor, len(want))
+						if !slices.Equal(got, want) {
+							t.Errorf("few %+v, text %q, connector %q, by cursor %v: got %d users %v, want %d %v",
+								few, text, connector, byCursor, len(got), got, len(want), want)
 						}
-						for _, u := range found {
-							got = append(got, u.ID)
-						}
-						if wantMore := len(want) > q.Offset+q.Limit; more != wantMore || len(found) > q.Limit {
-							t.Errorf("few %+v, %+v: %d users, more %v; want more %v", few, q, len(found), more, wantMore)
-						}
-						if !more {
-							break
-						}
-					}
-					if !slices.Equal(got, want) {
-						t.Errorf("few %+v, text %q, connector %q: got %d users %v, want %d %v", few, text, connector, len(got), got, len(want), want)
 					}
 				}
 			}
 			restore()
+		}
+	})
+}
+
+// searchPages pages through q by offset or by cursor and returns the IDs of
+// the users found, checking that each page but the last is full and gives
+// a cursor, and that the last gives none.
+func searchPages(ctx context.Context, t *testing.T, s *linking.Service, q linking.Query, byCursor bool, total int) []string {
+	t.Helper()
+	var got []string
+	for page := 0; ; page++ {
+		found, next, err := s.Search(ctx, q)
+		if err != nil {
+			t.Fatalf("%+v: %v", q, err)
+		}
+		for _, u := range found {
+			got = append(got, u.ID)
+		}
+		if wantMore := total > len(got); (next != "") != wantMore || len(found) > q.Limit || wantMore && len(found) < q.Limit {
+			t.Errorf("%+v: %d users, next %q; want more %v", q, len(found), next, wantMore)
+		}
+		if next == "" || page > total {
+			return got
+		}
+		if byCursor {
+			q.After = next
+		} else {
+			q.Offset += q.Limit
+		}
+	}
+}
+
+// TestSearchBadCursor checks that Search refuses a cursor that is not one it
+// gave for the same search: edited, of another search, or not a cursor.
+func TestSearchBadCursor(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *gorm.DB, s *linking.Service) {
+		ctx := context.Background()
+		planUsers(t, db)
+		q := linking.Query{Text: "u", Connector: "corp", Limit: 3}
+		_, next, err := s.Search(ctx, q)
+		if err != nil || next == "" {
+			t.Fatalf("first page: next %q, %v", next, err)
+		}
+		edited := []byte(next)
+		edited[len(edited)/2] ^= 1
+		for _, bad := range []linking.Query{
+			{Text: q.Text, Connector: q.Connector, After: string(edited)},
+			{Text: "us", Connector: q.Connector, After: next},
+			{Text: q.Text, After: next},
+			{Text: q.Text, Connector: q.Connector, After: "page-2"},
+		} {
+			if _, _, err := s.Search(ctx, bad); !errors.Is(err, linking.ErrBadCursor) {
+				t.Errorf("%+v: %v, want ErrBadCursor", bad, err)
+			}
+		}
+		q.After = next
+		if found, _, err := s.Search(ctx, q); err != nil || len(found) != 3 || found[0].Username != "user03" {
+			t.Errorf("the cursor itself: %d users, %v", len(found), err)
 		}
 	})
 }
@@ -193,20 +240,36 @@ func planUsers(t *testing.T, db *gorm.DB) {
 var planWays = []struct{ few, hashed int }{{10, 10}, {10, 1000}}
 
 // planQueries are the searches whose plans TestSearchPlans and
-// TestSearchPlansPostgres check.
-var planQueries = []linking.Query{{}, {Text: "us"}, {Text: "u1"}, {Connector: "corp"}, {Connector: "corp", Text: "u"}}
+// TestSearchPlansPostgres check: each from its first page and after the
+// cursor of a first page of 3 (in the username part, or in the email part
+// for "u1").
+func planQueries(t *testing.T, db *gorm.DB) []linking.Query {
+	t.Helper()
+	qs := []linking.Query{{}, {Text: "us"}, {Text: "u1"}, {Connector: "corp"}, {Connector: "corp", Text: "u"}, {Connector: "corp", Text: "u1"}}
+	for _, q := range qs {
+		q.Limit = 3
+		_, next, err := linking.New(db, time.Now).Search(context.Background(), q)
+		if err != nil || next == "" {
+			t.Fatalf("%+v: next %q, %v", q, next, err)
+		}
+		q.After = next
+		qs = append(qs, q)
+	}
+	return qs
+}
 
 // TestSearchPlans checks on SQLite that each statement of a search reads an
 // index in the order it shows and sorts nothing — the property that keeps a
 // page's cost apart from the directory's size (BenchmarkSearch1M measures
-// it) — and that a walk by username reads its index alone.
+// it) — that a walk by username reads its index alone, and that a walk after
+// a cursor starts its index range at the cursor.
 func TestSearchPlans(t *testing.T) {
 	db := storetest.Open(t, "sqlite", linking.Models()...)
 	ctx := context.Background()
 	planUsers(t, db)
 	for _, way := range planWays {
 		defer linking.SetSearchFew(way.few, way.hashed)()
-		for _, q := range planQueries {
+		for _, q := range planQueries(t, db) {
 			err := sbPlans(ctx, db, q, "EXPLAIN QUERY PLAN ", func(sql, p string) {
 				switch {
 				case strings.Contains(p, "TEMP B-TREE"), strings.Contains(p, "SCAN users\n"), strings.Contains(p, "SCAN links\n"):
@@ -216,6 +279,9 @@ func TestSearchPlans(t *testing.T) {
 					strings.Contains(sql, "links.user_id") && !strings.Contains(p, "COVERING INDEX idx_link_connector_user"),
 					strings.Contains(sql, "IN (SELECT user_id") && !strings.Contains(p, "LIST SUBQUERY"):
 					t.Errorf("%+v: %s\nreads another index than the one made for it:\n%s", q, sql, p)
+				case strings.Contains(sql, "username_key > ") && !strings.Contains(p, "(username_key>?"),
+					strings.Contains(sql, "(LOWER(email), username_key) > ") && !strings.Contains(p, "(<expr>>?"):
+					t.Errorf("%+v: %s\nreads its index from another row than the cursor's:\n%s", q, sql, p)
 				}
 			})
 			if err != nil {
@@ -225,12 +291,20 @@ func TestSearchPlans(t *testing.T) {
 	}
 }
 
+// pgAfterName and pgAfterEmail find a cursor's row as the start of an index
+// range in a PostgreSQL plan.
+var (
+	pgAfterName  = regexp.MustCompile(`Index Cond: \(+username_key > `)
+	pgAfterEmail = regexp.MustCompile(`Index Cond: \(+ROW\(lower\(\(email\)::text\), \(username_key\)::text\) > `)
+)
+
 // TestSearchPlansPostgres checks PostgreSQL's plans of a search as it would
 // make them for a large directory — sequential scans priced out, parallel
 // workers priced in (on a small table it would read everything, alone) —
 // each statement explained after whatever settings the search sent before
 // it: no statement starts parallel workers (which took 70–300 ms to read a
-// few thousand index entries), and a walk by username reads its index alone.
+// few thousand index entries), a walk by username reads its index alone, and
+// a walk after a cursor starts its index range at the cursor.
 func TestSearchPlansPostgres(t *testing.T) {
 	db := storetest.Open(t, "postgres", linking.Models()...)
 	ctx := context.Background()
@@ -251,7 +325,7 @@ func TestSearchPlansPostgres(t *testing.T) {
 	}
 	for _, way := range planWays {
 		defer linking.SetSearchFew(way.few, way.hashed)()
-		for _, q := range planQueries {
+		for _, q := range planQueries(t, db) {
 			err := sbPlans(ctx, db, q, "EXPLAIN (COSTS OFF) ", func(sql, p string) {
 				switch {
 				case strings.Contains(p, "Gather"):
@@ -260,6 +334,9 @@ func TestSearchPlansPostgres(t *testing.T) {
 					t.Errorf("%+v: %s\nwalks usernames by another way than idx_users_by_name alone:\n%s", q, sql, p)
 				case strings.Contains(sql, "IN (SELECT user_id") && !strings.Contains(p, "hashed SubPlan"):
 					t.Errorf("%+v: %s\nchecks the connector's users by another way than a hash of them:\n%s", q, sql, p)
+				case strings.Contains(sql, "username_key > ") && !pgAfterName.MatchString(p),
+					strings.Contains(sql, "(LOWER(email), username_key) > ") && !pgAfterEmail.MatchString(p):
+					t.Errorf("%+v: %s\nreads its index from another row than the cursor's:\n%s", q, sql, p)
 				}
 			})
 			if err != nil {
