@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -12,6 +14,7 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
 )
 
 // TestConformance checks what the OpenID Foundation's conformance suite checks
@@ -472,6 +475,49 @@ func TestConformance(t *testing.T) {
 		if tok := ocVerifyIDToken(t, s, rpID, ts.ID); tok.Nonce != p.Get("nonce") {
 			t.Fatalf("ID token nonce = %q", tok.Nonce)
 		}
+	})
+
+	// fedhub's own rows, for what it offers beyond the Basic plan: the
+	// refusals each newer parameter and grant keeps, on the plain clients.
+	run("fedhub-unknown-scope-dropped", func(t *testing.T) {
+		p := AuthParams("scope", "openid no-such-scope")
+		code := ocWantCode(t, s, ocAuthorize(t, s, NewBrowser(t), p), p)
+		ts := ocWantTokens(t, ocRedeem(t, s, ocRP, code, redirectURI, ""))
+		if ocVerifyIDToken(t, s, rpID, ts.ID); slices.Contains(strings.Fields(ts.Scope), "no-such-scope") {
+			t.Fatalf("granted scope %q keeps a scope nobody defined", ts.Scope)
+		}
+	})
+	run("fedhub-resource-not-allowed", func(t *testing.T) {
+		p := AuthParams("resource", "https://api.example.com/")
+		ocWantAuthzError(t, s, ocAuthorize(t, s, NewBrowser(t), p), p, "invalid_target")
+		a := ocPost(t, s, "/token", &ocRP, url.Values{"grant_type": {"client_credentials"}, "resource": {"https://api.example.com/"}})
+		ocWantOAuthError(t, a, http.StatusBadRequest, "invalid_target")
+	})
+	run("fedhub-client-assertion-for-a-secret-client", func(t *testing.T) {
+		_, key, _ := ed25519.GenerateKey(rand.Reader)
+		signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.EdDSA, Key: key}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		assertion, err := jwt.Signed(signer).Claims(map[string]any{"iss": rpID, "sub": rpID, "aud": s.URL,
+			"jti": randomSuffix(), "exp": time.Now().Add(time.Minute).Unix()}).Serialize()
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := ocPost(t, s, "/token", nil, url.Values{"grant_type": {"client_credentials"},
+			"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {assertion}})
+		ocWantOAuthError(t, a, http.StatusUnauthorized, "invalid_client")
+	})
+	run("fedhub-grants-not-configured", func(t *testing.T) {
+		for _, form := range []url.Values{
+			{"grant_type": {"urn:ietf:params:oauth:grant-type:token-exchange"}, "subject_token": {"x"},
+				"subject_token_type": {"urn:ietf:params:oauth:token-type:access_token"}, "audience": {"api"}},
+			{"grant_type": {"urn:ietf:params:oauth:grant-type:device_code"}, "device_code": {"x"}},
+		} {
+			ocWantOAuthError(t, ocPost(t, s, "/token", &ocRP, form), http.StatusBadRequest, "unauthorized_client")
+		}
+		ocWantOAuthError(t, ocPost(t, s, "/device_authorization", &ocRP, url.Values{"scope": {"openid"}}),
+			http.StatusBadRequest, "unauthorized_client")
 	})
 
 	run("oidcc-discovery-endpoint-verification", func(t *testing.T) {
