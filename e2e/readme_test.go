@@ -20,7 +20,7 @@ var fence = regexp.MustCompile("(?s)```(\\w*)\\n(.*?)```")
 func TestREADMEWalkthrough(t *testing.T) {
 	for _, tool := range []string{"bash", "curl", "jq"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s is not installed (scripts/test installs it)", tool)
+			t.Fatalf("%s is not installed: run the tests with scripts/test, which installs it", tool)
 		}
 	}
 	raw, err := os.ReadFile("../README.md")

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"math/big"
 	"net/http"
@@ -222,46 +223,68 @@ func (iss *Issuer) pendingDevice(ctx context.Context, where string, args ...any)
 	return &d, nil
 }
 
-// approvable returns the device authorization the browser may approve now
-// and its session, or an explanation for the person.
-func (iss *Issuer) approvable(c echo.Context) (*DeviceAuthorization, *Session, string, error) {
+// deviceApproval is what an approval page acts on: the device's request,
+// the session the person approves in, and the client that asked.
+type deviceApproval struct {
+	d      *DeviceAuthorization
+	sess   *Session
+	client *Client
+}
+
+// deviceProblem is a reason the person is shown on the device error page.
+type deviceProblem string
+
+func (p deviceProblem) Error() string { return string(p) }
+
+// approvable returns the device authorization the browser may approve now,
+// or a deviceProblem.
+func (iss *Issuer) approvable(c echo.Context) (*deviceApproval, error) {
 	ctx := c.Request().Context()
 	d, err := iss.pendingDevice(ctx, "id = ? AND browser_hash = ?", c.QueryParam("d"),
 		secret.Hash(iss.cookies.BrowserID(c.Response(), c.Request())))
-	if err != nil || d == nil {
-		return nil, nil, "This request is not waiting for approval in this browser: it expired, was answered, or was started elsewhere. Start again on your device.", err
+	if err != nil {
+		return nil, err
+	}
+	if d == nil {
+		return nil, deviceProblem("This request is not waiting for approval in this browser: it expired, was answered, or was started elsewhere. Start again on your device.")
 	}
 	sess, err := iss.currentSession(c.Request())
 	if err != nil {
-		return nil, nil, "", err
+		return nil, err
 	}
 	if sess == nil || d.EnteredAt == nil || sess.CreatedAt.Before(*d.EnteredAt) {
-		return nil, nil, "Sign in after entering the code to approve it. Enter the code again.", nil
+		return nil, deviceProblem("Sign in after entering the code to approve it. Enter the code again.")
 	}
-	return d, sess, "", nil
+	client, err := iss.client(ctx, d.ClientID)
+	if err != nil {
+		return nil, deviceProblem("The application that asked is no longer known to fedhub.")
+	}
+	return &deviceApproval{d: d, sess: sess, client: client}, nil
+}
+
+// deviceFailed shows a deviceProblem to the person; other errors are the
+// server's.
+func (iss *Issuer) deviceFailed(c echo.Context, err error) error {
+	var p deviceProblem
+	if errors.As(err, &p) {
+		return iss.deviceError(c, string(p))
+	}
+	return err
 }
 
 // deviceConfirmPage asks the signed-in person to approve the device.
 func (iss *Issuer) deviceConfirmPage(c echo.Context) error {
 	web.NoStore(c)
-	d, sess, problem, err := iss.approvable(c)
+	a, err := iss.approvable(c)
+	if err != nil {
+		return iss.deviceFailed(c, err)
+	}
+	u, err := iss.users.UserByID(c.Request().Context(), a.sess.UserID)
 	if err != nil {
 		return err
 	}
-	if d == nil {
-		return iss.deviceError(c, problem)
-	}
-	ctx := c.Request().Context()
-	client, err := iss.client(ctx, d.ClientID)
-	if err != nil {
-		return iss.deviceError(c, "The application that asked is no longer known to fedhub.")
-	}
-	u, err := iss.users.UserByID(ctx, sess.UserID)
-	if err != nil {
-		return err
-	}
-	return c.Render(http.StatusOK, "device_confirm.html", map[string]any{"CSRF": iss.deviceCSRF(c), "ID": d.ID,
-		"ClientName": cmp.Or(client.Name, client.ID), "Username": u.Username, "Scopes": strings.Fields(d.Scope)})
+	return c.Render(http.StatusOK, "device_confirm.html", map[string]any{"CSRF": iss.deviceCSRF(c), "ID": a.d.ID,
+		"ClientName": cmp.Or(a.client.Name, a.client.ID), "Username": u.Username, "Scopes": strings.Fields(a.d.Scope)})
 }
 
 // answerDevice records the person's approval or refusal.
@@ -270,27 +293,20 @@ func (iss *Issuer) answerDevice(c echo.Context) error {
 	if c.FormValue("csrf") != iss.deviceCSRF(c) {
 		return iss.deviceError(c, "The form expired. Enter the code again.")
 	}
-	d, sess, problem, err := iss.approvable(c)
+	a, err := iss.approvable(c)
 	if err != nil {
-		return err
+		return iss.deviceFailed(c, err)
 	}
-	if d == nil {
-		return iss.deviceError(c, problem)
-	}
-	ctx := c.Request().Context()
+	d, sess, ctx := a.d, a.sess, c.Request().Context()
 	approve := c.FormValue("answer") == "approve"
 	updates := map[string]any{"status": deviceDenied, "user_id": sess.UserID}
 	if approve {
-		client, err := iss.client(ctx, d.ClientID)
-		if err != nil {
-			return iss.deviceError(c, "The application that asked is no longer known to fedhub.")
-		}
 		isAdmin := func() bool {
 			u, err := iss.users.UserByID(ctx, sess.UserID)
 			return err == nil && adminUser(u)
 		}
 		updates = map[string]any{"status": deviceApproved, "user_id": sess.UserID, "session_id": sess.ID,
-			"scope": iss.grantable(client, isAdmin, d.Scope)}
+			"scope": iss.grantable(a.client, isAdmin, d.Scope)}
 	}
 	res := iss.db.WithContext(ctx).Model(&DeviceAuthorization{}).Where("id = ? AND status = ?", d.ID, devicePending).Updates(updates)
 	if res.Error != nil {
@@ -321,15 +337,10 @@ func (iss *Issuer) deviceGrant(ctx context.Context, client *Client, form url.Val
 	if code == "" {
 		return nil, invalidRequest("device_code is required")
 	}
-	var d DeviceAuthorization
-	if err := iss.db.WithContext(ctx).Take(&d, "device_code_hash = ?", secret.Hash(code)).Error; err != nil {
-		if store.IsNotFound(err) {
-			return nil, invalidGrant("the device code is not valid")
-		}
+	d, err := issuedTo(ctx, iss.db, "device_code_hash", code, "device code", client,
+		func(d *DeviceAuthorization) string { return d.ClientID })
+	if err != nil {
 		return nil, err
-	}
-	if d.ClientID != client.ID {
-		return nil, invalidGrant("the device code was issued to another client")
 	}
 	now := iss.now()
 	switch {
@@ -339,7 +350,7 @@ func (iss *Issuer) deviceGrant(ctx context.Context, client *Client, form url.Val
 		return nil, &oauthError{http.StatusBadRequest, "expired_token", "the device code has expired: start again", false}
 	}
 	tooSoon := d.LastPolledAt != nil && now.Sub(*d.LastPolledAt) < devicePollInterval-pollTolerance
-	if err := iss.db.WithContext(ctx).Model(&d).Update("last_polled_at", now).Error; err != nil {
+	if err := iss.db.WithContext(ctx).Model(d).Update("last_polled_at", now).Error; err != nil {
 		return nil, fmt.Errorf("record device poll: %w", err)
 	}
 	switch {
@@ -349,9 +360,8 @@ func (iss *Issuer) deviceGrant(ctx context.Context, client *Client, form url.Val
 		return nil, &oauthError{http.StatusBadRequest, "authorization_pending", "the person has not approved yet", false}
 	case d.Status == deviceDenied:
 		return nil, &oauthError{http.StatusBadRequest, "access_denied", "the person refused", false}
-	case d.Status != deviceApproved:
-		return nil, invalidGrant("the device code was used already")
 	}
+	// Approved: redeemed once, by one conditional write.
 	res := iss.db.WithContext(ctx).Model(&DeviceAuthorization{}).Where("id = ? AND status = ?", d.ID, deviceApproved).
 		Update("status", deviceRedeemed)
 	if res.Error != nil {

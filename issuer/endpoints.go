@@ -67,14 +67,16 @@ func (iss *Issuer) jwks(c echo.Context) error {
 	return c.JSON(http.StatusOK, iss.keys.JWKS())
 }
 
-// accessToken verifies one of our access tokens and that it was not revoked.
-func (iss *Issuer) accessToken(ctx context.Context, token string) (*tokenClaims, error) {
+// accessToken verifies one of our access tokens and that it was not
+// revoked, and returns its live grant (nil for client credentials) for the
+// callers that need it, read once.
+func (iss *Issuer) accessToken(ctx context.Context, token string) (*tokenClaims, *Grant, error) {
 	claims, err := iss.keys.verify(ctx, token, typAccess, iss.url)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if claims.expired(iss.now()) {
-		return nil, errBadToken
+		return nil, nil, errBadToken
 	}
 	// One read answers both: the token was not revoked, and its client is
 	// still in the configuration (a removed client's tokens die with it).
@@ -82,21 +84,22 @@ func (iss *Issuer) accessToken(ctx context.Context, token string) (*tokenClaims,
 	err = iss.db.WithContext(ctx).Model(&Client{}).Where("id = ? AND removed_at IS NULL AND NOT EXISTS "+
 		"(SELECT 1 FROM revoked_access_tokens WHERE jti = ?)", claims.ClientID, claims.JTI).Count(&n).Error
 	if err != nil {
-		return nil, fmt.Errorf("check access token: %w", err)
+		return nil, nil, fmt.Errorf("check access token: %w", err)
 	}
 	if n == 0 {
-		return nil, errBadToken
+		return nil, nil, errBadToken
 	}
-	if claims.GrantID != "" {
-		_, active, err := iss.grantActive(ctx, claims.GrantID)
-		if err != nil {
-			return nil, err
-		}
-		if !active {
-			return nil, errBadToken
-		}
+	if claims.GrantID == "" {
+		return claims, nil, nil
 	}
-	return claims, nil
+	g, active, err := iss.grantActive(ctx, claims.GrantID)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !active {
+		return nil, nil, errBadToken
+	}
+	return claims, g, nil
 }
 
 func (iss *Issuer) userinfo(c echo.Context) error {
@@ -117,7 +120,7 @@ func (iss *Issuer) userinfo(c echo.Context) error {
 		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="fedhub"`)
 		return c.JSON(http.StatusUnauthorized, map[string]string{"error": "invalid_request"})
 	}
-	claims, err := iss.accessToken(r.Context(), strings.TrimSpace(token))
+	claims, g, err := iss.accessToken(r.Context(), strings.TrimSpace(token))
 	if errors.Is(err, errBadToken) {
 		return unauthorized("invalid_token")
 	}
@@ -126,10 +129,6 @@ func (iss *Issuer) userinfo(c echo.Context) error {
 	}
 	if claims.GrantID == "" || !hasScope(claims.Scope, "openid") { // client credentials, or not an OIDC grant
 		return unauthorized("insufficient_scope")
-	}
-	g, _, err := iss.grantActive(r.Context(), claims.GrantID)
-	if err != nil {
-		return err
 	}
 	u, err := iss.users.UserByID(r.Context(), claims.Subject)
 	if err != nil || u.Disabled {
@@ -160,7 +159,7 @@ func (iss *Issuer) introspect(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	inactive := map[string]any{"active": false}
-	if claims, err := iss.accessToken(ctx, token); err == nil {
+	if claims, _, err := iss.accessToken(ctx, token); err == nil {
 		out := map[string]any{
 			"active": true, "token_type": "Bearer", "client_id": claims.ClientID, "sub": claims.Subject,
 			"exp": claims.Expiry, "iat": claims.IssuedAt, "iss": claims.Issuer, "aud": claims.audiences(), "jti": claims.JTI,
@@ -233,7 +232,7 @@ func (iss *Issuer) revoke(c echo.Context) error {
 		return iss.writeOAuthError(c, invalidRequest("token is required"))
 	}
 	ctx := c.Request().Context()
-	if claims, err := iss.accessToken(ctx, token); err == nil {
+	if claims, _, err := iss.accessToken(ctx, token); err == nil {
 		if claims.ClientID == client.ID {
 			row := RevokedAccessToken{JTI: claims.JTI, ExpiresAt: unixTime(claims.Expiry)}
 			if err := iss.db.WithContext(ctx).Where(RevokedAccessToken{JTI: claims.JTI}).FirstOrCreate(&row).Error; err != nil {

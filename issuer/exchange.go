@@ -44,7 +44,7 @@ func (iss *Issuer) exchangeGrant(c echo.Context, client *Client, form url.Values
 			return nil, &oauthError{http.StatusBadRequest, "invalid_target", "this client may not exchange tokens for " + a, false}
 		}
 	}
-	subject, err := iss.accessToken(ctx, form.Get("subject_token"))
+	subject, g, err := iss.accessToken(ctx, form.Get("subject_token"))
 	if err != nil {
 		return nil, invalidGrant("the subject token is not valid: expired, revoked or not issued by fedhub")
 	}
@@ -61,11 +61,7 @@ func (iss *Issuer) exchangeGrant(c echo.Context, client *Client, form url.Values
 		}
 		scope = s
 	}
-	g, active, err := iss.grantActive(ctx, subject.GrantID)
-	if err != nil {
-		return nil, err
-	}
-	if !active || g.UserID != subject.Subject {
+	if g.UserID != subject.Subject {
 		return nil, invalidGrant("the subject token's grant has ended")
 	}
 	u, err := iss.users.UserByID(ctx, g.UserID)

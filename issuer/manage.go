@@ -28,7 +28,7 @@ var ErrInvalidToken = errors.New("invalid access token")
 // VerifyAccessToken checks an access token as userinfo does: signature, type,
 // issuer, expiry, and that neither it nor its grant was revoked.
 func (iss *Issuer) VerifyAccessToken(ctx context.Context, token string) (*AccessToken, error) {
-	c, err := iss.accessToken(ctx, token)
+	c, _, err := iss.accessToken(ctx, token)
 	if errors.Is(err, errBadToken) {
 		return nil, ErrInvalidToken
 	}

@@ -1,6 +1,7 @@
 package issuer
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"gorm.io/gorm"
 
 	"github.com/fedhub/fedhub/config"
 	"github.com/fedhub/fedhub/login"
@@ -128,21 +130,33 @@ func (iss *Issuer) tokenGrant(c echo.Context) (*tokenResponse, error) {
 	}
 }
 
+// issuedTo loads the row that stores credential by its hash in column,
+// checking that it was issued to client before anything touches it: another
+// client can neither use nor burn it. Either failure is an invalid_grant
+// naming what the credential is.
+func issuedTo[T any](ctx context.Context, db *gorm.DB, column, credential, what string, client *Client, owner func(*T) string) (*T, error) {
+	var row T
+	if err := db.WithContext(ctx).Take(&row, column+" = ?", secret.Hash(credential)).Error; err != nil {
+		if store.IsNotFound(err) {
+			return nil, invalidGrant("the " + what + " is not valid")
+		}
+		return nil, err
+	}
+	if owner(&row) != client.ID {
+		return nil, invalidGrant("the " + what + " was issued to another client")
+	}
+	return &row, nil
+}
+
 func (iss *Issuer) codeGrant(c echo.Context, client *Client, form url.Values) (*tokenResponse, error) {
 	ctx := c.Request().Context()
 	code := form.Get("code")
 	if code == "" {
 		return nil, invalidRequest("code is required")
 	}
-	var ac AuthCode
-	if err := iss.db.WithContext(ctx).Take(&ac, "hash = ?", secret.Hash(code)).Error; err != nil {
-		if store.IsNotFound(err) {
-			return nil, invalidGrant("the code is not valid")
-		}
+	ac, err := issuedTo(ctx, iss.db, "hash", code, "code", client, func(ac *AuthCode) string { return ac.ClientID })
+	if err != nil {
 		return nil, err
-	}
-	if ac.ClientID != client.ID { // checked before the code is touched: another client can neither use nor burn it
-		return nil, invalidGrant("the code was issued to another client")
 	}
 	now := iss.now()
 	if ac.UsedAt == nil && now.After(ac.ExpiresAt) { // refused without a trace: nothing was issued
