@@ -3,10 +3,9 @@ package issuer
 import (
 	"context"
 	"fmt"
-	"sync"
-	"sync/atomic"
 	"time"
 
+	"github.com/fedhub/fedhub/internal/versioned"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 )
@@ -18,12 +17,9 @@ import (
 // read of a version number that every write of a client raises. A change made
 // on this node is seen by its next request; one made on another node (or by
 // the CLI) within clientCheck, as a revoked key is. While one request checks,
-// the others go on with the cache, but never with one older than clientStale:
-// past that, each asks the database itself.
-const (
-	clientCheck = keyCheck
-	clientStale = 2 * clientCheck
-)
+// the others go on with the cache, but never with one twice as old: past
+// that, each asks the database itself (versioned.Cache).
+const clientCheck = keyCheck
 
 // ClientVersion is the clients' version: a single row whose number rises with
 // every write of a client, so that nodes notice a change with one small read.
@@ -37,83 +33,39 @@ const clientVersionID = 1
 
 // clientCache holds the clients that are not removed, by ID.
 type clientCache struct {
-	db  *gorm.DB
-	now func() time.Time
-
-	mu        sync.RWMutex
-	byID      map[string]*Client // nil until loaded
-	version   int64
-	checkedAt time.Time
-	checking  atomic.Bool // one request at a time checks while the cache is young
+	db *gorm.DB
+	*versioned.Cache[map[string]*Client]
 }
 
 func newClientCache(db *gorm.DB, now func() time.Time) *clientCache {
-	return &clientCache{db: db, now: now}
+	return &clientCache{db: db, Cache: versioned.New(clientCheck, now, readClientVersion, loadClients)}
 }
 
 // get returns the client with this ID, or nil when there is none or it was
 // removed. The client is shared: callers only read it.
 func (cc *clientCache) get(ctx context.Context, id string) (*Client, error) {
-	if err := cc.fresh(ctx); err != nil {
+	byID, err := cc.Get(ctx, cc.db)
+	if err != nil {
 		return nil, err
 	}
-	cc.mu.RLock()
-	defer cc.mu.RUnlock()
-	return cc.byID[id], nil
+	return byID[id], nil
 }
 
-// fresh makes sure the cache was checked against the database within
-// clientCheck (or clientStale, while another request checks).
-func (cc *clientCache) fresh(ctx context.Context) error {
-	now := cc.now()
-	cc.mu.RLock()
-	loaded, age := cc.byID != nil, now.Sub(cc.checkedAt)
-	cc.mu.RUnlock()
-	if loaded && age >= 0 && age < clientCheck {
-		return nil
-	}
-	if cc.checking.CompareAndSwap(false, true) {
-		defer cc.checking.Store(false)
-	} else if loaded && age >= 0 && age < clientStale {
-		return nil
-	}
-	return cc.check(ctx, now)
-}
-
-// check reads the version and, when it moved, every client. The version is
-// read first: a write that lands in between raises it again, and the next
-// check reloads.
-func (cc *clientCache) check(ctx context.Context, now time.Time) error {
-	version, err := cc.readVersion(ctx)
-	if err != nil {
-		return err
-	}
-	cc.mu.RLock()
-	same := cc.byID != nil && version == cc.version
-	cc.mu.RUnlock()
-	if same {
-		cc.mu.Lock()
-		cc.checkedAt = now
-		cc.mu.Unlock()
-		return nil
-	}
+func loadClients(ctx context.Context, db *gorm.DB) (map[string]*Client, error) {
 	var rows []Client
-	if err := cc.db.WithContext(ctx).Where("removed_at IS NULL").Find(&rows).Error; err != nil {
-		return fmt.Errorf("load clients: %w", err)
+	if err := db.WithContext(ctx).Where("removed_at IS NULL").Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("load clients: %w", err)
 	}
 	byID := make(map[string]*Client, len(rows))
 	for i := range rows {
 		byID[rows[i].ID] = &rows[i]
 	}
-	cc.mu.Lock()
-	cc.byID, cc.version, cc.checkedAt = byID, version, now
-	cc.mu.Unlock()
-	return nil
+	return byID, nil
 }
 
-func (cc *clientCache) readVersion(ctx context.Context) (int64, error) {
+func readClientVersion(ctx context.Context, db *gorm.DB) (int64, error) {
 	var versions []int64
-	err := cc.db.WithContext(ctx).Model(&ClientVersion{}).Where("id = ?", clientVersionID).Pluck("version", &versions).Error
+	err := db.WithContext(ctx).Model(&ClientVersion{}).Where("id = ?", clientVersionID).Pluck("version", &versions).Error
 	if err != nil {
 		return 0, fmt.Errorf("check clients: %w", err)
 	}
@@ -134,13 +86,4 @@ func (cc *clientCache) bump(ctx context.Context, db *gorm.DB) error {
 		return fmt.Errorf("record a change of clients: %w", err)
 	}
 	return nil
-}
-
-// invalidate makes this node's next request check, once a write of clients
-// is committed (before, a request could check, still see the old version
-// and trust its cache for clientCheck).
-func (cc *clientCache) invalidate() {
-	cc.mu.Lock()
-	cc.checkedAt = time.Time{}
-	cc.mu.Unlock()
 }

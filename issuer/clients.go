@@ -48,7 +48,7 @@ func (iss *Issuer) syncClients(ctx context.Context, cfg *config.Config) (err err
 	iss.scopes.Store(scopes)
 	defer func() {
 		err = errors.Join(err, iss.clients.bump(ctx, iss.db))
-		iss.clients.invalidate()
+		iss.clients.Invalidate()
 	}()
 	configured := []string{AdminClientID}
 	for _, c := range cfg.Clients {

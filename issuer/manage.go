@@ -69,7 +69,7 @@ func (iss *Issuer) RotateClientSecret(ctx context.Context, clientID string) (str
 		}
 		return iss.clients.bump(ctx, tx)
 	})
-	iss.clients.invalidate()
+	iss.clients.Invalidate()
 	if err != nil {
 		return "", fmt.Errorf("rotate secret of %s: %w", clientID, err)
 	}

@@ -7,14 +7,13 @@ import (
 	"maps"
 	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
 	"github.com/fedhub/fedhub/internal/rolegraph"
+	"github.com/fedhub/fedhub/internal/versioned"
 )
 
 // Groups nest and carry roles; roles may be composites of other roles. A
@@ -175,65 +174,34 @@ func (g *graph) effective(roles, groups []string) (outRoles, outGroups []string)
 // changed: a change made elsewhere is seen within it.
 const definitionsCheck = time.Second
 
-// definitionsCache holds the definitions, as issuer's client cache holds
-// clients: one read of a version number per definitionsCheck, a reload when
-// it moved.
-type definitionsCache struct {
-	now func() time.Time
+// definitionsCache holds the expanded definitions, as issuer's client cache
+// holds clients (versioned.Cache).
+type definitionsCache = versioned.Cache[*graph]
 
-	mu        sync.RWMutex
-	graph     *graph // nil until loaded
-	version   int64
-	checkedAt time.Time
-	checking  atomic.Bool
+func newDefinitionsCache(now func() time.Time) *definitionsCache {
+	return versioned.New(definitionsCheck, now, readDefinitionsVersion, loadGraph)
 }
 
-// get returns the current graph, reading through db — the caller's
-// transaction when it is in one: a transaction that holds SQLite's write lock
-// and waited for another connection of a pool whose other connections wait
-// for that lock would hold it until their busy timeout. While one request
-// checks, the others go on with the cache, but never with one older than
-// twice definitionsCheck.
-func (dc *definitionsCache) get(ctx context.Context, db *gorm.DB) (*graph, error) {
-	now := dc.now()
-	dc.mu.RLock()
-	g, age := dc.graph, now.Sub(dc.checkedAt)
-	dc.mu.RUnlock()
-	if g != nil && age >= 0 && age < definitionsCheck {
-		return g, nil
-	}
-	if dc.checking.CompareAndSwap(false, true) {
-		defer dc.checking.Store(false)
-	} else if g != nil && age >= 0 && age < 2*definitionsCheck {
-		return g, nil
-	}
+func readDefinitionsVersion(ctx context.Context, db *gorm.DB) (int64, error) {
 	var versions []int64
 	if err := db.WithContext(ctx).Model(&DefinitionVersion{}).Where("id = 1").Pluck("version", &versions).Error; err != nil {
-		return nil, fmt.Errorf("check groups and roles: %w", err)
+		return 0, fmt.Errorf("check groups and roles: %w", err)
 	}
-	version := int64(0)
-	if len(versions) > 0 {
-		version = versions[0]
+	if len(versions) == 0 { // no definition was ever written
+		return 0, nil
 	}
-	if g == nil || version != dc.version {
-		d, err := readDefinitions(ctx, db)
-		if err != nil {
-			return nil, err
-		}
-		g = newGraph(d)
-		g.expand()
-	}
-	dc.mu.Lock()
-	dc.graph, dc.version, dc.checkedAt = g, version, now
-	dc.mu.Unlock()
-	return g, nil
+	return versions[0], nil
 }
 
-// invalidate makes this node's next token check, once a write is committed.
-func (dc *definitionsCache) invalidate() {
-	dc.mu.Lock()
-	dc.checkedAt = time.Time{}
-	dc.mu.Unlock()
+// loadGraph reads the definitions and expands them once, for every token.
+func loadGraph(ctx context.Context, db *gorm.DB) (*graph, error) {
+	d, err := readDefinitions(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	g := newGraph(d)
+	g.expand()
+	return g, nil
 }
 
 // readDefinitions reads every group and role with their edges.
@@ -336,7 +304,7 @@ func (s *Service) changeDefinitions(ctx context.Context, what string, change fun
 	if err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	s.defs.invalidate()
+	s.defs.Invalidate()
 	return nil
 }
 

@@ -44,7 +44,7 @@ type Service struct {
 // transactions (WithTx).
 func New(db *gorm.DB, now func() time.Time) *Service {
 	utc := func() time.Time { return now().UTC() }
-	return &Service{db: db, now: utc, defs: &definitionsCache{now: utc}}
+	return &Service{db: db, now: utc, defs: newDefinitionsCache(utc)}
 }
 
 // WithTx is the service inside a database transaction.
@@ -165,7 +165,7 @@ func (s *Service) findUser(ctx context.Context, where string, arg any) (*User, e
 	}
 	// The groups and roles they reach come from the definitions this node
 	// keeps in memory.
-	g, err := s.defs.get(ctx, s.db)
+	g, err := s.defs.Get(ctx, s.db)
 	if err != nil {
 		return nil, fmt.Errorf("find user %s: %w", u.ID, err)
 	}
