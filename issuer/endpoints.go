@@ -64,7 +64,7 @@ func (iss *Issuer) jwks(c echo.Context) error {
 	h := c.Response().Header()
 	h.Set("Access-Control-Allow-Origin", "*")
 	h.Set("Cache-Control", "public, max-age=60") // no longer than a new key is published before it signs
-	return c.JSON(http.StatusOK, iss.keys.JWKS())
+	return c.JSONBlob(http.StatusOK, iss.keys.encodedJWKS())
 }
 
 // accessToken verifies one of our access tokens and that it was not

@@ -59,6 +59,7 @@ type Keys struct {
 	checking  atomic.Bool   // one request at a time compares them
 	signers   []*signingKey // newest first
 	public    jose.JSONWebKeySet
+	jwksJSON  []byte // public, encoded once per load: /jwks answers on every RP's key check
 }
 
 type signingKey struct {
@@ -184,8 +185,12 @@ func (k *Keys) load(ctx context.Context) error {
 		sk.signsFrom = row.SignsFrom
 		signers = append(signers, sk)
 	}
+	encoded, err := json.Marshal(set)
+	if err != nil {
+		return fmt.Errorf("encode the published keys: %w", err)
+	}
 	k.mu.Lock()
-	k.signers, k.public, k.loadedAt, k.checkedAt = signers, set, now, now
+	k.signers, k.public, k.jwksJSON, k.loadedAt, k.checkedAt = signers, set, encoded, now, now
 	k.mu.Unlock()
 	return nil
 }
@@ -319,6 +324,13 @@ func (k *Keys) JWKS() jose.JSONWebKeySet {
 	k.mu.RLock()
 	defer k.mu.RUnlock()
 	return k.public
+}
+
+// encodedJWKS returns the public keys as /jwks serves them.
+func (k *Keys) encodedJWKS() []byte {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	return k.jwksJSON
 }
 
 // lookup returns the public key with this kid.

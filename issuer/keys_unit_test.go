@@ -19,6 +19,7 @@ import (
 	"github.com/fedhub/fedhub/secret"
 	"github.com/fedhub/fedhub/store"
 	"github.com/fedhub/fedhub/store/storetest"
+	"github.com/go-jose/go-jose/v4"
 )
 
 // A scheduled rotation publishes the new key before it signs, so that every
@@ -39,8 +40,9 @@ func TestUnitScheduledRotationPublishesFirst(t *testing.T) {
 	if err := k.Ensure(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(k.JWKS().Keys); n != 2 {
-		t.Fatalf("JWKS has %d keys after a scheduled rotation, want the old and the new", n)
+	var served jose.JSONWebKeySet // what /jwks serves, encoded once per load
+	if err := json.Unmarshal(k.encodedJWKS(), &served); err != nil || len(served.Keys) != 2 {
+		t.Fatalf("/jwks serves %s after a scheduled rotation (%v), want the old and the new key", k.encodedJWKS(), err)
 	}
 	if got := k.current().id; got != first {
 		t.Fatalf("the new key %s signs at once; the old one must sign until every node has the new one", got)
@@ -92,10 +94,7 @@ func TestUnitJWKSHasNoPrivateMaterial(t *testing.T) {
 		if err := k.Ensure(ctx); err != nil {
 			t.Fatal(err)
 		}
-		raw, err := json.Marshal(k.JWKS())
-		if err != nil {
-			t.Fatal(err)
-		}
+		raw := k.encodedJWKS() // what /jwks serves
 		var set struct{ Keys []map[string]any }
 		if err := json.Unmarshal(raw, &set); err != nil || len(set.Keys) != 1 {
 			t.Fatalf("%s: JWKS %s", alg, raw)
