@@ -123,9 +123,12 @@ func (s *benchServer) tokenAs(ctx context.Context, id, secret string, form url.V
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
+	body, err := readClose(resp)
 	var out map[string]any
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusOK {
+	if err == nil {
+		err = json.Unmarshal(body, &out)
+	}
+	if err != nil || resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("token endpoint: %d %v %v", resp.StatusCode, out, err)
 	}
 	return out, nil
@@ -166,8 +169,7 @@ func (s *benchServer) loginCtx(ctx context.Context, username, password, totpKey 
 		if err != nil {
 			return nil, err
 		}
-		page, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		page, _ := readClose(resp)
 		form := url.Values{}
 		for _, m := range hiddenField.FindAllStringSubmatch(string(page), -1) {
 			form.Set(m[1], m[2])
@@ -180,7 +182,7 @@ func (s *benchServer) loginCtx(ctx context.Context, username, password, totpKey 
 	if err != nil {
 		return err
 	}
-	resp.Body.Close()
+	readClose(resp)
 	form, err := formAt(resp.Header.Get("Location"))
 	if err != nil {
 		return err
@@ -190,7 +192,7 @@ func (s *benchServer) loginCtx(ctx context.Context, username, password, totpKey 
 	if resp, err = do(http.MethodPost, "/broker/local/login", form); err != nil {
 		return err
 	}
-	resp.Body.Close()
+	readClose(resp)
 	if totpKey != "" {
 		form, err := formAt(resp.Header.Get("Location"))
 		if err != nil {
@@ -201,7 +203,7 @@ func (s *benchServer) loginCtx(ctx context.Context, username, password, totpKey 
 		if resp, err = do(http.MethodPost, "/login/factor", form); err != nil {
 			return err
 		}
-		resp.Body.Close()
+		readClose(resp)
 	}
 	cb, err := url.Parse(resp.Header.Get("Location"))
 	if err != nil || cb.Query().Get("code") == "" {
@@ -209,6 +211,14 @@ func (s *benchServer) loginCtx(ctx context.Context, username, password, totpKey 
 	}
 	_, err = s.tokenCtx(ctx, url.Values{"grant_type": {"authorization_code"}, "code": {cb.Query().Get("code")}, "redirect_uri": {demoRedirectURI}})
 	return err
+}
+
+// readClose reads an answer to its end and closes it: the client reuses a
+// connection only after that (closed early, the next request opened a new
+// one, which the measurements then counted).
+func readClose(resp *http.Response) ([]byte, error) {
+	defer resp.Body.Close()
+	return io.ReadAll(resp.Body)
 }
 
 var hiddenField = regexp.MustCompile(`name="(req|t|csrf)" value="([^"]*)"`)

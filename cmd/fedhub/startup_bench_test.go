@@ -40,15 +40,37 @@ func BenchmarkStartup(b *testing.B) {
 	if runtime.GOOS != "linux" {
 		b.Skip("reads memory from /proc")
 	}
-	dir := b.TempDir()
-	fedhub, baseline := filepath.Join(dir, "fedhub"), filepath.Join(dir, "minhttp")
-	for bin, pkg := range map[string]string{fedhub: ".", baseline: "./testdata/minhttp"} {
+	starts := newStarts(b)
+	var fed, base []startSample
+	for b.Loop() {
+		f, m := starts.once(b)
+		fed, base = append(fed, f), append(base, m)
+	}
+	f, m := startMedian(fed), startMedian(base)
+	b.ReportMetric(float64(f.ready)/float64(time.Millisecond), "ready-ms")
+	b.ReportMetric(float64(f.rss)/1024, "rss-MiB")
+	fmt.Printf("start to ready (median of %d, exec to first 200 on discovery): fedhub %.1f ms, minimal Go server %.1f ms: %.2f× (+%.1f ms)\n",
+		len(fed), ms(f.ready), ms(m.ready), float64(f.ready)/float64(m.ready), ms(f.ready-m.ready))
+	fmt.Printf("idle memory %s after: fedhub RSS %.1f MiB (anonymous %.1f), minimal Go server RSS %.1f MiB (anonymous %.1f): +%.1f MiB\n",
+		startSettle, kib(f.rss), kib(f.anon), kib(m.rss), kib(m.anon), kib(f.rss-m.rss))
+}
+
+// starts starts fedhub on an existing SQLite database, and the minimal Go
+// server beside it, each built into a temporary folder.
+type starts struct {
+	fedhub, baseline, conf, addr string
+	env                          []string
+}
+
+func newStarts(tb testing.TB) *starts {
+	tb.Helper()
+	dir := tb.TempDir()
+	s := &starts{fedhub: filepath.Join(dir, "fedhub"), baseline: filepath.Join(dir, "minhttp"), conf: filepath.Join(dir, "fedhub.yaml"), addr: freeAddr(tb)}
+	for bin, pkg := range map[string]string{s.fedhub: ".", s.baseline: "./testdata/minhttp"} {
 		if out, err := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", bin, pkg).CombinedOutput(); err != nil {
-			b.Fatalf("go build %s: %v\n%s", pkg, err, out)
+			tb.Fatalf("go build %s: %v\n%s", pkg, err, out)
 		}
 	}
-	addr := freeAddr(b)
-	conf := filepath.Join(dir, "fedhub.yaml")
 	yaml := fmt.Sprintf(`issuer: http://%s
 storage: {driver: sqlite, dsn: %s}
 clients:
@@ -60,38 +82,33 @@ users:
   - username: admin
     password: ${ADMIN_PASSWORD}
     roles: [admin]
-`, addr, filepath.Join(dir, "fedhub.db"))
-	if err := os.WriteFile(conf, []byte(yaml), 0o600); err != nil {
-		b.Fatal(err)
+`, s.addr, filepath.Join(dir, "fedhub.db"))
+	if err := os.WriteFile(s.conf, []byte(yaml), 0o600); err != nil {
+		tb.Fatal(err)
 	}
-	env := append(os.Environ(), "APP_SECRET=app-secret-for-the-startup-benchmark", "ADMIN_PASSWORD=a-password-for-the-benchmark")
-	migrate := exec.Command(fedhub, "migrate", "-c", conf)
-	migrate.Env = env
+	s.env = append(os.Environ(), "APP_SECRET=app-secret-for-the-startup-benchmark", "ADMIN_PASSWORD=a-password-for-the-benchmark")
+	migrate := exec.Command(s.fedhub, "migrate", "-c", s.conf)
+	migrate.Env = s.env
 	if out, err := migrate.CombinedOutput(); err != nil { // the existing database: migrated, bootstrap user and key made
-		b.Fatalf("fedhub migrate: %v\n%s", err, out)
+		tb.Fatalf("fedhub migrate: %v\n%s", err, out)
 	}
-	var fed, base []startSample
-	for b.Loop() {
-		fed = append(fed, startOnce(b, addr, env, fedhub, "serve", "-c", conf, "--listen", addr))
-		base = append(base, startOnce(b, addr, env, baseline, "-listen", addr))
-	}
-	f, m := startMedian(fed), startMedian(base)
-	b.ReportMetric(float64(f.ready)/float64(time.Millisecond), "ready-ms")
-	b.ReportMetric(float64(f.rss)/1024, "rss-MiB")
-	fmt.Printf("start to ready (median of %d, exec to first 200 on discovery): fedhub %.1f ms, minimal Go server %.1f ms: %.2f× (+%.1f ms)\n",
-		len(fed), ms(f.ready), ms(m.ready), float64(f.ready)/float64(m.ready), ms(f.ready-m.ready))
-	fmt.Printf("idle memory %s after: fedhub RSS %.1f MiB (anonymous %.1f), minimal Go server RSS %.1f MiB (anonymous %.1f): +%.1f MiB\n",
-		startSettle, kib(f.rss), kib(f.anon), kib(m.rss), kib(m.anon), kib(f.rss-m.rss))
+	return s
+}
+
+// once starts fedhub, then the minimal Go server, and measures each.
+func (s *starts) once(tb testing.TB) (fedhub, minimal startSample) {
+	return startOnce(tb, s.addr, s.env, s.fedhub, "serve", "-c", s.conf, "--listen", s.addr),
+		startOnce(tb, s.addr, s.env, s.baseline, "-listen", s.addr)
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 func kib(n int64) float64        { return float64(n) / 1024 }
 
 // freeAddr is a loopback address nothing listens on.
-func freeAddr(b *testing.B) string {
+func freeAddr(tb testing.TB) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	defer ln.Close()
 	return ln.Addr().String()
@@ -99,15 +116,15 @@ func freeAddr(b *testing.B) string {
 
 // startOnce starts a server, waits for its first 200 on the discovery path,
 // lets it settle, reads its memory and stops it.
-func startOnce(b *testing.B, addr string, env []string, bin string, args ...string) startSample {
-	b.Helper()
+func startOnce(tb testing.TB, addr string, env []string, bin string, args ...string) startSample {
+	tb.Helper()
 	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	url := "http://" + addr + "/.well-known/openid-configuration"
 	cmd := exec.Command(bin, args...)
 	cmd.Env = env
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	defer func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
@@ -124,21 +141,21 @@ func startOnce(b *testing.B, addr string, env []string, bin string, args ...stri
 			}
 		}
 		if time.Since(start) > 10*time.Second {
-			b.Fatalf("%s did not answer %s within 10 s: %v", bin, url, err)
+			tb.Fatalf("%s did not answer %s within 10 s: %v", bin, url, err)
 		}
 		time.Sleep(time.Millisecond)
 	}
 	time.Sleep(startSettle)
-	s.rss, s.anon = procMemory(b, cmd.Process.Pid)
+	s.rss, s.anon = procMemory(tb, cmd.Process.Pid)
 	return s
 }
 
 // procMemory reads VmRSS and RssAnon (KiB) of a process.
-func procMemory(b *testing.B, pid int) (rss, anon int64) {
-	b.Helper()
+func procMemory(tb testing.TB, pid int) (rss, anon int64) {
+	tb.Helper()
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
