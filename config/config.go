@@ -45,6 +45,10 @@ type Management struct {
 	// listen serves them on the public listener, which only an operator who
 	// wants that should configure.
 	Listen string `yaml:"listen"`
+	// Profiling serves Go's runtime profiles (net/http/pprof) under
+	// /debug/pprof/ on this listener: off by default, and never on the
+	// public listener, since a CPU profile costs what it samples.
+	Profiling bool `yaml:"profiling"`
 }
 
 // TLS makes the public listener serve https itself (TLS 1.2 and newer), from

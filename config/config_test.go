@@ -372,6 +372,8 @@ func TestParseErrors(t *testing.T) {
 			want: []problem{{2, "listen", "must be host:port, e.g. 127.0.0.1:8080"}}},
 		{name: "bad management address", yaml: head + "management:\n  listen: 9000\n",
 			want: []problem{{3, "management.listen", "must be host:port, e.g. 127.0.0.1:9000"}}},
+		{name: "profiles on the public listener", yaml: head + "listen: 127.0.0.1:8080\nmanagement:\n  listen: 127.0.0.1:8080\n  profiling: true\n",
+			want: []problem{{5, "management.profiling", "is only for a private management listener; management.listen is the public address"}}},
 		{name: "a certificate without its key", yaml: head + "tls:\n  cert_file: /etc/fedhub/tls.crt\n",
 			want: []problem{{3, "tls", "needs both cert_file and key_file, or neither"}}},
 		{name: "a primary colour that is not a colour", yaml: head + "branding:\n  primary_color: \"red; } body { display: none\"\n",

@@ -32,6 +32,9 @@ func (c *Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.Management.Listen); err != nil {
 		v.fail("management.listen", "must be host:port, e.g. 127.0.0.1:9000")
 	}
+	if c.Management.Profiling && c.Management.Listen == c.Listen {
+		v.fail("management.profiling", "is only for a private management listener; management.listen is the public address")
+	}
 	if c.Branding.PrimaryColor != "" && !colour.MatchString(c.Branding.PrimaryColor) {
 		v.fail("branding.primary_color", "must be a colour such as #0b5cad or #06c")
 	}

@@ -19,6 +19,7 @@ import (
 func TestManagement(t *testing.T) {
 	t.Run("metrics move with a login", testMetricsAfterLogin)
 	t.Run("not on the public listener", testManagementNotPublic)
+	t.Run("profiles only when configured", testProfiling)
 	t.Run("readyz without a database", testReadyzDatabaseGone)
 	t.Run("readyz without the SQLite file", testReadyzFileGone)
 }
@@ -175,6 +176,30 @@ func opWantCounted(t testing.TB, s *Server, series ...string) {
 	for _, name := range series {
 		if got[name] <= 0 {
 			t.Errorf("%s = %v after a login, want it counted", name, got[name])
+		}
+	}
+}
+
+// testProfiling: Go's profiles are on the management listener with
+// management.profiling, and nowhere without it; a CPU profile samples.
+func testProfiling(t *testing.T) {
+	plain := Start(t)
+	on := Start(t, WithConfig(defaultConfig+"management:\n  profiling: true\n"))
+	for _, c := range []struct {
+		base string
+		want int
+	}{{plain.Mgmt, http.StatusNotFound}, {plain.URL, http.StatusNotFound}, {on.URL, http.StatusNotFound}, {on.Mgmt, http.StatusOK}} {
+		resp, err := http.Get(c.base + "/debug/pprof/profile?seconds=1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := readBody(t, resp)
+		if resp.StatusCode != c.want {
+			t.Errorf("%s/debug/pprof/profile = %d, want %d", c.base, resp.StatusCode, c.want)
+		}
+		// A CPU profile is gzip-compressed protobuf.
+		if c.want == http.StatusOK && !strings.HasPrefix(body, "\x1f\x8b") {
+			t.Errorf("%s/debug/pprof/profile is not a profile: %.40q", c.base, body)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/pprof"
 	"time"
 )
 
@@ -21,6 +22,8 @@ type Options struct {
 	// Upstreams reports the upstreams' health in /readyz without deciding it:
 	// an instance whose LDAP server is down still serves every other login.
 	Upstreams func(ctx context.Context) any
+	// Profiling serves Go's runtime profiles under /debug/pprof/.
+	Profiling bool
 }
 
 // readyTimeout bounds /readyz: probes (Kubernetes, compose) time out too.
@@ -43,6 +46,13 @@ func Handler(o Options, public http.Handler) http.Handler {
 		status, body := ready(ctx, o)
 		writeJSON(w, status, body)
 	})
+	if o.Profiling {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index) // and each profile by name: heap, goroutine, allocs…
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	return mux
 }
 

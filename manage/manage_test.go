@@ -64,3 +64,20 @@ func TestPublicListener(t *testing.T) {
 		}
 	}
 }
+
+// Profiles are served only when management.profiling is on.
+func TestProfiling(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		h := Handler(Options{Metrics: http.NotFoundHandler(), Profiling: on}, nil)
+		for path, want := range map[string]int{"/debug/pprof/": http.StatusOK, "/debug/pprof/heap": http.StatusOK, "/debug/pprof/cmdline": http.StatusOK} {
+			if !on {
+				want = http.StatusNotFound
+			}
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, path, nil))
+			if w.Code != want {
+				t.Errorf("profiling %v: %s = %d, want %d", on, path, w.Code, want)
+			}
+		}
+	}
+}

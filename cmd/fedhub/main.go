@@ -206,7 +206,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}
-	mgmt := a.management(cfg.Storage)
+	mgmt := a.management(cfg)
 	// net/http's own messages (TLS handshake errors) in fedhub's log format.
 	serverLog := slog.NewLogLogger(log.Handler(), slog.LevelInfo)
 	public := http.Handler(a.echo)

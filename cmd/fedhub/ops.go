@@ -30,9 +30,11 @@ func newLogger(w io.Writer, c config.Log, level *slog.LevelVar) *slog.Logger {
 // answer (on SQLite, its file must still be there: one deleted or unmounted
 // under a running fedhub still answers, from a file nobody will find again)
 // and a signing key be loaded; the upstreams are reported only.
-func (a *app) management(storage config.Storage) manage.Options {
+func (a *app) management(cfg *config.Config) manage.Options {
+	storage := cfg.Storage
 	return manage.Options{
-		Metrics: a.metrics.Handler(),
+		Metrics:   a.metrics.Handler(),
+		Profiling: cfg.Management.Profiling,
 		Checks: []manage.Check{
 			{Name: "database", Run: func(ctx context.Context) error {
 				db, err := a.db.DB()
