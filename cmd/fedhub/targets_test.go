@@ -364,8 +364,7 @@ func (s *benchServer) get(path string) loadgen.Op {
 // grant asks the token endpoint with this form.
 func (s *benchServer) grant(form url.Values) loadgen.Op {
 	return func(ctx context.Context) error {
-		_, err := s.tokenCtx(ctx, form)
-		return err
+		return s.tokenInto(ctx, demoClientID, demoSecret, form, nil)
 	}
 }
 
@@ -379,12 +378,14 @@ func (s *benchServer) refreshChains(tb testing.TB, n int) loadgen.Op {
 	}
 	return func(ctx context.Context) error {
 		refresh := <-pool
-		out, err := s.tokenCtx(ctx, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refresh}})
-		if err != nil {
+		var out struct {
+			RefreshToken string `json:"refresh_token"`
+		}
+		if err := s.tokenInto(ctx, demoClientID, demoSecret, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refresh}}, &out); err != nil {
 			pool <- refresh
 			return err
 		}
-		pool <- out["refresh_token"].(string)
+		pool <- out.RefreshToken
 		return nil
 	}
 }
