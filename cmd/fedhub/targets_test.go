@@ -67,10 +67,16 @@ func TestPerformanceTargets(t *testing.T) {
 		// Both databases' phases take turns in the same rounds: the
 		// PostgreSQL figures are compared with the SQLite ones.
 		var ps []phase
+		var sessions func() target
 		for _, driver := range []string{"sqlite", "postgres"} {
-			ps = append(ps, serverPhases(t, cores, bin, alg, driver)...)
+			driverPhases, opened := serverPhases(t, cores, bin, alg, driver)
+			ps = append(ps, driverPhases...)
+			if opened != nil {
+				sessions = opened
+			}
 		}
 		st := m.rounds(alg, ps)
+		rows = append(rows, sessions())
 		for _, driver := range []string{"sqlite", "postgres"} {
 			name := driver + " " + alg
 			of := func(phase string) loadgen.Stats { return st[driver+" "+phase] }
@@ -200,8 +206,9 @@ func benchBinary(t *testing.T) string {
 }
 
 // serverPhases starts bin with this algorithm on a fresh database of this
-// driver and returns its phases, named after the driver.
-func serverPhases(t *testing.T, cores *coreSplit, bin, alg, driver string) []phase {
+// driver and returns its phases, named after the driver, and on PostgreSQL
+// a target to read once they ran: the sessions the server opened meanwhile.
+func serverPhases(t *testing.T, cores *coreSplit, bin, alg, driver string) ([]phase, func() target) {
 	storage := config.Storage{Driver: "sqlite", DSN: filepath.Join(t.TempDir(), "targets.db")}
 	if driver == "postgres" {
 		storage = config.Storage{Driver: "postgres", DSN: peers.Postgres(t)}
@@ -236,7 +243,30 @@ func serverPhases(t *testing.T, cores *coreSplit, bin, alg, driver string) []pha
 	for i := range ps {
 		ps[i].name = driver + " " + ps[i].name
 	}
-	return ps
+	if driver != "postgres" {
+		return ps, nil
+	}
+	return ps, s.sessionsOpened(t, alg)
+}
+
+// sessionsOpened counts the sessions opened on the server's PostgreSQL
+// database from now until the returned target is read: a bounded pool that
+// keeps its connections opens at most its size under any load (before it
+// kept two idle and opened hundreds a second).
+func (s *benchServer) sessionsOpened(t *testing.T, alg string) func() target {
+	sessions := func() float64 {
+		var n float64
+		if err := s.db.Raw("SELECT sessions FROM pg_stat_database WHERE datname = current_database()").Scan(&n).Error; err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	before := sessions()
+	return func() target {
+		time.Sleep(1500 * time.Millisecond) // backends report to pg_stat_database at most every second
+		return target{name: "postgres " + alg + " sessions opened under load", figure: sessions() - before,
+			limit: 32, unit: "", of: "pool size", want: 1, atMost: true}
+	}
 }
 
 // measure runs load phases of one duration and logs each.
