@@ -116,30 +116,31 @@ func (iss *Issuer) refreshToken(ctx context.Context, hash string) (*RefreshToken
 }
 
 // rotate spends the refresh token whose hash is spent and saves next in its
-// place, at once: errSpent, and nothing saved, when a concurrent refresh (or
-// a revocation) spent it first. One statement on PostgreSQL; on SQLite, which
-// has no UPDATE in a WITH, one transaction.
+// place, in one statement: errSpent, and nothing saved, when a concurrent
+// refresh (or a revocation) spent it first.
 func (iss *Issuer) rotate(ctx context.Context, spent string, next *RefreshToken, now time.Time) error {
 	db := iss.db.WithContext(ctx)
+	var res *gorm.DB
 	if db.Dialector.Name() == "postgres" {
-		res := db.Exec(`WITH spent AS (UPDATE refresh_tokens SET used_at = ? WHERE hash = ? AND used_at IS NULL RETURNING hash)
+		res = db.Exec(`WITH spent AS (UPDATE refresh_tokens SET used_at = ? WHERE hash = ? AND used_at IS NULL RETURNING hash)
 			INSERT INTO refresh_tokens (hash, grant_id, client_id, scope, expires_at) SELECT ?, ?, ?, ?, ? FROM spent`,
 			now, spent, next.Hash, next.GrantID, next.ClientID, next.Scope, next.ExpiresAt)
-		if res.Error == nil && res.RowsAffected == 0 {
-			return errSpent
-		}
-		return res.Error
+	} else {
+		// SQLite has no UPDATE in a WITH: this inserts next and the spent
+		// token again, whose conflict sets its used_at, both only while it is
+		// unspent. A write statement holds SQLite's one write lock from its
+		// start: no other can spend the token between this one's read and
+		// its writes.
+		res = db.Exec(`INSERT INTO refresh_tokens (hash, grant_id, client_id, scope, expires_at, used_at)
+			SELECT ?, ?, ?, ?, ?, NULL FROM refresh_tokens WHERE hash = ? AND used_at IS NULL
+			UNION ALL SELECT hash, grant_id, client_id, scope, expires_at, ? FROM refresh_tokens WHERE hash = ? AND used_at IS NULL
+			ON CONFLICT (hash) DO UPDATE SET used_at = excluded.used_at`,
+			next.Hash, next.GrantID, next.ClientID, next.Scope, next.ExpiresAt, spent, now, spent)
 	}
-	return db.Transaction(func(tx *gorm.DB) error {
-		res := tx.Model(&RefreshToken{}).Where("hash = ? AND used_at IS NULL", spent).Update("used_at", now)
-		if res.Error == nil && res.RowsAffected == 0 {
-			return errSpent
-		}
-		if res.Error != nil {
-			return res.Error
-		}
-		return tx.Create(next).Error
-	})
+	if res.Error == nil && res.RowsAffected == 0 {
+		return errSpent
+	}
+	return res.Error
 }
 
 func (iss *Issuer) idToken(cs *clientScopes, g *Grant, u *linking.User, nonce, scope, accessToken string, now time.Time) (string, error) {
