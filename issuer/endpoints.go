@@ -177,13 +177,14 @@ func (iss *Issuer) introspect(c echo.Context) error {
 	} else if !errors.Is(err, errBadToken) {
 		return iss.writeOAuthError(c, err)
 	}
-	rt, g, err := iss.refreshToken(ctx, secret.Hash(token))
+	row, err := iss.refreshToken(ctx, secret.Hash(token))
 	if err != nil {
 		return iss.writeOAuthError(c, err)
 	}
-	if rt == nil || g == nil || g.RevokedAt != nil || rt.UsedAt != nil || iss.now().After(rt.ExpiresAt) {
+	if row == nil || row.Grant.ID == "" || row.Grant.RevokedAt != nil || row.Refresh.UsedAt != nil || iss.now().After(row.Refresh.ExpiresAt) {
 		return c.JSON(http.StatusOK, inactive)
 	}
+	rt, g := &row.Refresh, &row.Grant
 	return c.JSON(http.StatusOK, map[string]any{
 		"active": true, "token_type": "refresh_token", "client_id": rt.ClientID, "sub": g.UserID,
 		"exp": rt.ExpiresAt.Unix(), "scope": rt.Scope, "iss": iss.url,

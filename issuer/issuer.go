@@ -23,6 +23,9 @@ import (
 // Users is what the issuer reads of users, for claims.
 type Users interface {
 	UserByID(ctx context.Context, id string) (*linking.User, error)
+	// UserOf is the user a row read with linking.UserSelect holds
+	// (linking.ErrNotFound for none).
+	UserOf(ctx context.Context, row *linking.UserRow) (*linking.User, error)
 }
 
 // Broker is what the issuer asks of brokers, which implements it.
@@ -53,6 +56,7 @@ type Issuer struct {
 	scopes  atomic.Pointer[scopeSet] // the clients' scopes, mappers and APIs, replaced on reload
 	// clientKeys are the keys of private_key_jwt clients.
 	clientKeys *clientKeySets
+	refreshSQL string            // refreshSelect's
 	limiter    *throttle.Limiter // user codes entered at /device
 	cookies    web.Cookies
 	log        *slog.Logger
@@ -77,6 +81,9 @@ func New(ctx context.Context, cfg *config.Config, db *gorm.DB, secrets *secret.K
 	}
 	iss.clients = newClientCache(db, iss.now)
 	iss.clientKeys = newClientKeySets(iss.now)
+	if iss.refreshSQL, err = refreshSelect(db); err != nil {
+		return nil, err
+	}
 	if err := iss.syncClients(ctx, cfg); err != nil {
 		return nil, err
 	}

@@ -226,13 +226,14 @@ func (iss *Issuer) refreshGrant(c echo.Context, client *Client, form url.Values)
 	if token == "" {
 		return nil, invalidRequest("refresh_token is required")
 	}
-	rt, g, err := iss.refreshToken(ctx, secret.Hash(token))
+	row, err := iss.refreshToken(ctx, secret.Hash(token))
 	if err != nil {
 		return nil, err
 	}
-	if rt == nil {
+	if row == nil {
 		return nil, invalidGrant("the refresh token is not valid")
 	}
+	rt, g := &row.Refresh, &row.Grant
 	if rt.ClientID != client.ID {
 		return nil, invalidGrant("the refresh token was issued to another client")
 	}
@@ -247,14 +248,14 @@ func (iss *Issuer) refreshGrant(c echo.Context, client *Client, form url.Values)
 		if iss.now().After(rt.ExpiresAt) {
 			return nil, invalidGrant("the refresh token has expired")
 		}
-		if g == nil || g.RevokedAt != nil {
+		if g.ID == "" || g.RevokedAt != nil {
 			return nil, invalidGrant("the grant was revoked")
 		}
 		var oe *oauthError
 		if g.Resource, oe = iss.scopes.Load().of(client.ID).resources(form["resource"], &g.Resource); oe != nil {
 			return nil, oe
 		}
-		u, err := iss.users.UserByID(ctx, g.UserID)
+		u, err := iss.users.UserOf(ctx, &row.UserRow)
 		if err != nil || u.Disabled {
 			return nil, invalidGrant("the user can no longer sign in")
 		}

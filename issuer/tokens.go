@@ -93,53 +93,77 @@ func (iss *Issuer) accessClaims(cs *clientScopes, g *Grant, u *linking.User, sco
 // errSpent says that a refresh token was spent already.
 var errSpent = errors.New("the refresh token was spent already")
 
-// refreshToken reads a refresh token by its hash with its grant, in one
-// statement: nil for a token that does not exist, a nil grant for a grant
-// that does not.
-func (iss *Issuer) refreshToken(ctx context.Context, hash string) (*RefreshToken, *Grant, error) {
-	var row struct {
-		Grant   `gorm:"embedded"`
-		Refresh RefreshToken `gorm:"embedded;embeddedPrefix:rt_"`
+// refreshRow is a refresh token with its grant and the grant's user, as
+// refreshSelect reads them.
+type refreshRow struct {
+	Refresh         RefreshToken `gorm:"embedded;embeddedPrefix:rt_"`
+	Grant           Grant        `gorm:"embedded;embeddedPrefix:g_"`
+	linking.UserRow `gorm:"embedded"`
+}
+
+// refreshSelect is the statement that reads a refreshRow by the token's
+// hash: one statement, because a refresh reads all three. The columns of
+// the token and the grant, prefixed (the user's are not), come from their
+// models.
+func refreshSelect(db *gorm.DB) (string, error) {
+	var cols []string
+	for _, t := range []struct {
+		model         any
+		table, prefix string
+	}{{&RefreshToken{}, "r", "rt_"}, {&Grant{}, "grants", "g_"}} {
+		stmt := &gorm.Statement{DB: db}
+		if err := stmt.Parse(t.model); err != nil {
+			return "", fmt.Errorf("refresh token statement: %w", err)
+		}
+		for _, c := range stmt.Schema.DBNames {
+			cols = append(cols, t.table+"."+c+" AS "+t.prefix+c)
+		}
 	}
-	err := iss.db.WithContext(ctx).Raw(`SELECT grants.*, r.hash AS rt_hash, r.grant_id AS rt_grant_id, r.client_id AS rt_client_id,
-		r.scope AS rt_scope, r.expires_at AS rt_expires_at, r.used_at AS rt_used_at
-		FROM refresh_tokens r LEFT JOIN grants ON grants.id = r.grant_id WHERE r.hash = ?`, hash).Scan(&row).Error
-	switch {
-	case err != nil:
-		return nil, nil, fmt.Errorf("load refresh token: %w", err)
-	case row.Refresh.Hash == "":
-		return nil, nil, nil
-	case row.Grant.ID == "":
-		return &row.Refresh, nil, nil
+	return "SELECT " + strings.Join(cols, ", ") + ", " + linking.UserSelect(db) + `
+		FROM refresh_tokens r LEFT JOIN grants ON grants.id = r.grant_id LEFT JOIN users ON users.id = grants.user_id
+		WHERE r.hash = ?`, nil
+}
+
+// refreshToken reads a refresh token by its hash with its grant and the
+// grant's user: nil for a token that does not exist; a grant or user that
+// does not is the zero value (an empty ID).
+func (iss *Issuer) refreshToken(ctx context.Context, hash string) (*refreshRow, error) {
+	var row refreshRow
+	if err := iss.db.WithContext(ctx).Raw(iss.refreshSQL, hash).Scan(&row).Error; err != nil {
+		return nil, fmt.Errorf("load refresh token: %w", err)
 	}
-	return &row.Refresh, &row.Grant, nil
+	if row.Refresh.Hash == "" {
+		return nil, nil
+	}
+	return &row, nil
 }
 
 // rotate spends the refresh token whose hash is spent and saves next in its
-// place, at once: errSpent, and nothing saved, when a concurrent refresh (or
-// a revocation) spent it first. One statement on PostgreSQL; on SQLite, which
-// has no UPDATE in a WITH, one transaction.
+// place, in one statement: errSpent, and nothing saved, when a concurrent
+// refresh (or a revocation) spent it first.
 func (iss *Issuer) rotate(ctx context.Context, spent string, next *RefreshToken, now time.Time) error {
 	db := iss.db.WithContext(ctx)
+	var res *gorm.DB
 	if db.Dialector.Name() == "postgres" {
-		res := db.Exec(`WITH spent AS (UPDATE refresh_tokens SET used_at = ? WHERE hash = ? AND used_at IS NULL RETURNING hash)
+		res = db.Exec(`WITH spent AS (UPDATE refresh_tokens SET used_at = ? WHERE hash = ? AND used_at IS NULL RETURNING hash)
 			INSERT INTO refresh_tokens (hash, grant_id, client_id, scope, expires_at) SELECT ?, ?, ?, ?, ? FROM spent`,
 			now, spent, next.Hash, next.GrantID, next.ClientID, next.Scope, next.ExpiresAt)
-		if res.Error == nil && res.RowsAffected == 0 {
-			return errSpent
-		}
-		return res.Error
+	} else {
+		// SQLite has no UPDATE in a WITH: this inserts next and the spent
+		// token again, whose conflict sets its used_at, both only while it is
+		// unspent. A write statement holds SQLite's one write lock from its
+		// start: no other can spend the token between this one's read and
+		// its writes.
+		res = db.Exec(`INSERT INTO refresh_tokens (hash, grant_id, client_id, scope, expires_at, used_at)
+			SELECT ?, ?, ?, ?, ?, NULL FROM refresh_tokens WHERE hash = ? AND used_at IS NULL
+			UNION ALL SELECT hash, grant_id, client_id, scope, expires_at, ? FROM refresh_tokens WHERE hash = ? AND used_at IS NULL
+			ON CONFLICT (hash) DO UPDATE SET used_at = excluded.used_at`,
+			next.Hash, next.GrantID, next.ClientID, next.Scope, next.ExpiresAt, spent, now, spent)
 	}
-	return db.Transaction(func(tx *gorm.DB) error {
-		res := tx.Model(&RefreshToken{}).Where("hash = ? AND used_at IS NULL", spent).Update("used_at", now)
-		if res.Error == nil && res.RowsAffected == 0 {
-			return errSpent
-		}
-		if res.Error != nil {
-			return res.Error
-		}
-		return tx.Create(next).Error
-	})
+	if res.Error == nil && res.RowsAffected == 0 {
+		return errSpent
+	}
+	return res.Error
 }
 
 func (iss *Issuer) idToken(cs *clientScopes, g *Grant, u *linking.User, nonce, scope, accessToken string, now time.Time) (string, error) {

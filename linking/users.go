@@ -135,18 +135,35 @@ func (s *Service) UserByUsername(ctx context.Context, username string) (*User, e
 }
 
 func (s *Service) findUser(ctx context.Context, where string, arg any) (*User, error) {
-	var row struct {
-		User      `gorm:"embedded"`
-		RoleList  string
-		GroupList string
-	}
-	query := userSQLite
-	if s.db.Dialector.Name() == "postgres" {
-		query = userPostgres
-	}
-	if err := s.db.WithContext(ctx).Raw(query+" WHERE "+where+" LIMIT 1", arg).Scan(&row).Error; err != nil {
+	var row UserRow
+	if err := s.db.WithContext(ctx).Raw("SELECT "+UserSelect(s.db)+" FROM users WHERE "+where+" LIMIT 1", arg).Scan(&row).Error; err != nil {
 		return nil, fmt.Errorf("find user: %w", err)
 	}
+	return s.UserOf(ctx, &row)
+}
+
+// UserRow is a user as UserSelect reads it: embedded (gorm:"embedded") in
+// the struct a statement is scanned into.
+type UserRow struct {
+	User      `gorm:"embedded"`
+	RoleList  string
+	GroupList string
+}
+
+// UserSelect is the select list that reads a user with their roles and
+// groups as a UserRow from db, in one statement with whatever else it reads,
+// from the table users (FROM users, or a join): every token issued for a
+// user reads them, and on PostgreSQL each statement is a round trip.
+func UserSelect(db *gorm.DB) string {
+	if db.Dialector.Name() == "postgres" {
+		return userPostgres
+	}
+	return userSQLite
+}
+
+// UserOf is the user a UserRow holds, with the groups and roles they reach;
+// ErrNotFound for a row of no user (an outer join that found none).
+func (s *Service) UserOf(ctx context.Context, row *UserRow) (*User, error) {
 	if row.ID == "" {
 		return nil, ErrNotFound
 	}
@@ -173,18 +190,13 @@ func (s *Service) findUser(ctx context.Context, where string, arg any) (*User, e
 	return &u, nil
 }
 
-// A user with their roles and groups as JSON arrays, in one statement:
-// every token issued for a user reads them, and on PostgreSQL each statement
-// is a round trip.
 const (
-	userSQLite = `SELECT users.*,
+	userSQLite = `users.*,
 		(SELECT json_group_array(role) FROM user_roles WHERE user_id = users.id) AS role_list,
-		(SELECT json_group_array(group_name) FROM user_groups WHERE user_id = users.id) AS group_list
-		FROM users`
-	userPostgres = `SELECT users.*,
+		(SELECT json_group_array(group_name) FROM user_groups WHERE user_id = users.id) AS group_list`
+	userPostgres = `users.*,
 		(SELECT COALESCE(json_agg(role), '[]')::text FROM user_roles WHERE user_id = users.id) AS role_list,
-		(SELECT COALESCE(json_agg(group_name), '[]')::text FROM user_groups WHERE user_id = users.id) AS group_list
-		FROM users`
+		(SELECT COALESCE(json_agg(group_name), '[]')::text FROM user_groups WHERE user_id = users.id) AS group_list`
 )
 
 // ListUsers returns users ordered by username, a page at a time.
