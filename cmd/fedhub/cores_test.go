@@ -14,9 +14,9 @@ import (
 	"gorm.io/gorm"
 )
 
-// coreSplit gives the server under measurement (and its PostgreSQL) CPUs of
-// its own, apart from the load generator's, as a deployment has its clients
-// on other machines. Sharing all the cores, the kernel preempts each for the
+// coreSplit gives the server under measurement CPUs of its own, apart from
+// the load generator's (and PostgreSQL's), as a deployment has its clients
+// and its database on other machines. Sharing all the cores, the kernel preempts each for the
 // other: with both on both of this machine's two cores, even /jwks, a static
 // answer, had a p99 of 6 × its p50, a tail of the measurement, not of fedhub.
 type coreSplit struct {
@@ -88,10 +88,13 @@ func (cs *coreSplit) pinServer(t *testing.T, pid int) {
 	}
 }
 
-// pinPostgres moves the PostgreSQL server behind db to the server's CPUs: the
-// postmaster and the processes it has started (the backends it forks later
-// inherit them), until the test ends. A server on another machine, or one
-// this process may not move, is left where it is, with a line in the log.
+// pinPostgres moves the PostgreSQL server behind db to the load generator's
+// CPUs, where the other machines of a deployment are: the postmaster and the
+// processes it has started (the backends it forks later inherit them),
+// until the test ends. On the server's CPUs it would charge fedhub for the
+// database's work, which SQLite does in fedhub's process and PostgreSQL on
+// a machine of its own. A server on another machine, or one this process may
+// not move, is left where it is, with a line in the log.
 func (cs *coreSplit) pinPostgres(t *testing.T, db *gorm.DB) {
 	t.Helper()
 	if cs == nil {
@@ -103,10 +106,10 @@ func (cs *coreSplit) pinPostgres(t *testing.T, db *gorm.DB) {
 	}
 	postmaster, err := parentPID(backend)
 	if err == nil {
-		err = forFamily(postmaster, func(pid int) error { return pinProcess(pid, cs.server) })
+		err = forFamily(postmaster, func(pid int) error { return pinProcess(pid, cs.load) })
 	}
 	if err != nil {
-		t.Logf("PostgreSQL shares the CPUs with the load generator: %v", err)
+		t.Logf("PostgreSQL runs on every CPU: %v", err)
 		return
 	}
 	t.Cleanup(func() {
