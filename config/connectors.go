@@ -60,6 +60,22 @@ type ConnectorConfig interface {
 	Validate() error
 }
 
+// ConnectorReferrer is a block that names other connectors of the file (a
+// Kerberos connector's resolve_with): each must be listed before it, with
+// one of the types allowed, which Validate checks with the other connectors
+// in view.
+type ConnectorReferrer interface {
+	References() []ConnectorReference
+}
+
+// ConnectorReference is one connector a block names: at Key (relative to
+// the block), the connector ID, which must be of one of Types.
+type ConnectorReference struct {
+	Key   string
+	ID    string
+	Types []string
+}
+
 // ConnectorTypes maps a connector type (the value of type:, and the key of
 // its block) to a new, empty block of it.
 type ConnectorTypes map[string]func() ConnectorConfig

@@ -110,7 +110,7 @@ func (c *Config) Validate() error {
 		v.user(fmt.Sprintf("users[%d]", i), u, names)
 	}
 	v.definitions(c.Groups, c.Roles)
-	connectorIDs := map[string]bool{}
+	connectorIDs := map[string]string{} // the connectors listed so far, by id: their type
 	for i, cn := range c.Connectors {
 		v.connector(fmt.Sprintf("connectors[%d]", i), cn, connectorIDs)
 	}

@@ -14,17 +14,20 @@ import (
 
 var connectorID = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
 
-func (v *validator) connector(key string, c Connector, ids map[string]bool) {
+func (v *validator) connector(key string, c Connector, before map[string]string) {
+	_, taken := before[c.ID]
 	switch {
 	case !connectorID.MatchString(c.ID):
 		v.fail(key+".id", "must be 1-64 lower-case letters, digits, - or _ (it appears in URLs)")
 	case c.ID == "local":
 		v.fail(key+".id", `"local" is the built-in connector for local accounts`)
-	case ids[c.ID]:
+	case taken:
 		v.fail(key+".id", "%q is used by another connector", c.ID)
 	}
-	ids[c.ID] = true
-	v.connectorType(key, c)
+	v.connectorType(key, c, before)
+	if !taken {
+		before[c.ID] = c.Type
+	}
 	v.sync(key+".sync", c)
 	if c.RecheckInterval != 0 && (c.RecheckInterval < time.Second || c.RecheckInterval > 24*time.Hour) {
 		v.fail(key+".recheck_interval", "must be between 1s and 24h (default %s)", DefaultRecheckInterval)
@@ -48,8 +51,9 @@ func (v *validator) connector(key string, c Connector, ids map[string]bool) {
 	}
 }
 
-// connectorType checks the type and hands its block to it.
-func (v *validator) connectorType(key string, c Connector) {
+// connectorType checks the type and hands its block to it; the connectors
+// the block names must be among those listed before it.
+func (v *validator) connectorType(key string, c Connector, before map[string]string) {
 	if !slices.Contains(v.connectorTypes, c.Type) {
 		v.fail(key+".type", "must be %s, not %q", oneOf(v.connectorTypes), c.Type)
 		return
@@ -77,6 +81,17 @@ func (v *validator) connectorType(key string, c Connector) {
 				v.fail(block, "%s", ke.Msg)
 			default:
 				v.fail(block+"."+ke.Key, "%s", ke.Msg)
+			}
+		}
+	}
+	if r, ok := c.Settings.(ConnectorReferrer); ok {
+		for _, ref := range r.References() {
+			typ, listed := before[ref.ID]
+			switch {
+			case !listed:
+				v.fail(block+"."+ref.Key, "%q is not a connector listed before this one", ref.ID)
+			case !slices.Contains(ref.Types, typ):
+				v.fail(block+"."+ref.Key, "%q is a connector of type %s; it must be %s", ref.ID, typ, oneOf(ref.Types))
 			}
 		}
 	}

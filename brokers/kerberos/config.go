@@ -36,7 +36,19 @@ type Config struct {
 // DefaultClockSkew is Kerberos' customary clock skew.
 const DefaultClockSkew = 5 * time.Minute
 
-var _ brokers.Settings = (*Config)(nil)
+var (
+	_ brokers.Settings         = (*Config)(nil)
+	_ config.ConnectorReferrer = (*Config)(nil)
+)
+
+// References names the connector resolve_with needs: an Active Directory
+// one (type ldap), listed before this one, as config checks.
+func (c *Config) References() []config.ConnectorReference {
+	if c.ResolveWith == "" {
+		return nil
+	}
+	return []config.ConnectorReference{{Key: "resolve_with", ID: c.ResolveWith, Types: []string{"ldap"}}}
+}
 
 // Validate returns every mistake in c, each naming its key in the kerberos
 // block (config.ConnectorConfig). New runs it too.

@@ -9,10 +9,14 @@ import (
 	"testing"
 )
 
+// krbBlock is a valid Kerberos block but for resolve_with.
+const krbBlock = "      keytab_file: /etc/fedhub/http.keytab\n      service_principal: HTTP/login.example.com\n      realm: EXAMPLE.COM\n"
+
 // TestCheckConfigAgreesWithServe: check-config and serve load the same way,
 // so a connector block that one refuses the other refuses with the same
-// message, naming the key and the line. The ldaps URL once passed
-// check-config and was refused by serve.
+// message, naming the key and the line. The ldaps URL, and a resolve_with
+// naming no ldap connector, once passed check-config and were refused by
+// serve.
 func TestCheckConfigAgreesWithServe(t *testing.T) {
 	const head = "issuer: https://login.example.com\nstorage: {driver: sqlite, dsn: %DB%}\nconnectors:\n  - id: corp\n"
 	for _, c := range []struct {
@@ -24,6 +28,11 @@ func TestCheckConfigAgreesWithServe(t *testing.T) {
 			"line 8: connectors[0].saml.nameid_format: urn:oasis:names:tc:SAML:2.0:nameid-format:transient is not a stable identifier"},
 		{"OIDC scope with a space", "    type: oidc\n    oidc:\n      issuer: https://idp.example\n      client_id: c\n      client_secret: ${CHECKCONFIG_SECRET}\n      scopes: [\"a b\"]\n",
 			`line 10: connectors[0].oidc.scopes[0]: "a b" is not a scope`},
+		{"Kerberos resolving with a connector that is not there", "    type: kerberos\n    kerberos:\n" + krbBlock + "      resolve_with: corp-ad\n",
+			`line 10: connectors[0].kerberos.resolve_with: "corp-ad" is not a connector listed before this one`},
+		{"Kerberos resolving with an OIDC connector", "    type: oidc\n    oidc:\n      issuer: https://idp.example\n      client_id: c\n      client_secret: ${CHECKCONFIG_SECRET}\n" +
+			"  - id: krb\n    type: kerberos\n    kerberos:\n" + krbBlock + "      resolve_with: corp\n",
+			`line 16: connectors[1].kerberos.resolve_with: "corp" is a connector of type oidc; it must be ldap`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Setenv("CHECKCONFIG_SECRET", "s3cret")
