@@ -10,6 +10,8 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -45,6 +47,7 @@ type Catalogs struct {
 	bundle  *i18n.Bundle
 	tags    []language.Tag // the default first: what the matcher falls back to
 	matcher language.Matcher
+	valued  []valued
 }
 
 // Load reads the built-in catalogs and then, when themeDir is set, the
@@ -54,17 +57,22 @@ type Catalogs struct {
 func Load(themeDir, defaultTag string) (*Catalogs, error) {
 	b := i18n.NewBundle(Source)
 	b.RegisterUnmarshalFunc("json", json.Unmarshal)
+	var ids []string // every message ID, for the sentences with values
 	for _, dir := range []string{"catalogs", "catalogs/texts"} {
-		if err := parseDir(b, catalogs, dir); err != nil {
+		found, err := parseDir(b, catalogs, dir)
+		if err != nil {
 			return nil, err
 		}
+		ids = append(ids, found...)
 	}
 	if themeDir != "" {
 		dir := filepath.Join(themeDir, "i18n")
 		if _, err := os.Stat(dir); err == nil {
-			if err := parseDir(b, os.DirFS(dir), "."); err != nil {
+			found, err := parseDir(b, os.DirFS(dir), ".")
+			if err != nil {
 				return nil, fmt.Errorf("theme: %w", err)
 			}
+			ids = append(ids, found...)
 		}
 	}
 	def := Source
@@ -88,24 +96,66 @@ func Load(themeDir, defaultTag string) (*Catalogs, error) {
 		return nil, fmt.Errorf("default locale %q has no catalog", defaultTag)
 	}
 	sort.Slice(tags[1:], func(i, j int) bool { return tags[1+i].String() < tags[1+j].String() })
-	return &Catalogs{bundle: b, tags: tags, matcher: language.NewMatcher(tags)}, nil
+	return &Catalogs{bundle: b, tags: tags, matcher: language.NewMatcher(tags), valued: valuedSentences(ids)}, nil
 }
 
-func parseDir(b *i18n.Bundle, fsys fs.FS, dir string) error {
+// parseDir adds the catalogs in dir to b and returns their message IDs.
+func parseDir(b *i18n.Bundle, fsys fs.FS, dir string) ([]string, error) {
 	names, err := fs.Glob(fsys, path.Join(dir, "*.json"))
 	if err != nil {
-		return err
+		return nil, err
 	}
+	var ids []string
 	for _, n := range names {
 		buf, err := fs.ReadFile(fsys, n)
 		if err != nil {
-			return fmt.Errorf("catalog %s: %w", n, err)
+			return nil, fmt.Errorf("catalog %s: %w", n, err)
 		}
-		if _, err := b.ParseMessageFileBytes(buf, path.Base(n)); err != nil {
-			return fmt.Errorf("catalog %s: %w", n, err)
+		mf, err := b.ParseMessageFileBytes(buf, path.Base(n))
+		if err != nil {
+			return nil, fmt.Errorf("catalog %s: %w", n, err)
+		}
+		for _, m := range mf.Messages {
+			ids = append(ids, m.ID)
 		}
 	}
-	return nil
+	return ids, nil
+}
+
+// valued is a sentence Go code writes with values (fmt.Sprintf, in the
+// source language), whose message ID names them as the translations do:
+// "Too many wrong codes. Try again in {{.Wait}}.". Known recognises the
+// written sentence by the ID's words around the values.
+type valued struct {
+	id    string
+	shape *regexp.Regexp // the ID with each value as a group
+	names []string       // the values' names, in the ID's order
+}
+
+// placeholder is a value in a message ID: {{.Name}}.
+var placeholder = regexp.MustCompile(`\{\{\s*\.(\w+)\s*\}\}`)
+
+// valuedSentences are the IDs with values among ids, each once, the longest
+// first: the more words around its values, the surer a match.
+func valuedSentences(ids []string) []valued {
+	var out []valued
+	for _, id := range ids {
+		places := placeholder.FindAllStringSubmatchIndex(id, -1)
+		if places == nil || slices.ContainsFunc(out, func(v valued) bool { return v.id == id }) {
+			continue
+		}
+		v := valued{id: id}
+		shape, last := "^", 0
+		for _, p := range places {
+			shape += regexp.QuoteMeta(id[last:p[0]]) + "(.+?)"
+			v.names = append(v.names, id[p[2]:p[3]])
+			last = p[1]
+		}
+		v.shape = regexp.MustCompile(shape + regexp.QuoteMeta(id[last:]) + "$")
+		out = append(out, v)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return len(out[i].id) > len(out[j].id) })
+	return out
 }
 
 // Tags lists the languages, the default first.
@@ -143,13 +193,14 @@ func (c *Catalogs) match(t language.Tag) (language.Tag, bool) {
 
 // Localizer translates into one language.
 type Localizer struct {
-	tag language.Tag
-	l   *i18n.Localizer
+	tag    language.Tag
+	l      *i18n.Localizer
+	valued []valued
 }
 
 // For returns the translator into tag.
 func (c *Catalogs) For(tag language.Tag) Localizer {
-	return Localizer{tag: tag, l: i18n.NewLocalizer(c.bundle, tag.String())}
+	return Localizer{tag: tag, l: i18n.NewLocalizer(c.bundle, tag.String()), valued: c.valued}
 }
 
 // Lang is the BCP 47 tag, for <html lang>.
@@ -197,14 +248,27 @@ func (l Localizer) HTML(id string, args ...any) (template.HTML, error) {
 
 // Known translates a sentence that Go code wrote in the source language (an
 // error page's title, a form's error) when the catalogs have it, with the
-// sentence itself as the message ID; any other text is shown as it is.
+// sentence itself as the message ID, or with its values named ("Try again
+// in {{.Wait}}." for "Try again in 5s."); any other text is shown as it is.
 func (l Localizer) Known(text string) string {
 	if text == "" {
 		return ""
 	}
-	s, err := l.l.Localize(&i18n.LocalizeConfig{MessageID: text})
-	if err != nil || s == "" {
-		return text
+	if s, err := l.l.Localize(&i18n.LocalizeConfig{MessageID: text}); err == nil && s != "" {
+		return s
 	}
-	return s
+	for _, v := range l.valued {
+		values := v.shape.FindStringSubmatch(text)
+		if values == nil {
+			continue
+		}
+		data := map[string]any{}
+		for i, name := range v.names {
+			data[name] = values[i+1]
+		}
+		if s, err := l.l.Localize(&i18n.LocalizeConfig{MessageID: v.id, TemplateData: data}); err == nil && s != "" {
+			return s
+		}
+	}
+	return text
 }

@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"golang.org/x/text/language"
 )
 
 // TestCatalogsComplete: every shipped catalog has every message of the
@@ -208,7 +210,11 @@ var notOnPages = map[string]bool{
 // texts catalog, and each translated sentence is still in the code.
 func TestSentencesTranslated(t *testing.T) {
 	sentence := regexp.MustCompile(`^[A-Z][^%]* [^%]*\.$`)
+	// A sentence with values is written with fmt.Sprintf and translated by
+	// an ID naming them; both come down to the same shape.
+	valuedSentence, verb := regexp.MustCompile(`^([A-Z]|%[sv]).* .*\.$`), regexp.MustCompile(`%[a-z]`)
 	want, literals := map[string]string{}, map[string]bool{}
+	wantShapes, formats := map[string]string{}, map[string]bool{} // by shape: where, and every Sprintf sentence
 	fset := token.NewFileSet()
 	for _, root := range pageSentences {
 		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
@@ -220,6 +226,17 @@ func TestSentencesTranslated(t *testing.T) {
 				return err
 			}
 			ast.Inspect(f, func(n ast.Node) bool {
+				if call, ok := n.(*ast.CallExpr); ok && len(call.Args) > 0 {
+					fn, _ := call.Fun.(*ast.SelectorExpr)
+					l, _ := call.Args[0].(*ast.BasicLit)
+					if fn != nil && fn.Sel.Name == "Sprintf" && l != nil && l.Kind == token.STRING {
+						format, _ := strconv.Unquote(l.Value)
+						if valuedSentence.MatchString(format) && strings.Contains(format, "%") {
+							shape := verb.ReplaceAllString(format, "\x00")
+							formats[shape], wantShapes[shape] = true, fset.Position(l.Pos()).String()
+						}
+					}
+				}
 				title := false
 				if kv, ok := n.(*ast.KeyValueExpr); ok {
 					k, _ := kv.Key.(*ast.Ident)
@@ -257,10 +274,49 @@ func TestSentencesTranslated(t *testing.T) {
 				t.Errorf("texts/%s.json has no translation of %q (%s)", tag, s, at)
 			}
 		}
+		shapes := map[string]bool{}
 		for s := range texts {
-			if !literals[s] {
+			if shape := placeholder.ReplaceAllString(s, "\x00"); shape != s {
+				shapes[shape] = true
+				if !formats[shape] {
+					t.Errorf("texts/%s.json translates %q, which the code no longer writes with fmt.Sprintf", tag, s)
+				}
+			} else if !literals[s] {
 				t.Errorf("texts/%s.json translates %q, which the code no longer says", tag, s)
 			}
+		}
+		for shape, at := range wantShapes {
+			if !shapes[shape] {
+				t.Errorf("texts/%s.json has no translation of %q (%s), whose values it names as {{.Name}}", tag, strings.ReplaceAll(shape, "\x00", "%s"), at)
+			}
+		}
+	}
+}
+
+// TestKnownWithValues: a sentence Go code wrote with values is translated by
+// the ID that names them, whatever the values hold; in English, and for
+// words the catalogs do not have, it stays as written.
+func TestKnownWithValues(t *testing.T) {
+	c, err := Load("", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	de, en := c.For(language.German), c.For(language.English)
+	for _, tc := range []struct{ written, want string }{
+		{"Too many failed sign-in attempts. Try again in 31s.", "Zu viele fehlgeschlagene Anmeldeversuche. Versuchen Sie es in 31s erneut."},
+		{"Too many wrong codes. Try again in 5s.", "Zu viele falsche Codes. Versuchen Sie es in 5s erneut."},
+		{"Too many wrong codes from your network. Try again in 1m0s.", "Zu viele falsche Codes aus Ihrem Netzwerk. Versuchen Sie es in 1m0s erneut."},
+		{"Corp (AD) * could not sign you in (error invalid_request). Please try again or choose another way to sign in.",
+			"Corp (AD) * konnte Sie nicht anmelden (Fehler invalid_request). Bitte versuchen Sie es erneut oder wählen Sie einen anderen Anmeldeweg."},
+		{"Google did not ask for your credentials again, which this sign-in requires. Please try again; if it keeps happening, sign out of Google first.",
+			"Google hat nicht erneut nach Ihren Anmeldedaten gefragt, was diese Anmeldung verlangt. Bitte versuchen Sie es erneut; wenn es wieder passiert, melden Sie sich zuerst bei Google ab."},
+		{"Too many wrong codes. Try again later.", "Too many wrong codes. Try again later."}, // not a sentence the catalogs have
+	} {
+		if got := de.Known(tc.written); got != tc.want {
+			t.Errorf("de: Known(%q) = %q, want %q", tc.written, got, tc.want)
+		}
+		if got := en.Known(tc.written); got != tc.written {
+			t.Errorf("en: Known(%q) = %q, want it as written", tc.written, got)
 		}
 	}
 }

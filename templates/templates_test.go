@@ -195,3 +195,25 @@ func TestPageLanguage(t *testing.T) {
 		}
 	}
 }
+
+// TestPageSentenceWithValues: a sentence Go code wrote with values (a wait
+// after wrong codes) reaches a German page in German, the value kept.
+func TestPageSentenceWithValues(t *testing.T) {
+	r, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := echo.New()
+	e.Renderer = r
+	e.Use(RememberLocale(web.Cookies{}, "/authorize"))
+	e.GET("/device", func(c echo.Context) error {
+		return c.Render(http.StatusTooManyRequests, "device.html", map[string]any{"Error": "Too many wrong codes from your network. Try again in 42s."})
+	})
+	req := httptest.NewRequest(http.MethodGet, "/device", nil)
+	req.Header.Set("Accept-Language", "de")
+	w := httptest.NewRecorder()
+	e.ServeHTTP(w, req)
+	if want := "Zu viele falsche Codes aus Ihrem Netzwerk. Versuchen Sie es in 42s erneut."; !strings.Contains(w.Body.String(), want) {
+		t.Errorf("want %q in\n%s", want, w.Body)
+	}
+}
