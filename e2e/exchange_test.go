@@ -22,7 +22,7 @@ const (
     secret: ${TE_WEB_SECRET}
     redirect_uris: [http://127.0.0.1:5555/callback]
     grant_types: [authorization_code, refresh_token, urn:ietf:params:oauth:grant-type:token-exchange]
-    exchange_audiences: [te-orders]
+    exchange_audiences: [te-orders, "https://reports.example.com"]
   - id: te-orders
     secret: ${TE_ORDERS_SECRET}
     grant_types: [urn:ietf:params:oauth:grant-type:token-exchange]
@@ -43,8 +43,9 @@ func teSignIn(t *testing.T, s *Server) ocTokens {
 // TestTokenExchange: a service exchanges a user's access token for one meant
 // for another API (RFC 8693), through zitadel's token-exchange client: the
 // new token names the user, the API as audience and the service as actor,
-// nesting earlier actors; another audience, a wider scope, a token not issued
-// to the service, a revoked one and an expired one are refused.
+// nesting earlier actors, and an API named by resource; another audience or
+// resource, a wider scope, a token not issued to the service, a revoked one
+// and an expired one are refused.
 func TestTokenExchange(t *testing.T) {
 	t.Parallel()
 	cfg := strings.Replace(defaultConfig, "clients:\n", "clients:\n"+teClients, 1)
@@ -123,6 +124,24 @@ func TestTokenExchange(t *testing.T) {
 				t.Fatalf("userinfo with a token exchanged from a revoked grant answered %d, want 401", status)
 			}
 		})
+	})
+	t.Run("resource names the API", func(t *testing.T) {
+		user := teSignIn(t, s)
+		byResource := func(resource string) (*oidc.TokenExchangeResponse, error) {
+			return tokenexchange.ExchangeToken(t.Context(), webTE, user.Access, oidc.AccessTokenType, "", "", []string{resource},
+				nil, nil, oidc.AccessTokenType)
+		}
+		got, err := byResource("https://reports.example.com")
+		if err != nil {
+			t.Fatalf("exchanging for a resource: %v", err)
+		}
+		if c := ocJWTPayload(t, got.AccessToken); !rpStrings(c["aud"], "https://reports.example.com") || c["sub"] != aliceID {
+			t.Fatalf("exchanged token claims %v: want alice, aud https://reports.example.com", c)
+		}
+		for _, resource := range []string{"https://payroll.example.com", "reports", "https://reports.example.com#x"} {
+			_, err := byResource(resource)
+			wantRefused(t, err, "invalid_target")
+		}
 	})
 	t.Run("expired subject token", func(t *testing.T) {
 		user := teSignIn(t, s)

@@ -32,12 +32,22 @@ func (iss *Issuer) exchangeGrant(c echo.Context, client *Client, form url.Values
 		return nil, invalidRequest("only access tokens can be issued")
 	case form.Get("actor_token") != "" || form.Get("actor_token_type") != "":
 		return nil, invalidRequest("actor_token is not supported: the client that exchanges is the actor")
-	case form.Get("resource") != "":
-		return nil, &oauthError{http.StatusBadRequest, "invalid_target", "name the API with audience", false}
 	}
-	audiences := form["audience"]
+	// The API is named by audience, or by resource when its name is a URI
+	// (RFC 8693 §2.1: an absolute URI without a fragment, as RFC 8707 §2).
+	for _, r := range form["resource"] {
+		if u, err := url.Parse(r); err != nil || !u.IsAbs() || u.Fragment != "" {
+			return nil, &oauthError{http.StatusBadRequest, "invalid_target", "resource must be an absolute URI without a fragment", false}
+		}
+	}
+	var audiences []string
+	for _, a := range slices.Concat(form["audience"], form["resource"]) {
+		if !slices.Contains(audiences, a) {
+			audiences = append(audiences, a)
+		}
+	}
 	if len(audiences) == 0 {
-		return nil, invalidRequest("audience is required: the API the new token is for")
+		return nil, invalidRequest("audience (or resource) is required: the API the new token is for")
 	}
 	for _, a := range audiences {
 		if !slices.Contains(client.ExchangeAudiences, a) {
