@@ -174,7 +174,7 @@ func (iss *Issuer) deliver(ctx context.Context, client *http.Client, n LogoutNot
 		return nil // removed, or no longer listening: nothing to tell
 	}
 	now := iss.now()
-	token, err := iss.keys.sign(map[string]any{
+	token, err := iss.keys.sign(ctx, map[string]any{
 		"iss": iss.url, "aud": n.ClientID, "sub": n.UserID, "sid": n.SessionID,
 		"iat": now.Unix(), "exp": now.Add(logoutTokenTTL).Unix(), "jti": secret.Token(16),
 		"events": map[string]any{backchannelEvent: map[string]any{}},

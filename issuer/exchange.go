@@ -79,7 +79,6 @@ func (iss *Issuer) exchangeGrant(c echo.Context, client *Client, form url.Values
 		return nil, invalidGrant("the user of the subject token cannot sign in")
 	}
 
-	iss.keys.fresh(ctx)
 	now := iss.now()
 	at := iss.accessClaims(iss.scopes.Load().of(client.ID), g, u, scope, now)
 	at["aud"] = audiences
@@ -94,7 +93,7 @@ func (iss *Issuer) exchangeGrant(c echo.Context, client *Client, form url.Values
 	at["act"] = act
 	exp := min(now.Add(iss.tokens.AccessTTL).Unix(), subject.Expiry)
 	at["exp"] = exp
-	access, err := iss.keys.sign(at, typAccess)
+	access, err := iss.keys.sign(ctx, at, typAccess)
 	if err != nil {
 		return nil, err
 	}

@@ -28,7 +28,8 @@ const (
 var errBadToken = errors.New("token is not valid")
 
 // sign serialises claims as a JWT signed with the current key.
-func (k *Keys) sign(claims map[string]any, typ string) (string, error) {
+func (k *Keys) sign(ctx context.Context, claims map[string]any, typ string) (string, error) {
+	k.fresh(ctx) // never sign with a key revoked on another node
 	payload, err := json.Marshal(claims)
 	if err != nil {
 		return "", fmt.Errorf("sign token: %w", err)

@@ -33,17 +33,16 @@ type tokenResponse struct {
 // (errSpent when it was spent already: nothing is issued then); an ID token
 // when the scope has openid. u is nil for client credentials.
 func (iss *Issuer) mint(ctx context.Context, g *Grant, u *linking.User, nonce, scope string, withRefresh bool, spends string) (*tokenResponse, error) {
-	iss.keys.fresh(ctx) // never sign with a key revoked on another node
 	now := iss.now()
 	cs := iss.scopes.Load().of(g.ClientID)
-	access, err := iss.keys.sign(iss.accessClaims(cs, g, u, scope, now), typAccess)
+	access, err := iss.keys.sign(ctx, iss.accessClaims(cs, g, u, scope, now), typAccess)
 	if err != nil {
 		return nil, err
 	}
 	resp := &tokenResponse{AccessToken: access, TokenType: "Bearer",
 		ExpiresIn: int64(iss.tokens.AccessTTL.Seconds()), Scope: scope}
 	if u != nil && hasScope(scope, "openid") {
-		if resp.IDToken, err = iss.idToken(cs, g, u, nonce, scope, access, now); err != nil {
+		if resp.IDToken, err = iss.idToken(ctx, cs, g, u, nonce, scope, access, now); err != nil {
 			return nil, err
 		}
 	}
@@ -166,7 +165,7 @@ func (iss *Issuer) rotate(ctx context.Context, spent string, next *RefreshToken,
 	return res.Error
 }
 
-func (iss *Issuer) idToken(cs *clientScopes, g *Grant, u *linking.User, nonce, scope, accessToken string, now time.Time) (string, error) {
+func (iss *Issuer) idToken(ctx context.Context, cs *clientScopes, g *Grant, u *linking.User, nonce, scope, accessToken string, now time.Time) (string, error) {
 	claims := map[string]any{
 		"iss": iss.url, "sub": u.ID, "aud": cs.audience(scope, "", toIDToken), "azp": g.ClientID,
 		"iat": now.Unix(), "exp": now.Add(iss.tokens.IDTTL).Unix(), "auth_time": g.AuthTime.Unix(),
@@ -185,7 +184,7 @@ func (iss *Issuer) idToken(cs *clientScopes, g *Grant, u *linking.User, nonce, s
 		claims["acr"] = g.ACR
 	}
 	cs.userClaims(claims, u, scope, g.Claims, toIDToken)
-	return iss.keys.sign(claims, typID)
+	return iss.keys.sign(ctx, claims, typID)
 }
 
 // revokeGrant revokes a grant and with it every token of its family. It also
