@@ -214,7 +214,7 @@ func TestSentencesTranslated(t *testing.T) {
 	// an ID naming them; both come down to the same shape.
 	valuedSentence, verb := regexp.MustCompile(`^([A-Z]|%[sv]).* .*\.$`), regexp.MustCompile(`%[a-z]`)
 	want, literals := map[string]string{}, map[string]bool{}
-	wantShapes, formats := map[string]string{}, map[string]bool{} // by shape: where, and every Sprintf sentence
+	wantShapes := map[string]string{} // the Sprintf sentences by shape: where
 	fset := token.NewFileSet()
 	for _, root := range pageSentences {
 		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
@@ -233,7 +233,7 @@ func TestSentencesTranslated(t *testing.T) {
 						format, _ := strconv.Unquote(l.Value)
 						if valuedSentence.MatchString(format) && strings.Contains(format, "%") {
 							shape := verb.ReplaceAllString(format, "\x00")
-							formats[shape], wantShapes[shape] = true, fset.Position(l.Pos()).String()
+							wantShapes[shape] = fset.Position(l.Pos()).String()
 						}
 					}
 				}
@@ -278,7 +278,7 @@ func TestSentencesTranslated(t *testing.T) {
 		for s := range texts {
 			if shape := placeholder.ReplaceAllString(s, "\x00"); shape != s {
 				shapes[shape] = true
-				if !formats[shape] {
+				if wantShapes[shape] == "" {
 					t.Errorf("texts/%s.json translates %q, which the code no longer writes with fmt.Sprintf", tag, s)
 				}
 			} else if !literals[s] {

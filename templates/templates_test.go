@@ -130,13 +130,7 @@ func TestMessagesExist(t *testing.T) {
 // ui_locales, else the remembered ones of its login, else Accept-Language,
 // else the default, and <html lang> says which.
 func TestPageLanguage(t *testing.T) {
-	r, err := New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := echo.New()
-	e.Renderer = r
-	e.Use(RememberLocale(web.Cookies{}, "/authorize"))
+	e := pageServer(t)
 	page := func(c echo.Context) error { return c.Render(http.StatusOK, "login.html", nil) }
 	e.GET("/authorize", page)
 	e.POST("/authorize", func(c echo.Context) error {
@@ -199,13 +193,7 @@ func TestPageLanguage(t *testing.T) {
 // TestPageSentenceWithValues: a sentence Go code wrote with values (a wait
 // after wrong codes) reaches a German page in German, the value kept.
 func TestPageSentenceWithValues(t *testing.T) {
-	r, err := New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := echo.New()
-	e.Renderer = r
-	e.Use(RememberLocale(web.Cookies{}, "/authorize"))
+	e := pageServer(t)
 	e.GET("/device", func(c echo.Context) error {
 		return c.Render(http.StatusTooManyRequests, "device.html", map[string]any{"Error": "Too many wrong codes from your network. Try again in 42s."})
 	})
@@ -216,4 +204,18 @@ func TestPageSentenceWithValues(t *testing.T) {
 	if want := "Zu viele falsche Codes aus Ihrem Netzwerk. Versuchen Sie es in 42s erneut."; !strings.Contains(w.Body.String(), want) {
 		t.Errorf("want %q in\n%s", want, w.Body)
 	}
+}
+
+// pageServer renders the built-in pages in the language each request asks
+// for, as fedhub's routes do.
+func pageServer(t *testing.T) *echo.Echo {
+	t.Helper()
+	r, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := echo.New()
+	e.Renderer = r
+	e.Use(RememberLocale(web.Cookies{}, "/authorize"))
+	return e
 }
