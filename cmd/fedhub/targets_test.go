@@ -341,16 +341,11 @@ func tail(name string, st loadgen.Stats) target {
 // startTargets are the start-up targets, absolute: start to ready ≤ 60 ms
 // and idle RSS ≤ 30 MB (read as MiB, as /proc counts it and as the issue
 // measured it), with an existing SQLite database (medians of five starts of
-// an installed copy, see installCopy). The RSS also shows without the
+// the binary read from disk, see readFromDisk). The RSS also shows without the
 // executable's own pages, which are clean and shared, not what a node costs.
 func startTargets(t *testing.T) []target {
-	starts := newStarts(t)
-	var fed, base []startSample
-	for range 5 {
-		f, m := starts.once(t)
-		fed, base = append(fed, f), append(base, m)
-	}
-	f, m := startMedian(fed), startMedian(base)
+	started := 0
+	f, m, _ := newStarts(t).medians(t, func() bool { started++; return started <= 5 })
 	t.Logf("start to ready: fedhub %.1f ms, minimal Go server %.1f ms; idle RSS %.1f MiB (private %.1f), minimal Go server %.1f MiB (private %.1f)",
 		ms(f.ready), ms(m.ready), kib(f.rss), kib(f.anon), kib(m.rss), kib(m.anon))
 	return []target{
