@@ -53,8 +53,7 @@ func (rp *logoutRP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	raw := r.PostFormValue("logout_token")
 	var jwks jose.JSONWebKeySet
-	b, _ := json.Marshal(rp.iss.keys.JWKS())
-	if err := json.Unmarshal(b, &jwks); err != nil {
+	if err := json.Unmarshal(rp.iss.keys.encodedJWKS(), &jwks); err != nil {
 		rp.t.Error(err)
 	}
 	var pub []crypto.PublicKey

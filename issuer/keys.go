@@ -319,13 +319,6 @@ func (k *Keys) SigningSince() time.Time {
 	return k.current().signsFrom
 }
 
-// JWKS returns the public keys.
-func (k *Keys) JWKS() jose.JSONWebKeySet {
-	k.mu.RLock()
-	defer k.mu.RUnlock()
-	return k.public
-}
-
 // encodedJWKS returns the public keys as /jwks serves them.
 func (k *Keys) encodedJWKS() []byte {
 	k.mu.RLock()

@@ -230,7 +230,11 @@ func TestUnitRevokedKeysReachEveryNode(t *testing.T) {
 		if got := n.current().id; got != newKid {
 			t.Errorf("a node signs with %s, want the new key %s", got, newKid)
 		}
-		for _, k := range n.JWKS().Keys {
+		var published jose.JSONWebKeySet
+		if err := json.Unmarshal(n.encodedJWKS(), &published); err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range published.Keys {
 			if k.KeyID == oldKid {
 				t.Errorf("a node still publishes the revoked key %s", oldKid)
 			}
