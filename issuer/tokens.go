@@ -1,6 +1,7 @@
 package issuer
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -120,49 +121,77 @@ func refreshSelect(db *gorm.DB) (string, error) {
 	}
 	return "SELECT " + strings.Join(cols, ", ") + ", " + linking.UserSelect(db) + `
 		FROM refresh_tokens r LEFT JOIN grants ON grants.id = r.grant_id LEFT JOIN users ON users.id = grants.user_id
-		WHERE r.hash = ?`, nil
+		WHERE r.hash = ` + bindVars(db, 1), nil
+}
+
+// bindVars lists the dialect's first n bind parameters, comma-separated:
+// the refresh statements go to database/sql as they are, without gorm's
+// statement builder, which copies the text byte by byte on every call and,
+// for Raw(…).Scan, formats it with its arguments for a logger that drops it.
+func bindVars(db *gorm.DB, n int) string {
+	vars := make([]string, n)
+	for i := range vars {
+		if db.Dialector.Name() == "postgres" {
+			vars[i] = fmt.Sprintf("$%d", i+1)
+		} else {
+			vars[i] = "?"
+		}
+	}
+	return strings.Join(vars, ", ")
 }
 
 // refreshToken reads a refresh token by its hash with its grant and the
 // grant's user: nil for a token that does not exist; a grant or user that
 // does not is the zero value (an empty ID).
 func (iss *Issuer) refreshToken(ctx context.Context, hash string) (*refreshRow, error) {
-	var row refreshRow
-	if err := iss.db.WithContext(ctx).Raw(iss.refreshSQL, hash).Scan(&row).Error; err != nil {
+	rows, err := iss.db.ConnPool.QueryContext(ctx, iss.refreshSQL, hash)
+	if err != nil {
 		return nil, fmt.Errorf("load refresh token: %w", err)
 	}
-	if row.Refresh.Hash == "" {
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("load refresh token: %w", err)
+		}
 		return nil, nil
 	}
+	var row refreshRow
+	if err := iss.db.WithContext(ctx).ScanRows(rows, &row); err != nil {
+		return nil, fmt.Errorf("load refresh token: %w", err)
+	}
 	return &row, nil
+}
+
+// rotateSQL spends a refresh token and saves the next in its place, in one
+// statement, per dialect. Both bind now, the spent hash, then the next
+// token's hash, grant, client, scope and expiry (?NNN is SQLite's numbered
+// parameter).
+var rotateSQL = map[string]string{
+	"postgres": `WITH spent AS (UPDATE refresh_tokens SET used_at = $1 WHERE hash = $2 AND used_at IS NULL RETURNING hash)
+		INSERT INTO refresh_tokens (hash, grant_id, client_id, scope, expires_at) SELECT $3, $4, $5, $6, $7 FROM spent`,
+	// SQLite has no UPDATE in a WITH: this inserts next and the spent token
+	// again, whose conflict sets its used_at, both only while it is unspent.
+	// A write statement holds SQLite's one write lock from its start: no
+	// other can spend the token between this one's read and its writes.
+	"sqlite": `INSERT INTO refresh_tokens (hash, grant_id, client_id, scope, expires_at, used_at)
+		SELECT ?3, ?4, ?5, ?6, ?7, NULL FROM refresh_tokens WHERE hash = ?2 AND used_at IS NULL
+		UNION ALL SELECT hash, grant_id, client_id, scope, expires_at, ?1 FROM refresh_tokens WHERE hash = ?2 AND used_at IS NULL
+		ON CONFLICT (hash) DO UPDATE SET used_at = excluded.used_at`,
 }
 
 // rotate spends the refresh token whose hash is spent and saves next in its
 // place, in one statement: errSpent, and nothing saved, when a concurrent
 // refresh (or a revocation) spent it first.
 func (iss *Issuer) rotate(ctx context.Context, spent string, next *RefreshToken, now time.Time) error {
-	db := iss.db.WithContext(ctx)
-	var res *gorm.DB
-	if db.Dialector.Name() == "postgres" {
-		res = db.Exec(`WITH spent AS (UPDATE refresh_tokens SET used_at = ? WHERE hash = ? AND used_at IS NULL RETURNING hash)
-			INSERT INTO refresh_tokens (hash, grant_id, client_id, scope, expires_at) SELECT ?, ?, ?, ?, ? FROM spent`,
-			now, spent, next.Hash, next.GrantID, next.ClientID, next.Scope, next.ExpiresAt)
-	} else {
-		// SQLite has no UPDATE in a WITH: this inserts next and the spent
-		// token again, whose conflict sets its used_at, both only while it is
-		// unspent. A write statement holds SQLite's one write lock from its
-		// start: no other can spend the token between this one's read and
-		// its writes.
-		res = db.Exec(`INSERT INTO refresh_tokens (hash, grant_id, client_id, scope, expires_at, used_at)
-			SELECT ?, ?, ?, ?, ?, NULL FROM refresh_tokens WHERE hash = ? AND used_at IS NULL
-			UNION ALL SELECT hash, grant_id, client_id, scope, expires_at, ? FROM refresh_tokens WHERE hash = ? AND used_at IS NULL
-			ON CONFLICT (hash) DO UPDATE SET used_at = excluded.used_at`,
-			next.Hash, next.GrantID, next.ClientID, next.Scope, next.ExpiresAt, spent, now, spent)
+	res, err := iss.db.ConnPool.ExecContext(ctx, rotateSQL[iss.db.Dialector.Name()],
+		now, spent, next.Hash, next.GrantID, next.ClientID, next.Scope, next.ExpiresAt)
+	if err != nil {
+		return err
 	}
-	if res.Error == nil && res.RowsAffected == 0 {
-		return errSpent
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return cmp.Or(err, errSpent)
 	}
-	return res.Error
+	return nil
 }
 
 func (iss *Issuer) idToken(ctx context.Context, cs *clientScopes, g *Grant, u *linking.User, nonce, scope, accessToken string, now time.Time) (string, error) {

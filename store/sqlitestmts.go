@@ -53,6 +53,7 @@ func newStmtConn(c *sqlite3.SQLiteConn) *stmtConn {
 // QueryContext runs a query on a kept statement when it has one. The rows
 // give it back when they close (which resets it: it then holds no lock).
 func (c *stmtConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	ctx = uninterrupted(ctx)
 	s, err := c.stmt(ctx, query, args)
 	switch {
 	case err != nil:
@@ -72,6 +73,7 @@ func (c *stmtConn) QueryContext(ctx context.Context, query string, args []driver
 // INSERT, UPDATE and DELETE without RETURNING are kept: a statement that
 // returned a row would stay busy, holding its locks, until its next use.
 func (c *stmtConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	ctx = uninterrupted(ctx)
 	if !rowless(query) {
 		return c.SQLiteConn.ExecContext(ctx, query, args)
 	}
@@ -89,6 +91,22 @@ func (c *stmtConn) ExecContext(ctx context.Context, query string, args []driver.
 	}
 	c.put(query, s)
 	return res, nil
+}
+
+// BeginTx begins a transaction whose BEGIN runs to completion (see
+// uninterrupted); database/sql still rolls it back when ctx ends.
+func (c *stmtConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
+	return c.SQLiteConn.BeginTx(uninterrupted(ctx), opts)
+}
+
+// uninterrupted is ctx without its cancellation, for the driver: it runs
+// each step of a statement whose context can end in a goroutine of its own,
+// to interrupt it then, and the start and hand-over of that goroutine cost
+// more than the step (a tenth of a token refresh). Statements here take
+// milliseconds, so they run to completion; database/sql still checks ctx
+// before each.
+func uninterrupted(ctx context.Context) context.Context {
+	return context.WithoutCancel(ctx)
 }
 
 // rowless reports whether query is one INSERT, UPDATE or DELETE that returns
