@@ -53,7 +53,7 @@ func splitCores(t *testing.T) *coreSplit {
 			t.Error(err)
 		}
 	})
-	t.Logf("the server runs on %d CPUs, the load generator and the raw limits on %d others", cs.server.Count(), cs.load.Count())
+	t.Logf("the server and the raw limits run on %d CPUs, the load generator on %d others", cs.server.Count(), cs.load.Count())
 	return &cs
 }
 
@@ -65,6 +65,23 @@ func (cs *coreSplit) rawThreads() int {
 		return 2 * runtime.GOMAXPROCS(0)
 	}
 	return cs.server.Count()
+}
+
+// asServer moves this process to the server's CPUs until the returned
+// function moves it back.
+func (cs *coreSplit) asServer(t *testing.T) (back func()) {
+	t.Helper()
+	if cs == nil {
+		return func() {}
+	}
+	if err := pinProcess(os.Getpid(), cs.server); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		if err := pinProcess(os.Getpid(), cs.load); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // serverEnv sizes the server's Go runtime for its CPUs: it reads them at

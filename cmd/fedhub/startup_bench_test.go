@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"net"
 	"net/http"
@@ -144,6 +145,8 @@ func startOnce(tb testing.TB, addr string, env []string, bin string, args ...str
 	url := "http://" + addr + "/.well-known/openid-configuration"
 	cmd := exec.Command(bin, args...)
 	cmd.Env = env
+	var out bytes.Buffer // what it said, should it never answer
+	cmd.Stdout, cmd.Stderr = &out, &out
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)
@@ -163,7 +166,9 @@ func startOnce(tb testing.TB, addr string, env []string, bin string, args ...str
 			}
 		}
 		if time.Since(start) > 10*time.Second {
-			tb.Fatalf("%s did not answer %s within 10 s: %v", bin, url, err)
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait() // out is complete once it returns
+			tb.Fatalf("%s did not answer %s within 10 s: %v; it said:\n%s", bin, url, err, out.Bytes())
 		}
 		time.Sleep(time.Millisecond)
 	}

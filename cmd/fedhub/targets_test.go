@@ -37,8 +37,9 @@ func TestMain(m *testing.M) {
 // PostgreSQL it starts itself, each as a ratio to a limit measured in the same
 // run (absolute times are noise on these machines), and prints one table. It
 // reports; it does not fail on a missed target. The server runs on half of
-// the CPUs, the load generator, PostgreSQL and the raw limits on the other
-// half (see coreSplit). scripts/bench runs it:
+// the CPUs, the load generator and PostgreSQL on the other half (see
+// coreSplit); the raw limits run on the server's half while it idles.
+// scripts/bench runs it:
 //
 //	FEDHUB_BENCH=1 go test -count 1 -run TestPerformanceTargets -v ./cmd/fedhub/
 //
@@ -56,9 +57,9 @@ func TestPerformanceTargets(t *testing.T) {
 			t.Fatalf("FEDHUB_BENCH_D: %v", err)
 		}
 	}
-	m := &measure{t: t, d: d}
 	bin := benchBinary(t)
 	cores := splitCores(t)
+	m := &measure{t: t, d: d, cores: cores}
 	// The load generator collects as seldom as fedhub serve does (GOGC=400):
 	// its own collections would read as the server's tails.
 	defer debug.SetGCPercent(debug.SetGCPercent(defaultGCPercent))
@@ -221,28 +222,24 @@ func serverPhases(t *testing.T, cores *coreSplit, bin, alg, driver string) ([]ph
 	signer := s.rawSigner(t)
 	payload := fmt.Appendf(nil, `{"iss":%q,"sub":"bench","aud":"demo-app","exp":%d,"jti":"0123456789abcdef0123456789"}`,
 		s.url, time.Now().Unix())
-	// A raw limit runs here, in as many threads as the server has CPUs (see
-	// coreSplit.rawThreads): on a machine that also runs other work, the
-	// share of the CPU it gets is then the same.
-	threads := cores.rawThreads()
 	ps := []phase{
-		{"sign (raw)", threads, threads, func(context.Context) error {
+		{"sign (raw)", 0, true, func(context.Context) error {
 			_, err := signer.Sign(payload)
 			return err
 		}},
-		{"GET /jwks c=8", 8, 0, s.get("/jwks")},
-		{"client_credentials c=8", 8, 0, s.grant(url.Values{"grant_type": {"client_credentials"}})},
-		{"refresh c=8", 8, 0, s.refreshChains(t, 8)},
+		{"GET /jwks c=8", 8, false, s.get("/jwks")},
+		{"client_credentials c=8", 8, false, s.grant(url.Values{"grant_type": {"client_credentials"}})},
+		{"refresh c=8", 8, false, s.refreshChains(t, 8)},
 	}
 	if alg == "RS256" { // one argon2id each: the algorithm does not matter
 		ps = append(ps,
-			phase{"argon2id hash (raw)", threads, threads, func(context.Context) error {
+			phase{"argon2id hash (raw)", 0, true, func(context.Context) error {
 				_, err := linking.HashPassword("bench-password")
 				return err
 			}},
-			phase{"password grant c=4", 4, 0, s.grant(url.Values{"grant_type": {"password"},
+			phase{"password grant c=4", 4, false, s.grant(url.Values{"grant_type": {"password"},
 				"username": {"demo"}, "password": {"demo"}, "scope": {"openid"}})},
-			phase{"browser login c=4", 4, 0, func(ctx context.Context) error { return s.loginCtx(ctx, "demo", "demo", "") }})
+			phase{"browser login c=4", 4, false, func(ctx context.Context) error { return s.loginCtx(ctx, "demo", "demo", "") }})
 	}
 	for i := range ps {
 		ps[i].name = driver + " " + ps[i].name
@@ -275,16 +272,20 @@ func (s *benchServer) sessionsOpened(t *testing.T, alg string) func() target {
 
 // measure runs load phases of one duration and logs each.
 type measure struct {
-	t *testing.T
-	d time.Duration
+	t     *testing.T
+	d     time.Duration
+	cores *coreSplit
 }
 
-// phase is one load: an operation repeated by workers, with GOMAXPROCS set
-// to threads while it runs (0: left as it is).
+// phase is one load: an operation repeated by workers. A raw limit runs on
+// the server's CPUs, while the server idles, in as many threads as it has
+// CPUs (workers is then unused): it is the limit of the very CPUs the
+// server gets, which on a shared machine may be slower or faster than the
+// others.
 type phase struct {
 	name    string
 	workers int
-	threads int
+	raw     bool
 	op      loadgen.Op
 }
 
@@ -299,9 +300,7 @@ func (m *measure) rounds(server string, ps []phase) map[string]loadgen.Stats {
 	all := map[string][]loadgen.Stats{}
 	for range measureRounds {
 		for _, p := range ps {
-			prev := runtime.GOMAXPROCS(p.threads)
-			st, err := loadgen.Run(context.Background(), p.workers, m.d/measureRounds, 1<<30, p.op)
-			runtime.GOMAXPROCS(prev)
+			st, err := m.run(p)
 			if err != nil {
 				m.t.Fatalf("%s %s: %v", server, p.name, err)
 			}
@@ -318,6 +317,17 @@ func (m *measure) rounds(server string, ps []phase) map[string]loadgen.Stats {
 		m.t.Log(strings.TrimSpace(b.String()))
 	}
 	return out
+}
+
+// run runs one round of a phase.
+func (m *measure) run(p phase) (loadgen.Stats, error) {
+	if !p.raw {
+		return loadgen.Run(context.Background(), p.workers, m.d/measureRounds, 1<<30, p.op)
+	}
+	threads := m.cores.rawThreads()
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(threads))
+	defer m.cores.asServer(m.t)()
+	return loadgen.Run(context.Background(), threads, m.d/measureRounds, 1<<30, p.op)
 }
 
 // target is one line of the table: a figure against a limit of the same
