@@ -121,24 +121,13 @@ func refreshSelect(db *gorm.DB) (string, error) {
 	}
 	return "SELECT " + strings.Join(cols, ", ") + ", " + linking.UserSelect(db) + `
 		FROM refresh_tokens r LEFT JOIN grants ON grants.id = r.grant_id LEFT JOIN users ON users.id = grants.user_id
-		WHERE r.hash = ` + bindVars(db, 1), nil
+		WHERE r.hash = ` + firstParam[db.Dialector.Name()], nil
 }
 
-// bindVars lists the dialect's first n bind parameters, comma-separated:
-// the refresh statements go to database/sql as they are, without gorm's
-// statement builder, which copies the text byte by byte on every call and,
-// for Raw(…).Scan, formats it with its arguments for a logger that drops it.
-func bindVars(db *gorm.DB, n int) string {
-	vars := make([]string, n)
-	for i := range vars {
-		if db.Dialector.Name() == "postgres" {
-			vars[i] = fmt.Sprintf("$%d", i+1)
-		} else {
-			vars[i] = "?"
-		}
-	}
-	return strings.Join(vars, ", ")
-}
+// firstParam is each dialect's first bind parameter: the refresh
+// statements go to database/sql as they are, without gorm's builder, which
+// copies a statement byte by byte on every call to put its parameters in.
+var firstParam = map[string]string{"postgres": "$1", "sqlite": "?1"}
 
 // refreshToken reads a refresh token by its hash with its grant and the
 // grant's user: nil for a token that does not exist; a grant or user that
