@@ -110,11 +110,20 @@ func uninterrupted(ctx context.Context) context.Context {
 }
 
 // rowless reports whether query is one INSERT, UPDATE or DELETE that returns
-// no rows.
+// no rows. It runs on every write, so it compares in place: upper-casing a
+// copy of the statement was a percent of a token rotation.
 func rowless(query string) bool {
-	q := strings.ToUpper(strings.TrimSpace(query))
-	return (strings.HasPrefix(q, "INSERT") || strings.HasPrefix(q, "UPDATE") || strings.HasPrefix(q, "DELETE")) &&
-		!strings.Contains(q, "RETURNING")
+	q := strings.TrimLeft(query, " \t\r\n")
+	if len(q) < 6 || !(strings.EqualFold(q[:6], "INSERT") || strings.EqualFold(q[:6], "UPDATE") || strings.EqualFold(q[:6], "DELETE")) {
+		return false
+	}
+	const returning = "RETURNING"
+	for i := 0; i+len(returning) <= len(q); i++ {
+		if q[i]|0x20 == 'r' && strings.EqualFold(q[i:i+len(returning)], returning) {
+			return false
+		}
+	}
+	return true
 }
 
 // stmt takes the kept statement for query out of the idle ones, or compiles

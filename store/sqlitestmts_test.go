@@ -119,3 +119,28 @@ func TestStmtConn(t *testing.T) {
 type sqlQuerier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
+
+// TestRowless: only a single write that returns no rows is kept; a write
+// with RETURNING, in any case, would stay busy holding its locks.
+func TestRowless(t *testing.T) {
+	for _, c := range []struct {
+		query string
+		want  bool
+	}{
+		{"INSERT INTO kv (k, v) VALUES (?, ?)", true},
+		{"\n\t update kv SET v = 1", true},
+		{"Delete FROM kv WHERE k = ?", true},
+		{"DELETE FROM kv WHERE k = ? RETURNING v", false},
+		{"insert into kv values (?, ?) returning *", false},
+		{"UPDATE kv SET v = 1 ReTuRnInG k", false},
+		{"SELECT v FROM kv", false},
+		{"WITH x AS (SELECT 1) INSERT INTO kv SELECT 'a', 1 FROM x", false},
+		{"INSERT", true},
+		{"INSER", false},
+		{"", false},
+	} {
+		if got := rowless(c.query); got != c.want {
+			t.Errorf("rowless(%q) = %v, want %v", c.query, got, c.want)
+		}
+	}
+}
