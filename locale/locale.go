@@ -319,8 +319,11 @@ func (l Localizer) HTML(id string, args ...any) (template.HTML, error) {
 // sentence itself as the message ID, or with its values named ("Try again
 // in {{.Wait}}." for "Try again in 5s."); any other text is shown as it is.
 func (l Localizer) Known(text string) string {
+	if text == "" {
+		return ""
+	}
 	in, err := l.in()
-	if text == "" || err != nil { // catalogs that do not parse: as written
+	if err != nil { // catalogs that do not parse: as written
 		return text
 	}
 	if s, err := in.l.Localize(&i18n.LocalizeConfig{MessageID: text}); err == nil && s != "" {
