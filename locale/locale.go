@@ -130,8 +130,9 @@ func builtInTags() []language.Tag {
 	return tags
 }
 
-// parse parses the built-in catalogs and then those in themeDir, if set.
-func parse(themeDir string) (*messages, error) {
+// parse parses the built-in catalogs and then, if set, those in themeI18n
+// (a theme's i18n folder).
+func parse(themeI18n string) (*messages, error) {
 	b := i18n.NewBundle(Source)
 	b.RegisterUnmarshalFunc("json", json.Unmarshal)
 	var ids []string // every message ID, for the sentences with values
@@ -142,8 +143,8 @@ func parse(themeDir string) (*messages, error) {
 		}
 		ids = append(ids, found...)
 	}
-	if themeDir != "" {
-		found, err := parseDir(b, os.DirFS(themeDir), ".")
+	if themeI18n != "" {
+		found, err := parseDir(b, os.DirFS(themeI18n), ".")
 		if err != nil {
 			return nil, fmt.Errorf("theme: %w", err)
 		}
