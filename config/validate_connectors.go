@@ -5,19 +5,24 @@ import (
 	"fmt"
 	"net/url"
 	"reflect"
-	"regexp"
 	"slices"
 	"strings"
 	"text/template"
 	"time"
 )
 
-var connectorID = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
+// connectorID reports whether id is 1-64 lower-case letters, digits, - or _,
+// the first a letter or digit. A regexp's {0,63} would compile at start into
+// a program of 63 copies.
+func connectorID(id string) bool {
+	const first = "abcdefghijklmnopqrstuvwxyz0123456789"
+	return id != "" && len(id) <= 64 && strings.ContainsRune(first, rune(id[0])) && strings.Trim(id, first+"_-") == ""
+}
 
 func (v *validator) connector(key string, c Connector, before map[string]string) {
 	_, taken := before[c.ID]
 	switch {
-	case !connectorID.MatchString(c.ID):
+	case !connectorID(c.ID):
 		v.fail(key+".id", "must be 1-64 lower-case letters, digits, - or _ (it appears in URLs)")
 	case c.ID == "local":
 		v.fail(key+".id", `"local" is the built-in connector for local accounts`)

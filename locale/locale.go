@@ -14,6 +14,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/nicksnyder/go-i18n/v2/i18n"
 	"golang.org/x/text/language"
@@ -44,36 +45,42 @@ func Shipped() []string {
 
 // Catalogs are the messages of every language pages can be shown in.
 type Catalogs struct {
-	bundle  *i18n.Bundle
 	tags    []language.Tag // the default first: what the matcher falls back to
 	matcher language.Matcher
-	valued  []valued
+	// messages are the parsed catalogs; the built-in ones are parsed on
+	// first use, as a server may show no page for a long time.
+	messages func() (*messages, error)
+}
+
+// messages are the parsed catalogs.
+type messages struct {
+	bundle *i18n.Bundle
+	valued []valued
 }
 
 // Load reads the built-in catalogs and then, when themeDir is set, the
 // theme's i18n/TAG.json files, whose messages replace the built-in ones of
 // that language or add a language. defaultTag must be one of them ("" is the
-// source language).
+// source language). A theme's catalogs are parsed now, so that one that
+// does not parse fails here; the built-in ones (which this package's tests
+// parse) on first use.
 func Load(themeDir, defaultTag string) (*Catalogs, error) {
-	b := i18n.NewBundle(Source)
-	b.RegisterUnmarshalFunc("json", json.Unmarshal)
-	var ids []string // every message ID, for the sentences with values
-	for _, dir := range []string{"catalogs", "catalogs/texts"} {
-		found, err := parseDir(b, catalogs, dir)
+	themed := ""
+	if themeDir != "" {
+		if dir := filepath.Join(themeDir, "i18n"); dirExists(dir) {
+			themed = dir
+		}
+	}
+	var langs []language.Tag
+	c := &Catalogs{messages: sync.OnceValues(func() (*messages, error) { return parse(themed) })}
+	if themed != "" {
+		m, err := c.messages()
 		if err != nil {
 			return nil, err
 		}
-		ids = append(ids, found...)
-	}
-	if themeDir != "" {
-		dir := filepath.Join(themeDir, "i18n")
-		if _, err := os.Stat(dir); err == nil {
-			found, err := parseDir(b, os.DirFS(dir), ".")
-			if err != nil {
-				return nil, fmt.Errorf("theme: %w", err)
-			}
-			ids = append(ids, found...)
-		}
+		langs = m.bundle.LanguageTags()
+	} else {
+		langs = builtInTags()
 	}
 	def := Source
 	if defaultTag != "" {
@@ -85,7 +92,7 @@ func Load(themeDir, defaultTag string) (*Catalogs, error) {
 	}
 	tags := []language.Tag{def}
 	found := false
-	for _, t := range b.LanguageTags() {
+	for _, t := range langs {
 		if t == def {
 			found = true
 			continue
@@ -96,7 +103,54 @@ func Load(themeDir, defaultTag string) (*Catalogs, error) {
 		return nil, fmt.Errorf("default locale %q has no catalog", defaultTag)
 	}
 	sort.Slice(tags[1:], func(i, j int) bool { return tags[1+i].String() < tags[1+j].String() })
-	return &Catalogs{bundle: b, tags: tags, matcher: language.NewMatcher(tags), valued: valuedSentences(ids)}, nil
+	c.tags, c.matcher = tags, language.NewMatcher(tags)
+	return c, nil
+}
+
+func dirExists(dir string) bool {
+	_, err := os.Stat(dir)
+	return err == nil
+}
+
+// catalogDirs are the folders of the built-in catalogs.
+var catalogDirs = []string{"catalogs", "catalogs/texts"}
+
+// builtInTags are the languages of the built-in catalogs, named by their
+// files as the bundle names them when it parses them (and the source).
+func builtInTags() []language.Tag {
+	tags := []language.Tag{Source}
+	for _, dir := range catalogDirs {
+		names, _ := fs.Glob(catalogs, path.Join(dir, "*.json")) // the pattern is valid
+		for _, n := range names {
+			if t := language.Make(strings.TrimSuffix(path.Base(n), ".json")); !slices.Contains(tags, t) {
+				tags = append(tags, t)
+			}
+		}
+	}
+	return tags
+}
+
+// parse parses the built-in catalogs and then, if set, those in themeI18n
+// (a theme's i18n folder).
+func parse(themeI18n string) (*messages, error) {
+	b := i18n.NewBundle(Source)
+	b.RegisterUnmarshalFunc("json", json.Unmarshal)
+	var ids []string // every message ID, for the sentences with values
+	for _, dir := range catalogDirs {
+		found, err := parseDir(b, catalogs, dir)
+		if err != nil {
+			return nil, err
+		}
+		ids = append(ids, found...)
+	}
+	if themeI18n != "" {
+		found, err := parseDir(b, os.DirFS(themeI18n), ".")
+		if err != nil {
+			return nil, fmt.Errorf("theme: %w", err)
+		}
+		ids = append(ids, found...)
+	}
+	return &messages{bundle: b, valued: valuedSentences(ids)}, nil
 }
 
 // parseDir adds the catalogs in dir to b and returns their message IDs.
@@ -193,14 +247,25 @@ func (c *Catalogs) match(t language.Tag) (language.Tag, bool) {
 
 // Localizer translates into one language.
 type Localizer struct {
-	tag    language.Tag
+	tag language.Tag
+	in  func() (*localized, error)
+}
+
+// localized are the catalogs as a Localizer reads them.
+type localized struct {
 	l      *i18n.Localizer
 	valued []valued
 }
 
 // For returns the translator into tag.
 func (c *Catalogs) For(tag language.Tag) Localizer {
-	return Localizer{tag: tag, l: i18n.NewLocalizer(c.bundle, tag.String()), valued: c.valued}
+	return Localizer{tag: tag, in: sync.OnceValues(func() (*localized, error) {
+		m, err := c.messages()
+		if err != nil {
+			return nil, err
+		}
+		return &localized{l: i18n.NewLocalizer(m.bundle, tag.String()), valued: m.valued}, nil
+	})}
 }
 
 // Lang is the BCP 47 tag, for <html lang>.
@@ -224,7 +289,11 @@ func (l Localizer) Text(id string, args ...any) (string, error) {
 			cfg.PluralCount = args[i+1]
 		}
 	}
-	s, err := l.l.Localize(cfg)
+	in, err := l.in()
+	if err != nil {
+		return "", fmt.Errorf("message %s: %w", id, err)
+	}
+	s, err := in.l.Localize(cfg)
 	var missing *i18n.MessageNotFoundErr
 	if err != nil && !(errors.As(err, &missing) && s != "") { // not translated: the source text
 		return "", fmt.Errorf("message %s: %w", id, err)
@@ -254,10 +323,14 @@ func (l Localizer) Known(text string) string {
 	if text == "" {
 		return ""
 	}
-	if s, err := l.l.Localize(&i18n.LocalizeConfig{MessageID: text}); err == nil && s != "" {
+	in, err := l.in()
+	if err != nil { // catalogs that do not parse: as written
+		return text
+	}
+	if s, err := in.l.Localize(&i18n.LocalizeConfig{MessageID: text}); err == nil && s != "" {
 		return s
 	}
-	for _, v := range l.valued {
+	for _, v := range in.valued {
 		values := v.shape.FindStringSubmatch(text)
 		if values == nil {
 			continue
@@ -266,7 +339,7 @@ func (l Localizer) Known(text string) string {
 		for i, name := range v.names {
 			data[name] = values[i+1]
 		}
-		if s, err := l.l.Localize(&i18n.LocalizeConfig{MessageID: v.id, TemplateData: data}); err == nil && s != "" {
+		if s, err := in.l.Localize(&i18n.LocalizeConfig{MessageID: v.id, TemplateData: data}); err == nil && s != "" {
 			return s
 		}
 	}

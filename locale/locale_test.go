@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"golang.org/x/text/language"
@@ -113,6 +114,35 @@ func TestChoose(t *testing.T) {
 	}
 	if _, err := Load("", "fr"); err == nil {
 		t.Error("a default locale without a catalog loaded")
+	}
+}
+
+// TestCatalogsOnFirstUse: the built-in catalogs, parsed on first use, have
+// the languages Load named from their files, and translators asking for
+// them at the same time all get them.
+func TestCatalogsOnFirstUse(t *testing.T) {
+	c, err := Load("", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 4 {
+		for _, tag := range c.Tags() {
+			wg.Go(func() {
+				if got, err := c.For(tag).Text("login.submit"); err != nil || got == "" {
+					t.Errorf("%s: %q, %v", tag, got, err)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	m, err := c.messages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	parsed := m.bundle.LanguageTags()
+	if len(parsed) != len(c.Tags()) || slices.ContainsFunc(c.Tags(), func(t language.Tag) bool { return !slices.Contains(parsed, t) }) {
+		t.Errorf("languages from the file names %v, parsed %v", c.Tags(), parsed)
 	}
 }
 

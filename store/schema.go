@@ -5,10 +5,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
+	"reflect"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
+	"gorm.io/gorm/schema"
 )
 
 // Step is a migration step beyond what the models say: dropping what a
@@ -35,10 +39,7 @@ func (schemaState) TableName() string { return "fedhub_schema" }
 // database about every table, column and index — most of what a start did.
 func MigrateSchema(ctx context.Context, db *gorm.DB, models []any, steps []Step) (bool, error) {
 	db = db.WithContext(ctx)
-	fp, err := fingerprint(db, models, steps)
-	if err != nil {
-		return false, err
-	}
+	fp := fingerprint(db, models, steps)
 	var current []string
 	if db.Migrator().HasTable(&schemaState{}) {
 		if err := db.Model(&schemaState{}).Where("id = 1").Pluck("fingerprint", &current).Error; err != nil {
@@ -63,22 +64,42 @@ func MigrateSchema(ctx context.Context, db *gorm.DB, models []any, steps []Step)
 	return true, nil
 }
 
-// fingerprint identifies a schema: every model's table and its fields with
-// their Go types and tags (all that AutoMigrate reads), and the steps' names.
-func fingerprint(db *gorm.DB, models []any, steps []Step) (string, error) {
+// fingerprint identifies a schema: every model's table and its fields, an
+// embedded struct's too, with their columns, Go types and tags (all that
+// AutoMigrate reads), and the steps' names. It reads the models' types
+// itself rather than through gorm's parsed schemas, which gorm keeps once
+// made: an up-to-date database needs none of them.
+func fingerprint(db *gorm.DB, models []any, steps []Step) string {
 	h := sha256.New()
 	for _, m := range models {
-		stmt := &gorm.Statement{DB: db}
-		if err := stmt.Parse(m); err != nil {
-			return "", fmt.Errorf("migrate: %w", err)
+		t := reflect.TypeOf(m)
+		for t.Kind() == reflect.Pointer {
+			t = t.Elem()
 		}
-		fmt.Fprintf(h, "table %s\n", stmt.Schema.Table)
-		for _, f := range stmt.Schema.Fields {
-			fmt.Fprintf(h, "%s %s %q\n", f.DBName, f.FieldType, f.Tag)
+		table := db.NamingStrategy.TableName(t.Name())
+		if tn, ok := m.(schema.Tabler); ok {
+			table = tn.TableName()
 		}
+		fmt.Fprintf(h, "table %s\n", table)
+		hashFields(h, db.NamingStrategy, table, t)
 	}
 	for _, s := range steps {
 		fmt.Fprintf(h, "step %s\n", s.Name)
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// hashFields writes t's fields to w, and those of the structs it embeds
+// (anonymous, or tagged embedded) after each.
+func hashFields(w io.Writer, namer schema.Namer, table string, t reflect.Type) {
+	for f := range t.Fields() {
+		fmt.Fprintf(w, "%s %s %s %q\n", f.Name, namer.ColumnName(table, f.Name), f.Type, f.Tag)
+		ft := f.Type
+		if ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		if ft.Kind() == reflect.Struct && (f.Anonymous || strings.Contains(f.Tag.Get("gorm"), "embedded")) {
+			hashFields(w, namer, table, ft)
+		}
+	}
 }

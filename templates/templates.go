@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -49,9 +50,11 @@ type Renderer struct {
 	cur atomic.Pointer[site]
 }
 
-// site is one theme, parsed.
+// site is one theme.
 type site struct {
-	pages  map[string]map[string]*template.Template // by language, then name
+	// pages are by language, then name, each parsed on first use: a server
+	// may show few of them, in one language, or none for a long time.
+	pages  map[string]map[string]func() (*template.Template, error)
 	langs  *locale.Catalogs
 	static http.Handler
 	brand  []byte // /static/brand.css
@@ -60,14 +63,16 @@ type site struct {
 // New parses the built-in pages.
 func New() (*Renderer, error) { return NewThemed(Theme{}) }
 
-// NewThemed parses every page once, with theme.
+// NewThemed checks theme and serves its pages.
 func NewThemed(theme Theme) (*Renderer, error) {
 	r := &Renderer{}
 	return r, r.Load(theme)
 }
 
-// Load parses theme and, if every page parses, serves it from now on; on an
-// error the current theme stays.
+// Load checks theme and, if it is sound, serves it from now on; on an error
+// the current theme stays. A theme's own pages are parsed now, to be
+// checked; the built-in ones (which this package's tests parse) on first
+// use.
 func (r *Renderer) Load(theme Theme) error {
 	s, err := parse(theme)
 	if err != nil {
@@ -104,7 +109,7 @@ func parse(theme Theme) (*site, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &site{pages: map[string]map[string]*template.Template{}, langs: langs, static: http.StripPrefix("/static/", http.FileServer(http.FS(static))),
+	s := &site{pages: map[string]map[string]func() (*template.Template, error){}, langs: langs, static: http.StripPrefix("/static/", http.FileServer(http.FS(static))),
 		brand: []byte(":root { --primary: " + theme.Primary + "; }\n")}
 	if theme.Primary == "" {
 		s.brand = []byte("/* no branding colour configured */\n")
@@ -112,7 +117,7 @@ func parse(theme Theme) (*site, error) {
 	// Every page once per language: a page's words are its language's.
 	for _, tag := range langs.Tags() {
 		fm := funcs(theme.Product, langs.For(tag))
-		byName := map[string]*template.Template{}
+		byName := map[string]func() (*template.Template, error){}
 		for _, name := range names {
 			base := name[len("html/"):]
 			if base == "layout.html" || base == "admin_layout.html" {
@@ -122,13 +127,24 @@ func parse(theme Theme) (*site, error) {
 			if strings.HasPrefix(base, "admin_") { // the admin pages are wide tables, with a menu
 				layout = "admin_layout.html"
 			}
-			t, err := template.New(base).Funcs(fm).ParseFS(pages, layout, base)
-			if err != nil {
-				return nil, fmt.Errorf("parse template %s: %w", base, err)
-			}
-			byName[base] = t
+			byName[base] = sync.OnceValues(func() (*template.Template, error) {
+				t, err := template.New(base).Funcs(fm).ParseFS(pages, layout, base)
+				if err != nil {
+					return nil, fmt.Errorf("parse template %s: %w", base, err)
+				}
+				return t, nil
+			})
 		}
 		s.pages[tag.String()] = byName
+	}
+	if theme.Dir != "" {
+		for _, byName := range s.pages {
+			for _, page := range byName {
+				if _, err := page(); err != nil {
+					return nil, err
+				}
+			}
+		}
 	}
 	return s, nil
 }
@@ -166,9 +182,13 @@ func (r *Renderer) Render(w io.Writer, name string, data any, c echo.Context) er
 		}
 		lang = s.langs.Choose(ui, req.Header.Get("Accept-Language"))
 	}
-	t, ok := s.pages[lang.String()][name]
+	page, ok := s.pages[lang.String()][name]
 	if !ok {
 		return fmt.Errorf("no template %q", name)
+	}
+	t, err := page()
+	if err != nil {
+		return err
 	}
 	return t.ExecuteTemplate(w, "layout", data)
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/labstack/echo/v4"
@@ -93,6 +94,49 @@ func TestTheme(t *testing.T) {
 	if code, _ := get(r, "/static/logo.svg"); code != http.StatusNotFound {
 		t.Errorf("the old theme's logo is still served: %d", code)
 	}
+}
+
+// TestPagesOnFirstUse: the built-in pages, parsed on first use, all parse in
+// every language, each once, also when asked for at the same time; and the
+// first renders of a page at once all show it.
+func TestPagesOnFirstUse(t *testing.T) {
+	r, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := r.cur.Load()
+	if len(s.pages) < 2 {
+		t.Fatalf("pages in %d languages, want every shipped one", len(s.pages))
+	}
+	var wg sync.WaitGroup
+	for lang, byName := range s.pages {
+		for name, page := range byName {
+			for range 2 {
+				wg.Go(func() {
+					if t1, err := page(); err != nil {
+						t.Errorf("%s %s: %v", lang, name, err)
+					} else if t2, _ := page(); t1 != t2 {
+						t.Errorf("%s %s parsed twice", lang, name)
+					}
+				})
+			}
+		}
+	}
+	wg.Wait()
+
+	fresh, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 4 {
+		wg.Go(func() {
+			var b bytes.Buffer
+			if err := fresh.Render(&b, "logged_out.html", nil, nil); err != nil || !strings.Contains(b.String(), "<title>") {
+				t.Errorf("first render: %v\n%s", err, b.String())
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // TestMessagesExist: every message a built-in page asks for is in the source

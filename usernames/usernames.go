@@ -4,6 +4,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 
@@ -125,8 +126,9 @@ func invisible(r rune) bool {
 		r == '\u2800' || r == '\u115f' || r == '\u1160' || r == '\u3164' || r == '\uffa0'
 }
 
-// scriptTables are the scripts a letter is looked up in, the common ones first.
-var scriptTables = func() []*unicode.RangeTable {
+// scriptTables are the scripts a letter is looked up in, the common ones
+// first; made on first use, as most names are ASCII.
+var scriptTables = sync.OnceValue(func() []*unicode.RangeTable {
 	first := []string{"Latin", "Cyrillic", "Greek", "Han", "Hiragana", "Katakana", "Hangul", "Bopomofo", "Arabic", "Hebrew"}
 	var rest []string
 	for name := range unicode.Scripts {
@@ -140,7 +142,7 @@ var scriptTables = func() []*unicode.RangeTable {
 		out = append(out, unicode.Scripts[name])
 	}
 	return out
-}()
+})
 
 // scriptOf is the script of r, nil for Common and Inherited characters
 // (digits, punctuation, combining marks), which go with any script.
@@ -151,7 +153,7 @@ func scriptOf(r rune) *unicode.RangeTable {
 		}
 		return nil
 	}
-	for _, t := range scriptTables {
+	for _, t := range scriptTables() {
 		if unicode.Is(t, r) {
 			return t
 		}
@@ -159,14 +161,14 @@ func scriptOf(r rune) *unicode.RangeTable {
 	return nil
 }
 
-// scriptNames names the scripts in refusals.
-var scriptNames = func() map[*unicode.RangeTable]string {
+// scriptNames names the scripts in refusals; made on first use.
+var scriptNames = sync.OnceValue(func() map[*unicode.RangeTable]string {
 	m := map[*unicode.RangeTable]string{}
 	for name, t := range unicode.Scripts {
 		m[t] = name
 	}
 	return m
-}()
+})
 
 // cjk are the scripts that may go together (UTS #39, highly restrictive):
 // Latin with Han and the Japanese kana, with Han and Bopomofo, or with Han
@@ -194,7 +196,7 @@ func confusable(display string) error {
 	if len(scripts) > 1 && !slices.ContainsFunc(cjk, within) {
 		var names []string
 		for _, t := range scripts {
-			names = append(names, scriptNames[t])
+			names = append(names, scriptNames()[t])
 		}
 		slices.Sort(names)
 		return &Error{"A username cannot mix letters of different scripts (here " + strings.Join(names, " and ") +
@@ -202,7 +204,7 @@ func confusable(display string) error {
 	}
 	if len(scripts) == 1 && (scripts[0] == unicode.Cyrillic || scripts[0] == unicode.Greek) &&
 		!strings.ContainsFunc(display, func(r rune) bool { return unicode.IsLetter(r) && !latinLookalikes[r] }) {
-		return &Error{"A username cannot be spelled only with " + scriptNames[scripts[0]] +
+		return &Error{"A username cannot be spelled only with " + scriptNames()[scripts[0]] +
 			" letters that look like Latin ones: it would pass for a Latin name."}
 	}
 	return nil

@@ -3,6 +3,7 @@ package usernames_test
 import (
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/fedhub/fedhub/usernames"
@@ -106,4 +107,21 @@ func TestNew(t *testing.T) {
 			t.Errorf("New(%q) = %q, %q, %v; want an ErrInvalid saying %q", tc.in, display, key, err, tc.says)
 		}
 	}
+}
+
+// TestScriptsOnFirstUse: the script tables, made on first use, name the
+// scripts of the first names checked at the same time.
+func TestScriptsOnFirstUse(t *testing.T) {
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			if _, _, err := usernames.New("pаypal"); err == nil || !strings.Contains(err.Error(), "Cyrillic and Latin") {
+				t.Errorf("a Cyrillic а in a Latin name: %v", err)
+			}
+			if _, _, err := usernames.New("иван"); err != nil {
+				t.Errorf("a Cyrillic name: %v", err)
+			}
+		})
+	}
+	wg.Wait()
 }
