@@ -110,7 +110,7 @@ func TestPerformanceTargets(t *testing.T) {
 	}
 	rows = append(rows, startTargets(t)...)
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "target\tfigure\tlimit\tof\tratio\twanted\t")
+	fmt.Fprintln(tw, "target\tfigure\tlimit\tof\tratio\trounds\twanted\t\t")
 	for _, r := range rows {
 		fmt.Fprintln(tw, r.line())
 	}
@@ -399,19 +399,23 @@ func startTargets(t *testing.T) []target {
 	}
 }
 
-// line is the target's row: the median figure and limit, and the median of
-// the rounds' ratios.
+// line is the target's row: the median figure and limit, the median of the
+// rounds' ratios, and their range (how far the machine moved them).
 func (r target) line() string {
 	ratios := make(rounds, len(r.figure))
 	for i := range ratios {
 		ratios[i] = r.figure[i] / r.limit[i]
 	}
-	ratio := ratios.median()
+	ratio, spread := ratios.median(), ""
+	if len(ratios) > 1 {
+		spread = fmt.Sprintf("%.2f–%.2f", slices.Min(ratios), slices.Max(ratios))
+	}
 	ok, relation := ratio >= r.want, "≥"
 	if r.atMost {
 		ok, relation = ratio <= r.want, "≤"
 	}
-	return fmt.Sprintf("%s\t%.1f %s\t%.1f %s\t%s\t%.2f\t%s %.2f\t%s", r.name, r.figure.median(), r.unit, r.limit.median(), r.unit, r.of, ratio, relation, r.want, mark(ok))
+	return fmt.Sprintf("%s\t%.1f %s\t%.1f %s\t%s\t%.2f\t%s\t%s %.2f\t%s\t", r.name, r.figure.median(), r.unit, r.limit.median(), r.unit,
+		r.of, ratio, spread, relation, r.want, mark(ok))
 }
 
 func mark(ok bool) string {
