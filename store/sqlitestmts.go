@@ -53,7 +53,6 @@ func newStmtConn(c *sqlite3.SQLiteConn) *stmtConn {
 // QueryContext runs a query on a kept statement when it has one. The rows
 // give it back when they close (which resets it: it then holds no lock).
 func (c *stmtConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
-	ctx = uninterrupted(ctx)
 	s, err := c.stmt(ctx, query, args)
 	switch {
 	case err != nil:
@@ -61,7 +60,7 @@ func (c *stmtConn) QueryContext(ctx context.Context, query string, args []driver
 	case s == nil:
 		return c.SQLiteConn.QueryContext(ctx, query, args)
 	}
-	rows, err := s.QueryContext(ctx, args)
+	rows, err := s.QueryContext(uninterrupted(ctx), args)
 	if err != nil {
 		s.Close()
 		return nil, err
@@ -73,7 +72,6 @@ func (c *stmtConn) QueryContext(ctx context.Context, query string, args []driver
 // INSERT, UPDATE and DELETE without RETURNING are kept: a statement that
 // returned a row would stay busy, holding its locks, until its next use.
 func (c *stmtConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
-	ctx = uninterrupted(ctx)
 	if !rowless(query) {
 		return c.SQLiteConn.ExecContext(ctx, query, args)
 	}
@@ -84,7 +82,7 @@ func (c *stmtConn) ExecContext(ctx context.Context, query string, args []driver.
 	case s == nil:
 		return c.SQLiteConn.ExecContext(ctx, query, args)
 	}
-	res, err := s.ExecContext(ctx, args)
+	res, err := s.ExecContext(uninterrupted(ctx), args)
 	if err != nil { // rare: compiled afresh next time
 		s.Close()
 		return nil, err
@@ -102,9 +100,11 @@ func (c *stmtConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.T
 // uninterrupted is ctx without its cancellation, for the driver: it runs
 // each step of a statement whose context can end in a goroutine of its own,
 // to interrupt it then, and the start and hand-over of that goroutine cost
-// more than the step (a tenth of a token refresh). Statements here take
-// milliseconds, so they run to completion; database/sql still checks ctx
-// before each.
+// more than the step (a tenth of a token refresh). So the kept statements,
+// the short and repeated ones of requests, run to completion; database/sql
+// still checks ctx before each. What the driver runs itself (a backup's
+// VACUUM INTO, schema changes, scripts) can take long and stays
+// interruptible.
 func uninterrupted(ctx context.Context) context.Context {
 	return context.WithoutCancel(ctx)
 }
