@@ -67,7 +67,7 @@ func TestPerformanceTargets(t *testing.T) {
 	// the server has CPUs (see serverPhases).
 	defer linking.SetHashLimits(linking.HashLimits{Running: cores.rawThreads()})()
 	var rows []target
-	perDB := map[string]map[string]rounds{"sqlite": {}, "postgres": {}}
+	perDB := map[string]map[string]perRound{"sqlite": {}, "postgres": {}}
 	for _, alg := range []string{"RS256", "ES256", "EdDSA"} {
 		// Both databases' phases take turns in the same rounds: the
 		// PostgreSQL figures are compared with the SQLite ones.
@@ -85,7 +85,7 @@ func TestPerformanceTargets(t *testing.T) {
 		for _, driver := range []string{"sqlite", "postgres"} {
 			name := driver + " " + alg
 			of := func(phase string) []loadgen.Stats { return st[driver+" "+phase] }
-			rate := func(phase string) rounds { return ratesOf(of(phase)) }
+			rate := func(phase string) perRound { return ratesOf(of(phase)) }
 			sign, jwks, cc, refresh := rate("sign (raw)"), rate("GET /jwks c=8"), rate("client_credentials c=8"), rate("refresh c=8")
 			perDB[driver]["cc "+alg], perDB[driver]["refresh "+alg] = cc, refresh
 			if alg == "RS256" {
@@ -264,8 +264,8 @@ func (s *benchServer) sessionsOpened(t *testing.T, alg string) func() target {
 	before := sessions()
 	return func() target {
 		time.Sleep(1500 * time.Millisecond) // backends report to pg_stat_database at most every second
-		return target{name: "postgres " + alg + " sessions opened under load", figure: rounds{sessions() - before},
-			limit: rounds{32}, unit: "", of: "pool size", want: 1, atMost: true}
+		return target{name: "postgres " + alg + " sessions opened under load", figure: perRound{sessions() - before},
+			limit: perRound{32}, unit: "", of: "pool size", want: 1, atMost: true}
 	}
 }
 
@@ -290,8 +290,9 @@ type phase struct {
 
 // measureRounds is how often each phase runs. The phases of a server take
 // turns, round after round, and a target's ratio is the median of its
-// rounds' ratios, each of a figure and its limit measured minutes apart at
-// most: the machine's other load, which drifts, then weighs alike on both.
+// rounds' ratios, each of a figure and its limit measured within one round
+// (under a minute): the machine's other load, which drifts, then weighs
+// alike on both.
 const measureRounds = 5
 
 // rounds runs the phases in turn, measureRounds times, and returns each
@@ -335,33 +336,33 @@ func (m *measure) run(p phase) (loadgen.Stats, error) {
 // figure/limit ≤ want.
 type target struct {
 	name          string
-	figure, limit rounds
+	figure, limit perRound
 	unit          string
 	of            string
 	want          float64
 	atMost        bool
 }
 
-// rounds are a figure's values, one per round, in the order they ran.
-type rounds []float64
+// perRound are a figure's values, one per round, in the order they ran.
+type perRound []float64
 
-func ratesOf(runs []loadgen.Stats) rounds {
-	r := make(rounds, len(runs))
+func ratesOf(runs []loadgen.Stats) perRound {
+	r := make(perRound, len(runs))
 	for i, st := range runs {
 		r[i] = st.Rate()
 	}
 	return r
 }
 
-func (r rounds) median() float64 {
+func (r perRound) median() float64 {
 	s := slices.Sorted(slices.Values(r))
 	return s[len(s)/2]
 }
 
 // perRequest is, round by round, the rate of requests that each cost one
 // request of base (nil: none) and n of each: 1/(1/base + n/each).
-func perRequest(base, each rounds, n float64) rounds {
-	r := make(rounds, len(each))
+func perRequest(base, each perRound, n float64) perRound {
+	r := make(perRound, len(each))
 	for i := range each {
 		cost := n / each[i]
 		if base != nil {
@@ -393,16 +394,16 @@ func startTargets(t *testing.T) []target {
 	t.Logf("start to ready: fedhub %.1f ms, minimal Go server %.1f ms; idle RSS %.1f MiB (private %.1f), minimal Go server %.1f MiB (private %.1f)",
 		ms(f.ready), ms(m.ready), kib(f.rss), kib(f.anon), kib(m.rss), kib(m.anon))
 	return []target{
-		{name: "start to ready", figure: rounds{ms(f.ready)}, limit: rounds{60}, unit: "ms", of: "target", want: 1, atMost: true},
-		{name: "idle RSS", figure: rounds{kib(f.rss)}, limit: rounds{30}, unit: "MiB", of: "target", want: 1, atMost: true},
-		{name: "idle RSS, private (RssAnon)", figure: rounds{kib(f.anon)}, limit: rounds{30}, unit: "MiB", of: "target", want: 1, atMost: true},
+		{name: "start to ready", figure: perRound{ms(f.ready)}, limit: perRound{60}, unit: "ms", of: "target", want: 1, atMost: true},
+		{name: "idle RSS", figure: perRound{kib(f.rss)}, limit: perRound{30}, unit: "MiB", of: "target", want: 1, atMost: true},
+		{name: "idle RSS, private (RssAnon)", figure: perRound{kib(f.anon)}, limit: perRound{30}, unit: "MiB", of: "target", want: 1, atMost: true},
 	}
 }
 
 // line is the target's row: the median figure and limit, the median of the
 // rounds' ratios, and their range (how far the machine moved them).
 func (r target) line() string {
-	ratios := make(rounds, len(r.figure))
+	ratios := make(perRound, len(r.figure))
 	for i := range ratios {
 		ratios[i] = r.figure[i] / r.limit[i]
 	}
