@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/fedhub/fedhub/internal/jsonappend"
 	"github.com/go-jose/go-jose/v4"
 )
 
@@ -30,7 +31,7 @@ var errBadToken = errors.New("token is not valid")
 // sign serialises claims as a JWT signed with the current key.
 func (k *Keys) sign(ctx context.Context, claims map[string]any, typ string) (string, error) {
 	k.fresh(ctx) // never sign with a key revoked on another node
-	payload, err := json.Marshal(claims)
+	payload, err := jsonappend.Object(make([]byte, 0, 384), claims)
 	if err != nil {
 		return "", fmt.Errorf("sign token: %w", err)
 	}
@@ -46,7 +47,7 @@ func (sk *signingKey) sign(payload []byte, typ string) (string, error) {
 		return "", fmt.Errorf("sign token: no header for typ %q", typ)
 	}
 	enc := base64.RawURLEncoding
-	jws := make([]byte, 0, len(header)+enc.EncodedLen(len(payload))+enc.EncodedLen(512)+2)
+	jws := make([]byte, 0, len(header)+enc.EncodedLen(len(payload))+enc.EncodedLen(sk.sigLen)+2)
 	jws = append(jws, header...)
 	jws = append(jws, '.')
 	jws = enc.AppendEncode(jws, payload)

@@ -70,6 +70,7 @@ type signingKey struct {
 	// The protected headers of its tokens, encoded (a JWS's first part), by
 	// their typ: typID, typAccess, typLogout.
 	headers map[string]string
+	sigLen  int // the length of its signatures, to size a token's buffer
 }
 
 func newKeys(db *gorm.DB, secrets *secret.Keyring, algorithm string, rotation, overlap time.Duration, log *slog.Logger, now func() time.Time) *Keys {
@@ -257,11 +258,11 @@ func newSigningKey(id string, alg jose.SignatureAlgorithm, priv any) (*signingKe
 	var ok bool
 	switch p := priv.(type) {
 	case *rsa.PrivateKey:
-		ok = alg == jose.RS256
+		ok, sk.sigLen = alg == jose.RS256, p.Size()
 	case *ecdsa.PrivateKey:
-		ok = alg == jose.ES256 && p.Curve == elliptic.P256()
+		ok, sk.sigLen = alg == jose.ES256 && p.Curve == elliptic.P256(), 64
 	case ed25519.PrivateKey:
-		ok = alg == jose.EdDSA
+		ok, sk.sigLen = alg == jose.EdDSA, ed25519.SignatureSize
 	}
 	if !ok {
 		return nil, fmt.Errorf("signer for key %s: a %T cannot sign %s", id, priv, alg)

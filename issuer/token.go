@@ -85,7 +85,7 @@ func (iss *Issuer) token(c echo.Context) error {
 	if err != nil {
 		return iss.writeOAuthError(c, err)
 	}
-	return c.JSON(http.StatusOK, resp)
+	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, resp.appendJSON(make([]byte, 0, resp.size())))
 }
 
 func (iss *Issuer) tokenGrant(c echo.Context) (*tokenResponse, error) {

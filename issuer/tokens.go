@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"gorm.io/gorm/clause"
 
 	"github.com/fedhub/fedhub/audit"
+	"github.com/fedhub/fedhub/internal/jsonappend"
 	"github.com/fedhub/fedhub/linking"
 	"github.com/fedhub/fedhub/secret"
 	"github.com/fedhub/fedhub/store"
@@ -27,6 +29,32 @@ type tokenResponse struct {
 	Scope        string `json:"scope,omitempty"`
 	// IssuedTokenType answers a token exchange (RFC 8693 §2.2.1).
 	IssuedTokenType string `json:"issued_token_type,omitempty"`
+}
+
+// size is about the length of r's JSON: enough that appendJSON allocates once.
+func (r *tokenResponse) size() int {
+	return len(r.AccessToken) + len(r.RefreshToken) + len(r.IDToken) + len(r.Scope) + len(r.IssuedTokenType) + 128
+}
+
+// appendJSON appends r as json.Marshal would, its fields in order: the
+// token endpoint's answer on every grant, built without reflection.
+func (r *tokenResponse) appendJSON(dst []byte) []byte {
+	dst = append(dst, `{"access_token":`...)
+	dst = jsonappend.String(dst, r.AccessToken)
+	dst = append(dst, `,"token_type":`...)
+	dst = jsonappend.String(dst, r.TokenType)
+	dst = append(dst, `,"expires_in":`...)
+	dst = strconv.AppendInt(dst, r.ExpiresIn, 10)
+	for _, f := range [...]struct{ name, value string }{{"refresh_token", r.RefreshToken}, {"id_token", r.IDToken},
+		{"scope", r.Scope}, {"issued_token_type", r.IssuedTokenType}} {
+		if f.value != "" { // omitempty
+			dst = append(dst, `,"`...)
+			dst = append(dst, f.name...)
+			dst = append(dst, `":`...)
+			dst = jsonappend.String(dst, f.value)
+		}
+	}
+	return append(dst, '}')
 }
 
 // mint issues the tokens of a grant: an access token; a refresh token when
