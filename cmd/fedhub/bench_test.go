@@ -39,6 +39,7 @@ type benchServer struct {
 	url    string
 	client *http.Client
 	app    *app     // nil for a server in a process of its own
+	pid    int      // that process; 0 in-process
 	db     *gorm.DB // its database
 }
 

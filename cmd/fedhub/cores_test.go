@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 	"gorm.io/gorm"
@@ -65,6 +66,52 @@ func (cs *coreSplit) rawThreads() int {
 		return 2 * runtime.GOMAXPROCS(0)
 	}
 	return cs.server.Count()
+}
+
+// serverTime is the CPU time the server's CPUs were running it or ready
+// to: their count times what elapsed since the returned function was made,
+// less what the hypervisor gave other guests meanwhile (steal, proc(5)),
+// which on a shared virtual machine is a tenth or more.
+func (cs *coreSplit) serverTime() (func() (time.Duration, error), error) {
+	cpus, start := runtime.NumCPU(), time.Now()
+	if cs != nil {
+		cpus = cs.server.Count()
+	}
+	stolen0, err := cs.stolen()
+	if err != nil {
+		return nil, err
+	}
+	return func() (time.Duration, error) {
+		stolen, err := cs.stolen()
+		return time.Duration(cpus)*time.Since(start) - (stolen - stolen0), err
+	}, nil
+}
+
+// stolen is the time the hypervisor has given other guests while the
+// server's CPUs (all, nil) could run, so far: /proc/stat's steal, in ticks
+// of 1/100 s.
+func (cs *coreSplit) stolen() (time.Duration, error) {
+	raw, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, err
+	}
+	var ticks int64
+	for line := range strings.Lines(string(raw)) {
+		fields := strings.Fields(line) // cpuN user nice system idle iowait irq softirq steal …
+		if len(fields) < 9 || !strings.HasPrefix(fields[0], "cpu") {
+			continue
+		}
+		cpu, err := strconv.Atoi(fields[0][len("cpu"):])
+		if err != nil || (cs != nil && !cs.server.IsSet(cpu)) { // the total line, or another CPU
+			continue
+		}
+		n, err := strconv.ParseInt(fields[8], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("/proc/stat: %s: %w", fields[0], err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond, nil
 }
 
 // asServer moves this process to the server's CPUs until the returned
@@ -181,17 +228,44 @@ func forFamily(pid int, fn func(int) error) error {
 	return nil
 }
 
-// parentPID reads a process's parent from /proc (proc(5): the field after
-// the command, which is in parentheses and may hold spaces).
+// parentPID reads a process's parent from /proc.
 func parentPID(pid int) (int, error) {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	fields, err := procStat(pid)
 	if err != nil {
 		return 0, fmt.Errorf("parent of process %d: %w", pid, err)
 	}
+	return strconv.Atoi(fields[1])
+}
+
+// cpuTime is the CPU time a process has used so far, its own and the
+// kernel's on its behalf (proc(5): utime and stime, in ticks of 1/100 s).
+func cpuTime(pid int) (time.Duration, error) {
+	fields, err := procStat(pid)
+	if err != nil {
+		return 0, fmt.Errorf("CPU time of process %d: %w", pid, err)
+	}
+	var ticks int64
+	for _, f := range fields[11:13] {
+		n, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("CPU time of process %d: %w", pid, err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond, nil
+}
+
+// procStat is a process's /proc stat from its state on (proc(5): the
+// fields after the command, which is in parentheses and may hold spaces).
+func procStat(pid int) ([]string, error) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil, err
+	}
 	end := strings.LastIndexByte(string(raw), ')')
 	fields := strings.Fields(string(raw[end+1:]))
-	if end < 0 || len(fields) < 2 {
-		return 0, fmt.Errorf("parent of process %d: unexpected /proc stat %q", pid, raw)
+	if end < 0 || len(fields) < 13 {
+		return nil, fmt.Errorf("unexpected /proc stat %q", raw)
 	}
-	return strconv.Atoi(fields[1])
+	return fields, nil
 }

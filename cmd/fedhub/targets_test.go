@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -174,7 +175,8 @@ func startProcess(t *testing.T, cores *coreSplit, bin, alg string, storage confi
 		_ = cmd.Wait()
 		logFile.Close()
 	})
-	s := &benchServer{url: "http://" + addr, client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
+	s := &benchServer{url: "http://" + addr, client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}},
+		pid: cmd.Process.Pid}
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
 		if s.get("/.well-known/openid-configuration")(context.Background()) == nil {
 			break
@@ -222,26 +224,27 @@ func serverPhases(t *testing.T, cores *coreSplit, bin, alg, driver string) ([]ph
 	payload := fmt.Appendf(nil, `{"iss":%q,"sub":"bench","aud":"demo-app","exp":%d,"jti":"0123456789abcdef0123456789"}`,
 		s.url, time.Now().Unix())
 	ps := []phase{
-		{"sign (raw)", 0, true, func(context.Context) error {
+		{name: "sign (raw)", raw: true, op: func(context.Context) error {
 			_, err := signer.Sign(payload)
 			return err
 		}},
-		{"GET /jwks c=8", 8, false, s.get("/jwks")},
-		{"client_credentials c=8", 8, false, s.grant(url.Values{"grant_type": {"client_credentials"}})},
-		{"refresh c=8", 8, false, s.refreshChains(t, 8)},
+		{name: "GET /jwks c=8", workers: 8, op: s.get("/jwks")},
+		{name: "client_credentials c=8", workers: 8, op: s.grant(url.Values{"grant_type": {"client_credentials"}})},
+		{name: "refresh c=8", workers: 8, op: s.refreshChains(t, 8)},
 	}
 	if alg == "RS256" { // one argon2id each: the algorithm does not matter
 		ps = append(ps,
-			phase{"argon2id hash (raw)", 0, true, func(context.Context) error {
+			phase{name: "argon2id hash (raw)", raw: true, op: func(context.Context) error {
 				_, err := linking.HashPassword("bench-password")
 				return err
 			}},
-			phase{"password grant c=4", 4, false, s.grant(url.Values{"grant_type": {"password"},
+			phase{name: "password grant c=4", workers: 4, op: s.grant(url.Values{"grant_type": {"password"},
 				"username": {"demo"}, "password": {"demo"}, "scope": {"openid"}})},
-			phase{"browser login c=4", 4, false, func(ctx context.Context) error { return s.loginCtx(ctx, "demo", "demo", "") }})
+			phase{name: "browser login c=4", workers: 4, op: func(ctx context.Context) error { return s.loginCtx(ctx, "demo", "demo", "") }})
 	}
 	for i := range ps {
 		ps[i].name = driver + " " + ps[i].name
+		ps[i].server = s.pid
 	}
 	if driver != "postgres" {
 		return ps, nil
@@ -286,6 +289,7 @@ type phase struct {
 	workers int
 	raw     bool
 	op      loadgen.Op
+	server  int // the server's process, whose CPU time a load reads
 }
 
 // measureRounds is how often each phase runs. The phases of a server take
@@ -297,16 +301,16 @@ const measureRounds = 5
 
 // rounds runs the phases in turn, measureRounds times, and returns each
 // phase's rounds by name, in the order they ran; it logs each phase's
-// median round.
+// median round and how busy the phase kept the server.
 func (m *measure) rounds(server string, ps []phase) map[string][]loadgen.Stats {
-	all := map[string][]loadgen.Stats{}
+	all, busy := map[string][]loadgen.Stats{}, map[string]perRound{}
 	for range measureRounds {
 		for _, p := range ps {
-			st, err := m.run(p)
+			st, b, err := m.run(p)
 			if err != nil {
 				m.t.Fatalf("%s %s: %v", server, p.name, err)
 			}
-			all[p.name] = append(all[p.name], st)
+			all[p.name], busy[p.name] = append(all[p.name], st), append(busy[p.name], b)
 		}
 	}
 	for _, p := range ps {
@@ -314,20 +318,42 @@ func (m *measure) rounds(server string, ps []phase) map[string][]loadgen.Stats {
 		slices.SortFunc(runs, func(a, b loadgen.Stats) int { return cmp.Compare(a.Rate(), b.Rate()) })
 		var b strings.Builder
 		runs[len(runs)/2].Report(&b, server+" "+p.name)
-		m.t.Log(strings.TrimSpace(b.String()) + " (median round)")
+		line := strings.TrimSpace(b.String()) + " (median round)"
+		if !p.raw {
+			line += fmt.Sprintf(", server busy %.0f %%", 100*busy[p.name].median())
+		}
+		m.t.Log(line)
 	}
 	return all
 }
 
-// run runs one round of a phase.
-func (m *measure) run(p phase) (loadgen.Stats, error) {
-	if !p.raw {
-		return loadgen.Run(context.Background(), p.workers, m.d/measureRounds, 1<<30, p.op)
+// run runs one round of a phase. Of a load it also says how busy the round
+// kept the server's CPUs: its CPU time over the time they could run it
+// (see serverTime). A figure the server reached well below 100 % is the load
+// generator's, or of waits in the server, as much as of its CPU.
+func (m *measure) run(p phase) (loadgen.Stats, float64, error) {
+	if p.raw {
+		threads := m.cores.rawThreads()
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(threads))
+		defer m.cores.asServer(m.t)()
+		st, err := loadgen.Run(context.Background(), threads, m.d/measureRounds, 1<<30, p.op)
+		return st, 0, err
 	}
-	threads := m.cores.rawThreads()
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(threads))
-	defer m.cores.asServer(m.t)()
-	return loadgen.Run(context.Background(), threads, m.d/measureRounds, 1<<30, p.op)
+	before, err := cpuTime(p.server)
+	if err != nil {
+		return loadgen.Stats{}, 0, err
+	}
+	available, err := m.cores.serverTime()
+	if err != nil {
+		return loadgen.Stats{}, 0, err
+	}
+	st, err := loadgen.Run(context.Background(), p.workers, m.d/measureRounds, 1<<30, p.op)
+	if err != nil {
+		return st, 0, err
+	}
+	after, err1 := cpuTime(p.server)
+	of, err2 := available()
+	return st, (after - before).Seconds() / of.Seconds(), errors.Join(err1, err2)
 }
 
 // target is one line of the table: a figure against a limit, each per
