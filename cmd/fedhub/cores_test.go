@@ -269,3 +269,38 @@ func procStat(pid int) ([]string, error) {
 	}
 	return fields, nil
 }
+
+// TestProcReaders: the /proc readers the measurement rests on read this
+// process as it is: its parent, CPU time that grows with work, and the
+// server CPUs' time as about their count times what elapsed.
+func TestProcReaders(t *testing.T) {
+	parent, err := parentPID(os.Getpid())
+	if err != nil || parent != os.Getppid() {
+		t.Fatalf("parentPID = %d, %v; want %d", parent, err, os.Getppid())
+	}
+	available, err := (*coreSplit)(nil).serverTime()
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := cpuTime(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for start := time.Now(); time.Since(start) < 200*time.Millisecond; { // work
+	}
+	after, err := cpuTime(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	of, err := available()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Ticks are 10 ms; a busy machine may run this process less than it asked.
+	if used := after - before; used < 50*time.Millisecond || used > of {
+		t.Errorf("200 ms of work used %v of CPU, of %v available", used, of)
+	}
+	if max := time.Duration(runtime.NumCPU()) * 300 * time.Millisecond; of <= 0 || of > max {
+		t.Errorf("the CPUs could run %v in about 200 ms; want (0, %v]", of, max)
+	}
+}
