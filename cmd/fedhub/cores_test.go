@@ -300,7 +300,7 @@ func TestProcReaders(t *testing.T) {
 	if used := after - before; used < 50*time.Millisecond || used > of {
 		t.Errorf("200 ms of work used %v of CPU, of %v available", used, of)
 	}
-	if max := time.Duration(runtime.NumCPU()) * 300 * time.Millisecond; of <= 0 || of > max {
-		t.Errorf("the CPUs could run %v in about 200 ms; want (0, %v]", of, max)
+	if most := time.Duration(runtime.NumCPU()) * 300 * time.Millisecond; of <= 0 || of > most {
+		t.Errorf("the CPUs could run %v in about 200 ms; want (0, %v]", of, most)
 	}
 }
