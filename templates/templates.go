@@ -210,7 +210,9 @@ func RememberLocale(cookies web.Cookies, authorizePath string) echo.MiddlewareFu
 		return func(c echo.Context) error {
 			kept := cookies.Get(c.Request(), LocaleCookie) // the tags joined by "_": a cookie has no spaces
 			if c.Request().URL.Path != authorizePath {
-				c.Set(rememberedKey, strings.ReplaceAll(kept, "_", " "))
+				if kept != "" { // none to hand on: no c.Set, which makes the context's map (every token and JWKS request)
+					c.Set(rememberedKey, strings.ReplaceAll(kept, "_", " "))
+				}
 			} else { // a new login: its own ui_locales, or none
 				c.Response().Before(func() {
 					tags := cleanLocales(ownLocales(c.Request()))
