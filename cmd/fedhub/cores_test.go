@@ -88,8 +88,8 @@ func (cs *coreSplit) serverTime() (func() (time.Duration, error), error) {
 }
 
 // stolen is the time the hypervisor has given other guests while the
-// server's CPUs (all, nil) could run, so far: /proc/stat's steal, in ticks
-// of 1/100 s.
+// server's CPUs (all, nil) could run, so far: /proc/stat's steal, in
+// procTicks.
 func (cs *coreSplit) stolen() (time.Duration, error) {
 	raw, err := os.ReadFile("/proc/stat")
 	if err != nil {
@@ -111,7 +111,7 @@ func (cs *coreSplit) stolen() (time.Duration, error) {
 		}
 		ticks += n
 	}
-	return time.Duration(ticks) * 10 * time.Millisecond, nil
+	return time.Duration(ticks) * procTick, nil
 }
 
 // asServer moves this process to the server's CPUs until the returned
@@ -237,8 +237,11 @@ func parentPID(pid int) (int, error) {
 	return strconv.Atoi(fields[1])
 }
 
+// procTick is the unit of /proc's CPU times (proc(5): USER_HZ, 100 a second).
+const procTick = 10 * time.Millisecond
+
 // cpuTime is the CPU time a process has used so far, its own and the
-// kernel's on its behalf (proc(5): utime and stime, in ticks of 1/100 s).
+// kernel's on its behalf (proc(5): utime and stime, in procTicks).
 func cpuTime(pid int) (time.Duration, error) {
 	fields, err := procStat(pid)
 	if err != nil {
@@ -252,7 +255,7 @@ func cpuTime(pid int) (time.Duration, error) {
 		}
 		ticks += n
 	}
-	return time.Duration(ticks) * 10 * time.Millisecond, nil
+	return time.Duration(ticks) * procTick, nil
 }
 
 // procStat is a process's /proc stat from its state on (proc(5): the

@@ -24,16 +24,16 @@ func Object(dst []byte, m map[string]any) ([]byte, error) {
 		dst = String(dst, k)
 		dst = append(dst, ':')
 		var err error
-		if dst, err = Value(dst, m[k]); err != nil {
+		if dst, err = value(dst, m[k]); err != nil {
 			return nil, fmt.Errorf("json: claim %q: %w", k, err)
 		}
 	}
 	return append(dst, '}'), nil
 }
 
-// Value appends v: the common shapes directly, anything else through
+// value appends v: the common shapes directly, anything else through
 // json.Marshal.
-func Value(dst []byte, v any) ([]byte, error) {
+func value(dst []byte, v any) ([]byte, error) {
 	switch v := v.(type) {
 	case string:
 		return String(dst, v), nil
