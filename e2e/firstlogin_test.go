@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -1101,22 +1099,6 @@ func flLDAPConnectors(dir *peers.LDAPServer) string {
 	return b.String()
 }
 
-// flLDAPAdmin binds to the directory as its administrator, who may write.
-func flLDAPAdmin(t *testing.T, dir *peers.LDAPServer) *ldap.Conn {
-	t.Helper()
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(dir.CAPEM)
-	conn, err := ldap.DialURL(dir.LDAPSURL, ldap.DialWithTLSConfig(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	if err := conn.Bind(dir.AdminDN, dir.AdminPassword); err != nil {
-		t.Fatal(err)
-	}
-	return conn
-}
-
 func flRoles(claims map[string]any) []string {
 	var out []string
 	ra, _ := claims["realm_access"].(map[string]any)
@@ -1170,7 +1152,7 @@ connectors:
 		t.Fatal("two connectors' identities share a user")
 	}
 	users := flCount(t, s, "SELECT COUNT(*) FROM users")
-	admin := flLDAPAdmin(t, dir)
+	admin := dir.Admin(t)
 
 	t.Run("force updates profile and groups, import does not", func(t *testing.T) {
 		mr := ldap.NewModifyRequest(alice.DN, nil)

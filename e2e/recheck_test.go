@@ -248,8 +248,8 @@ func rcDirectoryRefuses(t *testing.T, s *Server, adminToken string, r rcRow) {
 // connector's user_filter or out of its user_base ends the refresh tokens and
 // SSO sessions that came through it at the next use after the recheck
 // interval, with the reason in the audit log; put back, the person signs in
-// again as the same user. (OpenLDAP's ppolicy lock is not covered: the test
-// server does not load ppolicy.)
+// again as the same user. (A ppolicy lock's re-check is the connector's
+// TestPasswordPolicyOpenLDAP.)
 func TestRecheckOpenLDAP(t *testing.T) {
 	t.Parallel()
 	dir := peers.OpenLDAP(t)
@@ -260,7 +260,7 @@ func TestRecheckOpenLDAP(t *testing.T) {
 			rcLDAPConnector(dir, "rc-closed", "ldaps://"+proxy.addr, "(&(objectClass=inetOrgPerson)(employeeType=closed))", "recheck_interval: 1s")+
 			rcLDAPConnector(dir, "rc-open", "ldaps://"+proxy.addr, "(&(objectClass=inetOrgPerson)(employeeType=open))",
 				"recheck_interval: 2s\n    upstream_down: fail_open"))))
-	admin := flLDAPAdmin(t, dir)
+	admin := dir.Admin(t)
 	adminToken := aaClientCredentials(t, s, aaAutomation, aaAdminScope).Access
 	former := "ou=former," + dir.BaseDN // outside user_base
 	add := ldap.NewAddRequest(former, nil)
@@ -624,7 +624,7 @@ func TestRevocationAdminAPI(t *testing.T) {
 	}
 	s := Start(t, aaEnv(), WithEnv("LDAP_BIND="+dir.ReaderPassword), WithConfig(aaConfig("", users.String(),
 		rcLDAPConnector(dir, "rc-ldap", dir.LDAPSURL, "(objectClass=inetOrgPerson)", ""))))
-	admin := flLDAPAdmin(t, dir)
+	admin := dir.Admin(t)
 	tok := aaClientCredentials(t, s, aaAutomation, aaAdminScope).Access
 	post := func(t *testing.T, path, body string) {
 		t.Helper()

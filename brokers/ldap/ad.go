@@ -1,6 +1,7 @@
 package ldap
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -64,25 +65,32 @@ func adSubCode(err error) string {
 }
 
 // classifyBind maps the error of a user's bind to what Login returns, and says what to log:
-// the AD sub-code and its meaning, if any. It never returns the server's own text.
-func classifyBind(err error) (result error, sub, meaning string) {
-	if !ldap.IsErrorWithCode(err, ldap.LDAPResultInvalidCredentials) {
-		return nil, "", ""
+// the password policy's refusal, or the AD sub-code and its meaning, if any. It never returns
+// the server's own text.
+func classifyBind(err error) (result error, detail []any) {
+	var pe *policyError
+	if errors.As(err, &pe) {
+		return policyLogin(pe), []any{"password_policy", pe.name()}
 	}
-	sub = adSubCode(err)
-	meaning = adSubCodes[sub]
+	if !ldap.IsErrorWithCode(err, ldap.LDAPResultInvalidCredentials) {
+		return nil, nil
+	}
+	sub := adSubCode(err)
+	if sub != "" {
+		detail = []any{"ad_code", sub, "ad_meaning", cmp.Or(adSubCodes[sub], "unknown")}
+	}
 	switch sub {
 	case "532":
-		return &login.UserError{Message: msgPasswordExpired}, sub, meaning
+		return &login.UserError{Message: msgPasswordExpired}, detail
 	case "701":
-		return &login.UserError{Message: msgAccountExpired}, sub, meaning
+		return &login.UserError{Message: msgAccountExpired}, detail
 	case "773":
-		return &login.UserError{Message: msgMustChange}, sub, meaning
+		return &login.UserError{Message: msgMustChange}, detail
 	case "775":
-		return &login.UserError{Message: msgLocked}, sub, meaning
+		return &login.UserError{Message: msgLocked}, detail
 	case "533":
-		return login.ErrAccountDisabled, sub, meaning
+		return login.ErrAccountDisabled, detail
 	default: // 525, 52e, 530, 531, none, or one we do not know: the generic answer
-		return login.ErrInvalidCredentials, sub, meaning
+		return login.ErrInvalidCredentials, detail
 	}
 }

@@ -93,11 +93,19 @@ func (c *Connector) dialOne(ctx context.Context, rawURL string) (*ldap.Conn, err
 }
 
 // bind is a simple bind, never with an empty password (callers check; go-ldap refuses too).
+// It asks for the directory's password policy: a bind the policy refused, or let through
+// only to change the password, is a *policyError.
 func (c *Connector) bind(ctx context.Context, conn *ldap.Conn, dn, password string) error {
 	start := time.Now()
-	err := c.guard(ctx, conn, func() error { return conn.Bind(dn, password) })
+	var res *ldap.SimpleBindResult
+	err := c.guard(ctx, conn, func() error {
+		var err error
+		res, err = conn.SimpleBind(&ldap.SimpleBindRequest{Username: dn, Password: password,
+			Controls: []ldap.Control{ldap.NewControlBeheraPasswordPolicy()}})
+		return err
+	})
 	c.observe("bind", start, err != nil && !ldap.IsErrorWithCode(err, ldap.LDAPResultInvalidCredentials))
-	return err
+	return withPolicy(res, err)
 }
 
 // observe reports an operation that began at start to cfg.Observe, if set.

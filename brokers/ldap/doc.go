@@ -12,7 +12,10 @@
 //     Result 49 is "invalid username or password"; Active Directory's sub-codes (data 52e,
 //     525, 530, 531, 532, 533, 701, 773, 775) are logged, and an expired password or account,
 //     a password that must be changed and a locked account get a message of their own
-//     ([login.UserError]); a disabled account is [login.ErrAccountDisabled].
+//     ([login.UserError]); a disabled account is [login.ErrAccountDisabled]. The bind asks
+//     for the password policy control (draft-behera, OpenLDAP's ppolicy), whose expired,
+//     locked and must-change answers get the same messages; a bind that succeeds only to
+//     change the password (changeAfterReset) is refused like one that fails.
 //  3. Read the groups with the service account: on Active Directory every group the entry
 //     belongs to, nested ones included (LDAP_MATCHING_RULE_IN_CHAIN, 1.2.840.113556.1.4.1941);
 //     elsewhere the groups whose member attribute names the entry.

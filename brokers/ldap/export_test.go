@@ -15,7 +15,7 @@ var (
 
 // ClassifyBind is what Login returns for the error of a user's bind.
 func ClassifyBind(err error) error {
-	result, _, _ := classifyBind(err)
+	result, _ := classifyBind(err)
 	return result
 }
 

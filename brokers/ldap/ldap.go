@@ -172,16 +172,12 @@ func (c *Connector) Login(ctx context.Context, username, password string, admit 
 	if err == nil {
 		conn.Close()
 	} else {
-		result, sub, meaning := classifyBind(err)
+		result, detail := classifyBind(err)
 		if result == nil {
 			c.log.ErrorContext(ctx, "ldap: login failed: bind", "username", username, "dn", entry.DN, "error", err)
 			return login.Identity{}, fmt.Errorf("ldap: bind: %w", err)
 		}
-		attrs := []any{"username", username, "dn", entry.DN}
-		if sub != "" {
-			attrs = append(attrs, "ad_code", sub, "ad_meaning", cmp.Or(meaning, "unknown"))
-		}
-		c.log.InfoContext(ctx, "ldap: login failed: bind refused", attrs...)
+		c.log.InfoContext(ctx, "ldap: login failed: bind refused", append([]any{"username", username, "dn", entry.DN}, detail...)...)
 		if result == login.ErrInvalidCredentials {
 			result = &login.CredentialsError{Account: account}
 		}

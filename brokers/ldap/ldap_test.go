@@ -873,3 +873,73 @@ func TestOrderSRV(t *testing.T) {
 		})
 	}
 }
+
+// TestPasswordPolicyOpenLDAP: OpenLDAP's password policy (ppolicy) answers
+// a bind with what stops it; a locked account, an expired password and one an
+// administrator reset, which is good only for changing it, each get their
+// message; a reset password never signs anyone in.
+func TestPasswordPolicyOpenLDAP(t *testing.T) {
+	s := peers.OpenLDAP(t)
+	admin := s.Admin(t)
+	set := func(key string, attrs map[string]string) {
+		t.Helper()
+		m := goldap.NewModifyRequest(s.Users[key].DN, nil)
+		for a, v := range attrs {
+			m.Replace(a, []string{v})
+		}
+		if err := admin.Modify(m); err != nil {
+			t.Fatalf("set %v on %s: %v", attrs, key, err)
+		}
+	}
+	// Locked by the administrator (ppolicy's "for good" time) under a policy that locks.
+	set("bob", map[string]string{"pwdPolicySubentry": "cn=lockout," + s.PolicyBase, "pwdAccountLockedTime": "000001010000Z"})
+	// Reset by the administrator under a policy that wants it changed.
+	set("alice", map[string]string{"pwdPolicySubentry": "cn=mustchange," + s.PolicyBase, "pwdReset": "TRUE"})
+	// Set a moment ago under a policy whose passwords last a second.
+	set("jdoe1", map[string]string{"pwdPolicySubentry": "cn=expiring," + s.PolicyBase, "userPassword": s.Users["jdoe1"].Password})
+	time.Sleep(2 * time.Second)
+
+	c, logs := connector(t, openLDAPConfig(s))
+	for _, tc := range []struct {
+		user, password string
+		want           error  // errors.Is, or nil for a *login.UserError
+		message        string // in the UserError's message
+		logged         string // in the log
+	}{
+		{user: "bob", password: s.Users["bob"].Password, message: "locked", logged: "password_policy=accountLocked"},
+		// The directory says locked whatever the password (olcPPolicyUseLockout).
+		{user: "bob", password: "wrong", message: "locked"},
+		{user: "alice", password: s.Users["alice"].Password, message: "must change your password", logged: "password_policy=changeAfterReset"},
+		{user: "alice", password: "wrong", want: login.ErrInvalidCredentials},
+		{user: "jdoe1", password: s.Users["jdoe1"].Password, message: "password has expired", logged: "password_policy=passwordExpired"},
+		{user: "jdoe1", password: "wrong", want: login.ErrInvalidCredentials},
+		{user: "jdoe2", password: s.Users["jdoe2"].Password},
+	} {
+		t.Run(tc.user+"/"+tc.password[:min(5, len(tc.password))], func(t *testing.T) {
+			id, err := c.Login(ctx(t), tc.user, tc.password, nil)
+			switch {
+			case tc.want == nil && tc.message == "":
+				if err != nil || id.Username != tc.user {
+					t.Errorf("Login = %+v, %v; want %s signed in", id, err, tc.user)
+				}
+			case tc.want != nil:
+				if !errors.Is(err, tc.want) {
+					t.Errorf("Login = %v, want %v", err, tc.want)
+				}
+			default:
+				var ue *login.UserError
+				if !errors.As(err, &ue) || !strings.Contains(ue.Message, tc.message) {
+					t.Errorf("Login = %+v, %#v; want a UserError saying %q", id, err, tc.message)
+				}
+			}
+			if tc.logged != "" && !strings.Contains(logs.String(), tc.logged) {
+				t.Errorf("log lacks %q:\n%s", tc.logged, logs)
+			}
+		})
+	}
+
+	// A re-check sees the lock too.
+	if _, err := refreshed(t, c, s.Users["bob"].ID); !errors.Is(err, login.ErrUpstreamRefused) || !strings.Contains(err.Error(), "locked") {
+		t.Errorf("re-check of the locked bob: %v, want refused as locked", err)
+	}
+}

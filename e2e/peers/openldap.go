@@ -36,7 +36,12 @@ import (
 //	├── cn=reader     a read-only service account (ReaderDN): reads everything
 //	│                 (anyone else reads only their own entry)
 //	├── ou=people     UserBase: Users, each with a random password
-//	└── ou=groups     GroupBase: groupOfNames, their members also in the users' memberOf
+//	├── ou=groups     GroupBase: groupOfNames, their members also in the users' memberOf
+//	└── ou=policies   PolicyBase: password policies (ldapPolicies)
+//
+// The password policy overlay (ppolicy) is loaded: an entry follows the policy its
+// pwdPolicySubentry names, or else the default one, which locks nobody. A locked account's
+// failed bind says so (olcPPolicyUseLockout).
 //
 // Users, by key: "alice" (mail, displayName, in engineering and staff), "bob" (in staff),
 // "mallory" (uid "*)(uid=*", made of filter metacharacters), "jdoe1" and "jdoe2" (both with
@@ -48,6 +53,7 @@ type LDAPServer struct {
 	CAPEM    []byte
 
 	BaseDN, UserBase, GroupBase string
+	PolicyBase                  string
 	AdminDN, AdminPassword      string
 	ReaderDN, ReaderPassword    string
 	Users                       map[string]LDAPUser
@@ -161,6 +167,7 @@ func startOpenLDAP() (_ *LDAPServer, err error) {
 		BaseDN:         base,
 		UserBase:       "ou=people," + base,
 		GroupBase:      "ou=groups," + base,
+		PolicyBase:     "ou=policies," + base,
 		AdminDN:        "cn=admin," + base,
 		AdminPassword:  ldapPassword("admin"),
 		ReaderDN:       "cn=reader," + base,
@@ -287,6 +294,7 @@ olcModulePath: /usr/lib/ldap
 olcModuleLoad: back_mdb
 olcModuleLoad: memberof
 olcModuleLoad: refint
+olcModuleLoad: ppolicy
 
 dn: cn=schema,cn=config
 objectClass: olcSchemaConfig
@@ -341,6 +349,13 @@ objectClass: olcRefintConfig
 olcOverlay: {1}refint
 olcRefintAttribute: memberof
 olcRefintAttribute: member
+
+dn: olcOverlay={2}ppolicy,olcDatabase={1}mdb,cn=config
+objectClass: olcOverlayConfig
+objectClass: olcPPolicyConfig
+olcOverlay: {2}ppolicy
+olcPPolicyDefault: cn=default,` + s.PolicyBase + `
+olcPPolicyUseLockout: TRUE
 `
 }
 
@@ -359,6 +374,11 @@ func (s *LDAPServer) dataLDIF() string {
 		"cn: reader", "description: read-only service account", "userPassword: "+ssha(s.ReaderPassword))
 	entry("dn: "+s.UserBase, "objectClass: organizationalUnit", "ou: people")
 	entry("dn: "+s.GroupBase, "objectClass: organizationalUnit", "ou: groups")
+	entry("dn: "+s.PolicyBase, "objectClass: organizationalUnit", "ou: policies")
+	for name, attrs := range ldapPolicies {
+		entry(append([]string{"dn: cn=" + name + "," + s.PolicyBase, "objectClass: device", "objectClass: pwdPolicy",
+			"cn: " + name, "pwdAttribute: userPassword"}, attrs...)...)
+	}
 
 	members := map[string][]string{}
 	for _, key := range []string{"alice", "bob", "mallory", "jdoe1", "jdoe2"} {
@@ -389,6 +409,33 @@ func (s *LDAPServer) dataLDIF() string {
 		entry(lines...)
 	}
 	return b.String()
+}
+
+// Admin is a connection bound as the root DN (AdminDN), over LDAPS, closed when t ends.
+func (s *LDAPServer) Admin(t testing.TB) *ldap.Conn {
+	t.Helper()
+	conn, err := ldap.DialURL(s.LDAPSURL, ldap.DialWithTLSConfig(caTLS(s.CAPEM)))
+	if err != nil {
+		t.Fatalf("peers: dial OpenLDAP as its admin: %v", err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if err := conn.Bind(s.AdminDN, s.AdminPassword); err != nil {
+		t.Fatalf("peers: bind as OpenLDAP's admin: %v", err)
+	}
+	return conn
+}
+
+// ldapPolicies are the test directory's password policies, by cn under PolicyBase, for tests
+// to give an entry (pwdPolicySubentry); "default" applies to every other entry. "lockout" locks
+// an account after three failed binds in a row, and keeps locked one an administrator locked
+// (pwdAccountLockedTime); "mustchange" makes a password that an administrator reset (pwdReset)
+// good only for changing it; under "expiring" a password expires a second after it was set,
+// without grace sign-ins.
+var ldapPolicies = map[string][]string{
+	"default":    nil,
+	"lockout":    {"pwdLockout: TRUE", "pwdMaxFailure: 3"},
+	"mustchange": {"pwdMustChange: TRUE"},
+	"expiring":   {"pwdMaxAge: 1"},
 }
 
 // caTLS trusts only the CA in caPEM.
