@@ -429,13 +429,13 @@ func (s *LDAPServer) Admin(t testing.TB) *ldap.Conn {
 // to give an entry (pwdPolicySubentry); "default" applies to every other entry. "lockout" locks
 // an account after three failed binds in a row, and keeps locked one an administrator locked
 // (pwdAccountLockedTime); "mustchange" makes a password that an administrator reset (pwdReset)
-// good only for changing it; under "expiring" a password expires a second after it was set,
-// without grace sign-ins.
+// good only for changing it; under "expiring" a password expires a day after it was set
+// (pwdChangedTime), without grace sign-ins.
 var ldapPolicies = map[string][]string{
 	"default":    nil,
 	"lockout":    {"pwdLockout: TRUE", "pwdMaxFailure: 3"},
 	"mustchange": {"pwdMustChange: TRUE"},
-	"expiring":   {"pwdMaxAge: 1"},
+	"expiring":   {"pwdMaxAge: 86400"},
 }
 
 // caTLS trusts only the CA in caPEM.
