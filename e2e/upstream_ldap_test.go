@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/chromedp/chromedp"
+	"github.com/go-ldap/ldap/v3"
 
 	"github.com/fedhub/fedhub/e2e/peers"
 )
@@ -128,6 +129,25 @@ func TestUpstreamLDAP(t *testing.T) {
 			}
 		})
 	}
+	// A password the administrator reset, which the directory's password
+	// policy accepts only for changing it, signs nobody in: the form says
+	// what to do, the password grant gives no token.
+	t.Run("password reset by the administrator", func(t *testing.T) {
+		jdoe := dir.Users["jdoe1"]
+		reset := ldap.NewModifyRequest(jdoe.DN, nil)
+		reset.Replace("pwdPolicySubentry", []string{"cn=mustchange," + dir.PolicyBase})
+		reset.Replace("pwdReset", []string{"TRUE"})
+		if err := dir.Admin(t).Modify(reset); err != nil {
+			t.Fatal(err)
+		}
+		resp, page := NewBrowser(t).ldapLogin(s, AuthParams(), "corp-ldap", "jdoe1", jdoe.Password)
+		if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(page, "You must change your password") {
+			t.Fatalf("answered %d:\n%s", resp.StatusCode, page)
+		}
+		a := ocPost(t, s, "/token", &ocClient{id: passwordID, secret: pwSecret}, url.Values{
+			"grant_type": {"password"}, "username": {"jdoe1"}, "password": {jdoe.Password}})
+		ocWantOAuthError(t, a, http.StatusBadRequest, "invalid_grant")
+	})
 	t.Run("password grant", func(t *testing.T) {
 		a := ocPost(t, s, "/token", &ocClient{id: passwordID, secret: pwSecret}, url.Values{
 			"grant_type": {"password"}, "username": {"alice"}, "password": {alice.Password}, "scope": {"openid profile"}})
