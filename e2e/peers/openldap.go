@@ -426,14 +426,13 @@ func (s *LDAPServer) Admin(t testing.TB) *ldap.Conn {
 }
 
 // ldapPolicies are the test directory's password policies, by cn under PolicyBase, for tests
-// to give an entry (pwdPolicySubentry); "default" applies to every other entry. "lockout" locks
-// an account after three failed binds in a row, and keeps locked one an administrator locked
-// (pwdAccountLockedTime); "mustchange" makes a password that an administrator reset (pwdReset)
-// good only for changing it; under "expiring" a password expires a day after it was set
-// (pwdChangedTime), without grace sign-ins.
+// to give an entry (pwdPolicySubentry); "default" applies to every other entry. "lockout" keeps
+// an account an administrator locked (pwdAccountLockedTime) locked; "mustchange" makes a
+// password that an administrator reset (pwdReset) good only for changing it; under "expiring"
+// a password expires a day after it was set (pwdChangedTime), without grace sign-ins.
 var ldapPolicies = map[string][]string{
 	"default":    nil,
-	"lockout":    {"pwdLockout: TRUE", "pwdMaxFailure: 3"},
+	"lockout":    {"pwdLockout: TRUE"},
 	"mustchange": {"pwdMustChange: TRUE"},
 	"expiring":   {"pwdMaxAge: 86400"},
 }
